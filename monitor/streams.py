@@ -1,0 +1,199 @@
+"""Redis Streams with consumer groups: publish, consume, ack, reclaim, dead-letter.
+
+A message is acknowledged only after its handler returned (what it produced is written); pending messages of a dead
+consumer are taken over with XAUTOCLAIM after `claim_idle`; a message delivered more than `max_deliveries` times, or
+one whose handler raised PermanentError, moves to the "<name>:dead" stream with its last error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from redis.exceptions import ResponseError
+
+from .errors import PermanentError, TransientError
+from .store import Keys
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    payload: dict[str, Any]
+    deliveries: int = 1
+
+
+Handler = Callable[[Message], Awaitable[Any]]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Stream:
+    """One stream and its consumer group, seen by one consumer."""
+
+    def __init__(self, redis: Any, keys: Keys, name: str, *, group: str = "monitor", consumer: str,
+                 maxlen: int = 100_000, max_deliveries: int = 5, claim_idle: float = 60.0) -> None:
+        self.redis = redis
+        self.name = name
+        self.key = keys.stream(name)
+        self.dead_key = keys.stream(name + ":dead")
+        self.group = group
+        self.consumer = consumer
+        self.maxlen = maxlen
+        self.max_deliveries = max_deliveries
+        self.claim_idle_ms = int(claim_idle * 1000)
+        self._group_ready = False
+        self._claim_cursor = "0-0"
+        self.errors: dict[str, str] = {}  # message id -> last error text, for the dead-letter record
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.key, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def publish(self, payload: dict[str, Any]) -> str:
+        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        return _text(await self.redis.xadd(self.key, {"data": data}, maxlen=self.maxlen, approximate=True))
+
+    def _decode(self, entry_id: Any, fields: dict[Any, Any], deliveries: int) -> Message:
+        raw = fields.get("data", fields.get(b"data", "{}"))
+        try:
+            payload = json.loads(raw)
+        except (TypeError, ValueError):
+            payload = {"_undecodable": _text(raw)}
+        return Message(_text(entry_id), payload, deliveries)
+
+    async def _call_group(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        """Run a group command; if Redis lost the group (NOGROUP: flushed, restarted without AOF), recreate it once."""
+        if not self._group_ready:
+            await self.ensure_group()
+        try:
+            return await fn()
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            log.warning("stream %s: consumer group %s was missing; recreating it", self.key, self.group)
+            await self.ensure_group()
+            return await fn()
+
+    async def _reclaim(self, count: int) -> list[Message]:
+        """Messages other consumers left pending longer than claim_idle (and our own, after a restart)."""
+        result = await self._call_group(lambda: self.redis.xautoclaim(
+            self.key, self.group, self.consumer, self.claim_idle_ms, start_id=self._claim_cursor, count=count))
+        self._claim_cursor = _text(result[0])
+        claimed = [(i, f) for i, f in result[1] if f is not None]
+        if not claimed:
+            return []
+        # XAUTOCLAIM increments the delivery count; read the counts back for the dead-letter decision.
+        first, last = _text(claimed[0][0]), _text(claimed[-1][0])
+        pend = await self.redis.xpending_range(self.key, self.group, min=first, max=last, count=len(claimed) * 2 + 10)
+        counts = {_text(p["message_id"]): int(p["times_delivered"]) for p in pend}
+        return [self._decode(i, f, counts.get(_text(i), 2)) for i, f in claimed]
+
+    async def read(self, *, count: int = 10, block_ms: int = 1000) -> list[Message]:
+        messages = await self._reclaim(count)
+        if messages:
+            return messages
+        response = await self._call_group(lambda: self.redis.xreadgroup(
+            self.group, self.consumer, {self.key: ">"}, count=count, block=block_ms or None))
+        out: list[Message] = []
+        for _stream, entries in response or []:
+            out.extend(self._decode(i, f, 1) for i, f in entries)
+        return out
+
+    async def ack(self, message: Message) -> None:
+        await self.redis.xack(self.key, self.group, message.id)
+        self.errors.pop(message.id, None)
+
+    async def dead_letter(self, message: Message, error: str) -> None:
+        record = {"data": json.dumps(message.payload, ensure_ascii=False), "error": error[:2000],
+                  "source_id": message.id, "deliveries": str(message.deliveries), "at": f"{time.time():.3f}"}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.dead_key, record, maxlen=self.maxlen, approximate=True)
+            pipe.xack(self.key, self.group, message.id)
+            await pipe.execute()
+        self.errors.pop(message.id, None)
+        log.error("stream %s: message %s moved to dead-letter after %d deliveries: %s",
+                  self.name, message.id, message.deliveries, error)
+
+    async def handle(self, handler: Handler, message: Message) -> bool:
+        """Run one message through `handler`; True when it is finished (acked or dead-lettered)."""
+        if message.deliveries > self.max_deliveries:
+            await self.dead_letter(message, self.errors.get(message.id, "delivered too often (last error unknown)"))
+            return True
+        try:
+            await handler(message)
+        except PermanentError as exc:
+            await self.dead_letter(message, f"{type(exc).__name__}: {exc}")
+            return True
+        except TransientError as exc:
+            self.errors[message.id] = f"{type(exc).__name__}: {exc}"
+            log.warning("stream %s: message %s failed (delivery %d of %d), will retry: %s",
+                        self.name, message.id, message.deliveries, self.max_deliveries, exc)
+            return False
+        await self.ack(message)
+        return True
+
+    async def consume(self, handler: Handler, *, stop: asyncio.Event, burst: bool = False,
+                      count: int = 10, concurrency: int = 1, block_ms: int = 1000) -> int:
+        """Handle messages until `stop` is set (or, with burst, until nothing is left). Returns how many finished.
+
+        Messages are handled `concurrency` at a time; a handler failure leaves its message pending for redelivery.
+        """
+        done = 0
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(message: Message) -> bool:
+            async with sem:
+                return await self.handle(handler, message)
+
+        while not stop.is_set():
+            messages = await self.read(count=max(count, concurrency), block_ms=0 if burst else block_ms)
+            if not messages:
+                if burst and await self._burst_finished():
+                    break
+                if burst:
+                    await asyncio.sleep(min(0.05, self.claim_idle_ms / 1000))
+                continue
+            results = await asyncio.gather(*(one(m) for m in messages))
+            done += sum(results)
+        return done
+
+    async def _burst_finished(self) -> bool:
+        """Nothing new and nothing pending for anyone: burst mode may return."""
+        return await self.pending_count() == 0
+
+    async def pending_count(self) -> int:
+        info = await self._call_group(lambda: self.redis.xpending(self.key, self.group))
+        return int(info["pending"] if isinstance(info, dict) else info[0])
+
+    async def length(self) -> int:
+        return int(await self.redis.xlen(self.key))
+
+    async def lag(self) -> int | None:
+        """Entries not yet delivered to the group (Redis 7+), else None."""
+        for group in await self.redis.xinfo_groups(self.key):
+            if _text(group.get("name")) == self.group:
+                lag = group.get("lag")
+                return int(lag) if lag is not None else None
+        return None
+
+    async def dead(self, count: int = 100) -> list[Message]:
+        entries = await self.redis.xrevrange(self.dead_key, count=count)
+        out = []
+        for entry_id, fields in entries:
+            msg = self._decode(entry_id, fields, int(fields.get("deliveries", 0) or 0))
+            msg.payload.setdefault("_error", _text(fields.get("error", "")))
+            out.append(msg)
+        return out

@@ -1,0 +1,111 @@
+"""Redis Streams work sharing: ack after handling, reclaim from dead consumers, dead-letter for poison messages."""
+
+from __future__ import annotations
+
+import asyncio
+
+from monitor.errors import PermanentError, TransientError
+from monitor.streams import Message, Stream
+
+
+def stream(redis, keys, consumer: str, **kw) -> Stream:
+    kw.setdefault("claim_idle", 0.05)
+    return Stream(redis, keys, "work", consumer=consumer, **kw)
+
+
+async def test_every_message_is_handled_once_by_two_consumers(redis, keys):
+    a, b = stream(redis, keys, "a"), stream(redis, keys, "b")
+    for i in range(40):
+        await a.publish({"n": i})
+    seen: list[tuple[str, int]] = []
+
+    def handler(name):
+        async def handle(msg: Message) -> None:
+            seen.append((name, msg.payload["n"]))
+            await asyncio.sleep(0)
+        return handle
+
+    stop = asyncio.Event()
+    await asyncio.gather(a.consume(handler("a"), stop=stop, burst=True, count=3),
+                         b.consume(handler("b"), stop=stop, burst=True, count=3))
+    assert sorted(n for _, n in seen) == list(range(40))
+    assert await a.pending_count() == 0
+
+
+async def test_pending_message_of_a_dead_consumer_is_taken_over(redis, keys):
+    dead, alive = stream(redis, keys, "dead"), stream(redis, keys, "alive")
+    await dead.publish({"n": 1})
+    taken = await dead.read(count=10, block_ms=0)  # read, then "crash" without ack
+    assert [m.payload for m in taken] == [{"n": 1}]
+    await asyncio.sleep(0.1)
+    got: list[Message] = []
+
+    async def handle(msg: Message) -> None:
+        got.append(msg)
+
+    await alive.consume(handle, stop=asyncio.Event(), burst=True)
+    assert [m.payload for m in got] == [{"n": 1}]
+    assert got[0].deliveries == 2
+    assert await alive.pending_count() == 0
+
+
+async def test_transient_failure_is_retried_then_succeeds(redis, keys):
+    s = stream(redis, keys, "c")
+    await s.publish({"n": 7})
+    attempts = []
+
+    async def flaky(msg: Message) -> None:
+        attempts.append(msg.deliveries)
+        if len(attempts) < 3:
+            raise TransientError("receiver down")
+
+    await s.consume(flaky, stop=asyncio.Event(), burst=True)
+    assert attempts == [1, 2, 3]
+    assert await s.dead() == []
+
+
+async def test_poison_message_ends_in_dead_letter_after_max_deliveries(redis, keys):
+    s = stream(redis, keys, "c", max_deliveries=3)
+    await s.publish({"poison": True})
+    await s.publish({"fine": True})
+    handled = []
+
+    async def handle(msg: Message) -> None:
+        if msg.payload.get("poison"):
+            raise TransientError("cannot parse this one")
+        handled.append(msg.payload)
+
+    await s.consume(handle, stop=asyncio.Event(), burst=True)
+    dead = await s.dead()
+    assert handled == [{"fine": True}]
+    assert [m.payload["poison"] for m in dead] == [True]
+    assert "cannot parse this one" in dead[0].payload["_error"]
+    assert await s.pending_count() == 0
+
+
+async def test_permanent_error_dead_letters_at_once(redis, keys):
+    s = stream(redis, keys, "c")
+    await s.publish({"n": 1})
+    calls = []
+
+    async def handle(msg: Message) -> None:
+        calls.append(msg.id)
+        raise PermanentError("not an article")
+
+    await s.consume(handle, stop=asyncio.Event(), burst=True)
+    assert len(calls) == 1
+    assert (await s.dead())[0].payload["_error"] == "PermanentError: not an article"
+
+
+async def test_lost_consumer_group_is_recreated(redis, keys):
+    s = stream(redis, keys, "c")
+    await s.publish({"n": 1})
+    await redis.xgroup_destroy(s.key, s.group)
+    await s.publish({"n": 2})
+    got = []
+
+    async def handle(msg: Message) -> None:
+        got.append(msg.payload["n"])
+
+    await s.consume(handle, stop=asyncio.Event(), burst=True)
+    assert got == [1, 2]
