@@ -1,0 +1,225 @@
+"""Article extraction: page bytes in, an Article (text, title, date, language) out.
+
+Pure and top-level so the lead can run it in a WorkerPool process with a deadline; HTML goes through trafilatura.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import re
+import unicodedata
+from datetime import date
+from functools import lru_cache
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
+
+import trafilatura
+from lxml import etree
+from pydantic import BaseModel, ConfigDict
+
+from .errors import PermanentError
+from .models import Article
+
+log = logging.getLogger(__name__)
+
+HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml", "text/xml")
+TEXT_TYPES = {"text/plain": "text", "text/markdown": "markdown", "text/x-markdown": "markdown"}
+SUFFIX_KINDS = {".html": "html", ".htm": "html", ".xhtml": "html", ".txt": "text", ".text": "text",
+                ".md": "markdown", ".markdown": "markdown"}
+# Browsers read latin-1 labels as windows-1252 (WHATWG encoding spec); so do we, or curly quotes turn into C1 junk.
+CHARSET_ALIASES = {"iso-8859-1": "cp1252", "latin-1": "cp1252", "latin1": "cp1252", "us-ascii": "cp1252",
+                   "ascii": "cp1252", "x-user-defined": "cp1252"}
+META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)""", re.IGNORECASE)
+BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+DATE_LINE = re.compile(r"^\s*(?:date|published|posted|updated)\s*:\s*(.+?)\s*$", re.IGNORECASE)
+# A line of a scraped page that is navigation, not a headline: "News / Foreign Policy / Russia", "Home > Invest".
+BREADCRUMB = re.compile(r"(\s[/>»›|]\s|>\s*\S.*>|^\s*(?:current\s*:|home\s*[>/»›]|you are here))", re.IGNORECASE)
+LANGUAGE_SAMPLE = 5000  # characters: enough for a confident guess, cheap on long pages
+LANGUAGE_MIN_CONFIDENCE = 0.5
+
+
+class ExtractSettings(BaseModel):
+    """Config key "extract"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout: float = 30.0  # deadline per page in the worker process
+    min_chars: int = 200  # less text than this -> NoArticle
+
+
+class NoArticle(PermanentError):
+    """The page yields nothing usable (wrong content type, undecodable, too little text)."""
+
+
+def extract_article(body: bytes, *, url: str, content_type: str = "", encoding: str | None = None,
+                    feed_id: str = "", source: str = "", entry_title: str = "",
+                    entry_published: str | None = None, min_chars: int = 200) -> Article:
+    """Extract the article in `body`. Raises NoArticle when there is none worth keeping."""
+    kind = content_kind(content_type, url)
+    if kind is None:
+        raise NoArticle(f"{url}: content type {content_type!r} is not an article page")
+    text_in = decode_body(body, content_type=content_type, encoding=encoding)
+    if kind == "html":
+        fields = _extract_html(text_in, url)
+    else:
+        fields = _extract_plain(text_in, markdown=kind == "markdown")
+    text = fields["text"].strip()
+    if len(text) < min_chars:
+        raise NoArticle(f"{url}: only {len(text)} characters of article text (minimum {min_chars})")
+    return Article(
+        url=url,
+        feed_id=feed_id,
+        title=fields["title"] or _clean_line(entry_title),
+        text=text,
+        author=fields["author"],
+        published=fields["published"] or entry_published or None,
+        site_name=fields["site_name"],
+        language=detect_language(text),
+        source=source or fields["site_name"],
+    )
+
+
+def content_kind(content_type: str, url: str) -> str | None:
+    """"html", "text" or "markdown" by the content type, else by the URL suffix; None for non-article types."""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime in HTML_TYPES:
+        return "html"
+    if mime in TEXT_TYPES:
+        return TEXT_TYPES[mime]
+    if mime and mime not in ("application/octet-stream", "binary/octet-stream", "text/x-unknown"):
+        return None  # pdf, images, json...: not something trafilatura or we can read as an article
+    suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
+    return SUFFIX_KINDS.get(suffix, "html")
+
+
+def decode_body(body: bytes, *, content_type: str = "", encoding: str | None = None) -> str:
+    """Bytes to text: byte-order mark, declared charset, <meta> charset, then UTF-8 with replacement."""
+    for bom, codec in BOMS:
+        if body.startswith(bom):
+            return body.decode(codec, errors="replace")
+    declared = encoding or _charset_param(content_type)
+    meta = META_CHARSET.search(body[:4096])
+    for label in (declared, meta.group(1).decode("ascii", "replace") if meta else None):
+        codec = _codec(label)
+        if codec is None:
+            continue
+        try:
+            return body.decode(codec)
+        except UnicodeDecodeError:
+            log.debug("body does not decode as declared charset %s; trying the next guess", label)
+    return body.decode("utf-8", errors="replace")
+
+
+def _charset_param(content_type: str) -> str | None:
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip("\"'") or None
+    return None
+
+
+def _codec(label: str | None) -> str | None:
+    if not label:
+        return None
+    label = label.strip().lower()
+    label = CHARSET_ALIASES.get(label, label)
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return None
+
+
+def _extract_html(html: str, url: str) -> dict[str, str]:
+    """trafilatura's main text and metadata; its failures on hostile markup become NoArticle."""
+    try:
+        doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
+                                          include_tables=True, deduplicate=False)
+    except (ValueError, TypeError, AttributeError, IndexError, RecursionError, etree.LxmlError) as exc:
+        raise NoArticle(f"{url}: extraction failed: {type(exc).__name__}: {exc}") from exc
+    if doc is None:
+        raise NoArticle(f"{url}: no main text found in the HTML")
+    return {
+        "text": doc.text or "",
+        "title": _clean_line(doc.title or ""),
+        "author": _clean_line(doc.author or ""),
+        "published": _iso_date(doc.date or ""),
+        "site_name": _clean_line(doc.sitename or ""),
+    }
+
+
+def _extract_plain(text: str, *, markdown: bool) -> dict[str, str]:
+    """Text files (seeds are scraped pages): headline line, optional "Date:" line, the rest is the body."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    title_at = _title_line(lines, markdown=markdown)
+    published, date_at = None, None
+    for i, line in enumerate(lines[:40]):
+        m = DATE_LINE.match(line)
+        if m and (published := _iso_date(m.group(1))):
+            date_at = i
+            break
+    title = _clean_line(lines[title_at].lstrip("#")) if title_at is not None else ""
+    # Keep what follows the headline; lines above it are navigation (or the headline again inside a breadcrumb).
+    start = title_at + 1 if title_at is not None else 0
+    body = [line for i, line in enumerate(lines[start:], start) if i != date_at]
+    return {"text": "\n".join(body).strip(), "title": title, "author": "", "published": published or "",
+            "site_name": ""}
+
+
+def _title_line(lines: list[str], *, markdown: bool) -> int | None:
+    """Index of the headline: the first "# " heading in Markdown, else the first headline-shaped line near the top."""
+    if markdown:
+        for i, line in enumerate(lines[:60]):
+            if re.match(r"^#\s+\S", line):
+                return i
+    for i, line in enumerate(lines[:15]):
+        clean = _clean_line(line)
+        words = clean.split()
+        if not 3 <= len(words) <= 40 or len(clean) > 300:
+            continue
+        if BREADCRUMB.search(clean) or DATE_LINE.match(clean):
+            continue
+        if clean.endswith((".", ":", ";")) and len(words) > 25:
+            continue  # a first paragraph, not a headline
+        return i
+    return None
+
+
+def _clean_line(line: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", line).split())
+
+
+def _iso_date(value: str) -> str:
+    """"YYYY-MM-DD" of a date string in any common form, "" when it is not one."""
+    value = value.strip()
+    if not value:
+        return ""
+    m = re.match(r"(\d{4})-(\d{1,2})-(\d{1,2})", value)
+    try:
+        if m:
+            return date(int(m.group(1)), int(m.group(2)), int(m.group(3))).isoformat()
+        from dateutil import parser as dateparser
+
+        return dateparser.parse(value, fuzzy=False).date().isoformat()
+    except (ValueError, OverflowError, TypeError):
+        return ""
+
+
+@lru_cache(maxsize=1)
+def _identifier():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def detect_language(text: str) -> str:
+    """ISO 639-1 code of the text's language, "" when the text is too short or the guess is unsure."""
+    sample = text[:LANGUAGE_SAMPLE]
+    if sum(ch.isalpha() for ch in sample[:400]) < 20:
+        return ""
+    lang, confidence = _identifier().classify(sample)
+    return lang if confidence >= LANGUAGE_MIN_CONFIDENCE else ""
+
+
+__all__ = ["ExtractSettings", "NoArticle", "extract_article", "detect_language", "content_kind", "decode_body"]
