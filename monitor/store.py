@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from .errors import ConfigError, TransientError
 
@@ -156,8 +157,33 @@ async def wait_ready(client: aioredis.Redis, *, timeout: float = 30.0) -> None:
         try:
             await client.ping()
             return
-        except (OSError, aioredis.RedisError) as exc:  # type: ignore[attr-defined]
+        except (OSError, RedisError) as exc:
             if time.monotonic() > deadline:
                 raise TransientError(f"redis not reachable: {exc}") from exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+async def open_redis(url: str | None, data_dir: str | os.PathLike[str], *,
+                     timeout: float = 30.0) -> tuple[aioredis.Redis, EmbeddedRedis | None]:
+    """A client for `url`; without one, the embedded server under `data_dir`.
+
+    If an embedded server already answers on the socket (a running daemon), it is shared, not started twice; the
+    second value is the server this call started (to stop on exit), else None.
+    """
+    if url:
+        client = connect(url)
+        await wait_ready(client, timeout=timeout)
+        return client, None
+    embedded = EmbeddedRedis(data_dir)
+    if embedded.socket.exists():
+        client = connect(embedded.url)
+        try:
+            await client.ping()
+            return client, None
+        except (OSError, RedisError):
+            await client.aclose()
+    embedded.start()
+    client = connect(embedded.url)
+    await wait_ready(client, timeout=timeout)
+    return client, embedded

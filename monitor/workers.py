@@ -26,7 +26,7 @@ class WorkerCrashed(TransientError):
 
 
 class WorkerPool:
-    """`await pool.run(fn, *args, timeout=...)` runs `fn` in a worker process. `fn` must be importable."""
+    """`await pool.run(fn, *args, timeout=..., **kwargs)` runs `fn` in a worker process. `fn` must be importable."""
 
     def __init__(self, *, processes: int = 2, max_tasks: int = 500) -> None:
         self.processes = processes
@@ -34,8 +34,8 @@ class WorkerPool:
         self.timeouts = 0
         self.crashes = 0
 
-    async def run(self, fn: Callable[..., Any], *args: Any, timeout: float) -> Any:
-        future = self._pool.schedule(fn, args=args, timeout=timeout)
+    async def run(self, fn: Callable[..., Any], *args: Any, timeout: float, **kwargs: Any) -> Any:
+        future = self._pool.schedule(fn, args=args, kwargs=kwargs, timeout=timeout)
         try:
             return await asyncio.wrap_future(future)
         except concurrent.futures.TimeoutError as exc:

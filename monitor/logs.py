@@ -1,0 +1,59 @@
+"""Logging set-up: readable text by default, JSON lines for journald and log shippers; credentials masked.
+
+Every record passes a filter that masks the password part of URLs (scheme://user:secret@host) as a last line of
+defence; code logs apprise URLs only in their privacy form in the first place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^\s/:@]*):(?P<secret>[^\s/@]+)@")
+_SECRET_PARAMS = re.compile(r"(?i)(?P<key>[?&](?:token|key|apikey|api_key|pass|password|secret|auth)=)[^&\s]+")
+
+
+def mask_secrets(text: str) -> str:
+    text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:****@", text)
+    return _SECRET_PARAMS.sub(lambda m: f"{m['key']}****", text)
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_secrets(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            data["exc"] = mask_secrets(self.formatException(record.exc_info))
+        return json.dumps(data, ensure_ascii=False)
+
+
+def setup(*, level: str = "INFO", fmt: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("trafilatura", "htmldate", "courlan", "apscheduler.executors.default", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

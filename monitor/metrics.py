@@ -1,0 +1,29 @@
+"""Prometheus metrics of one instance; the daemon serves them on /metrics.
+
+Names follow Prometheus conventions; labels carry feed kind, error kind, rule and channel ids, never URLs with secrets.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+polls = Counter("monitor_polls", "Feed polls by result (ok, not_modified, error)", ["result"], registry=REGISTRY)
+fetch_errors = Counter("monitor_fetch_errors", "Fetch and parse errors by kind", ["kind"], registry=REGISTRY)
+entries = Counter("monitor_entries", "Feed entries by outcome (new, seen)", ["outcome"], registry=REGISTRY)
+articles = Counter("monitor_articles", "Articles by outcome (extracted, failed, duplicate)", ["outcome"],
+                   registry=REGISTRY)
+matches = Counter("monitor_matches", "Rule matches", ["rule"], registry=REGISTRY)
+alerts = Counter("monitor_alerts", "Alerts submitted to the outbox by kind (new, update)", ["kind"], registry=REGISTRY)
+deliveries = Counter("monitor_deliveries", "Channel deliveries by result (sent, failed)", ["channel", "result"],
+                     registry=REGISTRY)
+rule_reloads = Counter("monitor_rule_reloads", "Rule reloads by result (ok, failed)", ["result"], registry=REGISTRY)
+worker_restarts = Counter("monitor_worker_restarts", "Worker processes killed on deadline or crashed", ["reason"],
+                          registry=REGISTRY)
+stream_length = Gauge("monitor_stream_length", "Entries in a stream", ["stream"], registry=REGISTRY)
+stream_pending = Gauge("monitor_stream_pending", "Delivered but unacknowledged messages", ["stream"], registry=REGISTRY)
+stream_lag = Gauge("monitor_stream_lag", "Messages not yet delivered to the group", ["stream"], registry=REGISTRY)
+dead_letters = Gauge("monitor_dead_letters", "Messages in a dead-letter stream", ["stream"], registry=REGISTRY)
+last_poll_success = Gauge("monitor_last_poll_success_timestamp", "Unix time of the last successful poll",
+                          registry=REGISTRY)
