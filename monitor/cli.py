@@ -1,0 +1,237 @@
+"""The `monitor` command: run the daemon, check the configuration, test and explain rules, look at feeds and alerts.
+
+Exit codes: 0 fine, 1 a check or test failed, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Optional
+
+import typer
+
+from . import logs
+from .config import Config, default_config_path, load_config, parse_duration
+from .errors import ConfigError, MonitorError, RuleError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="monitor: a news-monitoring daemon.")
+rules_app = typer.Typer(no_args_is_help=True, help="Test, explain and replay the analysts' rules.")
+alerts_app = typer.Typer(no_args_is_help=True, help="Alert history, dead letters and re-sending.")
+app.add_typer(rules_app, name="rules")
+app.add_typer(alerts_app, name="alerts")
+log = logging.getLogger("monitor")
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="monitor.yaml (default: $MONITOR_CONFIG, else ./monitor.yaml)")
+
+
+def _config(path: Optional[Path]) -> Config:
+    try:
+        return load_config(str(path) if path else default_config_path())
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _run(coro: Awaitable[Any]) -> Any:
+    try:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    except MonitorError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(config: Optional[Path] = ConfigOpt,
+        once: bool = typer.Option(False, "--once", help="One cycle over all sources, finish the work, exit."),
+        log_format: Optional[str] = typer.Option(None, "--log-format", help="text or json"),
+        log_level: Optional[str] = typer.Option(None, "--log-level", help="DEBUG, INFO, WARNING, ERROR")) -> None:
+    """Run the daemon (or one cycle with --once)."""
+    from .daemon import Daemon
+
+    cfg = _config(config)
+    logs.setup(level=(log_level or cfg.log.level).upper(), fmt=log_format or cfg.log.format)
+    daemon = Daemon(cfg)
+    if once:
+        new = _run(daemon.run_once())
+        log.info("cycle finished: %d new entries", new)
+    else:
+        _run(daemon.run())
+
+
+@app.command()
+def check(config: Optional[Path] = ConfigOpt) -> None:
+    """Validate the configuration and every rule file; exit 1 on any error."""
+    from .rules import load_rules
+
+    path = str(config) if config else default_config_path()
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"configuration {path or '(defaults)'}: ok ({len(cfg.feeds())} sources, {len(cfg.channels)} channels)")
+    try:
+        ruleset = load_rules(cfg.rules.path)
+    except RuleError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    unknown = sorted({ch for r in ruleset.rules for ch in r.channels} - set(cfg.channels))
+    if unknown:
+        typer.echo(f"error: rules name channels that monitor.yaml does not define: {', '.join(unknown)}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"rules {cfg.rules.path}: ok ({len(ruleset.rules)} rules, version {ruleset.version})")
+
+
+# --- rules ------------------------------------------------------------------------------------------------------
+
+@rules_app.command("test")
+def rules_test(path: Optional[Path] = typer.Argument(None, help="rules folder or file (default: from config)"),
+               config: Optional[Path] = ConfigOpt) -> None:
+    """Run every rule's match:/no_match: examples; exit 1 with a diff on any failure."""
+    from .rules.tools import run_rule_tests
+
+    target = path or Path(_config(config).rules.path)
+    try:
+        ok, report = run_rule_tests(target)
+    except RuleError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(report)
+    raise typer.Exit(0 if ok else 1)
+
+
+@rules_app.command("explain")
+def rules_explain(source: str = typer.Argument(..., help="a file, an http(s) URL, or - for standard input"),
+                  config: Optional[Path] = ConfigOpt,
+                  color: Optional[bool] = typer.Option(None, "--color/--no-color")) -> None:
+    """For one article: each rule's verdict and why (terms in context, entities, the clause that failed)."""
+    from .explain import load_article
+    from .rules import load_rules
+    from .rules.tools import render_explanation
+
+    cfg = _config(config)
+    try:
+        ruleset = load_rules(cfg.rules.path)
+    except RuleError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    article = _run(load_article(source, cfg))
+    typer.echo(render_explanation(ruleset, article, color=sys.stdout.isatty() if color is None else color))
+
+
+@rules_app.command("replay")
+def rules_replay(since: str = typer.Option("7d", help="how far back: 24h, 7d, ..."),
+                 rule: Optional[str] = typer.Option(None, "--rule", help="only this rule id"),
+                 config: Optional[Path] = ConfigOpt) -> None:
+    """Run the current rules over stored articles: what would fire now, and what fired before but no longer would."""
+    from .replay import replay
+
+    cfg = _config(config)
+    typer.echo(_run(replay(cfg, since=parse_duration(since), rule_id=rule)))
+
+
+# --- feeds and alerts -------------------------------------------------------------------------------------------
+
+def _with_redis(cfg: Config, fn: Callable[[Any, Any], Awaitable[Any]]) -> Any:
+    from .store import Keys, open_redis
+
+    async def go() -> Any:
+        client, embedded = await open_redis(cfg.redis.url, cfg.data_dir)
+        try:
+            return await fn(client, Keys(cfg.redis.prefix))
+        finally:
+            await client.aclose()
+            if embedded is not None:
+                embedded.stop()
+
+    return _run(go())
+
+
+@app.command()
+def feeds(config: Optional[Path] = ConfigOpt) -> None:
+    """Per source: last success, last error, next check, entries seen, error streak."""
+    from .feedstate import FeedStore
+
+    cfg = _config(config)
+    sources = {f.id: f for f in cfg.feeds()}
+
+    async def show(client: Any, keys: Any) -> str:
+        states = {s.feed_id: s for s in await FeedStore(client, keys).states()}
+        rows = [("id", "name", "last success", "next check", "seen", "errors", "last error")]
+        for fid, feed in sources.items():
+            s = states.get(fid)
+            rows.append((fid, (feed.name or feed.url)[:40], _when(s.last_success if s else None),
+                         _when(s.next_check if s else None), str(s.entries_seen if s else 0),
+                         str(s.error_streak if s else 0), ((s.last_error if s else "") or "")[:70]))
+        return _table(rows)
+
+    typer.echo(_with_redis(cfg, show))
+
+
+@alerts_app.command("list")
+def alerts_list(limit: int = typer.Option(20, help="how many, newest first"), config: Optional[Path] = ConfigOpt,
+                dead: bool = typer.Option(False, "--dead", help="the dead-letter stream instead")) -> None:
+    """What fired, when, for which story, and what each channel answered."""
+    from .alerts.history import History
+
+    cfg = _config(config)
+
+    async def show(client: Any, keys: Any) -> str:
+        history = History(client, keys)
+        return await (history.render_dead(limit) if dead else history.render_list(limit))
+
+    typer.echo(_with_redis(cfg, show))
+
+
+@alerts_app.command("show")
+def alerts_show(alert_id: str, config: Optional[Path] = ConfigOpt) -> None:
+    """One alert with its sources, evidence and per-channel results."""
+    from .alerts.history import History
+
+    cfg = _config(config)
+
+    async def show(client: Any, keys: Any) -> str:
+        return await History(client, keys).render_show(alert_id)
+
+    typer.echo(_with_redis(cfg, show))
+
+
+@alerts_app.command("retry")
+def alerts_retry(alert_id: str, config: Optional[Path] = ConfigOpt) -> None:
+    """Send a dead-lettered alert again."""
+    from .alerts.deliver import Deliverer
+
+    cfg = _config(config)
+
+    async def go(client: Any, keys: Any) -> bool:
+        deliverer = Deliverer(client, keys, settings=cfg.alerts, channels=cfg.channels, consumer=cfg.consumer_name())
+        ok = await deliverer.retry_dead(alert_id)
+        if ok:
+            await deliverer.run(asyncio.Event(), burst=True)
+        return ok
+
+    if not _with_redis(cfg, go):
+        typer.echo(f"no dead-lettered alert {alert_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"alert {alert_id} sent again")
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts)) if ts else "-"
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""The stages wired together: poll a source, process an entry, and what runs them once (`run --once`).
+
+One function per stage: a message in, messages out. Stages talk through Redis Streams ("entries", then the alert
+outbox), so any instance can pick up what another one started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import metrics
+from .alerts.deliver import Deliverer
+from .alerts.outbox import Outbox
+from .archive import ArticleArchive
+from .config import Config
+from .dedup import StoryIndex
+from .errors import MonitorError, PermanentError, RetryAfter, TransientError
+from .extract import extract_article
+from .feedstate import FeedStore
+from .models import Article, Entry, Feed, Match
+from .net import Fetcher
+from .replay import record_matched
+from .rules import RuleWatcher
+from .sources.directory import read_local, scan_directory
+from .sources.feed import poll_feed
+from .store import Keys
+from .streams import Message, Stream
+from .workers import WorkerCrashed, WorkerPool, WorkerTimeout
+
+log = logging.getLogger(__name__)
+
+ENTRIES = "entries"
+
+
+@dataclass
+class Pipeline:
+    """Everything the stages need, built once by the daemon (or a test) and handed in."""
+
+    config: Config
+    redis: Any
+    keys: Keys
+    fetcher: Fetcher
+    pool: WorkerPool
+    rules: RuleWatcher
+    consumer: str
+    feeds: dict[str, Feed] = field(default_factory=dict)
+    feed_store: FeedStore = field(init=False)
+    entries: Stream = field(init=False)
+    stories: StoryIndex = field(init=False)
+    archive: ArticleArchive = field(init=False)
+    outbox: Outbox = field(init=False)
+    deliverer: Deliverer = field(init=False)
+    last_progress: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        c, p = self.config, self.config.pipeline
+        self.feed_store = FeedStore(self.redis, self.keys)
+        self.entries = Stream(self.redis, self.keys, ENTRIES, consumer=self.consumer,
+                              max_deliveries=p.max_deliveries, claim_idle=p.claim_idle)
+        self.stories = StoryIndex(self.redis, self.keys, settings=c.dedup)
+        self.archive = ArticleArchive(self.redis, self.keys, settings=c.archive)
+        self.outbox = Outbox(self.redis, self.keys, settings=c.alerts, channels=c.channels)
+        self.deliverer = Deliverer(self.redis, self.keys, settings=c.alerts, channels=c.channels,
+                                   consumer=self.consumer)
+        self.feeds = {f.id: f for f in c.feeds()}
+        self._directory_roots = [Path(urlsplit(f.url).path) for f in self.feeds.values() if f.kind == "directory"]
+
+    def progressed(self) -> None:
+        self.last_progress = time.monotonic()
+
+    # --- stage 1: poll a source ---------------------------------------------------------------------------------
+
+    async def poll_source(self, feed: Feed) -> int:
+        """Poll one feed or directory; publish its new entries to the entries stream. Returns how many."""
+        now = time.time()
+        state = await self.feed_store.state(feed.id)
+        try:
+            if feed.kind == "directory":
+                found, result = scan_directory(feed), None
+            else:
+                result = await poll_feed(feed, etag=state.etag, last_modified=state.last_modified,
+                                         fetcher=self.fetcher, pool=self.pool,
+                                         parse_timeout=self.config.workers.parse_timeout)
+                found = list(result.entries)
+        except MonitorError as exc:
+            await self._poll_failed(feed, exc, now)
+            return 0
+        new = await self.feed_store.filter_new(feed.id, found, now=now)
+        for entry in new:
+            await self.entries.publish(entry.to_dict())
+        metrics.entries.labels("new").inc(len(new))
+        metrics.entries.labels("seen").inc(len(found) - len(new))
+        metrics.polls.labels("not_modified" if result is not None and result.not_modified else "ok").inc()
+        metrics.last_poll_success.set(time.time())
+        await self.feed_store.record_success(
+            feed.id, now=now, interval=feed.interval, jitter=self.config.sources.jitter,
+            etag=result.etag if result else None, last_modified=result.last_modified if result else None,
+            new_entries=len(new), title=(result.title if result else feed.name) or "")
+        if result is not None and result.bozo_reason:
+            log.info("feed %s (%s): ill-formed, kept %d entries: %s", feed.id, feed.url, len(found), result.bozo_reason)
+        log.info("feed %s: %d entries, %d new%s", feed.id, len(found), len(new),
+                 " (not modified)" if result is not None and result.not_modified else "")
+        self.progressed()
+        return len(new)
+
+    async def _poll_failed(self, feed: Feed, exc: MonitorError, now: float) -> None:
+        kind = "retry_after" if isinstance(exc, RetryAfter) else "transient" if isinstance(exc, TransientError) \
+            else "permanent"
+        metrics.polls.labels("error").inc()
+        metrics.fetch_errors.labels(kind).inc()
+        delay = await self.feed_store.record_error(feed.id, exc, now=now, interval=feed.interval,
+                                                   max_backoff=self.config.sources.max_backoff)
+        log.warning("feed %s (%s): %s: %s; next try in %.0fs", feed.id, feed.url, type(exc).__name__, exc, delay)
+        self.progressed()
+
+    # --- stage 2: one entry -> article -> story -> matches -> outbox --------------------------------------------
+
+    async def process_entry(self, message: Message) -> list[Match]:
+        entry = Entry.from_dict(message.payload)
+        article = await self.fetch_article(entry)
+        assignment = await self.stories.assign(article)
+        article = replace(article, story_id=assignment.story_id, fingerprint=assignment.fingerprint
+                          if hasattr(assignment, "fingerprint") else article.fingerprint)
+        metrics.articles.labels("duplicate" if assignment.exact_duplicate else "extracted").inc()
+        await self.archive.put(article, now=time.time())
+        matches = self.rules.current.match(article)
+        await record_matched(self.redis, self.keys, article.url, [m.rule_id for m in matches],
+                             ttl=self.config.archive.retention_days * 86400)
+        if matches:
+            sources = await self.stories.members(assignment.story_id)
+            for match in matches:
+                metrics.matches.labels(match.rule_id).inc()
+                alert = await self.outbox.submit(match, article, story_id=assignment.story_id, sources=sources)
+                if alert is not None:
+                    metrics.alerts.labels(alert.kind).inc()
+                    log.info("rule %s fired on %s (story %s): alert %s (%s)", match.rule_id, article.url,
+                             assignment.story_id, alert.id, alert.kind)
+        self.progressed()
+        return matches
+
+    async def fetch_article(self, entry: Entry) -> Article:
+        """Fetch (or read) the page and extract it in a worker process. Failures name the URL."""
+        if entry.url.startswith("file:"):
+            page = read_local(entry.url, roots=self._directory_roots, max_bytes=self.config.fetch.max_bytes)
+        else:
+            page = await self.fetcher.get(entry.url)
+        article = await self.pool.run(
+            extract_article, page.body, timeout=self.config.extract.timeout, url=entry.url,
+            content_type=page.content_type, encoding=page.encoding, feed_id=entry.feed_id, source=entry.source,
+            entry_title=entry.title, entry_published=entry.published, min_chars=self.config.extract.min_chars)
+        return replace(article, fetched_at=utcnow_iso())
+
+    async def handle_entry(self, message: Message) -> None:
+        """Stream handler: count and log what fails, let the stream decide retry or dead-letter."""
+        url = message.payload.get("url", "?")
+        try:
+            await self.process_entry(message)
+        except (WorkerTimeout, WorkerCrashed) as exc:
+            metrics.worker_restarts.labels(type(exc).__name__).inc()
+            metrics.articles.labels("failed").inc()
+            log.warning("entry %s: %s", url, exc)
+            raise
+        except PermanentError as exc:
+            metrics.articles.labels("failed").inc()
+            log.warning("entry %s: gave up: %s", url, exc)
+            raise
+        except TransientError as exc:
+            log.info("entry %s: will retry: %s", url, exc)
+            raise
+
+    # --- one cycle (run --once, tests) --------------------------------------------------------------------------
+
+    async def sync_feeds(self) -> None:
+        await self.feed_store.sync_feeds(list(self.feeds.values()), now=time.time())
+
+    async def poll_all(self, feeds: list[Feed] | None = None) -> int:
+        feeds = list(self.feeds.values()) if feeds is None else feeds
+        claimed = set(await self.feed_store.claim([f.id for f in feeds], now=time.time(),
+                                                  lease=self.config.pipeline.lease))
+        sem = asyncio.Semaphore(self.config.pipeline.feed_concurrency)
+
+        async def one(feed: Feed) -> int:
+            async with sem:
+                return await self.poll_source(feed)
+
+        counts = await asyncio.gather(*(one(f) for f in feeds if f.id in claimed))
+        return sum(counts)
+
+    async def drain(self, stop: asyncio.Event | None = None) -> None:
+        """Process every entry and deliver every alert that is waiting, then return (burst mode)."""
+        stop = stop or asyncio.Event()
+        await self.entries.consume(self.handle_entry, stop=stop, burst=True,
+                                   concurrency=self.config.pipeline.page_concurrency)
+        await self.deliverer.run(stop, burst=True)
+
+    async def run_once(self) -> int:
+        await self.sync_feeds()
+        new = await self.poll_all()
+        await self.drain()
+        return new
+
+
+def utcnow_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
