@@ -1,0 +1,296 @@
+"""Safe HTTP fetching: http(s) only, SSRF guard on every hop, caps on time, size and redirects, per-host politeness.
+
+The only module that opens sockets to the outside. Every failure becomes a TransientError or a PermanentError naming the URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import ipaddress
+import logging
+import re
+import socket
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import BlockedURL, MonitorError, PermanentError, RetryAfter, TransientError
+from .models import Page
+
+log = logging.getLogger(__name__)
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_RETRY_AFTER = 7 * 86400.0  # a server asking for more than a week is treated as asking for a week
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:[^=&]*(?:key|token|secret|password|passwd|auth|sig|signature)[^=&]*)=)[^&#]*")
+
+
+class FetchSettings(BaseModel):
+    """How the fetcher talks to the web (config key `fetch`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout: float = Field(20.0, gt=0)  # total deadline per request, redirects and slow-drip bodies included
+    connect_timeout: float = Field(10.0, gt=0)
+    max_bytes: int = Field(10_000_000, gt=0)  # cap on the decompressed body (gzip bombs)
+    max_redirects: int = Field(5, ge=0)
+    per_host: int = Field(4, ge=1)  # concurrent requests per host
+    total_connections: int = Field(100, ge=1)
+    user_agent: str = "monitor/0.1 (news monitor; +https://github.com/monitor-news/monitor)"
+    allow_private_addresses: bool = False  # SSRF guard; tests set True to reach 127.0.0.1
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password and secret-looking query values replaced by ***, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[-1]
+        parts = parts._replace(netloc=f"{parts.username}:***@{host}")
+    return _SECRET_QUERY.sub(r"\1***", parts.geturl())
+
+
+def is_public_address(address: str) -> bool:
+    """True for a globally routable unicast address; False for private, loopback, link-local, reserved, multicast."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves with aiohttp's default resolver, then drops non-public addresses (the SSRF guard for host names)."""
+
+    def __init__(self) -> None:
+        self._inner = DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+                      ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        allowed = [r for r in results if is_public_address(r["host"])]
+        if not allowed:
+            raise BlockedURL(f"{host.rstrip('.')} resolves only to non-public addresses "
+                             f"({', '.join(sorted({r['host'] for r in results}))})")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    delay = when.timestamp() - (time.time() if now is None else now)
+    return min(max(delay, 0.0), MAX_RETRY_AFTER)
+
+
+class Fetcher:
+    """`await fetcher.get(url)` returns a Page or raises TransientError / RetryAfter / PermanentError / BlockedURL.
+
+    An injected session is used as given (its connector's resolver is then the caller's); the peer address is still
+    checked on every response, so the SSRF guard holds either way.
+    """
+
+    def __init__(self, settings: FetchSettings, *, session: aiohttp.ClientSession | None = None) -> None:
+        self.settings = settings
+        self._session = session
+        self._own_session = session is None
+        self._gates: dict[str, asyncio.Semaphore] = {}
+        self._in_flight: dict[str, int] = {}
+        self.peak_per_host: dict[str, int] = {}
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:  # created lazily: a session must be made inside the running loop
+            s = self.settings
+            connector = aiohttp.TCPConnector(
+                limit=s.total_connections, limit_per_host=s.per_host, ttl_dns_cache=300,
+                resolver=None if s.allow_private_addresses else GuardedResolver())
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout, sock_read=s.timeout),
+                headers={"User-Agent": s.user_agent},
+                cookie_jar=aiohttp.DummyCookieJar(),  # feeds are polled anonymously; no state between polls
+                trust_env=False)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and self._own_session:
+            await self._session.close()
+        self._session = None
+
+    async def __aenter__(self) -> "Fetcher":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def get(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
+                  headers: Mapping[str, str] | None = None, accept: str | None = None) -> Page:
+        """Fetch `url`, following up to max_redirects redirects, all within one total deadline."""
+        conditional: dict[str, str] = {}
+        if etag:
+            conditional["If-None-Match"] = etag
+        if last_modified:
+            conditional["If-Modified-Since"] = last_modified
+        if accept:
+            conditional["Accept"] = accept
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                return await self._follow(url, dict(headers or {}), conditional)
+        except TimeoutError as exc:
+            raise TransientError(f"{redact_url(url)}: no complete response within {self.settings.timeout:g}s") from exc
+
+    async def _follow(self, url: str, extra: dict[str, str], conditional: dict[str, str]) -> Page:
+        current = url
+        origin = _origin(url)
+        for _hop in range(self.settings.max_redirects + 1):
+            host = self._check_url(url, current)
+            # the feed's own headers (perhaps credentials) go only to the feed's origin
+            sent = {**(extra if _origin(current) == origin else {}), **conditional}
+            async with self._gate(host):
+                result = await self._fetch_once(url, current, sent)
+            if isinstance(result, Page):
+                return result
+            log.debug("redirect %s -> %s", redact_url(current), redact_url(result))
+            current = result
+        raise PermanentError(f"{redact_url(url)}: more than {self.settings.max_redirects} redirects")
+
+    def _check_url(self, url: str, current: str) -> str:
+        """The host key of `current`; BlockedURL for another scheme or a non-public IP literal."""
+        where = redact_url(url) if url == current else f"{redact_url(url)} (redirected to {redact_url(current)})"
+        try:
+            parts = urlsplit(current)
+            port = parts.port
+        except ValueError as exc:
+            raise PermanentError(f"{where}: invalid URL: {exc}") from exc
+        if parts.scheme not in ("http", "https"):
+            raise BlockedURL(f"{where}: scheme {parts.scheme or '(none)'!r} not allowed, only http and https")
+        host = parts.hostname or ""
+        if not host:
+            raise PermanentError(f"{where}: URL has no host")
+        if not self.settings.allow_private_addresses and _is_ip_literal(host) and not is_public_address(host):
+            raise BlockedURL(f"{where}: address {host} is not public")
+        return f"{host}:{port}" if port else host
+
+    @contextlib.asynccontextmanager
+    async def _gate(self, host: str) -> AsyncIterator[None]:
+        gate = self._gates.get(host)
+        if gate is None:
+            gate = self._gates[host] = asyncio.Semaphore(self.settings.per_host)
+        async with gate:
+            n = self._in_flight[host] = self._in_flight.get(host, 0) + 1
+            self.peak_per_host[host] = max(self.peak_per_host.get(host, 0), n)
+            try:
+                yield
+            finally:
+                self._in_flight[host] -= 1
+                if not self._in_flight[host]:  # forget idle hosts so months of new hosts do not pile up
+                    del self._in_flight[host]
+                    if not gate.locked() and self._gates.get(host) is gate:
+                        del self._gates[host]
+
+    async def _fetch_once(self, url: str, current: str, headers: dict[str, str]) -> Page | str:
+        """One request: a Page, or the absolute URL of the next redirect hop."""
+        where = redact_url(current)
+        try:
+            async with self._get_session().get(current, headers=headers, allow_redirects=False) as resp:
+                self._check_peer(url, current, resp)
+                if resp.status in REDIRECT_STATUSES:
+                    location = resp.headers.get("Location")
+                    if not location:
+                        raise PermanentError(f"{where}: HTTP {resp.status} redirect without Location")
+                    return urljoin(current, location)
+                if resp.status == 304:
+                    return _page(url, current, resp, b"", not_modified=True)
+                _raise_for_status(where, resp)
+                body = await self._read_capped(where, resp)
+                return _page(url, current, resp, body)
+        except MonitorError:
+            raise
+        except aiohttp.InvalidURL as exc:
+            raise PermanentError(f"{where}: invalid URL: {exc}") from exc
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise TransientError(f"{where}: TLS certificate rejected: {exc.certificate_error}") from exc
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            raise TransientError(f"{where}: {type(exc).__name__}: {exc or 'no detail'}") from exc
+
+    def _check_peer(self, url: str, current: str, resp: aiohttp.ClientResponse) -> None:
+        """Second line of the SSRF guard: the address actually connected to (covers injected sessions)."""
+        if self.settings.allow_private_addresses or resp.connection is None or resp.connection.transport is None:
+            return
+        peer = resp.connection.transport.get_extra_info("peername")
+        if peer and not is_public_address(str(peer[0])):
+            raise BlockedURL(f"{redact_url(current)}: connected to non-public address {peer[0]}")
+
+    async def _read_capped(self, where: str, resp: aiohttp.ClientResponse) -> bytes:
+        limit = self.settings.max_bytes
+        if resp.content_length is not None and resp.content_length > limit:
+            raise PermanentError(f"{where}: body of {resp.content_length} bytes exceeds the cap of {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(65536):  # decompressed chunks: counts what a gzip bomb expands to
+            size += len(chunk)
+            if size > limit:
+                raise PermanentError(f"{where}: body exceeds the cap of {limit} bytes (decompressed)")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme, parts.hostname or "", parts.port
+    except ValueError:
+        return "", "", None
+
+
+def _raise_for_status(where: str, resp: aiohttp.ClientResponse) -> None:
+    status = resp.status
+    if 200 <= status < 300:
+        return
+    reason = f"{where}: HTTP {status} {resp.reason or ''}".rstrip()
+    if status in (429, 503):
+        delay = parse_retry_after(resp.headers.get("Retry-After"))
+        if delay is not None:
+            raise RetryAfter(f"{reason} (retry after {delay:.0f}s)", delay)
+    if status in (408, 429) or status >= 500:
+        raise TransientError(reason)
+    raise PermanentError(reason)
+
+
+def _page(url: str, current: str, resp: aiohttp.ClientResponse, body: bytes, *, not_modified: bool = False) -> Page:
+    headers: Any = resp.headers
+    return Page(url=url, final_url=current, status=resp.status, body=body,
+                content_type=resp.content_type if "Content-Type" in headers else "",
+                encoding=resp.charset, etag=headers.get("ETag"), last_modified=headers.get("Last-Modified"),
+                not_modified=not_modified)

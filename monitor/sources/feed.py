@@ -1,0 +1,335 @@
+"""Feed sources: fetch an RSS/Atom/JSON Feed conditionally, parse the bytes in a worker process, map items to Entry.
+
+`parse_feed` is pure (bytes in, ParsedFeed out) and importable at top level so the WorkerPool can run it with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import re
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from ..dedup import canonical_url
+from ..errors import PermanentError
+from ..models import Entry, Feed
+from ..net import Fetcher, redact_url
+from ..workers import WorkerCrashed, WorkerPool, WorkerTimeout
+
+log = logging.getLogger(__name__)
+
+FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml;q=0.9, "
+               "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5")
+MAX_DECOMPRESSED = 20_000_000  # cap for feeds stored gzip-compressed without Content-Encoding
+SUMMARY_MAX = 2000
+
+# The DOCTYPE with its internal subset: quoted strings and comments may hold ']' or '>'. No nested quantifiers.
+_DOCTYPE = re.compile(rb"""<!DOCTYPE(?:[^\[>"']|"[^"]*"|'[^']*')*"""
+                      rb"""(?:\[(?:[^\]"'<]|"[^"]*"|'[^']*'|<!--.*?-->|<(?!!--))*\])?\s*>""", re.IGNORECASE | re.DOTALL)
+_DOCTYPE_START = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+_ROOT_START = re.compile(rb"<[A-Za-z_]")
+_XML_DECL_START = re.compile(rb"(?:\xef\xbb\xbf)?<\?xml")
+_XML_DECL_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?encoding\s*=\s*)(["'])[^"']*\2""")
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+_UTF16_32 = (  # (prefix, codec): BOMs first, then the byte patterns of '<?' without a BOM
+    (b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"),
+    (b"\x00\x00\x00<", "utf-32-be"), (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00<\x00?", "utf-16-be"), (b"<\x00?\x00", "utf-16-le"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """What one feed document held. `skipped` counts items without any usable http(s) link."""
+
+    title: str
+    entries: tuple[Entry, ...]
+    bozo: bool
+    bozo_reason: str
+    version: str
+    skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """One poll: nothing new (304), or the entries of the current document plus the validators to store."""
+
+    not_modified: bool
+    entries: tuple[Entry, ...]
+    etag: str | None
+    last_modified: str | None
+    bozo_reason: str
+    title: str
+    skipped: int = 0
+
+
+# ---------------------------------------------------------------------------------------------- byte preparation
+def gunzip_body(body: bytes, *, url: str, limit: int = MAX_DECOMPRESSED) -> bytes:
+    """Decompress a body that is itself a gzip file (served without Content-Encoding), bounded by `limit`."""
+    if not body.startswith(b"\x1f\x8b"):
+        return body
+    inflater = zlib.decompressobj(wbits=47)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise _not_a_feed(url, f"corrupt gzip data ({exc})") from exc
+    if len(out) > limit:
+        raise _not_a_feed(url, f"gzip body expands beyond {limit} bytes")
+    return out
+
+
+def to_ascii_compatible(body: bytes) -> tuple[bytes, bool]:
+    """UTF-16/32 documents re-encoded as UTF-8 (declaration updated), so byte-level prolog edits can see them.
+
+    The flag says whether the body was re-encoded (a charset from the HTTP header then no longer applies).
+    """
+    for prefix, codec in _UTF16_32:
+        if body.startswith(prefix):
+            text = body.decode(codec, errors="replace").lstrip("\ufeff")
+            text = _XML_DECL_ENCODING.sub(r"\1\2utf-8\2", text, count=1)
+            return text.encode("utf-8"), True
+    return body, False
+
+
+def strip_doctype(body: bytes) -> bytes:
+    """Remove the DOCTYPE (and its internal subset) from the prolog: entity expansion can blow up memory and time."""
+    while True:
+        start = _DOCTYPE_START.search(body)
+        if start is None or _ROOT_START.search(body, 0, start.start()):
+            return body  # none, or it is not in the prolog
+        match = _DOCTYPE.match(body, start.start())
+        end = match.end() if match else (body.find(b">", start.start()) + 1 or len(body))
+        # keep its newlines so parser errors still point at the right line
+        body = body[:start.start()] + b"\n" * body.count(b"\n", start.start(), end) + body[end:]
+
+
+# ---------------------------------------------------------------------------------------------- small converters
+def _not_a_feed(url: str, reason: str) -> PermanentError:
+    return PermanentError(f"{redact_url(url)}: not a feed: {reason}")
+
+
+def _text(value: Any) -> str:
+    """Plain text of a title/summary that may hold markup or entities."""
+    if not value:
+        return ""
+    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", str(value)))).strip()
+
+
+def _iso_from_struct(value: Any) -> str | None:
+    try:
+        return datetime(*value[:6], tzinfo=timezone.utc).isoformat()
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _iso_from_text(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).isoformat()
+
+
+def _http_url(link: str, base: str) -> str | None:
+    """The absolute http(s) form of `link` resolved against `base`, or None."""
+    if not isinstance(link, str) or not link.strip():
+        return None
+    try:
+        absolute = urljoin(base, link.strip())
+        scheme = urlsplit(absolute).scheme.lower()
+    except ValueError:
+        return None
+    return absolute if scheme in ("http", "https") else None
+
+
+def _make_entry(*, feed_id: str, link: str | None, guid: str, base: str, title: Any, summary: Any,
+                published: str | None, source: str) -> Entry | None:
+    absolute = _http_url(link or "", base) or (_http_url(guid, base) if guid.startswith(("http:", "https:")) else None)
+    if absolute is None:
+        return None
+    try:
+        url = canonical_url(absolute)
+    except ValueError:  # e.g. a port number out of range
+        return None
+    return Entry(feed_id=feed_id, url=url, link=absolute, entry_id=guid, title=_text(title),
+                 summary=_text(summary)[:SUMMARY_MAX], published=published, source=source)
+
+
+def _unique(entries: list[Entry]) -> tuple[Entry, ...]:
+    seen: set[str] = set()
+    kept = []
+    for entry in entries:
+        if entry.url not in seen:
+            seen.add(entry.url)
+            kept.append(entry)
+    return tuple(kept)
+
+
+# ---------------------------------------------------------------------------------------------- JSON Feed
+def _looks_like_json(body: bytes, content_type: str) -> bool:
+    head = body[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"{") or ("json" in content_type.lower() and not head.startswith(b"<"))
+
+
+def parse_json_feed(body: bytes, *, feed_id: str, url: str, source: str = "") -> ParsedFeed:
+    """A JSON Feed (1.0/1.1) document; other JSON is 'not a feed'."""
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise _not_a_feed(url, f"JSON is not valid UTF-8/16/32 ({exc.reason})") from exc
+    except json.JSONDecodeError as exc:
+        raise _not_a_feed(url, f"JSON syntax error at line {exc.lineno}, column {exc.colno}: "
+                             f"{exc.msg}") from exc
+    except RecursionError as exc:
+        raise _not_a_feed(url, "JSON nested too deeply") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+        raise _not_a_feed(url, "JSON document without an 'items' list, not a JSON Feed")
+    version = str(data.get("version") or "")
+    version = "json11" if version.endswith("/1.1") else "json1" if version.endswith("/1") else "json"
+    title = _text(data.get("title"))
+    base = _http_url(str(data.get("feed_url") or ""), url) or url
+    entries, skipped = [], 0
+    for item in data["items"]:
+        if not isinstance(item, dict):
+            skipped += 1
+            continue
+        entry = _make_entry(
+            feed_id=feed_id, link=item.get("url") or item.get("external_url"), guid=str(item.get("id") or ""),
+            base=base, title=item.get("title"), summary=item.get("summary") or item.get("content_text")
+            or item.get("content_html"), published=_iso_from_text(item.get("date_published"))
+            or _iso_from_text(item.get("date_modified")), source=title or source)
+        if entry is None:
+            skipped += 1
+        else:
+            entries.append(entry)
+    return ParsedFeed(title=title, entries=_unique(entries), bozo=False, bozo_reason="", version=version,
+                      skipped=skipped)
+
+
+# ---------------------------------------------------------------------------------------------- RSS / Atom
+def describe_bozo(exc: Any, *, line_offset: int = 0) -> str:
+    """A short human reason for feedparser's bozo_exception (line numbers moved back by `line_offset`)."""
+    if exc is None:
+        return ""
+    get_line = getattr(exc, "getLineNumber", None)
+    if callable(get_line):  # xml.sax.SAXParseException
+        line = max(1, (get_line() or 1) - line_offset)
+        return f"XML syntax error at line {line}, column {exc.getColumnNumber()}: {exc.getMessage()}"
+    name = type(exc).__name__
+    if name == "CharacterEncodingOverride":
+        return f"encoding: {exc}"
+    return f"{name}: {exc}"
+
+
+def _not_a_feed_reason(body: bytes, result: Any, line_offset: int) -> str:
+    head = body[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<head")) or b"<html" in head[:512]:
+        return "HTML page, not a feed"
+    exc = result.get("bozo_exception")
+    if callable(getattr(exc, "getLineNumber", None)):
+        return describe_bozo(exc, line_offset=line_offset)
+    root = re.search(rb"<([A-Za-z_][\w.:-]*)", re.sub(rb"<[?!][^>]*>", b"", head))
+    if root:
+        return f"XML document with root element <{root.group(1).decode('ascii', 'replace')}>, not RSS/Atom"
+    return describe_bozo(exc) or "no feed elements found"
+
+
+def _run_feedparser(body: bytes, url: str, content_type: str) -> Any:
+    import feedparser  # imported in the worker only
+
+    # with no type at all feedparser flags every document as bozo; XML is what a feed URL promises
+    headers = {"content-location": url, "content-type": content_type or "application/xml"}
+    try:
+        # bytes only: given a str, feedparser would open a URL or a local file
+        return feedparser.parse(body, response_headers=headers)
+    except Exception as exc:  # noqa: BLE001 - hostile input must end as "not a feed", never crash the poller
+        raise _not_a_feed(url, f"parser failed ({type(exc).__name__}: {exc})") from exc
+
+
+def parse_xml_feed(body: bytes, *, feed_id: str, url: str, content_type: str = "", source: str = "") -> ParsedFeed:
+    """RSS 0.9x/1.0/2.0 or Atom bytes via feedparser, DOCTYPE stripped first; bozo documents keep their entries."""
+    prepared, reencoded = to_ascii_compatible(body)
+    prepared = strip_doctype(prepared)
+    if reencoded:
+        content_type = content_type.split(";", 1)[0]
+    result = _run_feedparser(prepared, url, content_type)
+    line_offset = 0 if _XML_DECL_START.match(prepared) else 1  # feedparser adds a declaration line if none
+    version = result.get("version") or ""
+    raw_entries = result.get("entries") or []
+    if not version and not raw_entries:
+        raise _not_a_feed(url, _not_a_feed_reason(prepared, result, line_offset))
+    title = _text(result.get("feed", {}).get("title"))
+    entries, skipped = [], 0
+    for item in raw_entries:
+        entry = _make_entry(
+            feed_id=feed_id, link=item.get("link"), guid=str(item.get("id") or ""), base=url,
+            title=item.get("title"), summary=item.get("summary"),
+            published=_iso_from_struct(item.get("published_parsed") or item.get("updated_parsed")),
+            source=title or source)
+        if entry is None:
+            skipped += 1
+        else:
+            entries.append(entry)
+    bozo = bool(result.get("bozo"))
+    return ParsedFeed(title=title, entries=_unique(entries), bozo=bozo,
+                      bozo_reason=describe_bozo(result.get("bozo_exception"), line_offset=line_offset) if bozo else "",
+                      version=version, skipped=skipped)
+
+
+def parse_feed(body: bytes, *, feed_id: str, url: str, content_type: str = "", source: str = "") -> ParsedFeed:
+    """Any feed document (gzip-wrapped or not) -> ParsedFeed; PermanentError 'not a feed: <reason>' otherwise."""
+    body = gunzip_body(body, url=url)
+    if not body.strip():
+        raise _not_a_feed(url, "empty body")
+    if _looks_like_json(body, content_type):
+        return parse_json_feed(body, feed_id=feed_id, url=url, source=source)
+    return parse_xml_feed(body, feed_id=feed_id, url=url, content_type=content_type, source=source)
+
+
+def parse_feed_job(body: bytes, feed_id: str, url: str, content_type: str, source: str) -> ParsedFeed:
+    """parse_feed with positional arguments, for WorkerPool.run."""
+    return parse_feed(body, feed_id=feed_id, url=url, content_type=content_type, source=source)
+
+
+# ---------------------------------------------------------------------------------------------- polling
+async def poll_feed(feed: Feed, *, etag: str | None, last_modified: str | None, fetcher: Fetcher,
+                    pool: WorkerPool, parse_timeout: float = 10.0) -> PollResult:
+    """Conditional GET of the feed; 304 -> nothing parsed; else parse in the worker pool with a deadline.
+
+    Directory sources (kind="directory") are scanned instead; they have no validators.
+    """
+    if feed.kind == "directory":
+        from .directory import scan_directory
+
+        entries = await asyncio.to_thread(scan_directory, feed)
+        return PollResult(not_modified=False, entries=tuple(entries), etag=None, last_modified=None,
+                          bozo_reason="", title=feed.name)
+    page = await fetcher.get(feed.url, etag=etag, last_modified=last_modified, headers=dict(feed.headers),
+                             accept=FEED_ACCEPT)
+    if page.not_modified:
+        log.debug("feed %s not modified", feed.id)
+        return PollResult(not_modified=True, entries=(), etag=page.etag or etag,
+                          last_modified=page.last_modified or last_modified, bozo_reason="", title="")
+    content_type = page.content_type + (f"; charset={page.encoding}" if page.encoding else "")
+    try:
+        parsed: ParsedFeed = await pool.run(parse_feed_job, page.body, feed.id, page.final_url, content_type,
+                                            feed.name, timeout=parse_timeout)
+    except (WorkerTimeout, WorkerCrashed) as exc:
+        raise type(exc)(f"{redact_url(feed.url)}: parsing the feed: {exc}") from exc
+    if parsed.bozo:
+        log.info("feed %s (%s) is ill-formed but gave %d entries: %s", feed.id, redact_url(feed.url),
+                 len(parsed.entries), parsed.bozo_reason)
+    return PollResult(not_modified=False, entries=parsed.entries, etag=page.etag, last_modified=page.last_modified,
+                      bozo_reason=parsed.bozo_reason, title=parsed.title, skipped=parsed.skipped)

@@ -1,0 +1,155 @@
+"""parse_feed on bytes: DOCTYPE stripping, JSON Feed, relative links, canonical URLs, bozo feeds, not-a-feed errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from monitor.errors import PermanentError
+from monitor.sources.feed import parse_feed, strip_doctype
+
+URL = "http://feeds.example.org/world/rss.xml"
+
+
+def rss(items: str, *, title: str = "World News", extra_head: str = "") -> bytes:
+    return (f'<?xml version="1.0" encoding="utf-8"?>{extra_head}\n<rss version="2.0"><channel><title>{title}</title>'
+            f"<link>http://example.org/</link>{items}</channel></rss>").encode()
+
+
+def parse(body: bytes, **kw) -> object:
+    return parse_feed(body, feed_id="f1", url=kw.pop("url", URL), **kw)
+
+
+def test_doctype_internal_subset_is_stripped_so_entities_never_expand():
+    big = "x" * 5000
+    head = f'<!DOCTYPE rss [ <!ENTITY big "{big}"> <!ENTITY q "a]>b"> ]>'
+    body = rss("<item><title>t &big;&big;&big;</title><link>http://example.org/1</link></item>", extra_head=head)
+    parsed = parse(body)
+    assert [e.url for e in parsed.entries] == ["http://example.org/1"]
+    assert big not in parsed.entries[0].title
+
+
+def test_strip_doctype_removes_subset_with_brackets_in_quotes_and_comments():
+    body = b'<?xml version="1.0"?><!DOCTYPE x [ <!-- ] > --> <!ENTITY a "]>"> ]><rss/>'
+    assert strip_doctype(body) == b'<?xml version="1.0"?><rss/>'
+
+
+def test_strip_doctype_leaves_text_after_the_root_alone():
+    body = b"<rss><channel><description>&lt;!DOCTYPE x&gt; <!DOCTYPE y></description></channel></rss>"
+    assert strip_doctype(body) == body
+
+
+def test_utf16_feed_with_doctype_is_parsed():
+    text = ('<?xml version="1.0" encoding="utf-16"?><!DOCTYPE rss [<!ENTITY e "zzz">]>'
+            '<rss version="2.0"><channel><title>Новости</title><item><title>Привет</title>'
+            "<link>http://example.org/ru/1</link></item></channel></rss>")
+    parsed = parse(text.encode("utf-16"))
+    assert parsed.title == "Новости"
+    assert [(e.title, e.url) for e in parsed.entries] == [("Привет", "http://example.org/ru/1")]
+
+
+def test_json_feed_items_become_entries():
+    doc = {"version": "https://jsonfeed.org/version/1.1", "title": "JSON News",
+           "feed_url": "https://json.example.com/feed.json",
+           "items": [
+               {"id": "1", "url": "/posts/1?utm_medium=feed", "title": "One", "content_html": "<p>Hello &amp; bye</p>",
+                "date_published": "2024-03-01T10:00:00+02:00"},
+               {"id": "https://json.example.com/posts/2", "title": "Two"},
+               {"id": "urn:uuid:3", "title": "No link"},
+           ]}
+    parsed = parse(json.dumps(doc).encode(), url="https://json.example.com/feed.json",
+                   content_type="application/feed+json")
+    assert parsed.version == "json11"
+    assert parsed.title == "JSON News"
+    assert [e.url for e in parsed.entries] == ["https://json.example.com/posts/1", "https://json.example.com/posts/2"]
+    first = parsed.entries[0]
+    assert (first.summary, first.published, first.source) == ("Hello & bye", "2024-03-01T08:00:00+00:00", "JSON News")
+    assert parsed.skipped == 1
+
+
+def test_json_that_is_not_a_json_feed_is_refused_with_reason():
+    with pytest.raises(PermanentError, match=r"not a feed: JSON syntax error at line 2"):
+        parse(b'{"items": [\n  oops]}')
+    with pytest.raises(PermanentError, match=r"not a JSON Feed"):
+        parse(b'{"hello": "world"}')
+
+
+def test_relative_links_resolve_against_xml_base_and_feed_url():
+    atom = b"""<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom" xml:base="http://example.com/news/">
+      <title>Base</title>
+      <entry><title>a</title><link href="a/1.html"/><id>t1</id></entry>
+      <entry xml:base="http://other.example.com/x/"><title>b</title><link href="../b.html"/><id>t2</id></entry>
+    </feed>"""
+    assert [e.url for e in parse(atom).entries] == ["http://example.com/news/a/1.html", "http://other.example.com/b.html"]
+    no_base = rss("<item><title>r</title><link>/world/2024/story.html</link></item>")
+    assert [e.url for e in parse(no_base).entries] == ["http://feeds.example.org/world/2024/story.html"]
+
+
+def test_tracking_parameters_and_fragment_are_dropped_from_entry_url():
+    body = rss("<item><title>t</title><link>HTTP://Example.ORG:80/a?id=3&amp;utm_source=rss&amp;fbclid=z#top</link></item>")
+    entry = parse(body).entries[0]
+    assert entry.url == "http://example.org/a?id=3"
+    assert "utm_source" in entry.link
+
+
+def test_bozo_feed_keeps_its_valid_entries():
+    body = rss("<item><title>Fish & Chips</title><link>http://example.org/fish</link></item>"
+               "<item><title>Second</title><link>http://example.org/2</link></item>")
+    parsed = parse(body)
+    assert parsed.bozo
+    assert "XML syntax error at line" in parsed.bozo_reason
+    assert [e.url for e in parsed.entries] == ["http://example.org/fish", "http://example.org/2"]
+
+
+@pytest.mark.parametrize("body, reason", [
+    (b"", "empty body"),
+    (b"  \n\t ", "empty body"),
+    (b"<!DOCTYPE html>\n<html><head><title>Hi</title></head><body>x</body></html>", "HTML page, not a feed"),
+    (b"<!-- nothing -->\n<note><to>x</note>", "XML syntax error at line 2"),
+    (b"<?xml version='1.0'?><note><to>Tove</to></note>", "root element <note>"),
+])
+def test_body_without_any_feed_is_a_permanent_error_with_reason(body, reason):
+    with pytest.raises(PermanentError) as caught:
+        parse(body)
+    assert str(caught.value).startswith(f"{URL}: not a feed: ")
+    assert reason in str(caught.value)
+
+
+def test_valid_feed_without_items_is_an_empty_feed_not_an_error():
+    parsed = parse(rss(""))
+    assert (parsed.entries, parsed.bozo, parsed.version) == ((), False, "rss20")
+
+
+def test_gzip_compressed_body_is_decompressed():
+    body = gzip.compress(rss("<item><title>z</title><link>http://example.org/z</link></item>"))
+    assert [e.url for e in parse(body).entries] == ["http://example.org/z"]
+
+
+def test_entries_repeating_a_url_appear_once():
+    item = "<item><title>{}</title><link>http://example.org/same?utm_campaign={}</link></item>"
+    parsed = parse(rss(item.format("first", 1) + item.format("again", 2)))
+    assert [e.title for e in parsed.entries] == ["first"]
+
+
+def test_published_is_iso8601_utc():
+    body = rss("<item><title>d</title><link>http://example.org/d</link>"
+               "<pubDate>Tue, 10 Jun 2003 04:00:00 +0200</pubDate></item>"
+               "<item><title>n</title><link>http://example.org/n</link></item>")
+    assert [e.published for e in parse(body).entries] == ["2003-06-10T02:00:00+00:00", None]
+
+
+def test_entry_without_link_uses_http_guid_else_is_skipped_and_counted():
+    body = rss('<item><title>g</title><guid isPermaLink="false">https://example.org/by-guid</guid></item>'
+               '<item><title>x</title><guid isPermaLink="false">urn:x:1</guid></item>'
+               "<item><title>j</title><link>javascript:alert(1)</link></item>")
+    parsed = parse(body)
+    assert [e.url for e in parsed.entries] == ["https://example.org/by-guid"]
+    assert parsed.skipped == 2
+
+
+def test_entry_source_is_feed_title_else_given_source():
+    item = "<item><title>s</title><link>http://example.org/s</link></item>"
+    assert parse(rss(item), source="Configured").entries[0].source == "World News"
+    assert parse(rss(item, title=""), source="Configured").entries[0].source == "Configured"
