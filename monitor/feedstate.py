@@ -1,0 +1,222 @@
+"""Per-feed scheduling state in Redis (due-time ZSET, one hash per feed) and the seen-URL hashes shared by all feeds.
+
+The claim is one Lua script, so several instances against one Redis never poll a feed twice; all state survives restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .dedup import url_hash
+from .errors import RetryAfter
+from .models import Entry, Feed
+from .net import redact_url
+from .store import Keys
+
+log = logging.getLogger(__name__)
+
+SEEN_SHARDS = 256  # seen URLs live in 256 hashes keyed by the first two hex digits of url_hash
+FIRST_POLL_SPREAD = 30.0  # new feeds start within this many seconds, so a big config does not poll all at once
+LAST_ERROR_MAX = 500
+_URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
+
+# Take up to ARGV[2] feeds due by ARGV[1] and lease them until ARGV[3]: atomic, so no two claimers share a feed.
+_CLAIM_DUE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(ids) do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id)
+end
+return ids
+"""
+
+# Lease the given feeds (run --once) whatever their due time; only feeds still configured (in the ZSET) count.
+_CLAIM = """
+local taken = {}
+for i = 2, #ARGV do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+    table.insert(taken, ARGV[i])
+  end
+end
+return taken
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """What Redis knows about one feed."""
+
+    feed_id: str
+    etag: str | None = None
+    last_modified: str | None = None
+    next_check: float | None = None  # due time (or lease end while a poll runs); None if not scheduled
+    error_streak: int = 0
+    last_error: str = ""
+    last_error_at: float | None = None
+    last_success: float | None = None
+    last_poll: float | None = None
+    entries_seen: int = 0
+    title: str = ""
+    url: str = ""
+    name: str = ""
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _error_text(error: Exception) -> str:
+    """The error as stored for analysts: type and message, URLs redacted (no credentials), bounded length."""
+    text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), str(error)) or "no detail"
+    return f"{type(error).__name__}: {text}"[:LAST_ERROR_MAX]
+
+
+class FeedStore:
+    """Scheduling state and seen URLs. Takes a redis.asyncio client (decode_responses=True) and a Keys."""
+
+    def __init__(self, redis: Any, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._claim_due = redis.register_script(_CLAIM_DUE)
+        self._claim = redis.register_script(_CLAIM)
+
+    def _seen_key(self, hashed: str) -> str:
+        return self.keys("seen", "url", hashed[:2])
+
+    async def sync_feeds(self, feeds: Sequence[Feed], *, now: float) -> None:
+        """Register the configured feeds; a feed never seen is due now (+ spread); unconfigured feeds leave the ZSET."""
+        ids = [f.id for f in feeds]
+        known_ids = await self.redis.smembers(self.keys.feeds)
+        stored_next = await self._next_checks(ids)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for feed, next_check in zip(feeds, stored_next):
+                pipe.hset(self.keys.feed(feed.id), mapping={"url": feed.url, "name": feed.name})
+                # a feed removed and configured again keeps its schedule; NX: never disturb a running lease
+                due = next_check if next_check is not None else now + random.uniform(0, FIRST_POLL_SPREAD)
+                pipe.zadd(self.keys.due, {feed.id: due}, nx=True)
+            gone = sorted(set(known_ids) - set(ids))
+            if gone:
+                pipe.zrem(self.keys.due, *gone)
+                pipe.srem(self.keys.feeds, *gone)
+            if ids:
+                pipe.sadd(self.keys.feeds, *ids)
+            await pipe.execute()
+        if gone:
+            log.info("feeds no longer configured, unscheduled (state kept): %s", ", ".join(gone))
+
+    async def _next_checks(self, ids: Sequence[str]) -> list[float | None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for feed_id in ids:
+                pipe.hget(self.keys.feed(feed_id), "next_check")
+            return [_float(v) for v in await pipe.execute()]
+
+    async def claim_due(self, *, now: float, limit: int, lease: float) -> list[str]:
+        """Up to `limit` feeds due by `now`, leased until now + lease (a dead claimer's feeds come back then)."""
+        if limit <= 0:
+            return []
+        return list(await self._claim_due(keys=[self.keys.due], args=[repr(now), limit, repr(now + lease)]))
+
+    async def claim(self, feed_ids: Sequence[str], *, now: float, lease: float) -> list[str]:
+        """Lease the given feeds whatever their due time (run --once); returns those still configured."""
+        if not feed_ids:
+            return []
+        return list(await self._claim(keys=[self.keys.due], args=[repr(now + lease), *feed_ids]))
+
+    async def state(self, feed_id: str) -> FeedState:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.keys.feed(feed_id))
+            pipe.zscore(self.keys.due, feed_id)
+            data, due = await pipe.execute()
+        return self._state(feed_id, data, due)
+
+    async def states(self) -> list[FeedState]:
+        """Every configured feed's state, sorted by id."""
+        ids = sorted(await self.redis.smembers(self.keys.feeds))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for feed_id in ids:
+                pipe.hgetall(self.keys.feed(feed_id))
+                pipe.zscore(self.keys.due, feed_id)
+            raw = await pipe.execute()
+        return [self._state(i, raw[2 * n], raw[2 * n + 1]) for n, i in enumerate(ids)]
+
+    @staticmethod
+    def _state(feed_id: str, data: dict[str, str], due: Any) -> FeedState:
+        return FeedState(
+            feed_id=feed_id, etag=data.get("etag") or None, last_modified=data.get("last_modified") or None,
+            next_check=_float(due) if due is not None else None,
+            error_streak=int(data.get("error_streak") or 0), last_error=data.get("last_error", ""),
+            last_error_at=_float(data.get("last_error_at")), last_success=_float(data.get("last_success")),
+            last_poll=_float(data.get("last_poll")), entries_seen=int(data.get("entries_seen") or 0),
+            title=data.get("title", ""), url=data.get("url", ""), name=data.get("name", ""))
+
+    async def record_success(self, feed_id: str, *, now: float, interval: float, jitter: float,
+                             etag: str | None, last_modified: str | None, new_entries: int,
+                             title: str = "") -> float:
+        """Store the validators, reset the error streak, schedule the next check (interval + up to `jitter` s)."""
+        next_check = now + interval + random.uniform(0, max(jitter, 0.0))
+        key = self.keys.feed(feed_id)
+        fields = {"next_check": repr(next_check), "error_streak": 0, "last_success": repr(now), "last_poll": repr(now)}
+        if title:
+            fields["title"] = title
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=fields)
+            for name, value in (("etag", etag), ("last_modified", last_modified)):
+                if value:
+                    pipe.hset(key, name, value)
+                else:  # the server stopped sending it: an old validator would be wrong
+                    pipe.hdel(key, name)
+            if new_entries:
+                pipe.hincrby(key, "entries_seen", new_entries)
+            pipe.zadd(self.keys.due, {feed_id: next_check}, xx=True)  # XX: an unconfigured feed stays out
+            await pipe.execute()
+        return next_check
+
+    async def record_error(self, feed_id: str, error: Exception, *, now: float, interval: float,
+                           max_backoff: float = 86400) -> float:
+        """Back off: interval * 2**(streak-1), capped at max_backoff; a server's Retry-After is honoured."""
+        key = self.keys.feed(feed_id)
+        streak = int(await self.redis.hincrby(key, "error_streak", 1))
+        delay = min(interval * 2 ** min(streak - 1, 32), max_backoff)
+        if isinstance(error, RetryAfter):
+            delay = max(delay, min(error.delay, max(max_backoff, interval)))
+        next_check = now + delay
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"next_check": repr(next_check), "last_error": _error_text(error),
+                                    "last_error_at": repr(now), "last_poll": repr(now)})
+            pipe.zadd(self.keys.due, {feed_id: next_check}, xx=True)
+            await pipe.execute()
+        log.info("feed %s failed (%d in a row), next try in %.0fs: %s", feed_id, streak, delay, _error_text(error))
+        return next_check
+
+    async def filter_new(self, feed_id: str, entries: Sequence[Entry], *, now: float) -> list[Entry]:
+        """The entries whose URL was never seen in any feed; marks them seen. One pipelined round trip."""
+        if not entries:
+            return []
+        stamp = repr(now)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for entry in entries:
+                hashed = url_hash(entry.url)
+                pipe.hsetnx(self._seen_key(hashed), hashed, stamp)
+            created = await pipe.execute()
+        fresh = [entry for entry, new in zip(entries, created) if new]
+        log.debug("feed %s: %d of %d entries new", feed_id, len(fresh), len(entries))
+        return fresh
+
+    async def expire_seen(self, *, older_than: float) -> int:
+        """Forget seen URLs first seen before `older_than` (retention). Returns how many were removed."""
+        removed = 0
+        for shard in range(SEEN_SHARDS):
+            key = self.keys("seen", "url", f"{shard:02x}")
+            old = [field async for field, value in self.redis.hscan_iter(key, count=1000)
+                   if (_float(value) or 0.0) < older_than]
+            for start in range(0, len(old), 1000):
+                removed += int(await self.redis.hdel(key, *old[start:start + 1000]))
+        return removed

@@ -1,0 +1,181 @@
+"""Fetcher and poll_feed against a real loopback server: conditional GET, errors, caps, deadlines, SSRF, politeness."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from servers import LoopbackServer
+
+from monitor.errors import BlockedURL, PermanentError, RetryAfter, TransientError
+from monitor.models import Feed
+from monitor.net import FetchSettings, Fetcher
+from monitor.sources.feed import poll_feed
+from monitor.workers import WorkerPool
+
+RSS = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>Loop</title>'
+       b"<item><title>One</title><link>http://example.org/1</link></item></channel></rss>")
+
+
+def settings(**kw) -> FetchSettings:
+    return FetchSettings(**{"allow_private_addresses": True, "timeout": 5.0, **kw})
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with WorkerPool(processes=1) as p:
+        yield p
+
+
+@pytest.fixture
+async def server():
+    async with LoopbackServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+async def fetcher():
+    f = Fetcher(settings())
+    yield f
+    await f.close()
+
+
+async def test_second_poll_sends_if_none_match_and_is_not_parsed(server, fetcher, pool):
+    route = server.route("/feed.xml", RSS, content_type="application/rss+xml", etag='"v1"')
+    feed = Feed(id="loop", url=server.url("/feed.xml"))
+    first = await poll_feed(feed, etag=None, last_modified=None, fetcher=fetcher, pool=pool)
+    assert [e.url for e in first.entries] == ["http://example.org/1"]
+    assert first.etag == '"v1"' and first.last_modified
+
+    route.body = b"<not a feed"  # same ETag: were it fetched and parsed, the poll would raise "not a feed"
+    second = await poll_feed(feed, etag=first.etag, last_modified=first.last_modified, fetcher=fetcher, pool=pool)
+    assert second.not_modified and second.entries == ()
+    assert second.etag == '"v1"'
+    assert server.request_headers["/feed.xml"][1]["If-None-Match"] == '"v1"'
+    assert server.responses_304 == 1
+
+
+async def test_if_modified_since_alone_gives_not_modified(server, fetcher):
+    server.route("/lm.xml", RSS, etag=None, last_modified="Wed, 21 Oct 2015 07:28:00 GMT")
+    page = await fetcher.get(server.url("/lm.xml"))
+    again = await fetcher.get(server.url("/lm.xml"), last_modified=page.last_modified)
+    assert (page.not_modified, again.not_modified) == (False, True)
+    assert server.request_headers["/lm.xml"][1]["If-Modified-Since"] == "Wed, 21 Oct 2015 07:28:00 GMT"
+
+
+async def test_page_carries_charset_and_validators(server, fetcher):
+    server.route("/cp.xml", RSS, content_type="application/rss+xml; charset=windows-1251", etag='"e"')
+    page = await fetcher.get(server.url("/cp.xml"))
+    assert (page.status, page.content_type, page.encoding, page.etag) == (
+        200, "application/rss+xml", "windows-1251", '"e"')
+    assert page.body == RSS and page.final_url == page.url == server.url("/cp.xml")
+    assert server.request_headers["/cp.xml"][0]["User-Agent"].startswith("monitor/")
+
+
+@pytest.mark.parametrize("status, retry_after, delay", [
+    (429, "120", 120.0),
+    (503, "7", 7.0),
+    (503, "Fri, 01 Jan 2100 00:00:00 GMT", 7 * 86400.0),  # a far date is capped at a week
+])
+async def test_retry_after_becomes_retry_after_error(server, fetcher, status, retry_after, delay):
+    server.route("/busy", status=status, retry_after=retry_after)
+    with pytest.raises(RetryAfter) as caught:
+        await fetcher.get(server.url("/busy"))
+    assert caught.value.delay == delay
+    assert server.url("/busy") in str(caught.value)
+
+
+@pytest.mark.parametrize("status, error", [
+    (500, TransientError), (502, TransientError), (503, TransientError), (408, TransientError),
+    (429, TransientError), (404, PermanentError), (410, PermanentError), (403, PermanentError),
+])
+async def test_status_codes_map_to_transient_or_permanent(server, fetcher, status, error):
+    server.route("/s", status=status)
+    with pytest.raises(error) as caught:
+        await fetcher.get(server.url("/s"))
+    assert type(caught.value) is error
+    assert f"{server.url('/s')}: HTTP {status}" in str(caught.value)
+
+
+async def test_gzip_bomb_is_cut_at_the_decompressed_cap(server):
+    server.gzip_bomb("/bomb", size=50_000_000)
+    async with Fetcher(settings(max_bytes=1_000_000)) as fetcher:
+        with pytest.raises(PermanentError, match=r"/bomb: body exceeds the cap of 1000000 bytes"):
+            await fetcher.get(server.url("/bomb"))
+
+
+async def test_declared_length_over_the_cap_is_refused(server):
+    server.route("/big", b"x" * 5000)
+    async with Fetcher(settings(max_bytes=1000)) as fetcher:
+        with pytest.raises(PermanentError, match=r"5000 bytes exceeds the cap of 1000"):
+            await fetcher.get(server.url("/big"))
+
+
+async def test_slow_drip_body_hits_the_total_deadline(server):
+    server.route("/drip", b"x" * 400, drip=0.05)  # 20 s to send it all; every byte arrives well within sock_read
+    async with Fetcher(settings(timeout=0.5)) as fetcher:
+        with pytest.raises(TransientError, match=r"/drip: no complete response within 0.5s"):
+            await fetcher.get(server.url("/drip"))
+
+
+async def test_redirects_within_the_limit_are_followed(server, fetcher):
+    server.route("/final.xml", RSS)
+    server.redirect_chain("/r", hops=5, final="/final.xml")
+    page = await fetcher.get(server.url("/r"))
+    assert page.final_url == server.url("/final.xml") and page.url == server.url("/r")
+    assert page.body == RSS
+
+
+async def test_too_many_redirects_is_permanent(server, fetcher):
+    server.route("/final.xml", RSS)
+    server.redirect_chain("/r", hops=6, final="/final.xml")
+    with pytest.raises(PermanentError, match=r"/r: more than 5 redirects"):
+        await fetcher.get(server.url("/r"))
+    assert server.requests["/final.xml"] == 0
+
+
+async def test_redirect_to_another_scheme_is_blocked(server, fetcher):
+    server.route("/to-file", status=302, headers={"Location": "file:///etc/passwd"})
+    with pytest.raises(BlockedURL, match=r"scheme 'file' not allowed"):
+        await fetcher.get(server.url("/to-file"))
+
+
+async def test_feed_headers_are_not_sent_to_another_origin_after_redirect(server, fetcher):
+    server.route("/target", RSS)
+    server.route("/hop", status=302, headers={"Location": f"http://localhost:{server.port}/target"})
+    await fetcher.get(server.url("/hop"), headers={"Authorization": "Bearer s3cret"})
+    assert server.request_headers["/hop"][0]["Authorization"] == "Bearer s3cret"
+    assert "Authorization" not in server.request_headers["/target"][0]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "2130706433"])
+async def test_private_addresses_are_refused_without_allow_private(server, host):
+    server.route("/secret", b"internal")
+    async with Fetcher(FetchSettings()) as fetcher:
+        with pytest.raises(PermanentError) as caught:
+            await fetcher.get(f"http://{host}:{server.port}/secret")
+    assert host.strip("[]") in str(caught.value)
+    assert server.requests["/secret"] == 0
+
+
+@pytest.mark.parametrize("url", ["ftp://example.org/feed", "file:///etc/passwd", "gopher://x/"])
+async def test_only_http_and_https_are_fetched(fetcher, url):
+    with pytest.raises(BlockedURL, match=r"only http and https"):
+        await fetcher.get(url)
+
+
+async def test_connection_refused_is_transient(fetcher):
+    server = LoopbackServer()
+    async with server:
+        port = server.port
+    with pytest.raises(TransientError, match=rf"127.0.0.1:{port}/gone"):
+        await fetcher.get(f"http://127.0.0.1:{port}/gone")
+
+
+async def test_never_more_than_per_host_requests_in_flight(server):
+    server.route("/slow", RSS, delay=0.1)
+    async with Fetcher(settings(per_host=3)) as fetcher:
+        await asyncio.gather(*(fetcher.get(server.url("/slow")) for _ in range(12)))
+        assert fetcher.peak_per_host == {f"127.0.0.1:{server.port}": 3}
+    assert server.requests["/slow"] == 12
+    assert server.peak_in_flight == 3  # measured by the server: the limit held and was used
