@@ -6,7 +6,27 @@ The cores are pure functions; the Redis-backed parts take a client and a `Keys` 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+import math
+import re
+import time
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import numpy as np
+from datasketch import MinHash
+from pydantic import BaseModel, ConfigDict, Field
+
+from .models import Article
+
+if TYPE_CHECKING:
+    from .store import Keys
+
+log = logging.getLogger(__name__)
 
 # Query parameters that say how a reader arrived, not what they read.
 TRACKING_PARAMS = frozenset({
@@ -54,3 +74,227 @@ def canonical_url(url: str, base: str | None = None) -> str:
 def url_hash(url: str) -> str:
     """A short stable id for a canonical URL (field names in the seen-URL hashes, article keys)."""
     return hashlib.blake2b(url.encode("utf-8"), digest_size=12).hexdigest()
+
+
+# --- content: normalised text, exact fingerprints, shingles (pure) ---------------------------------------------------
+
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalise_text(text: str) -> str:
+    """Case-folded, accents folded, every run of punctuation and whitespace one space.
+
+    >>> normalise_text("  Élysée’s  “Plan”—for 2024! ")
+    'elysee s plan for 2024'
+    """
+    decomposed = unicodedata.normalize("NFKD", (text or "").casefold())
+    folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _NON_WORD.sub(" ", folded).strip()
+
+
+def fingerprint(text: str) -> str:
+    """Exact-content fingerprint: the same words in the same order give the same value, whatever the markup."""
+    return hashlib.blake2b(normalise_text(text).encode("utf-8"), digest_size=16).hexdigest()
+
+
+def shingles(text: str, k: int = 5) -> set[bytes]:
+    """Word k-shingles of the normalised text; a text shorter than k words is one shingle (none if empty)."""
+    words = normalise_text(text).split()
+    if len(words) <= k:
+        return {" ".join(words).encode("utf-8")} if words else set()
+    return {" ".join(words[i:i + k]).encode("utf-8") for i in range(len(words) - k + 1)}
+
+
+# --- near-duplicate story clusters: MinHash LSH in Redis -------------------------------------------------------------
+
+# Similarity between two texts is the estimated share of the shorter one's shingles found in the longer one
+# (overlap coefficient), not plain Jaccard: a republished copy is often truncated and padded with the other site's
+# boilerplate, which halves its Jaccard while most of what it says is still the story's.
+# The LSH bands are therefore tuned for a Jaccard of threshold * LSH_JACCARD_FACTOR (a copy holding 60% of the story
+# plus boilerplate, at the overlap threshold, has about that Jaccard), and a missed candidate weighs 9 times a false
+# one: a miss is a second alert for the same story, a false candidate costs one signature comparison in Redis.
+LSH_JACCARD_FACTOR = 0.5
+LSH_FALSE_NEGATIVE_WEIGHT = 0.9
+MINHASH_SEED = 1  # every instance must hash alike: stored signatures are compared across processes and restarts
+
+
+class StorySettings(BaseModel):
+    """Config key "dedup"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(0.5, gt=0.0, le=1.0)  # overlap of the shorter text's shingles that joins a story
+    num_perm: int = Field(128, ge=16, le=1024)  # MinHash permutations; changing it orphans stored signatures
+    shingle_words: int = Field(5, ge=1, le=20)
+    retention_days: float = Field(30, gt=0)
+
+
+@dataclass(frozen=True)
+class StoryAssignment:
+    """Where an article landed. `similarity` is 1.0 for exact copies, the best candidate's score otherwise."""
+
+    story_id: str
+    new_story: bool
+    exact_duplicate: bool
+    similarity: float
+    first_url: str
+    fingerprint: str = ""
+
+
+@lru_cache(maxsize=16)
+def lsh_bands(threshold: float, num_perm: int, false_negative_weight: float = 0.5) -> tuple[int, int]:
+    """(bands, rows) with bands*rows <= num_perm minimising the weighted false positive and negative areas
+    around `threshold` (the optimisation of datasketch's MinHashLSH `_optimal_param`)."""
+    below = np.linspace(0.0, threshold, 101)
+    above = np.linspace(threshold, 1.0, 101)
+    best = (math.inf, 1, num_perm)
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            false_pos = np.trapezoid(1 - (1 - below ** r) ** b, below)
+            false_neg = np.trapezoid((1 - above ** r) ** b, above)
+            error = (1 - false_negative_weight) * false_pos + false_negative_weight * false_neg
+            if error < best[0]:
+                best = (error, b, r)
+    return best[1], best[2]
+
+
+def minhash_signature(shingle_set: set[bytes], num_perm: int) -> str:
+    """Hex of the MinHash values (8 hex digits each); "" for an empty set, which has nothing to compare."""
+    if not shingle_set:
+        return ""
+    mh = MinHash(num_perm=num_perm, seed=MINHASH_SEED)
+    mh.update_batch(sorted(shingle_set))
+    return mh.hashvalues.astype(">u4").tobytes().hex()
+
+
+def band_values(signature: str, bands: int, rows: int) -> list[str]:
+    """The LSH band strings of a hex signature: band i is rows consecutive hash values."""
+    width = rows * 8
+    return [f"{i}:{signature[i * width:(i + 1) * width]}" for i in range(bands)] if signature else []
+
+
+def overlap(signature_a: str, size_a: int, signature_b: str, size_b: int) -> float:
+    """Estimated share of the smaller shingle set found in the larger (the Lua script computes the same)."""
+    n = len(signature_a) // 8
+    if not n or len(signature_b) != len(signature_a) or not size_a or not size_b:
+        return 0.0
+    same = sum(signature_a[i * 8:i * 8 + 8] == signature_b[i * 8:i * 8 + 8] for i in range(n))
+    jaccard = same / n
+    common = jaccard * (size_a + size_b) / (1 + jaccard)
+    return min(1.0, common / min(size_a, size_b))
+
+
+# One script per article, so N instances never split a story: exact check, candidate lookup, verification and the
+# new-story claim happen atomically. Candidate story keys are built from ARGV (same {stories} hash slot).
+# KEYS: 1 fingerprint, 2.. band keys.  ARGV: 1 new story id, 2 url, 3 source, 4 signature hex, 5 shingle count,
+# 6 threshold, 7 ttl seconds, 8 story key prefix, 9 "1" if the fingerprint is usable, 10 created (unix time).
+ASSIGN_SCRIPT = """
+local new_id, url, source, sig = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local size, threshold, ttl, prefix = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local use_fp = ARGV[9] == '1'
+
+local function join(id)
+  local key = prefix .. id
+  if redis.call('SADD', key .. ':urls', url) == 1 then
+    redis.call('RPUSH', key .. ':members', cjson.encode({source, url}))
+  end
+  for _, k in ipairs({key, key .. ':urls', key .. ':members'}) do redis.call('EXPIRE', k, ttl) end
+  if use_fp then redis.call('SET', KEYS[1], id, 'EX', ttl) end
+  return redis.call('HGET', key, 'first_url') or url
+end
+
+local function overlap(other, other_size)
+  local n = #sig / 8
+  if #other ~= #sig or n == 0 or size == 0 or other_size == 0 then return 0 end
+  local same = 0
+  for i = 0, n - 1 do
+    if string.sub(sig, i * 8 + 1, i * 8 + 8) == string.sub(other, i * 8 + 1, i * 8 + 8) then same = same + 1 end
+  end
+  local j = same / n
+  local common = j * (size + other_size) / (1 + j)
+  return math.min(1, common / math.min(size, other_size))
+end
+
+if use_fp then
+  local known = redis.call('GET', KEYS[1])
+  if known and redis.call('EXISTS', prefix .. known) == 1 then
+    return {'exact', known, join(known), '1'}
+  end
+end
+
+local best_id, best, seen = nil, 0, {}
+for i = 2, #KEYS do
+  local cand = redis.call('GET', KEYS[i])
+  if cand and not seen[cand] then
+    seen[cand] = true
+    local stored = redis.call('HMGET', prefix .. cand, 'sig', 'size')
+    if stored[1] then
+      local sim = overlap(stored[1], tonumber(stored[2]))
+      if sim > best then best_id, best = cand, sim end
+    end
+  end
+end
+if best_id and best >= threshold then
+  return {'near', best_id, join(best_id), tostring(best)}
+end
+
+-- The same URL seen before with other content (an edited article) stays in its story.
+if redis.call('EXISTS', prefix .. new_id) == 1 then
+  return {'same_url', new_id, join(new_id), tostring(best)}
+end
+redis.call('HSET', prefix .. new_id, 'sig', sig, 'size', size, 'first_url', url, 'created', ARGV[10])
+for i = 2, #KEYS do redis.call('SET', KEYS[i], new_id, 'NX', 'EX', ttl) end
+return {'new', new_id, join(new_id), tostring(best)}
+"""
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+class StoryIndex:
+    """Assigns articles to story clusters kept in Redis; every key lives under the `{stories}` hash tag.
+
+    Keys (all expire after `retention_days`): fp:<fingerprint> -> story id; b:<band>:<values> -> the first story
+    with that band (a bucket holds one story: plain strings cost a fraction of sets, and a clash only loses that
+    band); story:<id> hash (sig, size, first_url, created); story:<id>:members list and :urls set. Joining refreshes
+    a story's expiry; its band keys expire `retention_days` after its first copy, so late copies of an old story
+    start a new one.
+    """
+
+    def __init__(self, redis: Any, keys: Keys, *, settings: StorySettings) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.settings = settings
+        self.bands, self.rows = lsh_bands(round(settings.threshold * LSH_JACCARD_FACTOR, 3), settings.num_perm,
+                                          LSH_FALSE_NEGATIVE_WEIGHT)
+        self.ttl = max(1, int(settings.retention_days * 86400))
+        self._script = redis.register_script(ASSIGN_SCRIPT)
+
+    def _story_key(self, story_id: str = "") -> str:
+        return self.keys("{stories}", "story", story_id)
+
+    async def assign(self, article: Article, *, now: float | None = None) -> StoryAssignment:
+        """Put `article` in a story: its exact copy's, else the most similar one's above threshold, else a new one."""
+        content = article.text if article.text.strip() else article.title
+        normalised = normalise_text(content)
+        fp = fingerprint(content) if normalised else ""
+        shingle_set = shingles(content, self.settings.shingle_words)
+        sig = minhash_signature(shingle_set, self.settings.num_perm)
+        band_keys = [self.keys("{stories}", "b", band) for band in band_values(sig, self.bands, self.rows)]
+        story_id = url_hash(article.url)[:16]
+        result = await self._script(
+            keys=[self.keys("{stories}", "fp", fp or "-"), *band_keys],
+            args=[story_id, article.url, article.source or article.site_name, sig, len(shingle_set),
+                  repr(self.settings.threshold), self.ttl, self._story_key(), "1" if fp else "0",
+                  int(now if now is not None else time.time())])
+        outcome, assigned, first_url, similarity = (_text(v) for v in result)
+        assignment = StoryAssignment(story_id=assigned, new_story=outcome == "new", exact_duplicate=outcome == "exact",
+                                     similarity=float(similarity), first_url=first_url, fingerprint=fp)
+        log.debug("story %s for %s (%s, similarity %.2f)", assigned, article.url, outcome, assignment.similarity)
+        return assignment
+
+    async def members(self, story_id: str) -> list[tuple[str, str]]:
+        """(source, url) of every copy of the story, in arrival order; [] for an unknown or expired story."""
+        raw = await self.redis.lrange(self._story_key(story_id) + ":members", 0, -1)
+        return [tuple(json.loads(_text(item))) for item in raw]  # type: ignore[misc]

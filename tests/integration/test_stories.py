@@ -1,0 +1,193 @@
+"""Story clusters on realistic data: republished copies of corpus articles join one story, distinct articles don't.
+
+Copies imitate syndication: another site's boilerplate before and after, the text cut to 60-80%, the headline
+lightly edited and one sentence rewritten. The generator is seeded, so every run sees the same copies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from monitor.dedup import StoryIndex, StorySettings, url_hash
+from monitor.extract import NoArticle, extract_article
+from monitor.models import Article
+from monitor.store import Keys, connect
+
+BOILERPLATE = [
+    "Subscribe to our newsletter for the latest headlines delivered to your inbox every morning.",
+    "Share this article on Facebook, Twitter, LinkedIn or by email. Print this page.",
+    "Related: more stories from our world desk that you may have missed this week.",
+    "Advertisement. Scroll to continue reading.",
+    "Copyright 2024 The Associated Press. All rights reserved. This material may not be published, broadcast, "
+    "rewritten or redistributed without permission.",
+    "Sign up for breaking news alerts, download our app and follow us on social media.",
+    "Most read: ten things to know before the markets open; weather warning for the weekend; local team wins "
+    "the cup final after extra time.",
+]
+# Two corpus pages that are the same EFE wire story on two Chilean sites: a real near-duplicate.
+WIRE_PAIR = ("cooperativa.cl", "24horas.cl")
+BASE_STORIES = 4
+DISTINCT = 40
+COPIES = 30
+
+
+def republish(article: Article, rng: random.Random, n: int) -> Article:
+    """One syndicated copy of `article` on another site."""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", article.text) if s.strip()]
+    keep = max(1, round(len(sentences) * rng.uniform(0.6, 0.8)))
+    body = sentences[:keep]
+    body[rng.randrange(len(body))] = "A spokesperson declined to comment on the report when contacted on Friday."
+    before = rng.sample(BOILERPLATE, rng.randint(1, 3))
+    after = rng.sample(BOILERPLATE, rng.randint(1, 3))
+    title = rng.choice([article.title.upper(), article.title + " | Daily Wire", "UPDATE: " + article.title])
+    return replace(article, url=f"https://copy{n}.example/news/{url_hash(article.url)}",
+                   source=f"Copy site {n}", title=title, text="\n".join(before + body + after))
+
+
+@pytest.fixture(scope="module")
+def articles(corpus: Path) -> list[Article]:
+    """Extracted corpus pages with at least 1,500 characters of text, in manifest order; the first BASE_STORIES
+    have at least 2,500 (a wire story's length: on shorter texts our boilerplate can outweigh what is left)."""
+    pages = json.loads((corpus / "pages" / "manifest.json").read_text())["pages"]
+    found = []
+    for page in pages:
+        try:
+            article = extract_article((corpus / "pages" / page["file"]).read_bytes(), url=page["url"],
+                                      content_type="text/html", source=page["url"].split("/")[2])
+        except NoArticle:
+            continue
+        if len(article.text) >= (2500 if len(found) < BASE_STORIES else 1500):
+            found.append(article)
+        if len(found) >= BASE_STORIES + DISTINCT and any(WIRE_PAIR[1] in a.url for a in found):
+            break
+    return found
+
+
+def index(redis, keys: Keys, **settings) -> StoryIndex:
+    return StoryIndex(redis, keys, settings=StorySettings(**settings))
+
+
+async def test_thirty_republished_copies_of_a_story_join_that_story(redis, keys: Keys, articles: list[Article]):
+    stories = index(redis, keys)
+    rng = random.Random(20240601)
+    for original in articles[:BASE_STORIES]:
+        first = await stories.assign(original)
+        assert first.new_story and first.first_url == original.url
+        joined = set()
+        for n in range(COPIES):
+            copy = republish(original, rng, n)
+            got = await stories.assign(copy)
+            assert not got.new_story, f"copy {n} of {original.url} started a new story"
+            joined.add(got.story_id)
+        assert joined == {first.story_id}
+        members = await stories.members(first.story_id)
+        assert members[0] == (original.source, original.url)
+        assert [url for _, url in members[1:]] == [republish(original, random.Random(0), n).url
+                                                   for n in range(COPIES)]
+
+
+async def test_distinct_articles_each_start_their_own_story(redis, keys: Keys, articles: list[Article]):
+    stories = index(redis, keys)
+    outcomes = {}
+    for article in articles:
+        if WIRE_PAIR[1] in article.url:
+            continue  # the same wire story as its partner: see the next test
+        outcomes[article.url] = await stories.assign(article)
+    assert len(outcomes) >= DISTINCT
+    false_joins = [url for url, got in outcomes.items() if not got.new_story]
+    assert false_joins == []
+    assert len({got.story_id for got in outcomes.values()}) == len(outcomes)
+
+
+async def test_the_same_wire_story_on_two_sites_is_one_story(redis, keys: Keys, articles: list[Article]):
+    stories = index(redis, keys)
+    first, second = (next(a for a in articles if site in a.url) for site in WIRE_PAIR)
+    a = await stories.assign(first)
+    b = await stories.assign(second)
+    assert a.new_story and not b.new_story and not b.exact_duplicate
+    assert b.story_id == a.story_id and b.first_url == first.url
+    assert b.similarity >= 0.5
+
+
+async def test_exact_copy_at_another_url_is_an_exact_duplicate(redis, keys: Keys, articles: list[Article]):
+    stories = index(redis, keys)
+    original = articles[0]
+    first = await stories.assign(original)
+    copy = replace(original, url="https://mirror.example/a", source="Mirror",
+                   text=original.text.upper().replace(".", " . "))  # same words, other case and punctuation
+    got = await stories.assign(copy)
+    assert got.exact_duplicate and not got.new_story
+    assert (got.story_id, got.similarity, got.first_url) == (first.story_id, 1.0, original.url)
+    assert got.fingerprint == first.fingerprint != ""
+    assert await stories.members(first.story_id) == [(original.source, original.url), ("Mirror", copy.url)]
+
+
+async def test_redelivered_article_is_not_listed_twice(redis, keys: Keys, articles: list[Article]):
+    stories = index(redis, keys)
+    first = await stories.assign(articles[1])
+    again = await stories.assign(articles[1])
+    assert again.story_id == first.story_id and again.exact_duplicate
+    assert len(await stories.members(first.story_id)) == 1
+
+
+async def test_rewritten_article_at_the_same_url_stays_in_its_story(redis, keys: Keys, articles: list[Article]):
+    stories = index(redis, keys)
+    first = await stories.assign(articles[2])
+    rewritten = replace(articles[2], text=articles[3].text)  # nothing left in common but the URL
+    got = await stories.assign(rewritten)
+    assert got.story_id == first.story_id and not got.new_story and got.similarity < 0.5
+
+
+async def test_instances_racing_on_one_new_story_create_it_once(redis_url: str, keys: Keys,
+                                                                articles: list[Article]):
+    clients = [connect(redis_url) for _ in range(6)]
+    try:
+        rng = random.Random(7)
+        copies = [republish(articles[0], rng, n) for n in range(12)]
+        results = await asyncio.gather(*(index(clients[n % 6], keys).assign(c) for n, c in enumerate(copies)))
+        assert sum(r.new_story for r in results) == 1
+        assert len({r.story_id for r in results}) == 1
+        assert len(await index(clients[0], keys).members(results[0].story_id)) == 12
+    finally:
+        for client in clients:
+            async for key in client.scan_iter(match=keys.prefix + "*"):
+                await client.delete(key)
+            await client.aclose()
+
+
+async def test_every_story_key_expires_within_retention(redis, keys: Keys, articles: list[Article]):
+    stories = index(redis, keys, retention_days=2)
+    await stories.assign(articles[0])
+    await stories.assign(republish(articles[0], random.Random(1), 0))
+    found = [key async for key in redis.scan_iter(match=keys.prefix + "*")]
+    assert len(found) > 40  # fingerprints, band buckets, story hash, members
+    for key in found:
+        assert 0 < await redis.ttl(key) <= 2 * 86400, key
+
+
+async def test_works_with_a_client_that_returns_bytes(redis_url: str, keys: Keys, articles: list[Article]):
+    client = connect(redis_url, decode_responses=False)
+    try:
+        stories = index(client, keys)
+        first = await stories.assign(articles[0])
+        got = await stories.assign(republish(articles[0], random.Random(3), 1))
+        assert got.story_id == first.story_id and isinstance(got.story_id, str)
+        assert (await stories.members(first.story_id))[0] == (articles[0].source, articles[0].url)
+    finally:
+        async for key in client.scan_iter(match=keys.prefix + "*"):
+            await client.delete(key)
+        await client.aclose()
+
+
+async def test_article_without_text_or_title_is_a_story_of_its_own(redis, keys: Keys):
+    stories = index(redis, keys)
+    a = await stories.assign(Article(url="https://x.example/1"))
+    b = await stories.assign(Article(url="https://x.example/2"))
+    assert a.new_story and b.new_story and a.story_id != b.story_id and a.fingerprint == ""
