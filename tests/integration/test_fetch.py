@@ -1,8 +1,10 @@
-"""Fetcher and poll_feed against a real loopback server: conditional GET, errors, caps, deadlines, SSRF, politeness."""
+"""Fetcher and poll_feed against a real loopback server (conditional GET, errors, caps, deadlines, SSRF, politeness),
+and directory sources on real files."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from servers import LoopbackServer
@@ -10,9 +12,11 @@ from servers import LoopbackServer
 from monitor.errors import BlockedURL, PermanentError, RetryAfter, TransientError
 from monitor.models import Feed
 from monitor.net import FetchSettings, Fetcher
+from monitor.sources.directory import read_local, scan_directory
 from monitor.sources.feed import poll_feed
 from monitor.workers import WorkerPool
 
+SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 RSS = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>Loop</title>'
        b"<item><title>One</title><link>http://example.org/1</link></item></channel></rss>")
 
@@ -179,3 +183,50 @@ async def test_never_more_than_per_host_requests_in_flight(server):
         assert fetcher.peak_per_host == {f"127.0.0.1:{server.port}": 3}
     assert server.requests["/slow"] == 12
     assert server.peak_in_flight == 3  # measured by the server: the limit held and was used
+
+
+# ---------------------------------------------------------------------------------------------- directory sources
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "news"
+    (root / "sub").mkdir(parents=True)
+    for name in ("b.md", "a_first.txt", "c.html", "skip.pdf", ".hidden.txt", "sub/d.txt"):
+        (root / name).write_text(f"text of {name}")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not yours")
+    (root / "escape.txt").symlink_to(outside)
+    (root / "inside-link.txt").symlink_to(root / "b.md")
+    return root
+
+
+def test_directory_scan_lists_matching_files_sorted_and_refuses_symlinks_out(tree):
+    entries = scan_directory(Feed(id="seeds", url=tree.as_uri(), kind="directory", name="Seeds"))
+    assert [e.entry_id for e in entries] == ["a_first.txt", "b.md", "c.html", "inside-link.txt", "sub/d.txt"]
+    assert entries[0].url == (tree / "a_first.txt").as_uri()
+    assert (entries[0].title, entries[0].source, entries[0].feed_id) == ("a first", "Seeds", "seeds")
+    assert entries[0].published.endswith("+00:00")
+
+
+def test_directory_scan_of_a_missing_directory_names_it(tmp_path):
+    with pytest.raises(PermanentError, match=r"directory source d: .*/nowhere"):
+        scan_directory(Feed(id="d", url=(tmp_path / "nowhere").as_uri(), kind="directory"))
+
+
+def test_read_local_returns_files_inside_the_roots_only(tree, tmp_path):
+    page = read_local((tree / "sub" / "d.txt").as_uri(), roots=[tree], max_bytes=1000)
+    assert (page.body, page.content_type, page.status) == (b"text of sub/d.txt", "text/plain", 200)
+    with pytest.raises(BlockedURL, match=r"escape.txt: outside the allowed directories"):
+        read_local((tree / "escape.txt").as_uri(), roots=[tree], max_bytes=1000)
+    with pytest.raises(BlockedURL):
+        read_local("file:///etc/passwd", roots=[tree], max_bytes=1000)
+    with pytest.raises(PermanentError, match=r"missing.txt: No such file"):
+        read_local((tree / "missing.txt").as_uri(), roots=[tree], max_bytes=1000)
+    with pytest.raises(PermanentError, match=r"c.html: larger than the cap of 5 bytes"):
+        read_local((tree / "c.html").as_uri(), roots=[tree], max_bytes=5)
+
+
+async def test_poll_feed_scans_a_directory_source(fetcher, pool):
+    feed = Feed(id="seeds", url=SEEDS.as_uri(), kind="directory")
+    result = await poll_feed(feed, etag=None, last_modified=None, fetcher=fetcher, pool=pool)
+    assert len(result.entries) == len(list(SEEDS.glob("*.txt"))) > 0
+    assert all(e.url.startswith("file:///") for e in result.entries)
