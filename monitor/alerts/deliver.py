@@ -409,7 +409,7 @@ class Deliverer:
             pipe.hset(self.ak.alert(alert_id), "published", "1")
             pipe.zrem(self.ak.unpublished, alert_id)
             self.history.queue_delivery(pipe, alert_id, channel, state)
-            pipe.zadd(self.ak.due(channel), {alert_id: now}, nx=True)
+            pipe.zadd(self.ak.due(channel), {alert_id: min(now, self.clock())}, nx=True)  # due at once
             for item_id in items:
                 self.history.queue_delivery(pipe, item_id, channel, {"status": "digested", "digest": alert_id,
                                                                      "at": now})

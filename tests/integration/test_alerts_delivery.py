@@ -1,0 +1,216 @@
+"""Alerts end to end against real receivers: webhook (json://), SMTP (mailto://), MQTT; real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from monitor.alerts.channels import AlertSettings, ChannelSettings
+from monitor.alerts.deliver import Deliverer
+from monitor.alerts.history import AlertHistory
+from monitor.alerts.outbox import Outbox
+from monitor.streams import Stream
+try:
+    from tests.receivers import MqttSubscriber, SmtpReceiver, WebhookReceiver, arms_match, mqtt_reachable, wire_copy
+except ModuleNotFoundError:  # tests/ is not a package: pytest put tests/ itself on sys.path
+    from receivers import MqttSubscriber, SmtpReceiver, WebhookReceiver, arms_match, mqtt_reachable, wire_copy
+
+
+def fast(**kw) -> AlertSettings:
+    base = dict(default_channels=["hook"], retry_base=0.05, retry_max_delay=0.2, claim_idle=0.1,
+                send_timeout=5, poll_interval=0.02)
+    return AlertSettings(**{**base, **kw})
+
+
+def parts(redis, keys, channels, settings=None, consumer="d1"):
+    settings = settings or fast()
+    return (Outbox(redis, keys, settings=settings, channels=channels),
+            Deliverer(redis, keys, settings=settings, channels=channels, consumer=consumer))
+
+
+async def submit_story(outbox, copies: range, *, story="story-1", quantity=14, rule_id="arms-pledges"):
+    alerts = []
+    for i in copies:
+        article = wire_copy(i)
+        alerts.append(await outbox.submit(arms_match(quantity, rule_id=rule_id), article, story_id=story,
+                                          sources=[(article.source, article.url)]))
+    return alerts
+
+
+async def test_thirty_copies_of_one_story_send_one_alert_listing_every_source(redis, keys):
+    async with WebhookReceiver() as hook:
+        with SmtpReceiver() as smtp:
+            channels = {"hook": ChannelSettings(urls=[hook.url(), smtp.url()])}
+            outbox, deliverer = parts(redis, keys, channels)
+            alerts = await submit_story(outbox, range(30))
+            await deliverer.run(asyncio.Event(), burst=True)
+            smtp.wait_for(1)
+
+    assert [a.kind for a in alerts if a is not None] == ["new"]
+    assert len(hook.bodies) == 1
+    message = hook.bodies[0]["message"]
+    assert "Sources (30)" in message
+    assert all(f"https://site{i}.example/news/leopard-{i}" in message for i in range(30))
+    assert len(smtp.messages) == 1
+    html = smtp.messages[0].get_body(("html",)).get_content()
+    assert "Sources (30)" in html and "<b>Leopard 2</b>" in html
+    shown = await AlertHistory(redis, keys).show(alerts[0].id)
+    assert len(shown["sources"]) == 30
+    assert shown["deliveries"]["hook"]["status"] == "sent"
+    assert {t["status"] for t in shown["deliveries"]["hook"]["targets"].values()} == {"sent"}
+
+
+async def test_changed_quantity_sends_one_update_saying_what_changed(redis, keys):
+    async with WebhookReceiver() as hook:
+        outbox, deliverer = parts(redis, keys, {"hook": ChannelSettings(urls=[hook.url()])})
+        await submit_story(outbox, range(3), quantity=14)
+        await deliverer.run(asyncio.Event(), burst=True)
+        same = await submit_story(outbox, range(3, 6), quantity=14)
+        changed = await submit_story(outbox, range(6, 9), quantity=20)
+        await deliverer.run(asyncio.Event(), burst=True)
+
+    assert same == [None, None, None]
+    assert [a.kind if a else None for a in changed] == ["update", None, None]
+    assert changed[0].changes == {"quantity": [14, 20]}
+    assert len(hook.bodies) == 2
+    update = hook.bodies[1]
+    assert update["title"].startswith("[HIGH] Update: Arms pledges")
+    assert "What changed:" in update["message"] and "quantity: 14 -> 20" in update["message"]
+
+
+async def test_receiver_down_then_up_gets_every_alert_exactly_once(redis, keys):
+    hook = WebhookReceiver()  # not started: connections are refused
+    outbox, deliverer = parts(redis, keys, {"hook": ChannelSettings(urls=[hook.url()])},
+                              fast(retry_attempts=50))
+    for story in range(5):
+        await submit_story(outbox, range(story, story + 1), story=f"story-{story}")
+    stop = asyncio.Event()
+    task = asyncio.create_task(deliverer.run(stop))
+    history = AlertHistory(redis, keys)
+    try:
+        for _ in range(500):  # until every alert failed at least twice
+            states = [(await history.deliveries(a["id"])).get("hook", {}) for a in await history.list(10)]
+            if len(states) == 5 and all(s.get("attempts", 0) >= 2 for s in states):
+                break
+            await asyncio.sleep(0.02)
+        assert all(s["status"] == "retrying" for s in states)
+        await hook.start()
+        hook.fail(3)  # up, but the first three answers are 500s
+        await hook.wait_for(5)
+        await asyncio.sleep(0.3)  # a window in which a duplicate would show up
+    finally:
+        stop.set()
+        await task
+        await hook.stop()
+
+    assert hook.failed == 3
+    ids = [b["message"].split("\n")[1] for b in hook.bodies]
+    assert len(hook.bodies) == 5, ids
+    assert sorted(a["channels"]["hook"] for a in await history.list(10)) == ["sent"] * 5
+    assert await deliverer.due_count("hook") == 0
+
+
+async def test_one_channel_down_does_not_delay_the_others(redis, keys):
+    down = WebhookReceiver()  # never started
+    async with WebhookReceiver() as up:
+        channels = {"down": ChannelSettings(urls=[down.url()]), "up": ChannelSettings(urls=[up.url()])}
+        outbox, deliverer = parts(redis, keys, channels,
+                                  fast(default_channels=["down", "up"], retry_attempts=50, retry_base=5))
+        for story in range(4):
+            await submit_story(outbox, range(story, story + 1), story=f"story-{story}")
+        stop = asyncio.Event()
+        task = asyncio.create_task(deliverer.run(stop))
+        await up.wait_for(4)
+        stop.set()
+        await task
+
+    assert len(up.bodies) == 4
+    assert await deliverer.due_count("down") == 4  # all four still waiting for their retry
+    assert await deliverer.due_count("up") == 0
+
+
+async def test_restart_between_send_and_ack_sends_no_duplicate(redis, keys):
+    async with WebhookReceiver() as hook:
+        channels = {"hook": ChannelSettings(urls=[hook.url()])}
+        outbox, first = parts(redis, keys, channels, consumer="first")
+        await submit_story(outbox, range(1))
+        # the first deliverer reads the alert, routes it and sends it, then dies before acknowledging
+        messages = await first.stream.read(count=10, block_ms=0)
+        for message in messages:
+            await first.handle(message)
+        assert await first.send_due("hook") == 1
+        assert len(hook.bodies) == 1
+        assert await first.stream.pending_count() == 1
+        await asyncio.sleep(0.15)  # longer than claim_idle: the message is now up for reclaiming
+
+        _, second = parts(redis, keys, channels, consumer="second")
+        await second.run(asyncio.Event(), burst=True)
+
+    assert len(hook.bodies) == 1
+    assert await second.stream.pending_count() == 0
+
+
+async def test_redelivered_outbox_message_is_not_sent_again(redis, keys):
+    async with WebhookReceiver() as hook:
+        outbox, deliverer = parts(redis, keys, {"hook": ChannelSettings(urls=[hook.url()])})
+        [alert] = await submit_story(outbox, range(1))
+        await deliverer.run(asyncio.Event(), burst=True)
+        await outbox.stream.publish(alert.to_dict())  # the same alert again (e.g. a republished stale one)
+        await deliverer.run(asyncio.Event(), burst=True)
+    assert len(hook.bodies) == 1
+
+
+async def test_failed_channel_goes_to_dead_letter_and_retry_sends_it_once(redis, keys):
+    async with WebhookReceiver() as hook:
+        outbox, deliverer = parts(redis, keys, {"hook": ChannelSettings(urls=[hook.url()])},
+                                  fast(retry_attempts=3, retry_base=0.01, retry_max_delay=0.02))
+        hook.fail(100)
+        [alert] = await submit_story(outbox, range(1))
+        history = AlertHistory(redis, keys)
+        for _ in range(200):
+            await deliverer.run(asyncio.Event(), burst=True)
+            if (await history.delivery(alert.id, "hook") or {}).get("status") == "dead":
+                break
+            await asyncio.sleep(0.01)
+        state = await history.delivery(alert.id, "hook")
+        dead = await Stream(redis, keys, "alerts", consumer="cli").dead()
+        hook.fail(0)
+        assert await deliverer.retry_dead(alert.id) is True
+        await deliverer.run(asyncio.Event(), burst=True)
+        assert await deliverer.retry_dead(alert.id) is False  # nothing dead any more
+
+    assert state["status"] == "dead" and state["attempts"] == 3 and hook.failed == 3
+    assert "500" in state["error"] or "FAILURE" in state["error"]
+    assert [(m.payload["alert_id"], m.payload["channel"]) for m in dead] == [(alert.id, "hook")]
+    assert len(hook.bodies) == 1
+    assert (await history.delivery(alert.id, "hook"))["status"] == "sent"
+
+
+async def test_only_the_failed_url_of_a_channel_is_retried(redis, keys):
+    async with WebhookReceiver("/a") as good, WebhookReceiver("/b") as flaky:
+        outbox, deliverer = parts(redis, keys, {"hook": ChannelSettings(urls=[good.url(), flaky.url()])})
+        flaky.fail(2)
+        await submit_story(outbox, range(1))
+        for _ in range(100):
+            await deliverer.run(asyncio.Event(), burst=True)
+            if flaky.bodies:
+                break
+            await asyncio.sleep(0.02)
+    assert len(good.bodies) == 1 and len(flaky.bodies) == 1 and flaky.failed == 2
+
+
+async def test_alert_reaches_mqtt_subscriber(redis, keys):
+    if not mqtt_reachable():
+        if os.environ.get("CI"):
+            pytest.fail("MQTT broker at 127.0.0.1:1883 not reachable (required in CI)")
+        pytest.skip("no MQTT broker at 127.0.0.1:1883")
+    topic = f"monitor-test/{keys.prefix.strip(':').replace(':', '-')}"
+    with MqttSubscriber(topic) as sub:
+        outbox, deliverer = parts(redis, keys, {"hook": ChannelSettings(urls=[f"mqtt://127.0.0.1:1883/{topic}"])})
+        await submit_story(outbox, range(1))
+        await deliverer.run(asyncio.Event(), burst=True)
+        payloads = await asyncio.to_thread(sub.wait_for, 1)
+    assert len(payloads) == 1
+    assert "Arms pledges" in payloads[0] and "Leopard 2" in payloads[0]
