@@ -1,0 +1,194 @@
+"""From a rule's hits to what an analyst reads: matched terms, entities, structured fields, a snippet, and why not.
+
+Pure functions over a matcher Context; used by RuleSet.match and RuleSet.explain.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..models import Match
+from .normalise import normalise_phrase
+from .query import And, EntityRef, Node, Not, Or, Proximity, Regex, Scope, Term
+
+SNIPPET_MAX = 420
+MAX_TERMS = 25
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One rule's verdict on one article and the reasons."""
+
+    rule_id: str
+    title: str
+    fired: bool
+    enabled: bool = True
+    hits: tuple[tuple[str, str], ...] = ()  # (what the rule looked for, matched text in context)
+    entities: dict[str, list[str]] = field(default_factory=dict)  # every reportable entity in the article
+    failed: str | None = None  # the clause that failed, with the closest sentences for scoped clauses
+    match: Match | None = None
+
+
+def build_match(rule: Any, ctx: Any, evidence: list, scopes: list) -> Match:
+    """The Match of a rule that fired: terms as written in the text, entities, fields, snippet."""
+    nz = ctx.nz
+    evidence = _outermost(sorted(set(evidence)))
+    terms = list(dict.fromkeys(" ".join(nz.span_text(s, e).split()) for s, e, _l, _c in evidence))
+    windows = scopes or [nz.sentences()[nz.sentence_index(s)] for s, *_ in evidence]
+    entities = _entities(ctx, evidence, windows)
+    fields = extract_fields(rule.fields, ctx, windows)
+    return Match(
+        rule_id=rule.id,
+        rule_title=rule.title,
+        severity=rule.severity,
+        channels=rule.channels,
+        terms=tuple(terms[:MAX_TERMS]),
+        entities=entities,
+        snippet=snippet(ctx, evidence, windows),
+        fields=fields,
+    )
+
+
+def _outermost(evidence: list) -> list:
+    """Drop hits lying inside a longer hit ("tanks" inside "battle tanks"); keep the longer one."""
+    out: list = []
+    for hit in sorted(evidence, key=lambda h: (h[0], -h[1])):
+        if out and out[-1][0] <= hit[0] and hit[1] <= out[-1][1] and (hit[0], hit[1]) != (out[-1][0], out[-1][1]):
+            continue
+        out.append(hit)
+    return out
+
+
+def _entities(ctx: Any, evidence: list, windows: list) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for s, _e, label, canonical in evidence:
+        if canonical and label.startswith("@") and ctx.c.gazetteer.reportable(label[1:]):
+            out.setdefault(label[1:], []).append(canonical)
+    for kind, hits in list(ctx.entities.items()):
+        if not ctx.c.gazetteer.reportable(kind):
+            continue
+        for s, e, value in hits:
+            if any(a <= s and e <= b for a, b in windows):
+                out.setdefault(kind, []).append(value)
+    return {k: list(dict.fromkeys(v)) for k, v in out.items()}
+
+
+def extract_fields(specs: dict, ctx: Any, windows: list) -> dict[str, Any]:
+    """Each field's values from entities inside the evidence windows, filtered by neighbouring words."""
+    out: dict[str, Any] = {}
+    ordered = sorted(specs.items(), key=lambda kv: bool(kv[1].exclude))  # fields others exclude go first
+    for name, spec in ordered:
+        taken = {v for other in spec.exclude for v in _as_list(out.get(other))}
+        values = _field_values(spec.kinds(), spec, ctx, windows, taken)
+        if not values and spec.fallback_kinds():
+            values = _field_values(spec.fallback_kinds(), spec, ctx, windows, taken)
+        out[name] = (values[0] if values else None) if spec.single else values
+    return {name: out[name] for name in specs}
+
+
+def _field_values(kinds: list[str], spec: Any, ctx: Any, windows: list, taken: set) -> list[str]:
+    norm = ctx.nz.norm
+    before = [" " + normalise_phrase(p) + " " for p in spec.preceded_by]
+    after = [" " + normalise_phrase(p) + " " for p in spec.followed_by]
+    values: list[str] = []
+    for kind in kinds:
+        for s, e, value in sorted(ctx.entity_hits(kind)):
+            if not any(a <= s and e <= b for a, b in windows) or value in taken:
+                continue
+            if before or after:
+                pre_ok = any(norm.endswith(p, 0, s) for p in before)
+                post_ok = any(norm.startswith(p, e) for p in after)
+                if not (pre_ok or post_ok):
+                    continue
+            values.append(value)
+    return list(dict.fromkeys(values))
+
+
+def _as_list(value: Any) -> list:
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
+def snippet(ctx: Any, evidence: list, windows: list) -> str:
+    """The window (1-2 sentences) holding the most evidence, matched text wrapped in **."""
+    nz = ctx.nz
+    if not evidence:
+        return ""
+    best = max(windows, key=lambda w: (sum(1 for s, e, *_ in evidence if w[0] <= s and e <= w[1]), -w[0]))
+    a, b = nz.to_orig(best[0]), nz.to_orig(max(best[0], best[1] - 1)) + 1
+    spans = sorted({(nz.to_orig(s), nz.to_orig(e - 1) + 1) for s, e, *_ in evidence if best[0] <= s and e <= best[1]})
+    parts, cursor = [], a
+    for s, e in spans:
+        if s < cursor:
+            continue  # overlapping hits ("Leopard 2" inside "14 Leopard 2 tanks"): mark the first
+        parts.append(nz.original[cursor:s])
+        parts.append("**" + nz.original[s:e] + "**")
+        cursor = e
+    parts.append(nz.original[cursor:b])
+    text = re.sub(r"\s+", " ", "".join(parts)).strip()
+    return text if len(text) <= SNIPPET_MAX else text[: SNIPPET_MAX - 1].rstrip() + "…"
+
+
+# explanations ----------------------------------------------------------------------------------------------------
+def why_not(ctx: Any, node: Node, lo: int, hi: int, depth: int = 0) -> str:
+    """The first clause of `node` that is false in [lo, hi), said plainly."""
+    if isinstance(node, And):
+        for child in node.children:
+            if not ctx.ev(child, lo, hi, None):
+                return why_not(ctx, child, lo, hi, depth)
+        return "all clauses hold"
+    if isinstance(node, Not):
+        found: list = []
+        ctx.ev(node.child, lo, hi, found)
+        shown = ", ".join(dict.fromkeys(repr(" ".join(ctx.nz.span_text(s, e).split())) for s, e, *_ in found[:5]))
+        return f"excluded by NOT {node.child}: found {shown}"
+    if isinstance(node, Scope) and node.kind in ("sentence", "near"):
+        return _why_scope(ctx, node, lo, hi, depth)
+    if isinstance(node, Scope):
+        return f"in {node.kind}: " + why_not(ctx, node.child, *(_field_range(ctx, node, lo, hi)), depth)
+    if isinstance(node, (Term, EntityRef, Regex, Proximity)):
+        return f"{node} not found"
+    return f"none of {node} found"
+
+
+def _field_range(ctx: Any, node: Scope, lo: int, hi: int) -> tuple[int, int]:
+    return (lo, min(hi, ctx.title_end)) if node.kind == "title" else (max(lo, ctx.title_end), hi)
+
+
+def _why_scope(ctx: Any, node: Scope, lo: int, hi: int, depth: int) -> str:
+    unit = "sentence" if node.kind == "sentence" else f"window of {node.n} words"
+    windows = ctx.windows(node, lo, hi)
+    if not windows:
+        return f"no {unit} has a starting hit for {node.child}"
+    lines = [f"no {unit} satisfies {node.child}"]
+    for a, b in windows[:4]:
+        text = " ".join(ctx.nz.span_text(a, b).split())
+        text = text if len(text) < 160 else text[:157] + "..."
+        lines.append(f"  - \"{text}\"\n      {why_not(ctx, node.child, a, b, depth + 1)}")
+    if len(windows) > 4:
+        lines.append(f"  ... and {len(windows) - 4} more")
+    return "\n".join(lines)
+
+
+def hits_in_context(ctx: Any, node: Node) -> list[tuple[str, str]]:
+    """Every positive term of `node` found anywhere in the article, with some context."""
+    found: list = []
+    _positive_hits(ctx, node, found)
+    out, original, nz = [], ctx.nz.original, ctx.nz
+    for s, e, label, _c in sorted(set(found))[:40]:
+        a, b = nz.to_orig(s), nz.to_orig(e - 1) + 1
+        left = re.sub(r"\s+", " ", original[max(0, a - 50) : a]).split(" ", 1)[-1]
+        right = re.sub(r"\s+", " ", original[b : b + 50]).rsplit(" ", 1)[0]
+        out.append((label, f"...{left}**{original[a:b]}**{right}..."))
+    return out
+
+
+def _positive_hits(ctx: Any, node: Node, out: list) -> None:
+    if isinstance(node, (Term, EntityRef, Regex, Proximity)):
+        ctx.ev(node, 0, len(ctx.nz.norm), out)
+    elif isinstance(node, (And, Or)):
+        for c in node.children:
+            _positive_hits(ctx, c, out)
+    elif isinstance(node, Scope):
+        _positive_hits(ctx, node.child, out)

@@ -1,0 +1,258 @@
+"""Loads a rules folder: safe YAML (duplicate keys rejected), pydantic validation, queries parsed, one RuleSet.
+
+Every problem in every file is collected and raised at once as RuleError lines `file:line:column: message`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import RuleError
+from .entities import PATTERN_KINDS, Gazetteer, parse_kinds
+from .matcher import Example, Rule, RuleSet
+from .query import QueryError, keyword_query, parse_query
+from .schema import ExampleFile, RuleFile, RuleSpec
+
+log = logging.getLogger(__name__)
+
+ENTITY_DIR = "entities"
+Path_ = tuple[Any, ...]
+
+
+@dataclass
+class Doc:
+    """One parsed YAML file: data, and for every path the node's position (line, column, start and end index)."""
+
+    path: Path
+    label: str
+    raw: str
+    data: Any = None
+    marks: dict[Path_, tuple[int, int, int, int]] = field(default_factory=dict)
+
+    def where(self, path: Path_ = ()) -> str:
+        path = tuple(path)
+        while path and path not in self.marks:
+            path = path[:-1]
+        line, col, _a, _b = self.marks.get(path, (0, 0, 0, 0))
+        return f"{self.label}:{line + 1}:{col + 1}"
+
+    def where_in_value(self, path: Path_, token: str, pos: int, query: str) -> str:
+        """file:line:column of `token` (at offset `pos` of the scalar `query`) inside the file's text."""
+        line, col, a, b = self.marks.get(tuple(path), (0, 0, 0, 0))
+        segment = self.raw[a:b]
+        index = -1
+        if token:
+            nth = query[: max(pos, 0)].count(token)
+            index = -1
+            for _ in range(nth + 1):
+                index = segment.find(token, index + 1)
+                if index < 0:
+                    break
+        if index < 0:
+            return f"{self.label}:{line + 1}:{col + 1}"
+        absolute = a + index
+        line = self.raw.count("\n", 0, absolute)
+        col = absolute - (self.raw.rfind("\n", 0, absolute) + 1)
+        return f"{self.label}:{line + 1}:{col + 1}"
+
+
+def parse_yaml(path: Path, label: str, problems: list[str]) -> Doc | None:
+    """Read and parse one file; on any problem append it and return None."""
+    try:
+        raw = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{label}:1:1: cannot read the file: {exc}")
+        return None
+    doc = Doc(path, label, raw)
+    loader = yaml.SafeLoader(raw)
+    before = len(problems)
+    try:
+        node = loader.get_single_node()
+        doc.data = _walk(loader, node, (), doc, problems) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark else f"{label}:1:1"
+        problems.append(f"{where}: YAML syntax error: {exc.problem or exc.context}")
+    except yaml.YAMLError as exc:
+        problems.append(f"{label}:1:1: YAML error: {exc}")
+    finally:
+        loader.dispose()
+    return doc if len(problems) == before else None
+
+
+def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, doc: Doc, problems: list[str]) -> Any:
+    doc.marks[path] = (node.start_mark.line, node.start_mark.column, node.start_mark.index, node.end_mark.index)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                problems.append(f"{doc.label}:{key_node.start_mark.line + 1}:{key_node.start_mark.column + 1}: "
+                                "a key must be plain text")
+                continue
+            if key in out:
+                problems.append(f"{doc.label}:{key_node.start_mark.line + 1}:{key_node.start_mark.column + 1}: "
+                                f"duplicate key {key!r}")
+                continue
+            out[key] = _walk(loader, value_node, path + (key,), doc, problems)
+            doc.marks[path + (key,)] = (key_node.start_mark.line, key_node.start_mark.column,
+                                        value_node.start_mark.index, value_node.end_mark.index)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_walk(loader, child, path + (i,), doc, problems) for i, child in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def rule_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(entity files, rule files) under `folder`, sorted; hidden files and folders are skipped."""
+    found = sorted(p for ext in ("*.yaml", "*.yml") for p in folder.rglob(ext))
+    found = [p for p in found if not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts)]
+    entity_dir = folder / ENTITY_DIR
+    entities = [p for p in found if entity_dir in p.parents]
+    return entities, [p for p in found if entity_dir not in p.parents]
+
+
+def load_rules(path: str | Path, *, known_channels: Iterable[str] | None = None) -> RuleSet:
+    """Load, validate and compile every rule and entity file under `path`. Raises RuleError listing all problems."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise RuleError(f"{folder}: rules folder not found")
+    problems: list[str] = []
+    entity_paths, rule_paths = rule_files(folder)
+    docs = {p: parse_yaml(p, _label(p), problems) for p in (*entity_paths, *rule_paths)}
+    gazetteer = _gazetteer([docs[p] for p in entity_paths if docs[p]], problems)
+    rules = _rules([docs[p] for p in rule_paths if docs[p]], gazetteer, set(known_channels or ()), problems)
+    if not rule_paths:
+        problems.append(f"{folder}: no rule files (*.yaml) found")
+    if problems:
+        raise RuleError(f"{folder}: {len(problems)} problem(s) in the rules", problems)
+    version = _version(folder, (*entity_paths, *rule_paths), docs)
+    ruleset = RuleSet(tuple(rules), gazetteer, version=version,
+                      source_files=tuple(_label(p) for p in (*entity_paths, *rule_paths)))
+    log.info("loaded %d rules (%d entity kinds) from %s, version %s", len(rules), len(gazetteer.kinds), folder,
+             version[:12])
+    return ruleset
+
+
+def _label(p: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
+def _version(folder: Path, paths: Iterable[Path], docs: dict[Path, Doc | None]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        doc = docs[p]
+        h.update(str(p.relative_to(folder)).encode() + b"\0" + (doc.raw.encode() if doc else b"") + b"\0")
+    return h.hexdigest()
+
+
+def _gazetteer(docs: list[Doc], problems: list[str]) -> Gazetteer:
+    gaz = Gazetteer()
+    for doc in docs:
+        kinds, errs = parse_kinds(doc.data, doc.where)
+        problems.extend(errs)
+        for kind in kinds:
+            if kind.name in gaz.kinds:
+                problems.append(f"{kind.source}: entity kind {kind.name!r} already defined at "
+                                f"{gaz.kinds[kind.name].source}")
+                continue
+            gaz.kinds[kind.name] = kind
+    return gaz
+
+
+def _rules(docs: list[Doc], gaz: Gazetteer, channels: set[str], problems: list[str]) -> list[Rule]:
+    rules: list[Rule] = []
+    seen: dict[str, str] = {}
+    for doc in docs:
+        try:
+            spec_file = RuleFile.model_validate(doc.data)
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(doc, exc))
+            continue
+        for i, spec in enumerate(spec_file.rules):
+            where = doc.where(("rules", i))
+            if spec.id in seen:
+                problems.append(f"{doc.where(('rules', i, 'id'))}: duplicate rule id {spec.id!r} "
+                                f"(first at {seen[spec.id]})")
+                continue
+            seen[spec.id] = where
+            rule = _rule(doc, i, spec, gaz, channels, problems)
+            if rule is not None:
+                rules.append(rule)
+    return rules
+
+
+def _pydantic_problems(doc: Doc, exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x in ("str", "ExampleFile")))
+        key = ".".join(str(x) for x in loc) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        out.append(f"{doc.where(loc)}: {key}: {msg}")
+    return out
+
+
+def _rule(doc: Doc, i: int, spec: RuleSpec, gaz: Gazetteer, channels: set[str], problems: list[str]) -> Rule | None:
+    base = ("rules", i)
+    known = lambda kind: kind in gaz.kinds or kind in PATTERN_KINDS  # noqa: E731
+    try:
+        if spec.query is not None:
+            node = parse_query(spec.query, known)
+        else:
+            node = keyword_query(spec.all_, spec.any_, spec.none)
+    except QueryError as exc:
+        if spec.query is not None:
+            at = doc.where_in_value(base + ("query",), exc.token, exc.pos, spec.query)
+        else:
+            at = doc.where(base + ("all",))
+        token = f" (at {exc.token!r})" if exc.token else ""
+        problems.append(f"{at}: rule {spec.id}: {exc}{token}")
+        return None
+    for j, ch in enumerate(spec.channels):
+        if channels and ch not in channels:
+            problems.append(f"{doc.where(base + ('channels', j))}: rule {spec.id}: unknown channel {ch!r}")
+    for name, fs in spec.fields.items():
+        for kind in (*fs.kinds(), *fs.fallback_kinds()):
+            if not known(kind):
+                problems.append(f"{doc.where(base + ('fields', name))}: rule {spec.id}: unknown entity kind {kind!r}")
+        for other in fs.exclude:
+            if other not in spec.fields or other == name:
+                problems.append(f"{doc.where(base + ('fields', name, 'exclude'))}: rule {spec.id}: "
+                                f"exclude names another field of this rule, got {other!r}")
+    examples = _examples(doc, base, spec, problems)
+    query = spec.query if spec.query is not None else str(node)
+    return Rule(id=spec.id, title=spec.title or spec.id, node=node, query=query.strip(), severity=spec.severity,
+                channels=tuple(spec.channels), enabled=spec.enabled, owner=spec.owner,
+                description=spec.description, fields=dict(spec.fields), examples=tuple(examples),
+                source=doc.where(base))
+
+
+def _examples(doc: Doc, base: Path_, spec: RuleSpec, problems: list[str]) -> list[Example]:
+    out: list[Example] = []
+    for key, expect in (("match", True), ("no_match", False)):
+        for j, item in enumerate(getattr(spec.examples, key)):
+            if isinstance(item, ExampleFile):
+                target = (doc.path.parent / item.file).resolve()
+                try:
+                    text = target.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    problems.append(f"{doc.where(base + ('examples', key, j))}: rule {spec.id}: "
+                                    f"cannot read example file {item.file!r}: {exc}")
+                    continue
+                out.append(Example(text, expect, item.file, item.title))
+            else:
+                out.append(Example(item, expect, f"{key}[{j}] ({doc.where(base + ('examples', key, j))})"))
+    return out

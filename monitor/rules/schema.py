@@ -1,0 +1,96 @@
+"""The shape of rule files and of the rules settings, as pydantic models (unknown keys are errors).
+
+The loader validates YAML data against these and maps every error back to file:line:column.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Severity = Literal["info", "low", "medium", "high", "critical"]
+SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
+
+
+class RuleSettings(BaseModel):
+    """Config key `rules` in monitor.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = "rules"  # folder of rule YAML files; gazetteers in <path>/entities
+    watch: bool = True  # reload on file changes (SIGHUP reloads either way)
+
+
+class ExampleFile(BaseModel):
+    """An example article kept in a file, relative to the rule file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field(min_length=1)
+    title: str = ""
+
+
+class Examples(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    match: list[str | ExampleFile] = Field(default_factory=list)
+    no_match: list[str | ExampleFile] = Field(default_factory=list)
+
+
+class FieldSpec(BaseModel):
+    """A structured field of a match taken from the entities that made the rule fire (donors, systems, ...).
+
+    Values come from the evidence sentences. `preceded_by` / `followed_by` keep only entities next to one of those
+    phrases; `exclude` drops values already taken by other fields; `fallback` kinds are used when `entity` finds none.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    entity: str | list[str]
+    fallback: str | list[str] = Field(default_factory=list)
+    preceded_by: list[str] = Field(default_factory=list)
+    followed_by: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    single: bool = False  # one value (or null) instead of a list
+
+    def kinds(self) -> list[str]:
+        return [self.entity] if isinstance(self.entity, str) else list(self.entity)
+
+    def fallback_kinds(self) -> list[str]:
+        return [self.fallback] if isinstance(self.fallback, str) else list(self.fallback)
+
+
+class RuleSpec(BaseModel):
+    """One rule as written: metadata, a query (or the keyword form all/any/none), fields and examples."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    title: str = ""
+    description: str = ""
+    severity: Severity = "medium"
+    channels: list[str] = Field(default_factory=list)
+    enabled: bool = True
+    owner: str = ""
+    query: str | None = None
+    all_: list[str] = Field(default_factory=list, alias="all")
+    any_: list[str] = Field(default_factory=list, alias="any")
+    none: list[str] = Field(default_factory=list)
+    fields: dict[str, FieldSpec] = Field(default_factory=dict)
+    examples: Examples = Field(default_factory=Examples)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "RuleSpec":
+        keyword = bool(self.all_ or self.any_ or self.none)
+        if self.query is not None and keyword:
+            raise ValueError("use either 'query' or the keyword lists all/any/none, not both")
+        if self.query is None and not (self.all_ or self.any_):
+            raise ValueError("a rule needs a 'query' or keyword lists 'all' / 'any'")
+        return self
+
+
+class RuleFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[RuleSpec] = Field(min_length=1)

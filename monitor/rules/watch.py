@@ -1,0 +1,66 @@
+"""Hot reload of the rules folder: a new RuleSet is built aside and swapped in only if every file is valid.
+
+A broken, half-written or deleted file leaves the last good set running; the error is kept for health output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..errors import RuleError
+from .loader import load_rules
+from .matcher import RuleSet
+
+log = logging.getLogger(__name__)
+
+
+class RuleWatcher:
+    """Holds the current RuleSet; `reload()` on demand (SIGHUP), `watch()` on file changes."""
+
+    def __init__(self, path: str | Path, *, on_change: Callable[[RuleSet], None] | None = None,
+                 debounce_ms: int = 300) -> None:
+        self.path = Path(path)
+        self.on_change = on_change
+        self.debounce_ms = debounce_ms
+        self.current: RuleSet = load_rules(self.path)  # the first load must succeed: RuleError otherwise
+        self.last_error: str | None = None
+        self.last_reload_at: float | None = None
+        self.reloads_ok = 0
+        self.reloads_failed = 0
+
+    def reload(self) -> bool:
+        """Parse, validate and compile aside; swap only if all valid. Returns whether the set was swapped."""
+        self.last_reload_at = time.time()
+        try:
+            new = load_rules(self.path)
+        except RuleError as exc:
+            self.reloads_failed += 1
+            self.last_error = str(exc)
+            log.error("rules reload failed, keeping version %s: %s", self.current.version[:12], exc)
+            return False
+        self.reloads_ok += 1
+        self.last_error = None
+        if new.version == self.current.version:
+            return False
+        old, self.current = self.current, new
+        log.info("rules reloaded: version %s -> %s, %d rules", old.version[:12], new.version[:12], len(new.rules))
+        if self.on_change is not None:
+            self.on_change(new)
+        return True
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Reload after each debounced batch of changes in the folder until `stop` is set."""
+        from watchfiles import awatch
+
+        async for changes in awatch(self.path, stop_event=stop, debounce=self.debounce_ms, recursive=True,
+                                    watch_filter=_yaml_change):
+            log.debug("rules folder changed: %s", sorted(p for _c, p in changes))
+            self.reload()
+
+
+def _yaml_change(_change: object, path: str) -> bool:
+    return path.endswith((".yaml", ".yml", ".txt", ".md")) and "/." not in path
