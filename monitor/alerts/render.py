@@ -124,8 +124,9 @@ class Renderer:
         template = self._template(kind, fmt, overrides)
         try:
             return template.render(ctx, fmt=fmt, mark=lambda s: _marked(s, fmt)).strip()
-        except jinja2.TemplateError as exc:
-            raise PermanentError(f"alert template {template.name!r} failed: {exc}") from None
+        except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as exc:
+            # a template from the configuration is input: its mistakes become a clear, permanent error
+            raise PermanentError(f"alert template {template.name!r} failed: {type(exc).__name__}: {exc}") from None
 
     def render(self, alert: Alert, *, fmt: str, sources: Iterable[tuple[str, str]] | None = None,
                overrides: Mapping[str, str] | None = None, **extra: Any) -> tuple[str, str]:
