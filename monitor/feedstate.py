@@ -1,6 +1,6 @@
 """Per-feed scheduling state in Redis (due-time ZSET, one hash per feed) and the seen-URL hashes shared by all feeds.
 
-The claim is one Lua script, so several instances against one Redis never poll a feed twice; all state survives restarts.
+The claim is one Lua script, so instances sharing one Redis never poll a feed twice; all state survives restarts.
 """
 
 from __future__ import annotations

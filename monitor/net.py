@@ -1,6 +1,6 @@
 """Safe HTTP fetching: http(s) only, SSRF guard on every hop, caps on time, size and redirects, per-host politeness.
 
-The only module that opens sockets to the outside. Every failure becomes a TransientError or a PermanentError naming the URL.
+The only module that opens outside sockets; every failure is a TransientError or PermanentError naming the URL.
 """
 
 from __future__ import annotations
@@ -164,21 +164,25 @@ class Fetcher:
             conditional["If-Modified-Since"] = last_modified
         if accept:
             conditional["Accept"] = accept
-        try:
-            async with asyncio.timeout(self.settings.timeout):
-                return await self._follow(url, dict(headers or {}), conditional)
-        except TimeoutError as exc:
-            raise TransientError(f"{redact_url(url)}: no complete response within {self.settings.timeout:g}s") from exc
+        return await self._follow(url, dict(headers or {}), conditional)
 
     async def _follow(self, url: str, extra: dict[str, str], conditional: dict[str, str]) -> Page:
         current = url
         origin = _origin(url)
+        budget = self.settings.timeout  # one deadline for all hops; time spent queueing for a host is not counted
         for _hop in range(self.settings.max_redirects + 1):
             host = self._check_url(url, current)
             # the feed's own headers (perhaps credentials) go only to the feed's origin
             sent = {**(extra if _origin(current) == origin else {}), **conditional}
             async with self._gate(host):
-                result = await self._fetch_once(url, current, sent)
+                started = time.monotonic()
+                try:
+                    async with asyncio.timeout(max(budget, 0.001)):
+                        result = await self._fetch_once(url, current, sent)
+                except TimeoutError as exc:
+                    raise TransientError(f"{redact_url(url)}: no complete response within "
+                                         f"{self.settings.timeout:g}s") from exc
+                budget -= time.monotonic() - started
             if isinstance(result, Page):
                 return result
             log.debug("redirect %s -> %s", redact_url(current), redact_url(result))

@@ -1,6 +1,6 @@
 """Directory sources: local files (e.g. seeds/*.txt) as entries, and reading them back as pages, confined to a root.
 
-A directory feed is Feed(kind="directory", url="file:///abs/dir"); each matching file becomes one Entry with its file URI.
+A directory feed is Feed(kind="directory", url="file:///abs/dir"); each matching file is one Entry (its file URI).
 """
 
 from __future__ import annotations

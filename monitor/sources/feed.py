@@ -1,6 +1,6 @@
 """Feed sources: fetch an RSS/Atom/JSON Feed conditionally, parse the bytes in a worker process, map items to Entry.
 
-`parse_feed` is pure (bytes in, ParsedFeed out) and importable at top level so the WorkerPool can run it with a deadline.
+`parse_feed` is pure (bytes in, ParsedFeed out) and top-level, so the WorkerPool can run it with a deadline.
 """
 
 from __future__ import annotations

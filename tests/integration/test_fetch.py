@@ -185,6 +185,14 @@ async def test_never_more_than_per_host_requests_in_flight(server):
     assert server.peak_in_flight == 3  # measured by the server: the limit held and was used
 
 
+
+async def test_time_queued_behind_the_host_limit_does_not_count_against_the_deadline(server):
+    server.route("/slowish", RSS, delay=0.4)
+    async with Fetcher(settings(per_host=1, timeout=1.0)) as fetcher:  # the last one waits 1.2 s for its turn
+        pages = await asyncio.gather(*(fetcher.get(server.url("/slowish")) for _ in range(4)))
+    assert [p.status for p in pages] == [200] * 4
+    assert server.peak_in_flight == 1
+
 # ---------------------------------------------------------------------------------------------- directory sources
 @pytest.fixture
 def tree(tmp_path):

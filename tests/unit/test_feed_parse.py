@@ -54,8 +54,8 @@ def test_json_feed_items_become_entries():
     doc = {"version": "https://jsonfeed.org/version/1.1", "title": "JSON News",
            "feed_url": "https://json.example.com/feed.json",
            "items": [
-               {"id": "1", "url": "/posts/1?utm_medium=feed", "title": "One", "content_html": "<p>Hello &amp; bye</p>",
-                "date_published": "2024-03-01T10:00:00+02:00"},
+               {"id": "1", "url": "/posts/1?utm_medium=feed", "title": "One",
+                "content_html": "<p>Hello &amp; bye</p>", "date_published": "2024-03-01T10:00:00+02:00"},
                {"id": "https://json.example.com/posts/2", "title": "Two"},
                {"id": "urn:uuid:3", "title": "No link"},
            ]}
@@ -82,13 +82,15 @@ def test_relative_links_resolve_against_xml_base_and_feed_url():
       <entry><title>a</title><link href="a/1.html"/><id>t1</id></entry>
       <entry xml:base="http://other.example.com/x/"><title>b</title><link href="../b.html"/><id>t2</id></entry>
     </feed>"""
-    assert [e.url for e in parse(atom).entries] == ["http://example.com/news/a/1.html", "http://other.example.com/b.html"]
+    assert [e.url for e in parse(atom).entries] == [
+        "http://example.com/news/a/1.html", "http://other.example.com/b.html"]
     no_base = rss("<item><title>r</title><link>/world/2024/story.html</link></item>")
     assert [e.url for e in parse(no_base).entries] == ["http://feeds.example.org/world/2024/story.html"]
 
 
 def test_tracking_parameters_and_fragment_are_dropped_from_entry_url():
-    body = rss("<item><title>t</title><link>HTTP://Example.ORG:80/a?id=3&amp;utm_source=rss&amp;fbclid=z#top</link></item>")
+    body = rss("<item><title>t</title>"
+               "<link>HTTP://Example.ORG:80/a?id=3&amp;utm_source=rss&amp;fbclid=z#top</link></item>")
     entry = parse(body).entries[0]
     assert entry.url == "http://example.org/a?id=3"
     assert "utm_source" in entry.link
