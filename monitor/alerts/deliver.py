@@ -323,7 +323,9 @@ class Deliverer:
         attempts = int(state.get("attempts") or 0) + 1
         first_at = float(state.get("first_at") or now)
         new = {**state, "targets": targets, "attempts": attempts, "first_at": first_at, "last_at": now}
-        permanent = permanent or any(r.get("permanent") for r in outcome.values())
+        failed = [r for r in outcome.values() if r.get("status") != "sent"]
+        # only when every failing URL can never succeed (invalid URL) is waiting pointless
+        permanent = permanent or (bool(failed) and all(r.get("permanent") for r in failed))
         if not error:
             new.update(status="sent", error="")
         elif permanent or attempts >= self.settings.retry_attempts or now - first_at >= self.settings.retry_max_age:

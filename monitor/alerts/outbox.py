@@ -24,7 +24,10 @@ from .history import AlertHistory
 log = logging.getLogger(__name__)
 
 OUTBOX_STREAM = "alerts"  # the deliverer's input; "alerts:dead" holds what could not be delivered
-_ARTICLE_DROP = ("text",)  # the evidence is the match (snippet, terms); full texts would bloat streams and history
+_ARTICLE_DROP = ("text",)
+# A submit in progress (on any instance) finishes within milliseconds; state older than this that is still
+# incomplete was left by a crash, and the next copy of the story completes it.
+INFLIGHT_GRACE = 30.0  # the evidence is the match (snippet, terms); full texts would bloat streams and history
 
 
 def alert_base_id(rule_id: str, story_id: str) -> str:
@@ -87,7 +90,8 @@ class Outbox:
         base_id = alert_base_id(match.rule_id, story_id)
         now = self.clock()
         await self._add_sources(base_id, sources or [(article.source, article.url)], now)
-        first = await self.redis.set(self.ak.once(base_id), base_id, nx=True, ex=int(self.settings.history_retention))
+        first = await self.redis.set(self.ak.once(base_id), f"{base_id}@{now:.3f}", nx=True,
+                                     ex=int(self.settings.history_retention))
         if first:
             alert = await self._create(base_id, match, article, story_id, now)
         else:
@@ -137,13 +141,16 @@ class Outbox:
                 async with self.redis.pipeline(transaction=True) as pipe:
                     await pipe.watch(key)
                     state = await pipe.hgetall(key)
-                    if not state:  # the first submit died between SET NX and writing: finish its work
+                    if not state:
                         await pipe.unwatch()
+                        if await self._claimed_recently(base_id, now):
+                            return None  # the first submit is still writing; it publishes the alert
+                        # the first submit died between SET NX and writing: finish its work
                         return await self._create(base_id, match, article, story_id, now)
                     changes, merged = diff_facts(_loads(state.get("facts")), facts_of(match))
                     if not changes:
                         await pipe.unwatch()
-                        return await self._unpublished(state.get("last") or base_id)
+                        return await self._unpublished(state.get("last") or base_id, now)
                     updates = int(state.get("updates") or 0) + 1
                     sources = await self.history.sources(base_id)
                     alert = self._alert(f"{base_id}-u{updates}", match, article, story_id, now, kind="update",
@@ -159,9 +166,17 @@ class Outbox:
                 continue
         raise TransientError(f"alert {base_id}: story state kept changing under concurrent updates")
 
-    async def _unpublished(self, alert_id: str) -> Alert | None:
+    async def _claimed_recently(self, base_id: str, now: float) -> bool:
+        value = await self.redis.get(self.ak.once(base_id)) or ""
+        try:
+            return now - float(value.rpartition("@")[2]) < INFLIGHT_GRACE
+        except ValueError:
+            return False
+
+    async def _unpublished(self, alert_id: str, now: float) -> Alert | None:
         """A copy with nothing new. If the story's last alert never reached the stream (crash), send it now."""
-        if await self.redis.zscore(self.ak.unpublished, alert_id) is None:
+        since = await self.redis.zscore(self.ak.unpublished, alert_id)
+        if since is None or now - since < INFLIGHT_GRACE:  # published, or another submit is publishing it
             return None
         alert = await self.history.alert(alert_id)
         if alert is not None:
