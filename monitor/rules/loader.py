@@ -23,6 +23,7 @@ from .schema import ExampleFile, RuleFile, RuleSpec
 log = logging.getLogger(__name__)
 
 ENTITY_DIR = "entities"
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 Path_ = tuple[Any, ...]
 
 
@@ -89,6 +90,11 @@ def parse_yaml(path: Path, label: str, problems: list[str]) -> Doc | None:
 
 def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, doc: Doc, problems: list[str]) -> Any:
     doc.marks[path] = (node.start_mark.line, node.start_mark.column, node.start_mark.index, node.end_mark.index)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+        # collections are walked here, not constructed by PyYAML: refuse tags that would mean more than data
+        problems.append(f"{doc.label}:{node.start_mark.line + 1}:{node.start_mark.column + 1}: "
+                        f"unsupported YAML tag {node.tag!r}")
+        return None
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         out: dict[Any, Any] = {}

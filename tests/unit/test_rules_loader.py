@@ -1,0 +1,150 @@
+"""Loading rule folders: safe YAML, duplicate and unknown keys, every problem at once with file:line:column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import RuleError
+from monitor.models import Article
+from monitor.rules import load_rules
+
+GOOD = """\
+rules:
+  - id: tanks
+    title: Tanks
+    severity: high
+    channels: [analysts]
+    query: tank AND Ukraine
+    examples:
+      match: [A tank for Ukraine.]
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def problems(folder: Path) -> list[str]:
+    with pytest.raises(RuleError) as info:
+        load_rules(folder)
+    return info.value.problems
+
+
+def test_good_folder_loads_with_metadata_and_version(tmp_path):
+    write(tmp_path, "a.yaml", GOOD)
+    rs = load_rules(tmp_path)
+    (rule,) = rs.rules
+    assert (rule.id, rule.severity, rule.channels, rule.enabled) == ("tanks", "high", ("analysts",), True)
+    assert len(rs.version) == 64 and rs.source_files[0].endswith("a.yaml")
+    assert rule.source.endswith("a.yaml:2:5")
+
+
+def test_version_changes_with_any_file(tmp_path):
+    write(tmp_path, "a.yaml", GOOD)
+    before = load_rules(tmp_path).version
+    write(tmp_path, "entities/e.yaml", "state:\n  entries: [Ukraine]\n")
+    assert load_rules(tmp_path).version != before
+
+
+def test_duplicate_key_is_an_error_with_its_line(tmp_path):
+    write(tmp_path, "a.yaml", GOOD.replace("    severity: high\n", "    severity: high\n    severity: low\n"))
+    (p,) = problems(tmp_path)
+    assert p.endswith("a.yaml:5:5: duplicate key 'severity'")
+
+
+def test_unknown_key_is_an_error_with_its_line(tmp_path):
+    write(tmp_path, "a.yaml", GOOD.replace("    severity: high\n", "    severty: high\n"))
+    (p,) = problems(tmp_path)
+    assert "a.yaml:4:5: rules.0.severty: unknown key" in p
+
+
+def test_bad_value_names_the_line_of_the_key(tmp_path):
+    write(tmp_path, "a.yaml", GOOD.replace("severity: high", "severity: urgent"))
+    (p,) = problems(tmp_path)
+    assert "a.yaml:4:5: rules.0.severity:" in p and "'critical'" in p
+
+
+def test_all_problems_of_all_files_are_reported_at_once(tmp_path):
+    write(tmp_path, "a.yaml", GOOD.replace("tank AND Ukraine", "tank AND"))
+    write(tmp_path, "b.yaml", GOOD.replace("id: tanks", "id: other").replace("enabled", "x") + "  - {id: tanks2}\n")
+    write(tmp_path, "c.yaml", "rules: [\n")
+    found = problems(tmp_path)
+    assert len(found) == 3
+    assert any("a.yaml:6:" in p and "ends too early" in p for p in found)
+    assert any("b.yaml:9:5" in p and "needs a 'query'" in p for p in found)
+    assert any("c.yaml:2:1: YAML syntax error" in p for p in found)
+
+
+def test_duplicate_rule_id_across_files(tmp_path):
+    write(tmp_path, "a.yaml", GOOD)
+    write(tmp_path, "b.yaml", GOOD)
+    (p,) = problems(tmp_path)
+    assert "b.yaml:2:5: duplicate rule id 'tanks'" in p and "a.yaml:2:5" in p
+
+
+def test_query_and_keyword_form_together_is_an_error(tmp_path):
+    write(tmp_path, "a.yaml", GOOD + "    all: [tank]\n")
+    (p,) = problems(tmp_path)
+    assert "either 'query' or the keyword lists" in p
+
+
+def test_keyword_form_matches_phrases_on_word_boundaries(tmp_path):
+    write(tmp_path, "a.yaml", "rules:\n  - id: k\n    all: [Ukraine]\n    any: [Leopard-2, Abrams]\n"
+                              "    none: [video game]\n")
+    rs = load_rules(tmp_path)
+    assert rs.match(Article(url="u", text="UKRAINE gets Leopard 2 tanks"))
+    assert not rs.match(Article(url="u", text="Ukraine gets Leopard 2 tanks in a video game"))
+    assert not rs.match(Article(url="u", text="Ukrainex gets Leopard 2 tanks"))
+    assert not rs.match(Article(url="u", text="Ukraine gets Leopard tanks"))
+
+
+def test_entity_file_problems_are_located(tmp_path):
+    write(tmp_path, "a.yaml", GOOD)
+    write(tmp_path, "entities/e.yaml", "state:\n  entries:\n    - Ukraine\n    - 42\n  colour: red\nmoney:\n"
+                                       "  entries: [x]\n")
+    found = problems(tmp_path)
+    assert any("e.yaml:4:7" in p and "an entry is" in p for p in found)
+    assert any("e.yaml:5:3" in p and "unknown key 'colour'" in p for p in found)
+    assert any("e.yaml:6:1" in p and "built-in" in p for p in found)
+
+
+def test_missing_example_file_is_reported(tmp_path):
+    write(tmp_path, "a.yaml", GOOD.replace("match: [A tank for Ukraine.]", "match: [{file: nope.txt}]"))
+    (p,) = problems(tmp_path)
+    assert "a.yaml:8:15" in p and "nope.txt" in p
+
+
+def test_unknown_channel_is_reported_when_channels_are_known(tmp_path):
+    write(tmp_path, "a.yaml", GOOD)
+    with pytest.raises(RuleError) as info:
+        load_rules(tmp_path, known_channels=["audit"])
+    assert "a.yaml:5:16" in info.value.problems[0] and "'analysts'" in info.value.problems[0]
+
+
+def test_python_tags_are_refused_by_the_safe_loader(tmp_path):
+    write(tmp_path, "a.yaml", "rules: !!python/object/apply:os.system ['true']\n")
+    (p,) = problems(tmp_path)
+    assert "a.yaml:1:8: unsupported YAML tag" in p
+
+
+def test_python_tag_on_a_scalar_is_refused(tmp_path):
+    write(tmp_path, "a.yaml", GOOD.replace("title: Tanks", "title: !!python/name:os.system ''"))
+    (p,) = problems(tmp_path)
+    assert "a.yaml:3:12: YAML syntax error" in p
+
+
+def test_empty_or_missing_folder_is_an_error(tmp_path):
+    assert "no rule files" in problems(tmp_path)[0]
+    with pytest.raises(RuleError, match="not found"):
+        load_rules(tmp_path / "missing")
+
+
+def test_non_utf8_file_is_reported_not_crashed(tmp_path):
+    (tmp_path / "a.yaml").write_bytes(b"rules: \xff\xfe\n")
+    (p,) = problems(tmp_path)
+    assert "a.yaml:1:1: cannot read" in p

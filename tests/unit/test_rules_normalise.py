@@ -1,0 +1,69 @@
+"""Normalisation, offset map back to the original, sentence splitting."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.rules.normalise import Normalised, normalise_phrase, split_sentences
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Leopard-2", "leopard 2"),
+        ("Leopard 2", "leopard 2"),
+        ("LEOPARD – 2", "leopard 2"),
+        ("Kyiv’s “deal”", "kyiv s deal"),
+        ("Zürich Café", "zurich cafe"),
+        ("Straße", "strasse"),
+        ("155-mm", "155 mm"),
+    ],
+)
+def test_phrase_folds_case_dashes_accents_and_quotes(text, expected):
+    assert normalise_phrase(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Leopard-2  tanks, Kyiv’s “deal”.",
+        "  -- Hello   World!! U.S. Gen. Milley said.",
+        "Straße über Café — Ærø",
+        "x",
+        "",
+    ],
+)
+def test_every_normalised_character_maps_back_to_its_original(text):
+    nz = Normalised(text)
+    assert nz.norm.startswith(" ") and nz.norm.endswith(" ")
+    assert "  " not in nz.norm
+    for i, ch in enumerate(nz.norm):
+        if ch != " ":
+            original = text[nz.to_orig(i)]
+            assert normalise_phrase(original)[:1] == ch or ch in normalise_phrase(original)
+
+
+def test_span_text_returns_the_words_as_written():
+    nz = Normalised("Ukraine would get 14 Leopard-2 tanks.")
+    start = nz.norm.index("leopard 2")
+    assert nz.span_text(start, start + len("leopard 2")) == "Leopard-2"
+
+
+def test_sentences_do_not_break_after_abbreviations():
+    text = "U.S. Army Gen. Mark Milley said it. He went home! \"Yes.\" Then 14 tanks.\nNew paragraph"
+    sentences = [text[a:b].strip() for a, b in split_sentences(text)]
+    assert sentences == [
+        "U.S. Army Gen. Mark Milley said it.",
+        "He went home!",
+        "\"Yes.\"",
+        "Then 14 tanks.",
+        "New paragraph",
+    ]
+
+
+def test_every_position_belongs_to_one_sentence():
+    nz = Normalised("First one. Second one? Third.")
+    spans = nz.sentences()
+    assert spans[0][0] == 0 and spans[-1][1] == len(nz.norm)
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert nz.sentence_index(nz.norm.index("second")) == 1

@@ -1,0 +1,87 @@
+"""The shipped arms-pledge pack on the seeds, and the analyst tools (rules test / explain)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.models import Article
+from monitor.rules import load_rules
+from monitor.rules.tools import render_explanation, run_rule_tests
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "rules"
+
+
+def seed(prefix: str) -> Article:
+    (path,) = (ROOT / "seeds").glob(f"{prefix}_*.txt")
+    return Article(url=path.as_uri(), text=path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def pack():
+    return load_rules(RULES)
+
+
+def test_seed_000_fires_the_pledge_rule_with_who_gives_what_to_whom(pack):
+    matches = {m.rule_id: m for m in pack.match(seed("000"))}
+    m = matches["arms-pledge"]
+    assert m.severity == "high" and m.channels == ("analysts",)
+    assert m.fields["recipient"] == "Ukraine"
+    assert m.fields["donors"] == ["Denmark", "Netherlands"]
+    assert m.fields["systems"] == ["Leopard 2"]
+    assert m.fields["quantities"] == ["14 Leopard-2 battle tanks"]
+    assert m.fields["value"] == "three-digit million euro sum"
+    assert "**Leopard-2**" in m.snippet and "**Denmark**" in m.snippet
+    assert "Leopard-2" in m.terms
+
+
+def test_seed_004_does_not_fire_the_pledge_rule_but_the_watch_rule(pack):
+    fired = {m.rule_id for m in pack.match(seed("004"))}
+    assert "arms-pledge" not in fired
+    assert "arms-transfer-watch" in fired
+
+
+def test_pack_has_enough_examples_with_hard_negatives(pack):
+    rule = next(r for r in pack.rules if r.id == "arms-pledge")
+    assert sum(e.expect for e in rule.examples) >= 15
+    assert sum(not e.expect for e in rule.examples) >= 15
+
+
+def test_shipped_rules_pass_their_examples():
+    ok, report = run_rule_tests(RULES)
+    assert ok, report
+    assert "0 failed" in report
+
+
+def test_failing_example_gives_a_readable_diff(tmp_path):
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n  - id: t\n    query: tank AND Ukraine\n    examples:\n"
+        "      match: [A tank for Poland.]\n      no_match: [A tank for Ukraine.]\n"
+    )
+    ok, report = run_rule_tests(tmp_path)
+    assert not ok
+    assert "FAIL t: 0/2 examples" in report
+    assert "expected MATCH, got no match" in report and "Ukraine not found" in report
+    assert "expected NO MATCH, got a match" in report and "matched: tank, Ukraine" in report
+
+
+def test_rule_test_on_a_broken_folder_lists_the_problems(tmp_path):
+    (tmp_path / "r.yaml").write_text("rules:\n  - id: t\n    query: tank AND\n")
+    ok, report = run_rule_tests(tmp_path)
+    assert not ok and "r.yaml:3:" in report
+
+
+def test_explanation_says_why_the_pledge_rule_did_not_fire_on_seed_004(pack):
+    text = render_explanation(pack, seed("004"), color=False)
+    assert "arms-pledge no match" in text
+    assert "excluded by NOT" in text and "'probably'" in text
+    assert "arms-transfer-watch FIRES" in text
+    assert "\x1b[" not in text
+
+
+def test_explanation_of_seed_000_shows_fields_and_colour_when_asked(pack):
+    text = render_explanation(pack, seed("000"), color=True)
+    assert "donors: Denmark, Netherlands" in text
+    assert "\x1b[32mFIRES" in text
