@@ -97,6 +97,13 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
+def guarded_connector(settings: FetchSettings) -> aiohttp.TCPConnector:
+    """A connector with the connection limits and, unless private addresses are allowed, the SSRF resolver."""
+    return aiohttp.TCPConnector(
+        limit=settings.total_connections, limit_per_host=settings.per_host, ttl_dns_cache=300,
+        resolver=None if settings.allow_private_addresses else GuardedResolver())
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None if absent or unreadable."""
     if not value:
@@ -117,8 +124,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 class Fetcher:
     """`await fetcher.get(url)` returns a Page or raises TransientError / RetryAfter / PermanentError / BlockedURL.
 
-    An injected session is used as given (its connector's resolver is then the caller's); the peer address is still
-    checked on every response, so the SSRF guard holds either way.
+    An injected session is used as given: IP literals are still refused, but host names resolve through the
+    session's own connector, so build it with `guarded_connector(settings)` to keep the SSRF guard.
     """
 
     def __init__(self, settings: FetchSettings, *, session: aiohttp.ClientSession | None = None) -> None:
@@ -132,11 +139,8 @@ class Fetcher:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:  # created lazily: a session must be made inside the running loop
             s = self.settings
-            connector = aiohttp.TCPConnector(
-                limit=s.total_connections, limit_per_host=s.per_host, ttl_dns_cache=300,
-                resolver=None if s.allow_private_addresses else GuardedResolver())
             self._session = aiohttp.ClientSession(
-                connector=connector,
+                connector=guarded_connector(s),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout, sock_read=s.timeout),
                 headers={"User-Agent": s.user_agent},
                 cookie_jar=aiohttp.DummyCookieJar(),  # feeds are polled anonymously; no state between polls
@@ -228,7 +232,6 @@ class Fetcher:
         where = redact_url(current)
         try:
             async with self._get_session().get(current, headers=headers, allow_redirects=False) as resp:
-                self._check_peer(url, current, resp)
                 if resp.status in REDIRECT_STATUSES:
                     location = resp.headers.get("Location")
                     if not location:
@@ -239,6 +242,8 @@ class Fetcher:
                 _raise_for_status(where, resp)
                 body = await self._read_capped(where, resp)
                 return _page(url, current, resp, body)
+        except BlockedURL as exc:  # from the resolver, which does not know the URL
+            raise BlockedURL(f"{where}: {exc}") from exc
         except MonitorError:
             raise
         except aiohttp.InvalidURL as exc:
@@ -247,14 +252,6 @@ class Fetcher:
             raise TransientError(f"{where}: TLS certificate rejected: {exc.certificate_error}") from exc
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             raise TransientError(f"{where}: {type(exc).__name__}: {exc or 'no detail'}") from exc
-
-    def _check_peer(self, url: str, current: str, resp: aiohttp.ClientResponse) -> None:
-        """Second line of the SSRF guard: the address actually connected to (covers injected sessions)."""
-        if self.settings.allow_private_addresses or resp.connection is None or resp.connection.transport is None:
-            return
-        peer = resp.connection.transport.get_extra_info("peername")
-        if peer and not is_public_address(str(peer[0])):
-            raise BlockedURL(f"{redact_url(current)}: connected to non-public address {peer[0]}")
 
     async def _read_capped(self, where: str, resp: aiohttp.ClientResponse) -> bytes:
         limit = self.settings.max_bytes

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import aiohttp
 import pytest
 from servers import LoopbackServer
 
 from monitor.errors import BlockedURL, PermanentError, RetryAfter, TransientError
 from monitor.models import Feed
-from monitor.net import FetchSettings, Fetcher
+from monitor.net import FetchSettings, Fetcher, guarded_connector
 from monitor.sources.directory import read_local, scan_directory
 from monitor.sources.feed import poll_feed
 from monitor.workers import WorkerPool
@@ -152,13 +153,27 @@ async def test_feed_headers_are_not_sent_to_another_origin_after_redirect(server
     assert "Authorization" not in server.request_headers["/target"][0]
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "2130706433"])
-async def test_private_addresses_are_refused_without_allow_private(server, host):
+@pytest.mark.parametrize("host, error", [
+    ("127.0.0.1", BlockedURL), ("localhost", BlockedURL), ("[::1]", BlockedURL),
+    ("2130706433", PermanentError),  # legacy numeric form of 127.0.0.1: aiohttp refuses it as an invalid URL
+])
+async def test_private_addresses_are_refused_without_allow_private(server, host, error):
     server.route("/secret", b"internal")
     async with Fetcher(FetchSettings()) as fetcher:
-        with pytest.raises(PermanentError) as caught:
+        with pytest.raises(error) as caught:
             await fetcher.get(f"http://{host}:{server.port}/secret")
     assert host.strip("[]") in str(caught.value)
+    assert server.requests["/secret"] == 0
+
+
+async def test_injected_session_with_guarded_connector_refuses_private_names(server):
+    server.route("/secret", b"internal")
+    async with aiohttp.ClientSession(connector=guarded_connector(FetchSettings())) as session:
+        fetcher = Fetcher(FetchSettings(), session=session)
+        with pytest.raises(BlockedURL, match=rf"http://localhost:{server.port}/secret: localhost resolves only to non-public addresses"):
+            await fetcher.get(f"http://localhost:{server.port}/secret")
+        await fetcher.close()
+        assert not session.closed  # the caller's session stays the caller's
     assert server.requests["/secret"] == 0
 
 
