@@ -2,7 +2,7 @@
 
 Usage::
 
-    from tests.servers import LoopbackServer
+    from servers import LoopbackServer   # tests/ is on sys.path (pytest puts the conftest.py directory there)
 
     async with LoopbackServer() as srv:
         srv.route("/feed.xml", body, content_type="application/rss+xml")   # ETag + Last-Modified, 304 on match

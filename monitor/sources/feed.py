@@ -329,7 +329,7 @@ async def poll_feed(feed: Feed, *, etag: str | None, last_modified: str | None, 
     except (WorkerTimeout, WorkerCrashed) as exc:
         raise type(exc)(f"{redact_url(feed.url)}: parsing the feed: {exc}") from exc
     if parsed.bozo:
-        log.info("feed %s (%s) is ill-formed but gave %d entries: %s", feed.id, redact_url(feed.url),
+        log.debug("feed %s (%s) is ill-formed but gave %d entries: %s", feed.id, redact_url(feed.url),
                  len(parsed.entries), parsed.bozo_reason)
     return PollResult(not_modified=False, entries=parsed.entries, etag=page.etag, last_modified=page.last_modified,
                       bozo_reason=parsed.bozo_reason, title=parsed.title, skipped=parsed.skipped)
