@@ -13,7 +13,6 @@ transaction) sends that message again once the claim lease runs out. Nothing els
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import re
@@ -24,6 +23,7 @@ from typing import Any, Mapping
 from urllib.parse import unquote
 
 import apprise
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 
 from ..errors import PermanentError
 from ..models import Alert
@@ -458,8 +458,11 @@ class Deliverer:
     async def _channel_loop(self, channel: str, stop: asyncio.Event) -> None:
         """One loop per channel, so a slow or failing service only ever delays its own channel."""
         while not stop.is_set():
-            if await self.send_due(channel):
-                continue
+            try:
+                if await self.send_due(channel):
+                    continue
+            except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis away for a moment: keep the loop
+                log.warning("channel %s: redis unavailable (%s); trying again", channel, exc)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.poll_interval)
             except asyncio.TimeoutError:

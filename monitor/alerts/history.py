@@ -97,6 +97,7 @@ class AlertHistory:
                                 "published": "0"})
         pipe.expire(key, self.retention)
         pipe.zadd(self.ak.index, {alert.id: now})
+        pipe.zremrangebyscore(self.ak.index, "-inf", now - self.retention)  # records older than this expired
         pipe.zadd(self.ak.unpublished, {alert.id: now})
 
     async def mark_published(self, alert_id: str) -> None:

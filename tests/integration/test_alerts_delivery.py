@@ -214,3 +214,25 @@ async def test_alert_reaches_mqtt_subscriber(redis, keys):
         payloads = await asyncio.to_thread(sub.wait_for, 1)
     assert len(payloads) == 1
     assert "Arms pledges" in payloads[0] and "Leopard 2" in payloads[0]
+
+
+async def test_retries_stop_at_the_maximum_age_even_with_attempts_left(redis, keys):
+    now = [1_800_000_000.0]
+    hook = WebhookReceiver()  # never started
+    settings = fast(retry_attempts=50, retry_max_age=600, retry_base=1, retry_max_delay=1)
+    channels = {"hook": ChannelSettings(urls=[hook.url()])}
+    outbox = Outbox(redis, keys, settings=settings, channels=channels, clock=lambda: now[0])
+    deliverer = Deliverer(redis, keys, settings=settings, channels=channels, consumer="d", clock=lambda: now[0])
+    [alert] = await submit_story(outbox, range(1))
+    await deliverer.run(asyncio.Event(), burst=True)
+    history = AlertHistory(redis, keys)
+    first = await history.delivery(alert.id, "hook")
+    now[0] += 300
+    await deliverer.run(asyncio.Event(), burst=True)
+    second = await history.delivery(alert.id, "hook")
+    now[0] += 301
+    await deliverer.run(asyncio.Event(), burst=True)
+    last = await history.delivery(alert.id, "hook")
+    assert (first["status"], second["status"], last["status"]) == ("retrying", "retrying", "dead")
+    assert last["attempts"] == 3
+    assert 0.5 <= first["next_at"] - first["last_at"] <= 1.0  # base 1 s with jitter x0.5..1.0
