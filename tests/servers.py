@@ -19,6 +19,7 @@ Usage::
         srv.peak_in_flight                 # the most requests the server was handling at one moment
         srv.responses_304                  # how many 304s it answered
 
+A Fetcher reaching it needs FetchSettings(allow_private_addresses=True): 127.0.0.1 is refused otherwise.
 `route()` returns the `Route`; change its fields to change behaviour between requests (e.g. `route.body = ...`;
 the ETag follows the body unless one was given). Unknown paths answer 404.
 """
