@@ -29,7 +29,8 @@ from ..errors import PermanentError
 from ..models import Alert
 from ..store import Keys
 from ..streams import Message, Stream
-from .channels import AlertSettings, ChannelSettings, register_plugins, resolve_channel_names, resolve_channel_urls
+from .channels import (AlertSettings, ChannelSettings, register_plugins, resolve_channel_names, resolve_channel_urls,
+                       with_builtin_channels)
 from .history import AlertHistory
 from .outbox import OUTBOX_STREAM
 from .render import Renderer, render_record
@@ -128,8 +129,11 @@ class Deliverer:
 
     def __init__(self, redis: Any, keys: Keys, *, settings: AlertSettings,
                  channels: Mapping[str, ChannelSettings], consumer: str, clock: Any = time.time,
-                 environ: Mapping[str, str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, data_dir: str | None = None) -> None:
         register_plugins()
+        # console:// always exists; audit (jsonl in data_dir) when the data directory is known; config wins
+        channels = with_builtin_channels(channels, data_dir) if data_dir else {
+            "console": ChannelSettings(urls=["console://"], format="text"), **channels}
         self.redis = redis
         self.keys = keys
         self.settings = settings
@@ -194,7 +198,7 @@ class Deliverer:
         except (TypeError, ValueError, KeyError) as exc:
             raise PermanentError(f"outbox message {message.id} is not an alert: {exc}") from None
         names = list((alert.match or {}).get("channels") or []) or self.settings.default_channels
-        for channel in resolve_channel_names(names, self.channels):
+        for channel in resolve_channel_names(names, {n: c.settings for n, c in self.channels.items()}):
             await self.route(alert, channel)
 
     async def route(self, alert: Alert, channel: str) -> str:

@@ -178,3 +178,67 @@ class AlertHistory:
             record["snippet"] = match.get("snippet", "")
         return record
 
+
+
+class History(AlertHistory):
+    """AlertHistory plus the plain-text views `monitor alerts list|show` print."""
+
+    async def render_list(self, limit: int = 20) -> str:
+        rows = [("ID", "KIND", "CREATED", "RULE", "CHANNELS", "HEADLINE")]
+        for a in await self.list(limit):
+            channels = ", ".join(f"{c}:{s}" for c, s in a["channels"].items()) or "-"
+            rows.append((a["id"], a["kind"], a["created_at"][:16].replace("T", " "), a["rule_id"] or "-", channels,
+                         _cut(a["headline"], 60)))
+        return _table(rows) if len(rows) > 1 else "no alerts"
+
+    async def render_show(self, alert_id: str) -> str:
+        a = await self.show(alert_id)
+        if a is None:
+            return f"no alert {alert_id}"
+        lines = [f"{a['id']}  {a['kind']}  {a['created_at']}",
+                 f"rule:     {a['rule_id']} ({a['rule_title']}, {a['severity']})",
+                 f"story:    {a['story_id']}", f"headline: {a['headline']}", f"url:      {a['url']}"]
+        lines += [f"change:   {k}: {v[0]} -> {v[1]}" for k, v in (a["changes"] or {}).items() if k != "items"]
+        if a["changes"].get("items"):
+            lines.append(f"items:    {', '.join(a['changes']['items'])}")
+        lines += [f"facts:    {k}: {v}" for k, v in {**a["entities"], **a["fields"]}.items()]
+        lines += [f"terms:    {', '.join(a['terms'])}"] if a["terms"] else []
+        lines += [f"snippet:  {a['snippet']}"] if a["snippet"] else []
+        lines.append(f"sources ({len(a['sources'])}):")
+        lines += [f"  {name or '-'}  {url}" for name, url in a["sources"]]
+        lines.append("channels:")
+        for channel, d in a["deliveries"].items():
+            extra = f", next try {_ts(d['next_at'])}" if d.get("status") == "retrying" else ""
+            lines.append(f"  {channel}: {d.get('status')} (attempts {d.get('attempts', 0)}{extra})"
+                         + (f" error: {d['error']}" if d.get("error") else ""))
+            for t in (d.get("targets") or {}).values():
+                lines.append(f"    {t.get('url')}: {t.get('status')} {_ts(t.get('at'))} {t.get('answer', '')}")
+        return "\n".join(lines)
+
+    async def render_dead(self, limit: int = 20) -> str:
+        from ..streams import Stream  # the dead-letter stream of the outbox; the CLI only reads it
+
+        rows = [("WHEN", "ALERT", "CHANNEL", "ATTEMPTS", "ERROR")]
+        stream = Stream(self.redis, self.ak.k, "alerts", consumer="cli")
+        for m in await stream.dead(limit):
+            p = m.payload
+            if "channel" in p:  # a channel that gave up
+                rows.append((str(p.get("at", ""))[:19], p.get("alert_id", "?"), p["channel"],
+                             str(p.get("attempts", "")), _cut(p.get("error", ""), 80)))
+            else:  # an outbox message the deliverer could not read
+                rows.append(("-", str(p.get("id", m.id)), "-", str(m.deliveries), _cut(p.get("_error", ""), 80)))
+        return _table(rows) if len(rows) > 1 else "no dead-lettered alerts"
+
+
+def _cut(text: str, n: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _ts(ts: Any) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(ts))) if ts else "-"
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)

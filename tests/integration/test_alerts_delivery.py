@@ -236,3 +236,50 @@ async def test_retries_stop_at_the_maximum_age_even_with_attempts_left(redis, ke
     assert (first["status"], second["status"], last["status"]) == ("retrying", "retrying", "dead")
     assert last["attempts"] == 3
     assert 0.5 <= first["next_at"] - first["last_at"] <= 1.0  # base 1 s with jitter x0.5..1.0
+
+
+async def test_default_console_and_audit_channels_print_and_append_one_json_line(redis, keys, tmp_path, capsys):
+    settings = fast(default_channels=["console", "audit"])
+    outbox = Outbox(redis, keys, settings=settings, channels={})
+    deliverer = Deliverer(redis, keys, settings=settings, channels={}, consumer="d", data_dir=str(tmp_path))
+    await submit_story(outbox, range(3))
+    await deliverer.run(asyncio.Event(), burst=True)
+    lines = (tmp_path / "alerts.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    import json
+
+    record = json.loads(lines[0])
+    assert record["kind"] == "new" and record["match"]["fields"] == {"quantity": 14}
+    assert len(record["sources"]) == 3 and record["title"].startswith("[HIGH] Arms pledges")
+    out = capsys.readouterr().out
+    assert out.count("[HIGH] Arms pledges: Denmark and Netherlands pledge Leopard 2 tanks") == 1
+
+
+async def test_cli_views_show_status_sources_answers_and_dead_letters(redis, keys):
+    from monitor.alerts.history import History
+
+    async with WebhookReceiver() as hook:
+        channels = {"hook": ChannelSettings(urls=[hook.url()]), "gone": ChannelSettings(urls=["json://127.0.0.1:1/x"])}
+        outbox, deliverer = parts(redis, keys, channels, fast(default_channels=["hook", "gone", "typo"],
+                                                              retry_attempts=1))
+        alert = (await submit_story(outbox, range(2)))[0]
+        await deliverer.run(asyncio.Event(), burst=True)
+    history = History(redis, keys)
+    listing = await history.render_list()
+    shown = await history.render_show(alert.id)
+    dead = await history.render_dead()
+    assert alert.id in listing and "hook:sent" in listing and "gone:dead" in listing and "typo:dead" in listing
+    assert "sources (2):" in shown and f"{hook.url()}" in shown and "hook: sent (attempts 1)" in shown
+    assert "unknown channel 'typo'" in dead and "gone" in dead
+    assert await history.render_show("nope") == "no alert nope"
+
+
+async def test_rule_naming_a_tag_reaches_every_channel_with_that_tag(redis, keys):
+    async with WebhookReceiver("/a") as a, WebhookReceiver("/b") as b, WebhookReceiver("/c") as c:
+        channels = {"a": ChannelSettings(urls=[a.url()], tags=["desk"]),
+                    "b": ChannelSettings(urls=[b.url()], tags=["desk"]), "c": ChannelSettings(urls=[c.url()])}
+        outbox, deliverer = parts(redis, keys, channels)
+        article = wire_copy(0)
+        await outbox.submit(arms_match(channels=("desk",)), article, story_id="s", sources=[])
+        await deliverer.run(asyncio.Event(), burst=True)
+    assert (len(a.bodies), len(b.bodies), len(c.bodies)) == (1, 1, 0)
