@@ -13,7 +13,7 @@ _EXPORTS = {
     "resolve_channel_names": "channels", "resolve_channel_urls": "channels",
     "Outbox": "outbox", "OUTBOX_STREAM": "outbox",
     "Deliverer": "deliver",
-    "AlertHistory": "history",
+    "AlertHistory": "history", "History": "history",
     "Renderer": "render",
 }
 
