@@ -23,7 +23,7 @@ from . import metrics
 from .config import Config, load_config
 from .errors import MonitorError
 from .models import Feed
-from .net import Fetcher
+from .net import Fetcher, redact_url
 from .pipeline import Pipeline
 from .rules import RuleWatcher
 from .store import EmbeddedRedis, Keys, open_redis
@@ -197,7 +197,7 @@ class Daemon:
             try:
                 await self.pipeline.poll_source(feed)
             except Exception as exc:  # noqa: BLE001 - one feed must not take the scheduler down
-                log.error("feed %s (%s): poll failed unexpectedly: %s: %s", feed.id, feed.url,
+                log.error("feed %s (%s): poll failed unexpectedly: %s: %s", feed.id, redact_url(feed.url),
                           type(exc).__name__, exc, exc_info=True)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:

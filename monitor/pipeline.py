@@ -25,10 +25,10 @@ from .errors import MonitorError, PermanentError, RetryAfter, TransientError
 from .extract import extract_article
 from .feedstate import FeedStore
 from .models import Article, Entry, Feed, Match
-from .net import Fetcher
+from .net import Fetcher, redact_url
 from .replay import record_matched
 from .rules import RuleWatcher
-from .sources.directory import read_local, scan_directory
+from .sources.directory import read_local
 from .sources.feed import poll_feed
 from .store import Keys
 from .streams import Message, Stream
@@ -82,31 +82,27 @@ class Pipeline:
         now = time.time()
         state = await self.feed_store.state(feed.id)
         try:
-            if feed.kind == "directory":
-                found, result = scan_directory(feed), None
-            else:
-                result = await poll_feed(feed, etag=state.etag, last_modified=state.last_modified,
-                                         fetcher=self.fetcher, pool=self.pool,
-                                         parse_timeout=self.config.workers.parse_timeout)
-                found = list(result.entries)
+            result = await poll_feed(feed, etag=state.etag, last_modified=state.last_modified, fetcher=self.fetcher,
+                                     pool=self.pool, parse_timeout=self.config.workers.parse_timeout)
         except MonitorError as exc:
             await self._poll_failed(feed, exc, now)
             return 0
+        found = result.entries
         new = await self.feed_store.filter_new(feed.id, found, now=now)
         for entry in new:
             await self.entries.publish(entry.to_dict())
         metrics.entries.labels("new").inc(len(new))
         metrics.entries.labels("seen").inc(len(found) - len(new))
-        metrics.polls.labels("not_modified" if result is not None and result.not_modified else "ok").inc()
+        metrics.polls.labels("not_modified" if result.not_modified else "ok").inc()
         metrics.last_poll_success.set(time.time())
         await self.feed_store.record_success(
-            feed.id, now=now, interval=feed.interval, jitter=self.config.sources.jitter,
-            etag=result.etag if result else None, last_modified=result.last_modified if result else None,
-            new_entries=len(new), title=(result.title if result else feed.name) or "")
-        if result is not None and result.bozo_reason:
-            log.info("feed %s (%s): ill-formed, kept %d entries: %s", feed.id, feed.url, len(found), result.bozo_reason)
+            feed.id, now=now, interval=feed.interval, jitter=feed.interval * self.config.sources.jitter,
+            etag=result.etag, last_modified=result.last_modified, new_entries=len(new), title=result.title)
+        if result.bozo_reason:
+            log.info("feed %s (%s): ill-formed, kept %d entries: %s", feed.id, redact_url(feed.url), len(found),
+                     result.bozo_reason)
         log.info("feed %s: %d entries, %d new%s", feed.id, len(found), len(new),
-                 " (not modified)" if result is not None and result.not_modified else "")
+                 " (not modified)" if result.not_modified else "")
         self.progressed()
         return len(new)
 
@@ -117,7 +113,8 @@ class Pipeline:
         metrics.fetch_errors.labels(kind).inc()
         delay = await self.feed_store.record_error(feed.id, exc, now=now, interval=feed.interval,
                                                    max_backoff=self.config.sources.max_backoff)
-        log.warning("feed %s (%s): %s: %s; next try in %.0fs", feed.id, feed.url, type(exc).__name__, exc, delay)
+        log.warning("feed %s (%s): %s: %s; next try in %.0fs", feed.id, redact_url(feed.url), type(exc).__name__,
+                    exc, delay)
         self.progressed()
 
     # --- stage 2: one entry -> article -> story -> matches -> outbox --------------------------------------------
