@@ -263,6 +263,8 @@ class Deliverer:
             await self.redis.zrem(self.ak.due(channel), alert_id)
             return
         try:
+            if not spec.targets:
+                raise PermanentError(f"channel {channel!r} has no urls")
             messages = await self._render(alert, spec, state)
         except PermanentError as exc:
             await self._finish(alert_id, channel, state, {}, error=self.scrub(str(exc)), permanent=True)

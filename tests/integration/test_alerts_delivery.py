@@ -283,3 +283,11 @@ async def test_rule_naming_a_tag_reaches_every_channel_with_that_tag(redis, keys
         await outbox.submit(arms_match(channels=("desk",)), article, story_id="s", sources=[])
         await deliverer.run(asyncio.Event(), burst=True)
     assert (len(a.bodies), len(b.bodies), len(c.bodies)) == (1, 1, 0)
+
+
+async def test_channel_without_urls_is_recorded_dead_not_sent(redis, keys):
+    outbox, deliverer = parts(redis, keys, {"hook": ChannelSettings(urls=[])})
+    [alert] = await submit_story(outbox, range(1))
+    await deliverer.run(asyncio.Event(), burst=True)
+    state = await AlertHistory(redis, keys).delivery(alert.id, "hook")
+    assert state["status"] == "dead" and "has no urls" in state["error"]
