@@ -208,7 +208,8 @@ def alerts_retry(alert_id: str, config: Optional[Path] = ConfigOpt) -> None:
     cfg = _config(config)
 
     async def go(client: Any, keys: Any) -> bool:
-        deliverer = Deliverer(client, keys, settings=cfg.alerts, channels=cfg.channels, consumer=cfg.consumer_name())
+        deliverer = Deliverer(client, keys, settings=cfg.alerts, channels=cfg.channels, consumer=cfg.consumer_name(),
+                              data_dir=cfg.data_dir)
         ok = await deliverer.retry_dead(alert_id)
         if ok:
             await deliverer.run(asyncio.Event(), burst=True)

@@ -159,6 +159,8 @@ class Daemon:
         sched.add_job(self._tick, "interval", seconds=p.tick, id="tick", **common)
         sched.add_job(self._watchdog, "interval", seconds=self._watchdog_period(), id="watchdog", **common)
         sched.add_job(self._guard(self._digests), "interval", seconds=30, id="digests", **common)
+        sched.add_job(self._guard(pipeline.outbox.republish_stale), "interval", minutes=2, id="outbox-sweep",
+                      **common)
         sched.add_job(self._guard(self._retention), "interval", hours=1, id="retention", **common)
         sched.add_job(self._guard(self._refresh_gauges), "interval", seconds=15, id="gauges", **common)
         return sched

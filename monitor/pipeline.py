@@ -68,7 +68,7 @@ class Pipeline:
         self.archive = ArticleArchive(self.redis, self.keys, settings=c.archive)
         self.outbox = Outbox(self.redis, self.keys, settings=c.alerts, channels=c.channels)
         self.deliverer = Deliverer(self.redis, self.keys, settings=c.alerts, channels=c.channels,
-                                   consumer=self.consumer)
+                                   consumer=self.consumer, data_dir=c.data_dir)
         self.feeds = {f.id: f for f in c.feeds()}
         self._directory_roots = [Path(urlsplit(f.url).path) for f in self.feeds.values() if f.kind == "directory"]
 
@@ -134,6 +134,7 @@ class Pipeline:
             sources = await self.stories.members(assignment.story_id)
             for match in matches:
                 metrics.matches.labels(match.rule_id).inc()
+                match = self._route(match, entry.feed_id)
                 alert = await self.outbox.submit(match, article, story_id=assignment.story_id, sources=sources)
                 if alert is not None:
                     metrics.alerts.labels(alert.kind).inc()
@@ -141,6 +142,14 @@ class Pipeline:
                              assignment.story_id, alert.id, alert.kind)
         self.progressed()
         return matches
+
+    def _route(self, match: Match, feed_id: str) -> Match:
+        """A source may name channels of its own: its alerts go there as well as to the rule's."""
+        feed = self.feeds.get(feed_id)
+        if feed is None or not feed.channels:
+            return match
+        base = match.channels or tuple(self.config.alerts.default_channels)
+        return replace(match, channels=tuple(dict.fromkeys(base + feed.channels)))
 
     async def fetch_article(self, entry: Entry) -> Article:
         """Fetch (or read) the page and extract it in a worker process. Failures name the URL."""
