@@ -66,7 +66,7 @@ def _entities(ctx: Any, evidence: list, windows: list) -> dict[str, list[str]]:
     for s, _e, label, canonical in evidence:
         if canonical and label.startswith("@") and ctx.c.gazetteer.reportable(label[1:]):
             out.setdefault(label[1:], []).append(canonical)
-    for kind, hits in list(ctx.entities.items()):
+    for kind, hits in ctx.all_entity_hits(patterns=False).items():
         if not ctx.c.gazetteer.reportable(kind):
             continue
         for s, e, value in hits:

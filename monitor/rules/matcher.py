@@ -62,7 +62,6 @@ class Compiled:
         self.rules = rules
         self.gazetteer = gazetteer
         self.term_ids: dict[tuple[str, bool], int] = {}
-        self.exact: dict[int, str] = {}  # entity payload id -> required spelling
         keys: dict[str, list[tuple]] = defaultdict(list)
         for rule in rules:
             for term in _terms(rule.node):
@@ -72,15 +71,13 @@ class Compiled:
                 else:
                     keys[" " + term.text + " "].append(("t", tid))
         self._add_entities(keys)
-        self.automaton = ahocorasick.Automaton()
-        for key, payload in keys.items():
-            # the automaton reports where a key ends; its length gives where the hit starts
-            self.automaton.add_word(key, (len(key), tuple(dict.fromkeys(payload))))
-        if keys:
-            self.automaton.make_automaton()
+        self._build_automaton(keys)
+        self.tids = {id(t): self.term_ids[(t.text, t.prefix)] for r in rules for t in _terms(r.node)}
         self.index: dict[tuple, list[int]] = defaultdict(list)
         self.always: list[int] = []
+        self.requires: list[tuple[frozenset, ...]] = []  # per rule: each set needs at least one hit key
         for i, rule in enumerate(rules):
+            self.requires.append(tuple(self.requirements(rule.node)))
             if not rule.enabled:
                 continue
             trig = self.triggers(rule.node)
@@ -88,6 +85,28 @@ class Compiled:
                 self.always.append(i)
             for key in trig or ():
                 self.index[key].append(i)
+
+    def _build_automaton(self, keys: dict[str, list[tuple]]) -> None:
+        """One automaton over every key; per key, what a hit on it means (terms, entity values, hit keys)."""
+        self.automaton = ahocorasick.Automaton()
+        self.key_len: list[int] = []
+        self.key_hitkeys: list[frozenset] = []
+        self.tid_keys: dict[int, list[tuple[int, bool]]] = defaultdict(list)
+        self.kind_keys: dict[str, list[tuple[int, str, str | None]]] = defaultdict(list)
+        for kidx, (key, payload) in enumerate(keys.items()):
+            self.automaton.add_word(key, kidx)
+            self.key_len.append(len(key))  # the automaton reports where a key ends; its length gives the start
+            hitkeys = set()
+            for item in dict.fromkeys(payload):
+                if item[0] in ("t", "p"):
+                    self.tid_keys[item[1]].append((kidx, item[0] == "p"))
+                    hitkeys.add(("t", item[1]))
+                else:
+                    self.kind_keys[item[1]].append((kidx, item[2], item[3]))
+                    hitkeys.add(("k", item[1]))
+            self.key_hitkeys.append(frozenset(hitkeys))
+        if keys:
+            self.automaton.make_automaton()
 
     def _add_entities(self, keys: dict[str, list[tuple]]) -> None:
         for kind in self.gazetteer.kinds.values():
@@ -102,11 +121,17 @@ class Compiled:
                         payload = ("e", kind.name, ent.canonical, alias if alias in exact else None)
                         keys[" " + v + " "].append(payload)
 
+    def kinds_hit(self, keys: set[tuple]) -> list[str]:
+        return [k for k in self.gazetteer.kinds if ("k", k) in keys]
+
     def tid(self, term: Term) -> int:
-        return self.term_ids[(term.text, term.prefix)]
+        return self.tids[id(term)]
 
     def triggers(self, node: Node) -> frozenset | None:
-        """Hit keys of which at least one must occur for `node` to be true; None if no such set exists."""
+        """Hit keys of which at least one must occur for `node` to be true; None if no such set exists.
+
+        Of an AND's children the cheapest set is chosen: a literal term is rarer than "any state".
+        """
         if isinstance(node, Term):
             return frozenset([("t", self.tid(node))])
         if isinstance(node, EntityRef):
@@ -117,17 +142,39 @@ class Compiled:
             return self.triggers(node.child)
         if isinstance(node, And):
             sets = [s for s in map(self.triggers, node.children) if s is not None]
-            return min(sets, key=len) if sets else None
+            return min(sets, key=_cost) if sets else None
         if isinstance(node, Or):
             sets = [self.triggers(c) for c in node.children]
             return None if any(s is None for s in sets) else frozenset().union(*sets)
         return None  # Not, Regex
 
+    def requirements(self, node: Node) -> list[frozenset]:
+        """Necessary conditions of `node`: each set must meet the article's hit keys (checked before evaluating)."""
+        if isinstance(node, (Term, EntityRef)):
+            trig = self.triggers(node)
+            return [trig] if trig is not None else []
+        if isinstance(node, Proximity):
+            return [frozenset([("t", self.tid(w))]) for w in node.words]
+        if isinstance(node, Scope):
+            return self.requirements(node.child)
+        if isinstance(node, And):
+            return [r for c in node.children for r in self.requirements(c)]
+        if isinstance(node, Or):
+            trig = self.triggers(node)
+            return [trig] if trig is not None else []
+        return []
+
     def candidates(self, hit_keys: set[tuple]) -> list[int]:
+        """Rules whose every necessary hit is present: the only ones worth evaluating."""
         found = set(self.always)
         for key in hit_keys:
             found.update(self.index.get(key, ()))
-        return sorted(found)
+        requires = self.requires
+        return sorted(i for i in found if all(not req.isdisjoint(hit_keys) for req in requires[i]))
+
+
+def _cost(keys: frozenset) -> int:
+    return sum(100 if k[0] == "k" else 1 for k in keys)
 
 
 def _terms(node: Node):
@@ -149,40 +196,61 @@ class Context:
         self.c = compiled
         self.nz = Normalised(text)
         self.title_end = self.nz.to_norm(title_len) if title_len else 0
-        self.terms: dict[int, list[Hit]] = defaultdict(list)
-        self.entities: dict[str, list[EHit]] = defaultdict(list)
+        self.terms: dict[int, list[Hit]] = {}
+        self.entities: dict[str, list[EHit]] = {}
         self.keys: set[tuple] = set()
-        self._patterns_done: set[str] = set()
         self._regex: dict[str, list[Hit]] = {}
         self.scopes: list[Hit] = []  # windows (sentences, word windows) in which a scoped clause held
+        self._ends: dict[int, list[int]] = defaultdict(list)  # automaton key -> where its hits end
         self._scan()
 
     def _scan(self) -> None:
-        norm = self.nz.norm
+        """The one pass: only the end positions per key are kept; hits are built when a rule asks."""
         if not len(self.c.automaton):
             return
-        terms, entities, keys = self.terms, self.entities, self.keys
-        for end, (klen, payload) in self.c.automaton.iter(norm):
-            start = end - klen + 2  # skip the leading space of the key
-            for item in payload:
-                tag = item[0]
-                if tag == "t":
-                    terms[item[1]].append((start, end))
-                    keys.add(item)
-                elif tag == "p":
-                    terms[item[1]].append((start, norm.find(" ", end)))
-                    keys.add(("t", item[1]))
-                elif item[3] is None or self.nz.span_text(start, end) == item[3]:
-                    entities[item[1]].append((start, end, item[2]))
-                    keys.add(("k", item[1]))
+        ends = self._ends
+        for end, kidx in self.c.automaton.iter(self.nz.norm):
+            ends[kidx].append(end)
+        hitkeys = self.c.key_hitkeys
+        self.keys = set().union(*(hitkeys[k] for k in ends)) if ends else set()
+
+    def term_hits(self, tid: int) -> list[Hit]:
+        hits = self.terms.get(tid)
+        if hits is None:
+            hits = []
+            norm, key_len = self.nz.norm, self.c.key_len
+            for kidx, prefix in self.c.tid_keys.get(tid, ()):
+                for end in self._ends.get(kidx, ()):
+                    start = end - key_len[kidx] + 2  # skip the key's leading space
+                    hits.append((start, norm.find(" ", end)) if prefix else (start, end))
+            hits.sort()
+            self.terms[tid] = hits
+        return hits
 
     def entity_hits(self, kind: str) -> list[EHit]:
-        if kind in PATTERN_FINDERS and kind not in self._patterns_done:
-            self._patterns_done.add(kind)
+        hits = self.entities.get(kind)
+        if hits is not None:
+            return hits
+        if kind in PATTERN_FINDERS:
             to_norm = self.nz.to_norm
-            self.entities[kind] = [(to_norm(a), to_norm(b - 1) + 1, v) for a, b, v in PATTERN_FINDERS[kind](
-                self.nz.original)]
-        return self.entities.get(kind, [])
+            hits = [(to_norm(a), to_norm(b - 1) + 1, v) for a, b, v in PATTERN_FINDERS[kind](self.nz.original)]
+        else:
+            hits = []
+            key_len = self.c.key_len
+            for kidx, canonical, exact in self.c.kind_keys.get(kind, ()):
+                for end in self._ends.get(kidx, ()):
+                    start = end - key_len[kidx] + 2
+                    if exact is None or self.nz.span_text(start, end) == exact:
+                        hits.append((start, end, canonical))
+            hits.sort()
+        self.entities[kind] = hits
+        return hits
+
+    def all_entity_hits(self, *, patterns: bool = True) -> dict[str, list[EHit]]:
+        """Every gazetteer kind found in the article; pattern kinds too if `patterns` or already computed."""
+        for kind in (*self.c.kinds_hit(self.keys), *(PATTERN_KINDS if patterns else ())):
+            self.entity_hits(kind)
+        return {k: v for k, v in self.entities.items() if v}
 
     def regex_hits(self, node: Regex) -> list[Hit]:
         if node.pattern not in self._regex:
@@ -196,39 +264,41 @@ class Context:
     # evaluation --------------------------------------------------------------------------------------------------
     def ev(self, node: Node, lo: int, hi: int, out: list | None) -> bool:
         """Is `node` true inside normalised [lo, hi)? Appends the positive hits that made it true to `out`."""
-        if isinstance(node, Term):
-            return self._hits(self.terms.get(self.c.tid(node), ()), lo, hi, out, str(node))
-        if isinstance(node, EntityRef):
-            hits = self.entity_hits(node.kind)
-            if node.canonical:
-                want = node.canonical.casefold()
-                hits = [h for h in hits if h[2].casefold() == want]
-            return self._hits(hits, lo, hi, out, "@" + node.kind)
-        if isinstance(node, And):
-            tmp: list | None = [] if out is not None else None
-            for child in node.children:
-                if not self.ev(child, lo, hi, tmp):
-                    return False
-            if out is not None and tmp:
-                out.extend(tmp)
-            return True
-        if isinstance(node, Or):
-            ok = False
-            for child in node.children:
-                if self.ev(child, lo, hi, out):
-                    ok = True
-                    if out is None:
-                        return True
-            return ok
-        if isinstance(node, Not):
-            return not self.ev(node.child, lo, hi, None)
-        if isinstance(node, Scope):
-            return self._scope(node, lo, hi, out)
-        if isinstance(node, Proximity):
-            return self._proximity(node, lo, hi, out)
-        if isinstance(node, Regex):
-            return self._hits(self.regex_hits(node), lo, hi, out, str(node))
-        raise TypeError(f"unknown node {node!r}")
+        return _DISPATCH[type(node)](self, node, lo, hi, out)
+
+    def _ev_term(self, node: Term, lo: int, hi: int, out: list | None) -> bool:
+        return self._hits(self.term_hits(self.c.tids[id(node)]), lo, hi, out, node.source or node.text)
+
+    def _ev_entity(self, node: EntityRef, lo: int, hi: int, out: list | None) -> bool:
+        hits = self.entity_hits(node.kind)
+        if node.canonical:
+            want = node.canonical.casefold()
+            hits = [h for h in hits if h[2].casefold() == want]
+        return self._hits(hits, lo, hi, out, "@" + node.kind)
+
+    def _ev_and(self, node: And, lo: int, hi: int, out: list | None) -> bool:
+        if out is None:
+            return all(_DISPATCH[type(c)](self, c, lo, hi, None) for c in node.children)
+        tmp: list = []
+        for child in node.children:
+            if not _DISPATCH[type(child)](self, child, lo, hi, tmp):
+                return False
+        out.extend(tmp)
+        return True
+
+    def _ev_or(self, node: Or, lo: int, hi: int, out: list | None) -> bool:
+        if out is None:
+            return any(_DISPATCH[type(c)](self, c, lo, hi, None) for c in node.children)
+        ok = False
+        for child in node.children:
+            ok = _DISPATCH[type(child)](self, child, lo, hi, out) or ok
+        return ok
+
+    def _ev_not(self, node: Not, lo: int, hi: int, out: list | None) -> bool:
+        return not _DISPATCH[type(node.child)](self, node.child, lo, hi, None)
+
+    def _ev_regex(self, node: Regex, lo: int, hi: int, out: list | None) -> bool:
+        return self._hits(self.regex_hits(node), lo, hi, out, str(node))
 
     @staticmethod
     def _hits(hits, lo: int, hi: int, out: list | None, label: str) -> bool:
@@ -246,6 +316,8 @@ class Context:
             return self.ev(node.child, lo, min(hi, self.title_end), out)
         if node.kind == "text":
             return self.ev(node.child, max(lo, self.title_end), hi, out)
+        if not self.possible(node.child, lo, hi):
+            return False
         ok = False
         for a, b in self.windows(node, lo, hi):
             tmp: list | None = [] if out is not None else None
@@ -256,6 +328,18 @@ class Context:
                 out.extend(tmp or ())
                 self.scopes.append((a, b))
         return ok
+
+    def possible(self, node: Node, lo: int, hi: int) -> bool:
+        """A cheap necessary condition: the positive parts of `node` occur somewhere in [lo, hi)."""
+        if isinstance(node, And):
+            return all(self.possible(c, lo, hi) for c in node.children)
+        if isinstance(node, Or):
+            return any(self.possible(c, lo, hi) for c in node.children)
+        if isinstance(node, (Not, Regex)):
+            return True
+        if isinstance(node, Scope):
+            return self.possible(node.child, lo, hi)
+        return self.ev(node, lo, hi, None)
 
     def windows(self, node: Scope, lo: int, hi: int) -> list[Hit]:
         """The sentence windows or word windows in which to try a scoped clause, near its trigger hits."""
@@ -276,19 +360,43 @@ class Context:
         return [w for w in wins if w[0] < w[1]]
 
     def anchor_positions(self, node: Node, lo: int, hi: int) -> list[int] | None:
-        trig = self.c.triggers(node)
-        if trig is None:
-            return None
-        out = []
-        for key in trig:
-            hits = self.terms.get(key[1], ()) if key[0] == "t" else self.entity_hits(key[1])
-            out.extend(h[0] for h in hits if lo <= h[0] < hi)
-        return out
+        """Positions of hits one of which any true instance of `node` must contain; None if unknown.
+
+        Of an AND's children the one with the fewest hits in this article is used, so few windows are tried.
+        """
+        if isinstance(node, Term):
+            return [h[0] for h in self.term_hits(self.c.tid(node)) if lo <= h[0] < hi]
+        if isinstance(node, EntityRef):
+            hits = self.entity_hits(node.kind)
+            want = node.canonical.casefold() if node.canonical else None
+            return [h[0] for h in hits if lo <= h[0] < hi and (want is None or h[2].casefold() == want)]
+        if isinstance(node, Proximity):
+            return self.anchor_positions(node.words[0], lo, hi)
+        if isinstance(node, Scope):
+            return self.anchor_positions(node.child, lo, hi)
+        if isinstance(node, And):
+            best: list[int] | None = None
+            for child in node.children:
+                found = self.anchor_positions(child, lo, hi)
+                if found is not None and (best is None or len(found) < len(best)):
+                    best = found
+                    if not best:
+                        break
+            return best
+        if isinstance(node, Or):
+            out: list[int] = []
+            for child in node.children:
+                found = self.anchor_positions(child, lo, hi)
+                if found is None:
+                    return None
+                out.extend(found)
+            return out
+        return None  # Not, Regex
 
     def _proximity(self, node: Proximity, lo: int, hi: int, out: list | None) -> bool:
         positions: list[tuple[int, int, Hit]] = []
         for i, word in enumerate(node.words):
-            for h in self.terms.get(self.c.tid(word), ()):
+            for h in self.term_hits(self.c.tid(word)):
                 if h[0] >= lo and h[1] <= hi:
                     positions.append((self.nz.word_index(h[0]), i, h))
         positions.sort()
@@ -302,6 +410,18 @@ class Context:
                     return True
                 out.extend((h[0], h[1], str(node), None) for _w, _i, h in window)
         return found
+
+
+_DISPATCH = {
+    Term: Context._ev_term,
+    EntityRef: Context._ev_entity,
+    And: Context._ev_and,
+    Or: Context._ev_or,
+    Not: Context._ev_not,
+    Scope: Context._scope,
+    Proximity: Context._proximity,
+    Regex: Context._ev_regex,
+}
 
 
 class RuleSet:
@@ -359,10 +479,8 @@ class RuleSet:
 
 
 def all_entities(ctx: Context) -> dict[str, list[str]]:
-    for kind in PATTERN_KINDS:
-        ctx.entity_hits(kind)
     return {
-        kind: list(dict.fromkeys(v for _s, _e, v in sorted(hits)))
-        for kind, hits in sorted(ctx.entities.items())
-        if hits and ctx.c.gazetteer.reportable(kind)
+        kind: list(dict.fromkeys(v for _s, _e, v in hits))
+        for kind, hits in sorted(ctx.all_entity_hits().items())
+        if ctx.c.gazetteer.reportable(kind)
     }

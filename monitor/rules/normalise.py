@@ -18,12 +18,17 @@ _WORD_BREAKS = re.compile(r" ")
 
 @lru_cache(maxsize=65536)
 def fold_char(ch: str) -> str:
-    """One character folded: lower case, accents removed; non-alphanumerics become a space."""
+    """One character folded to exactly one: lower case, accents removed; non-alphanumerics become a space.
+
+    Always one character, so the normalised text keeps a cheap offset map ("ß" stays "ß", "ﬁ" stays).
+    """
     if not ch.isalnum():
         return " "
-    decomposed = unicodedata.normalize("NFKD", ch.casefold())
-    folded = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return folded if folded and all(c.isalnum() for c in folded) else " "
+    stripped = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)).lower()
+    if len(stripped) == 1 and stripped.isalnum():
+        return stripped
+    lowered = ch.lower()
+    return lowered if len(lowered) == 1 else ch
 
 
 def normalise_phrase(phrase: str) -> str:
@@ -34,76 +39,44 @@ def normalise_phrase(phrase: str) -> str:
 class Normalised:
     """`norm` is ' ' + folded text + ' ' (so every word is surrounded by spaces); maps back to `original`."""
 
-    __slots__ = ("original", "norm", "_cut_norm", "_cut_orig", "_cut_shift", "_full", "_words", "_sents")
+    __slots__ = ("original", "norm", "_cut_norm", "_cut_orig", "_cut_shift", "_words", "_sents", "_starts")
 
     def __init__(self, original: str) -> None:
         self.original = original
-        self._full: list[int] | None = None
         self._words: list[int] | None = None
         self._sents: list[tuple[int, int]] | None = None
+        self._starts: list[int] = []
         table = dict(_ASCII)
-        one_to_one = True
         for ch in set(original):
             if ord(ch) >= 128:
-                folded = fold_char(ch)
-                table[ord(ch)] = folded
-                one_to_one = one_to_one and len(folded) == 1
-        if one_to_one:
-            self._collapse(original.translate(table))
-        else:
-            self._slow(original, table)
+                table[ord(ch)] = fold_char(ch)
+        self._collapse(original.translate(table))
 
     def _collapse(self, translated: str) -> None:
         """Same-length translation: squeeze space runs, remember where the shifts start (sparse map)."""
-        parts: list[str] = [" "]
-        cut_norm, cut_orig, cut_shift = [0], [0], [-1]  # norm index i <-> original index i - 1 before any cut
-        shift, last = -1, 0
-        for m in _SPACES.finditer(translated):
-            parts.append(translated[last : m.start() + 1])
-            last = m.end()
-            shift += m.end() - m.start() - 1
-            cut_orig.append(m.end())
-            cut_norm.append(m.end() - shift)
+        runs = [m.span() for m in _SPACES.finditer(translated)]
+        norm = " " + _SPACES.sub(" ", translated).strip(" ") + " "
+        lead = len(translated) - len(translated.lstrip(" "))  # leading break chars dropped by strip()
+        # norm index n <-> original index n + shift; every squeezed run shifts what follows
+        shift = -1 + lead
+        cut_norm, cut_orig, cut_shift = [0], [0], [shift]
+        for start, end in runs:
+            if start == 0:
+                continue  # the leading run is already in `lead`
+            shift += end - start - 1
+            cut_orig.append(end)
+            cut_norm.append(end - shift)
             cut_shift.append(shift)
-        parts.append(translated[last:])
-        parts.append(" ")
-        norm = "".join(parts)
-        if norm.startswith("  "):  # text began with a break: drop the doubled pad
-            norm = norm[1:]
-            cut_norm = [0] + [n - 1 for n in cut_norm[1:]]
-            cut_shift = [s + 1 for s in cut_shift]
-        self.norm = norm.rstrip(" ") + " "
+        self.norm = norm if norm != "  " else " "
         self._cut_norm, self._cut_orig, self._cut_shift = cut_norm, cut_orig, cut_shift
-
-    def _slow(self, original: str, table: dict[int, str]) -> None:
-        """Some character folds to several (ß -> ss): keep a full position list."""
-        chars: list[str] = [" "]
-        full: list[int] = [0]
-        for i, ch in enumerate(original):
-            out = table.get(ord(ch), ch)
-            for c in out:
-                if c == " " and chars[-1] == " ":
-                    continue
-                chars.append(c)
-                full.append(i)
-        if chars[-1] != " ":
-            chars.append(" ")
-            full.append(len(original))
-        self.norm = "".join(chars)
-        self._full = full
-        self._cut_norm = self._cut_orig = self._cut_shift = []
 
     def to_orig(self, pos: int) -> int:
         """Original index of the character at normalised position `pos`."""
-        if self._full is not None:
-            return self._full[min(pos, len(self._full) - 1)]
         k = bisect_right(self._cut_norm, pos) - 1
         return max(0, min(len(self.original), pos + self._cut_shift[k]))
 
     def to_norm(self, orig: int) -> int:
         """Normalised position of original index `orig` (the space of a squeezed run maps to its run)."""
-        if self._full is not None:
-            return max(0, bisect_right(self._full, orig) - 1)
         k = bisect_right(self._cut_orig, orig) - 1
         return max(0, orig - self._cut_shift[k])
 
@@ -140,11 +113,12 @@ class Normalised:
                 nxt = self._sents[i + 1][0] if i + 1 < len(self._sents) else len(self.norm)
                 fixed.append((0 if i == 0 else a, nxt))
             self._sents = fixed
+            self._starts = [a for a, _b in fixed]
         return self._sents
 
     def sentence_index(self, pos: int) -> int:
-        sents = self.sentences()
-        return max(0, bisect_right([s[0] for s in sents], pos) - 1)
+        self.sentences()
+        return max(0, bisect_right(self._starts, pos) - 1)
 
 
 _ABBREV = {
@@ -153,7 +127,6 @@ _ABBREV = {
     "i.e", "gov", "sgt", "cpl", "pres", "prof", "inc", "corp", "ltd", "co", "jr", "sr", "approx", "etc",
 }
 _BOUNDARY = re.compile(r"[.!?]+[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n+")
-_LAST_WORD = re.compile(r"([\w.]+)[.!?]*[\"'”’)\]]*\s*$")
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -161,14 +134,15 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0
     for m in _BOUNDARY.finditer(text):
-        if m.group(0)[0] == ".":
-            word = _LAST_WORD.search(text, max(start, m.start() - 12), m.end())
-            token = word.group(1).lower().rstrip(".") if word else ""
+        b = m.start()
+        if text[b] == ".":
+            before = text[max(start, b - 12) : b].rsplit(None, 1)
+            token = before[-1].lower().strip("\"'“‘(") if before else ""
             if token in _ABBREV or (len(token) == 1 and token.isalpha()):
                 continue
-        if text[start : m.start()].strip():
+        if b > start and not text[start:b].isspace():
             spans.append((start, m.end()))
         start = m.end()
-    if text[start:].strip():
+    if start < len(text) and not text[start:].isspace():
         spans.append((start, len(text)))
     return spans
