@@ -36,7 +36,7 @@ def build_match(rule: Any, ctx: Any, evidence: list, scopes: list) -> Match:
     nz = ctx.nz
     evidence = _outermost(sorted(set(evidence)))
     terms = list(dict.fromkeys(" ".join(nz.span_text(s, e).split()) for s, e, _l, _c in evidence))
-    windows = scopes or [nz.sentences()[nz.sentence_index(s)] for s, *_ in evidence]
+    windows = scopes or list(dict.fromkeys(nz.sentence_at(s) for s, *_ in evidence))
     entities = _entities(ctx, evidence, windows)
     fields = extract_fields(rule.fields, ctx, windows)
     return Match(

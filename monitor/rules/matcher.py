@@ -346,6 +346,11 @@ class Context:
         anchors = self.anchor_positions(node.child, lo, hi)
         wins: dict[Hit, None] = {}
         if node.kind == "sentence":
+            if node.n == 1 and anchors is not None:  # the common case: only the sentences around the anchors
+                for p in sorted(anchors):
+                    a, b = self.nz.sentence_at(p)
+                    wins[(max(lo, a), min(hi, b))] = None
+                return [w for w in wins if w[0] < w[1]]
             sents = self.nz.sentences()
             idx = range(len(sents)) if anchors is None else sorted({self.nz.sentence_index(p) for p in anchors})
             for i in idx:

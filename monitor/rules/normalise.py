@@ -36,49 +36,66 @@ def normalise_phrase(phrase: str) -> str:
     return " ".join("".join(fold_char(c) for c in phrase).split())
 
 
+_BYTES = bytes((ord(chr(i).lower()) if chr(i).isalnum() else 32) if i < 128 else 32 for i in range(256))
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def fold_text(text: str) -> str:
+    """Every character folded to exactly one (same length as `text`), breaks as spaces."""
+    if not text.isascii():
+        text = _NON_ASCII.sub(lambda m: fold_char(m.group()), text)
+        if not text.isascii():  # letters of other scripts remain: they are already folded
+            return text.translate(_ASCII)
+    return text.encode("ascii").translate(_BYTES).decode("ascii")
+
+
 class Normalised:
     """`norm` is ' ' + folded text + ' ' (so every word is surrounded by spaces); maps back to `original`."""
 
-    __slots__ = ("original", "norm", "_cut_norm", "_cut_orig", "_cut_shift", "_words", "_sents", "_starts")
+    __slots__ = ("original", "norm", "_translated", "_cuts", "_words", "_sents", "_starts")
 
     def __init__(self, original: str) -> None:
         self.original = original
         self._words: list[int] | None = None
         self._sents: list[tuple[int, int]] | None = None
         self._starts: list[int] = []
-        table = dict(_ASCII)
-        for ch in set(original):
-            if ord(ch) >= 128:
-                table[ord(ch)] = fold_char(ch)
-        self._collapse(original.translate(table))
+        self._cuts: tuple[list[int], list[int], list[int]] | None = None
+        self._translated = translated = fold_text(original)
+        self.norm = " " + " ".join(translated.split()) + " " if not translated.isspace() and translated else " "
 
-    def _collapse(self, translated: str) -> None:
-        """Same-length translation: squeeze space runs, remember where the shifts start (sparse map)."""
-        runs = [m.span() for m in _SPACES.finditer(translated)]
-        norm = " " + _SPACES.sub(" ", translated).strip(" ") + " "
-        lead = len(translated) - len(translated.lstrip(" "))  # leading break chars dropped by strip()
-        # norm index n <-> original index n + shift; every squeezed run shifts what follows
-        shift = -1 + lead
-        cut_norm, cut_orig, cut_shift = [0], [0], [shift]
-        for start, end in runs:
-            if start == 0:
-                continue  # the leading run is already in `lead`
-            shift += end - start - 1
-            cut_orig.append(end)
-            cut_norm.append(end - shift)
-            cut_shift.append(shift)
-        self.norm = norm if norm != "  " else " "
-        self._cut_norm, self._cut_orig, self._cut_shift = cut_norm, cut_orig, cut_shift
+    @property
+    def _map(self) -> tuple[list[int], list[int], list[int]]:
+        """The sparse offset map, built on first use: where squeezed space runs shift positions."""
+        if self._cuts is None:
+            translated = self._translated
+            lead = len(translated) - len(translated.lstrip(" "))  # leading break chars are dropped
+            shift = -1 + lead  # norm index n <-> original index n + shift
+            cut_norm, cut_orig, cut_shift = [0], [0], [shift]
+            for m in _SPACES.finditer(translated):
+                start, end = m.span()
+                if start == 0:
+                    continue  # the leading run is already in `lead`
+                shift += end - start - 1
+                cut_orig.append(end)
+                cut_norm.append(end - shift)
+                cut_shift.append(shift)
+            self._cuts = (cut_norm, cut_orig, cut_shift)
+        return self._cuts
 
     def to_orig(self, pos: int) -> int:
         """Original index of the character at normalised position `pos`."""
-        k = bisect_right(self._cut_norm, pos) - 1
-        return max(0, min(len(self.original), pos + self._cut_shift[k]))
+        cut_norm, _cut_orig, cut_shift = self._map
+        k = bisect_right(cut_norm, pos) - 1
+        return max(0, min(len(self.original), pos + cut_shift[k]))
 
     def to_norm(self, orig: int) -> int:
         """Normalised position of original index `orig` (the space of a squeezed run maps to its run)."""
-        k = bisect_right(self._cut_orig, orig) - 1
-        return max(0, orig - self._cut_shift[k])
+        cut_norm, cut_orig, cut_shift = self._map
+        k = bisect_right(cut_orig, orig) - 1
+        n = orig - cut_shift[k]
+        if k + 1 < len(cut_norm) and n >= cut_norm[k + 1]:
+            n = cut_norm[k + 1] - 1  # inside a squeezed run: its one kept space
+        return max(0, n)
 
     def span_text(self, start: int, end: int) -> str:
         """Original text of normalised span [start, end)."""
@@ -103,22 +120,32 @@ class Normalised:
 
     # sentences ---------------------------------------------------------------------------------------------------
     def sentences(self) -> list[tuple[int, int]]:
-        """Sentence spans in normalised positions [start, end), in order."""
+        """Sentence spans in normalised positions [start, end), in order; every position is in exactly one."""
         if self._sents is None:
-            spans = split_sentences(self.original)
-            self._sents = [(self.to_norm(a), self.to_norm(b - 1) + 1) for a, b in spans] or [(0, len(self.norm))]
-            # widen so that every position belongs to exactly one sentence
-            fixed: list[tuple[int, int]] = []
-            for i, (a, _b) in enumerate(self._sents):
-                nxt = self._sents[i + 1][0] if i + 1 < len(self._sents) else len(self.norm)
-                fixed.append((0 if i == 0 else a, nxt))
-            self._sents = fixed
-            self._starts = [a for a, _b in fixed]
+            end = len(self.original)
+            starts = [0]
+            for b in sentence_breaks(self.original):
+                n = self.to_norm(b) if b < end else len(self.norm)
+                if n > starts[-1]:
+                    starts.append(n)
+            self._sents = list(zip(starts, [*starts[1:], len(self.norm)]))
+            self._starts = starts
         return self._sents
 
     def sentence_index(self, pos: int) -> int:
         self.sentences()
         return max(0, bisect_right(self._starts, pos) - 1)
+
+    def sentence_at(self, pos: int) -> tuple[int, int]:
+        """The sentence around normalised position `pos`, found locally (cheaper than splitting everything)."""
+        if self._sents is not None:
+            return self._sents[self.sentence_index(pos)]
+        text, o = self.original, self.to_orig(pos)
+        start = _break_before(text, o)
+        end = _break_after(text, o)
+        a = self.to_norm(start) if start > 0 else 0
+        b = self.to_norm(end) if end < len(text) else len(self.norm)
+        return (a, max(b, a + 1))
 
 
 _ABBREV = {
@@ -129,20 +156,44 @@ _ABBREV = {
 _BOUNDARY = re.compile(r"[.!?]+[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n+")
 
 
+def _is_break(text: str, m: re.Match) -> bool:
+    """A candidate boundary is real unless the dot ends an abbreviation ("U.S.", "Gen.") or an initial ("J.")."""
+    b = m.start()
+    if text[b] != ".":
+        return True
+    before = text[max(0, b - 12) : b].rsplit(None, 1)
+    token = before[-1].lower().strip("\"'“‘(") if before else ""
+    return not (token in _ABBREV or (len(token) == 1 and token.isalpha()))
+
+
+def sentence_breaks(text: str) -> list[int]:
+    """Where each sentence after the first starts (original offsets)."""
+    return [m.end() for m in _BOUNDARY.finditer(text) if _is_break(text, m)]
+
+
+def _break_before(text: str, o: int) -> int:
+    """Start of the sentence that contains original offset `o`."""
+    lo = o
+    while True:
+        lo = max(0, lo - 400)
+        last = -1
+        for m in _BOUNDARY.finditer(text, lo, min(len(text), o + 2)):  # +2: the lookahead sees text[o]
+            if m.end() <= o and _is_break(text, m):
+                last = m.end()
+        if last >= 0 or lo == 0:
+            return max(last, 0)
+
+
+def _break_after(text: str, o: int) -> int:
+    """End (exclusive) of the sentence that contains original offset `o`."""
+    for m in _BOUNDARY.finditer(text, o):
+        if m.end() > o and _is_break(text, m):
+            return m.end()
+    return len(text)
+
+
 def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Sentence spans [start, end) of `text`: breaks at . ! ? before a capital or digit, and at newlines."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for m in _BOUNDARY.finditer(text):
-        b = m.start()
-        if text[b] == ".":
-            before = text[max(start, b - 12) : b].rsplit(None, 1)
-            token = before[-1].lower().strip("\"'“‘(") if before else ""
-            if token in _ABBREV or (len(token) == 1 and token.isalpha()):
-                continue
-        if b > start and not text[start:b].isspace():
-            spans.append((start, m.end()))
-        start = m.end()
-    if start < len(text) and not text[start:].isspace():
-        spans.append((start, len(text)))
-    return spans
+    """Sentence spans [start, end) of `text` with text in them: breaks at . ! ? before a capital or digit and at
+    newlines."""
+    bounds = [0, *sentence_breaks(text), len(text)]
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a and not text[a:b].isspace()]

@@ -41,6 +41,9 @@ def test_every_normalised_character_maps_back_to_its_original(text):
         if ch != " ":
             original = text[nz.to_orig(i)]
             assert normalise_phrase(original)[:1] == ch or ch in normalise_phrase(original)
+            assert nz.to_norm(nz.to_orig(i)) == i
+    for j in range(len(text)):  # positions inside a squeezed run of breaks map to its one space
+        assert nz.norm[nz.to_norm(j)] == (" " if not text[j].isalnum() else normalise_phrase(text[j])[:1])
 
 
 def test_span_text_returns_the_words_as_written():
@@ -67,3 +70,14 @@ def test_every_position_belongs_to_one_sentence():
     assert spans[0][0] == 0 and spans[-1][1] == len(nz.norm)
     assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
     assert nz.sentence_index(nz.norm.index("second")) == 1
+
+
+def test_local_sentence_lookup_agrees_with_full_split():
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    for path in sorted((root / "seeds").glob("*.txt")):
+        text = path.read_text(encoding="utf-8")
+        full = Normalised(text)
+        spans = full.sentences()
+        for pos in range(1, len(full.norm) - 1, 7):
+            if full.norm[pos] != " ":
+                assert Normalised(text).sentence_at(pos) == spans[full.sentence_index(pos)], (path.name, pos)
