@@ -23,6 +23,7 @@ from .schema import ExampleFile, RuleFile, RuleSpec
 log = logging.getLogger(__name__)
 
 ENTITY_DIR = "entities"
+MAX_NODES = 200_000
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 Path_ = tuple[Any, ...]
 
@@ -36,6 +37,7 @@ class Doc:
     raw: str
     data: Any = None
     marks: dict[Path_, tuple[int, int, int, int]] = field(default_factory=dict)
+    nodes: int = 0
 
     def where(self, path: Path_ = ()) -> str:
         path = tuple(path)
@@ -83,12 +85,21 @@ def parse_yaml(path: Path, label: str, problems: list[str]) -> Doc | None:
         problems.append(f"{where}: YAML syntax error: {exc.problem or exc.context}")
     except yaml.YAMLError as exc:
         problems.append(f"{label}:1:1: YAML error: {exc}")
+    except (_TooBig, RecursionError):
+        problems.append(f"{label}:1:1: the file expands to more than {MAX_NODES} YAML nodes (aliases?)")
     finally:
         loader.dispose()
     return doc if len(problems) == before else None
 
 
+class _TooBig(Exception):
+    pass
+
+
 def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, doc: Doc, problems: list[str]) -> Any:
+    doc.nodes += 1
+    if doc.nodes > MAX_NODES:  # aliases can expand a small file exponentially ("billion laughs")
+        raise _TooBig
     doc.marks[path] = (node.start_mark.line, node.start_mark.column, node.start_mark.index, node.end_mark.index)
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
         # collections are walked here, not constructed by PyYAML: refuse tags that would mean more than data

@@ -9,6 +9,7 @@ import re
 import unicodedata
 from bisect import bisect_right
 from functools import lru_cache
+from itertools import accumulate
 
 # ASCII: letters lowered, digits kept, everything else (hyphens, quotes, dots, slashes) is a word break.
 _ASCII = {i: (chr(i).lower() if chr(i).isalnum() else " ") for i in range(128)}
@@ -69,17 +70,12 @@ class Normalised:
         if self._cuts is None:
             translated = self._translated
             lead = len(translated) - len(translated.lstrip(" "))  # leading break chars are dropped
-            shift = -1 + lead  # norm index n <-> original index n + shift
-            cut_norm, cut_orig, cut_shift = [0], [0], [shift]
-            for m in _SPACES.finditer(translated):
-                start, end = m.span()
-                if start == 0:
-                    continue  # the leading run is already in `lead`
-                shift += end - start - 1
-                cut_orig.append(end)
-                cut_norm.append(end - shift)
-                cut_shift.append(shift)
-            self._cuts = (cut_norm, cut_orig, cut_shift)
+            spans = [m.span() for m in _SPACES.finditer(translated, lead or 0)]
+            # norm index n <-> original index n + shift; each squeezed run shifts what follows by its length - 1
+            shifts = list(accumulate((e - s - 1 for s, e in spans), initial=lead - 1))
+            cut_orig = [0, *(e for _s, e in spans)]
+            cut_norm = [0, *(e - sh for (_s, e), sh in zip(spans, shifts[1:]))]
+            self._cuts = (cut_norm, cut_orig, shifts)
         return self._cuts
 
     def to_orig(self, pos: int) -> int:

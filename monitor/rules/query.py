@@ -120,9 +120,11 @@ def parse_query(text: str, known_kind: Callable[[str], bool]) -> Node:
         raise QueryError("the query is empty")
     try:
         tree = luqum_parse(text)
+        return _Converter(text, known_kind).convert(tree)
     except ParseError as exc:
         raise _syntax_error(text, exc) from None
-    return _Converter(text, known_kind).convert(tree)
+    except RecursionError:
+        raise QueryError("the query is nested too deeply") from None
 
 
 def keyword_query(all_: list[str], any_: list[str], none: list[str]) -> Node:

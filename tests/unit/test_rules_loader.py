@@ -148,3 +148,17 @@ def test_non_utf8_file_is_reported_not_crashed(tmp_path):
     (tmp_path / "a.yaml").write_bytes(b"rules: \xff\xfe\n")
     (p,) = problems(tmp_path)
     assert "a.yaml:1:1: cannot read" in p
+
+
+def test_alias_bomb_is_refused_not_expanded(tmp_path):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    write(tmp_path, "a.yaml", "\n".join(lines) + "\nrules: *a8\n")
+    (p,) = problems(tmp_path)
+    assert "a.yaml:1:1" in p and "expands to more than" in p
+
+
+def test_deeply_nested_query_is_an_error_not_a_crash(tmp_path):
+    write(tmp_path, "a.yaml", GOOD.replace("tank AND Ukraine", "(" * 3000 + "tank" + ")" * 3000))
+    (p,) = problems(tmp_path)
+    assert "a.yaml:6:" in p

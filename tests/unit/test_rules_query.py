@@ -139,3 +139,18 @@ def test_disabled_rule_does_not_fire(tmp_path):
     rs = ruleset(tmp_path, "tank", enabled="false")
     assert rs.match(Article(url="u", text="A tank.")) == []
     assert rs.match_rule(rs.rules[0], Article(url="u", text="A tank.")) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   ", "...!!!???", "消息 Ukraine 消息", "\x00\x01 tank \x1f", "a" * 100_000, "Ü" * 50 + " tank", "ß tank ß"],
+)
+def test_odd_text_never_crashes_the_matcher(tmp_path, text):
+    rs = ruleset(tmp_path, "sentence:(tank AND NOT may) OR @money OR /x+/ OR \"tank Ukraine\"~3")
+    matches = rs.match(Article(url="u", title=text[:10], text=text))
+    assert all(m.rule_id == "r" for m in matches)
+    assert len(rs.explain(Article(url="u", text=text))) == 1
+
+
+def test_non_latin_and_accented_terms_match(tmp_path):
+    assert fires(tmp_path, "Zürich AND 消息", "Talks in ZURICH. 消息 said.")
