@@ -79,9 +79,15 @@ def check(config: Optional[Path] = ConfigOpt) -> None:
     except RuleError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    unknown = sorted({ch for r in ruleset.rules for ch in r.channels} - set(cfg.channels))
+    from .alerts.channels import with_builtin_channels
+
+    channels = with_builtin_channels(cfg.channels, cfg.data_dir)
+    known = set(channels) | {tag for ch in channels.values() for tag in ch.tags}
+    named = {ch for r in ruleset.rules for ch in r.channels} | set(cfg.alerts.default_channels)
+    unknown = sorted(named - known)
     if unknown:
-        typer.echo(f"error: rules name channels that monitor.yaml does not define: {', '.join(unknown)}", err=True)
+        typer.echo(f"error: rules or alerts.default_channels name channels that monitor.yaml does not define: "
+                   f"{', '.join(unknown)}", err=True)
         raise typer.Exit(1)
     typer.echo(f"rules {cfg.rules.path}: ok ({len(ruleset.rules)} rules, version {ruleset.version})")
 
