@@ -1,6 +1,6 @@
 """Story clusters on realistic data: republished copies of corpus articles join one story, distinct articles don't.
 
-Copies imitate syndication: another site's boilerplate before and after, the text cut to 60-80%, the headline
+Copies imitate syndication: the other site's own boilerplate before and after, the text cut to 60-80%, the headline
 lightly edited and one sentence rewritten. The generator is seeded, so every run sees the same copies.
 """
 
@@ -21,15 +21,17 @@ from monitor.models import Article
 from monitor.store import Keys, connect
 
 BOILERPLATE = [
-    "Subscribe to our newsletter for the latest headlines delivered to your inbox every morning.",
+    "Subscribe to the {site} newsletter for the latest headlines delivered to your inbox every morning.",
     "Share this article on Facebook, Twitter, LinkedIn or by email. Print this page.",
-    "Related: more stories from our world desk that you may have missed this week.",
+    "Related: more stories from the {site} world desk that you may have missed this week.",
     "Advertisement. Scroll to continue reading.",
     "Copyright 2024 The Associated Press. All rights reserved. This material may not be published, broadcast, "
     "rewritten or redistributed without permission.",
-    "Sign up for breaking news alerts, download our app and follow us on social media.",
-    "Most read: ten things to know before the markets open; weather warning for the weekend; local team wins "
-    "the cup final after extra time.",
+    "Sign up for {site} breaking news alerts, download our app and follow us on social media.",
+    "Most read on {site}: ten things to know before the markets open; weather warning for the weekend.",
+    "Reporting by our correspondents; additional reporting by wire agencies. Edited by the {site} news desk.",
+    "We use cookies to improve your experience on {site}. By continuing you accept our privacy policy.",
+    "Read more: the latest on this developing story and reactions from around the world.",
 ]
 # Two corpus pages that are the same EFE wire story on two Chilean sites: a real near-duplicate.
 WIRE_PAIR = ("cooperativa.cl", "24horas.cl")
@@ -41,14 +43,20 @@ COPIES = 30
 def republish(article: Article, rng: random.Random, n: int) -> Article:
     """One syndicated copy of `article` on another site."""
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", article.text) if s.strip()]
-    keep = max(1, round(len(sentences) * rng.uniform(0.6, 0.8)))
-    body = sentences[:keep]
+    budget = len(article.text) * rng.uniform(0.6, 0.8)
+    body = []
+    for sentence in sentences:  # cut at a sentence end once 60-80% of the text is in
+        if body and sum(map(len, body)) >= budget:
+            break
+        body.append(sentence)
     body[rng.randrange(len(body))] = "A spokesperson declined to comment on the report when contacted on Friday."
-    before = rng.sample(BOILERPLATE, rng.randint(1, 3))
-    after = rng.sample(BOILERPLATE, rng.randint(1, 3))
+    site = f"Copy site {n}"
+    chrome = random.Random(n).sample(BOILERPLATE, 6)  # each site has its own header and footer lines
+    before = [line.format(site=site) for line in chrome[:rng.randint(1, 3)]]
+    after = [line.format(site=site) for line in chrome[3:3 + rng.randint(1, 3)]]
     title = rng.choice([article.title.upper(), article.title + " | Daily Wire", "UPDATE: " + article.title])
     return replace(article, url=f"https://copy{n}.example/news/{url_hash(article.url)}",
-                   source=f"Copy site {n}", title=title, text="\n".join(before + body + after))
+                   source=site, title=title, text="\n".join(before + body + after))
 
 
 @pytest.fixture(scope="module")
