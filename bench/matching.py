@@ -173,7 +173,8 @@ def section(rows: list[dict], articles: int, megabytes: float) -> str:
     lines = [
         "## Matching",
         "",
-        f"Date: {dt.date.today().isoformat()}. Machine: {machine()}. Single process, one core.",
+        f"Date: {dt.date.today().isoformat()}. Machine: {machine()}. Single process, one core; load average "
+        f"{os.getloadavg()[0]:.1f} at the end (other jobs shared the machine: figures vary by about ±30% between runs).",
         f"Command: `{COMMAND}`",
         "",
         f"Input: {articles} articles ({megabytes:.2f} MB of title + text) extracted from `../shared/corpus/pages` "

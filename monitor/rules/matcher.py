@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 import ahocorasick
 
@@ -23,7 +22,6 @@ log = logging.getLogger(__name__)
 
 Hit = tuple[int, int]  # normalised [start, end)
 EHit = tuple[int, int, str]  # normalised [start, end), canonical value
-ALWAYS = ("*",)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from itertools import accumulate
 # ASCII: letters lowered, digits kept, everything else (hyphens, quotes, dots, slashes) is a word break.
 _ASCII = {i: (chr(i).lower() if chr(i).isalnum() else " ") for i in range(128)}
 _SPACES = re.compile(r"  +")
+LOCAL_LOOKUPS = 12
 _WORD_BREAKS = re.compile(r" ")
 
 
@@ -53,13 +54,14 @@ def fold_text(text: str) -> str:
 class Normalised:
     """`norm` is ' ' + folded text + ' ' (so every word is surrounded by spaces); maps back to `original`."""
 
-    __slots__ = ("original", "norm", "_translated", "_cuts", "_words", "_sents", "_starts")
+    __slots__ = ("original", "norm", "_translated", "_cuts", "_words", "_sents", "_starts", "_local")
 
     def __init__(self, original: str) -> None:
         self.original = original
         self._words: list[int] | None = None
         self._sents: list[tuple[int, int]] | None = None
         self._starts: list[int] = []
+        self._local = 0
         self._cuts: tuple[list[int], list[int], list[int]] | None = None
         self._translated = translated = fold_text(original)
         self.norm = " " + " ".join(translated.split()) + " " if not translated.isspace() and translated else " "
@@ -117,6 +119,9 @@ class Normalised:
     # sentences ---------------------------------------------------------------------------------------------------
     def sentences(self) -> list[tuple[int, int]]:
         """Sentence spans in normalised positions [start, end), in order; every position is in exactly one."""
+        return self._sents_all()
+
+    def _sents_all(self) -> list[tuple[int, int]]:
         if self._sents is None:
             end = len(self.original)
             starts = [0]
@@ -136,6 +141,9 @@ class Normalised:
         """The sentence around normalised position `pos`, found locally (cheaper than splitting everything)."""
         if self._sents is not None:
             return self._sents[self.sentence_index(pos)]
+        self._local += 1
+        if self._local > LOCAL_LOOKUPS:  # many lookups on one article: splitting it all once is cheaper
+            return self._sents_all()[self.sentence_index(pos)]
         text, o = self.original, self.to_orig(pos)
         start = _break_before(text, o)
         end = _break_after(text, o)
