@@ -90,18 +90,20 @@ class Compiled:
         self.key_len: list[int] = []
         self.key_hitkeys: list[frozenset] = []
         self.tid_keys: dict[int, list[tuple[int, bool]]] = defaultdict(list)
-        self.kind_keys: dict[str, list[tuple[int, str, str | None]]] = defaultdict(list)
+        self.key_entities: list[tuple[tuple[str, str, str | None], ...]] = []  # per key: (kind, canonical, exact)
         for kidx, (key, payload) in enumerate(keys.items()):
             self.automaton.add_word(key, kidx)
             self.key_len.append(len(key))  # the automaton reports where a key ends; its length gives the start
             hitkeys = set()
+            entities: list[tuple[str, str, str | None]] = []
             for item in dict.fromkeys(payload):
                 if item[0] in ("t", "p"):
                     self.tid_keys[item[1]].append((kidx, item[0] == "p"))
                     hitkeys.add(("t", item[1]))
                 else:
-                    self.kind_keys[item[1]].append((kidx, item[2], item[3]))
+                    entities.append((item[1], item[2], item[3]))
                     hitkeys.add(("k", item[1]))
+            self.key_entities.append(tuple(entities))
             self.key_hitkeys.append(frozenset(hitkeys))
         if keys:
             self.automaton.make_automaton()
@@ -193,14 +195,23 @@ class Context:
     def __init__(self, compiled: Compiled, text: str, title_len: int) -> None:
         self.c = compiled
         self.nz = Normalised(text)
-        self.title_end = self.nz.to_norm(title_len) if title_len else 0
+        self._title_len = title_len
+        self._title_end: int | None = None
         self.terms: dict[int, list[Hit]] = {}
         self.entities: dict[str, list[EHit]] = {}
         self.keys: set[tuple] = set()
         self._regex: dict[str, list[Hit]] = {}
         self.scopes: list[Hit] = []  # windows (sentences, word windows) in which a scoped clause held
         self._ends: dict[int, list[int]] = defaultdict(list)  # automaton key -> where its hits end
+        self._gazetteer_done = False
         self._scan()
+
+    @property
+    def title_end(self) -> int:
+        """Normalised position where the title ends (0 without a title); computed only if a rule asks."""
+        if self._title_end is None:
+            self._title_end = self.nz.to_norm(self._title_len) if self._title_len else 0
+        return self._title_end
 
     def _scan(self) -> None:
         """The one pass: only the end positions per key are kept; hits are built when a rule asks."""
@@ -232,17 +243,27 @@ class Context:
         if kind in PATTERN_FINDERS:
             to_norm = self.nz.to_norm
             hits = [(to_norm(a), to_norm(b - 1) + 1, v) for a, b, v in PATTERN_FINDERS[kind](self.nz.original)]
-        else:
-            hits = []
-            key_len = self.c.key_len
-            for kidx, canonical, exact in self.c.kind_keys.get(kind, ()):
-                for end in self._ends.get(kidx, ()):
+            self.entities[kind] = hits
+            return hits
+        self._gazetteer_hits()
+        return self.entities.setdefault(kind, [])
+
+    def _gazetteer_hits(self) -> None:
+        """All gazetteer entities of the article in one pass over the keys that were hit."""
+        if self._gazetteer_done:
+            return
+        self._gazetteer_done = True
+        found: dict[str, list[EHit]] = defaultdict(list)
+        key_len, key_entities = self.c.key_len, self.c.key_entities
+        for kidx, ends in self._ends.items():
+            for kind, canonical, exact in key_entities[kidx]:
+                for end in ends:
                     start = end - key_len[kidx] + 2
                     if exact is None or self.nz.span_text(start, end) == exact:
-                        hits.append((start, end, canonical))
+                        found[kind].append((start, end, canonical))
+        for kind, hits in found.items():
             hits.sort()
-        self.entities[kind] = hits
-        return hits
+            self.entities[kind] = hits
 
     def all_entity_hits(self, *, patterns: bool = True) -> dict[str, list[EHit]]:
         """Every gazetteer kind found in the article; pattern kinds too if `patterns` or already computed."""
