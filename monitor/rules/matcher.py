@@ -14,7 +14,7 @@ import ahocorasick
 from ..models import Article, Match
 from .entities import PATTERN_FINDERS, PATTERN_KINDS, Gazetteer
 from .evidence import Explanation, build_match, hits_in_context, why_not
-from .normalise import Normalised, normalise_phrase
+from .normalise import Normalised, fold_text, normalise_phrase
 from .query import And, EntityRef, Node, Not, Or, Proximity, Regex, Scope, Term
 from .schema import FieldSpec
 
@@ -203,14 +203,16 @@ class Context:
         self._regex: dict[str, list[Hit]] = {}
         self.scopes: list[Hit] = []  # windows (sentences, word windows) in which a scoped clause held
         self._ends: dict[int, list[int]] = defaultdict(list)  # automaton key -> where its hits end
-        self._gazetteer_done = False
+        self._by_kind: dict[str, list[tuple[int, str, str | None]]] | None = None
         self._scan()
 
     @property
     def title_end(self) -> int:
         """Normalised position where the title ends (0 without a title); computed only if a rule asks."""
         if self._title_end is None:
-            self._title_end = self.nz.to_norm(self._title_len) if self._title_len else 0
+            # the title's words come first in the normalised text: its length is where the title ends
+            words = fold_text(self.nz.original[: self._title_len]).split()
+            self._title_end = len(" ".join(words)) + 1 if words else 0
         return self._title_end
 
     def _scan(self) -> None:
@@ -245,25 +247,26 @@ class Context:
             hits = [(to_norm(a), to_norm(b - 1) + 1, v) for a, b, v in PATTERN_FINDERS[kind](self.nz.original)]
             self.entities[kind] = hits
             return hits
-        self._gazetteer_hits()
-        return self.entities.setdefault(kind, [])
+        hits = []
+        key_len = self.c.key_len
+        for kidx, canonical, exact in self._keys_by_kind().get(kind, ()):
+            for end in self._ends[kidx]:
+                start = end - key_len[kidx] + 2
+                if exact is None or self.nz.span_text(start, end) == exact:  # exact spelling: only if asked
+                    hits.append((start, end, canonical))
+        hits.sort()
+        self.entities[kind] = hits
+        return hits
 
-    def _gazetteer_hits(self) -> None:
-        """All gazetteer entities of the article in one pass over the keys that were hit."""
-        if self._gazetteer_done:
-            return
-        self._gazetteer_done = True
-        found: dict[str, list[EHit]] = defaultdict(list)
-        key_len, key_entities = self.c.key_len, self.c.key_entities
-        for kidx, ends in self._ends.items():
-            for kind, canonical, exact in key_entities[kidx]:
-                for end in ends:
-                    start = end - key_len[kidx] + 2
-                    if exact is None or self.nz.span_text(start, end) == exact:
-                        found[kind].append((start, end, canonical))
-        for kind, hits in found.items():
-            hits.sort()
-            self.entities[kind] = hits
+    def _keys_by_kind(self) -> dict[str, list[tuple[int, str, str | None]]]:
+        """The automaton keys hit in this article, grouped by entity kind (one pass over the hit keys)."""
+        if self._by_kind is None:
+            self._by_kind = defaultdict(list)
+            key_entities = self.c.key_entities
+            for kidx in self._ends:
+                for kind, canonical, exact in key_entities[kidx]:
+                    self._by_kind[kind].append((kidx, canonical, exact))
+        return self._by_kind
 
     def all_entity_hits(self, *, patterns: bool = True) -> dict[str, list[EHit]]:
         """Every gazetteer kind found in the article; pattern kinds too if `patterns` or already computed."""
