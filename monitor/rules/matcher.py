@@ -73,9 +73,9 @@ class Compiled:
         self.tids = {id(t): self.term_ids[(t.text, t.prefix)] for r in rules for t in _terms(r.node)}
         self.index: dict[tuple, list[int]] = defaultdict(list)
         self.always: list[int] = []
-        self.requires: list[tuple[frozenset, ...]] = []  # per rule: each set needs at least one hit key
+        self.requires: list[tuple | None] = []  # per rule: the hit keys it needs (see needs())
         for i, rule in enumerate(rules):
-            self.requires.append(tuple(self.requirements(rule.node)))
+            self.requires.append(self.needs(rule.node))
             if not rule.enabled:
                 continue
             trig = self.triggers(rule.node)
@@ -148,29 +148,39 @@ class Compiled:
             return None if any(s is None for s in sets) else frozenset().union(*sets)
         return None  # Not, Regex
 
-    def requirements(self, node: Node) -> list[frozenset]:
-        """Necessary conditions of `node`: each set must meet the article's hit keys (checked before evaluating)."""
+    def needs(self, node: Node) -> tuple | None:
+        """What `node` needs among the article's hit keys, as a small AND/OR tree; None: nothing is known."""
         if isinstance(node, (Term, EntityRef)):
             trig = self.triggers(node)
-            return [trig] if trig is not None else []
+            return ("set", trig) if trig is not None else None
         if isinstance(node, Proximity):
-            return [frozenset([("t", self.tid(w))]) for w in node.words]
+            return ("all", tuple(("set", frozenset([("t", self.tid(w))])) for w in node.words))
         if isinstance(node, Scope):
-            return self.requirements(node.child)
+            return self.needs(node.child)
         if isinstance(node, And):
-            return [r for c in node.children for r in self.requirements(c)]
+            parts = tuple(n for n in map(self.needs, node.children) if n is not None)
+            return ("all", parts) if parts else None
         if isinstance(node, Or):
-            trig = self.triggers(node)
-            return [trig] if trig is not None else []
-        return []
+            parts = tuple(map(self.needs, node.children))
+            return None if any(p is None for p in parts) else ("any", parts)
+        return None  # Not, Regex
 
     def candidates(self, hit_keys: set[tuple]) -> list[int]:
-        """Rules whose every necessary hit is present: the only ones worth evaluating."""
+        """Rules whose needed hits are all present: the only ones worth evaluating."""
         found = set(self.always)
         for key in hit_keys:
             found.update(self.index.get(key, ()))
-        requires = self.requires
-        return sorted(i for i in found if all(not req.isdisjoint(hit_keys) for req in requires[i]))
+        needs = self.requires
+        return sorted(i for i in found if needs[i] is None or _satisfied(needs[i], hit_keys))
+
+
+def _satisfied(need: tuple, keys: set[tuple]) -> bool:
+    op, arg = need
+    if op == "set":
+        return not arg.isdisjoint(keys)
+    if op == "all":
+        return all(_satisfied(n, keys) for n in arg)
+    return any(_satisfied(n, keys) for n in arg)
 
 
 def _cost(keys: frozenset) -> int:
@@ -302,8 +312,10 @@ class Context:
         if out is None:
             return all(_DISPATCH[type(c)](self, c, lo, hi, None) for c in node.children)
         tmp: list = []
+        scopes = len(self.scopes)
         for child in node.children:
             if not _DISPATCH[type(child)](self, child, lo, hi, tmp):
+                del self.scopes[scopes:]  # windows that held inside a failed AND are no evidence
                 return False
         out.extend(tmp)
         return True
@@ -484,10 +496,9 @@ class RuleSet:
 
     def _match_rule(self, rule: Rule, ctx: Context) -> Match | None:
         ctx.scopes = []
-        if not ctx.ev(rule.node, 0, len(ctx.nz.norm), None):
+        evidence: list = []  # one pass that also collects the evidence: most candidates fail early anyway
+        if not ctx.ev(rule.node, 0, len(ctx.nz.norm), evidence):
             return None
-        evidence: list = []
-        ctx.ev(rule.node, 0, len(ctx.nz.norm), evidence)
         log.debug("rule %s fired", rule.id)
         return build_match(rule, ctx, evidence, list(dict.fromkeys(ctx.scopes)))
 
