@@ -123,8 +123,7 @@ class Pipeline:
         entry = Entry.from_dict(message.payload)
         article = await self.fetch_article(entry)
         assignment = await self.stories.assign(article)
-        article = replace(article, story_id=assignment.story_id, fingerprint=assignment.fingerprint
-                          if hasattr(assignment, "fingerprint") else article.fingerprint)
+        article = replace(article, story_id=assignment.story_id, fingerprint=assignment.fingerprint)
         metrics.articles.labels("duplicate" if assignment.exact_duplicate else "extracted").inc()
         await self.archive.put(article, now=time.time())
         matches = self.rules.current.match(article)
