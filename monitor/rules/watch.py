@@ -6,6 +6,7 @@ A broken, half-written or deleted file leaves the last good set running; the err
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -16,6 +17,8 @@ from .loader import load_rules
 from .matcher import RuleSet
 
 log = logging.getLogger(__name__)
+
+FOLDER_POLL = 1.0  # seconds between checks for a deleted rules folder to come back
 
 
 class RuleWatcher:
@@ -53,13 +56,28 @@ class RuleWatcher:
         return True
 
     async def watch(self, stop: asyncio.Event) -> None:
-        """Reload after each debounced batch of changes in the folder until `stop` is set."""
+        """Reload after each debounced batch of changes in the folder until `stop` is set.
+
+        If the folder itself disappears, the last good rules stay; watching resumes when it is back.
+        """
         from watchfiles import awatch
 
-        async for changes in awatch(self.path, stop_event=stop, debounce=self.debounce_ms, recursive=True,
-                                    watch_filter=_yaml_change):
-            log.debug("rules folder changed: %s", sorted(p for _c, p in changes))
-            self.reload()
+        while not stop.is_set():
+            if not self.path.is_dir():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), FOLDER_POLL)
+                if self.path.is_dir():
+                    self.reload()
+                continue
+            try:
+                async for changes in awatch(self.path, stop_event=stop, debounce=self.debounce_ms, recursive=True,
+                                            watch_filter=_yaml_change):
+                    log.debug("rules folder changed: %s", sorted(p for _c, p in changes))
+                    self.reload()
+                    if not self.path.is_dir():
+                        break  # the watch on a deleted folder is dead: wait for it to come back
+            except FileNotFoundError:
+                continue  # deleted between the check and the watch
 
 
 def _yaml_change(_change: object, path: str) -> bool:

@@ -114,3 +114,18 @@ def test_invalid_rules_at_start_raise(folder):
     (folder / "tanks.yaml").write_text("rules: [")
     with pytest.raises(RuleError):
         RuleWatcher(folder)
+
+
+async def test_deleted_folder_keeps_old_rules_and_watching_resumes_when_it_is_back(watching, folder):
+    watcher, changes = watching
+    shutil.rmtree(folder)
+    await until(lambda: watcher.reloads_failed >= 1)
+    assert "not found" in watcher.last_error and fired(watcher.current, TANK)
+    (folder / "entities").mkdir(parents=True)
+    (folder / "entities" / "states.yaml").write_text(ENTITIES)
+    (folder / "tanks.yaml").write_text(NEW_RULE)
+    await until(lambda: len(changes) == 1)
+    assert fired(watcher.current, JET) and not fired(watcher.current, TANK)
+    (folder / "tanks.yaml").write_text(RULE)  # and the new folder is watched
+    await until(lambda: len(changes) == 2)
+    assert fired(watcher.current, TANK)
