@@ -90,20 +90,24 @@ def extract_fields(specs: dict, ctx: Any, windows: list) -> dict[str, Any]:
 
 def _field_values(kinds: list[str], spec: Any, ctx: Any, windows: list, taken: set) -> list[str]:
     norm = ctx.nz.norm
-    before = [" " + normalise_phrase(p) + " " for p in spec.preceded_by]
-    after = [" " + normalise_phrase(p) + " " for p in spec.followed_by]
+    before, after = _phrases(spec.preceded_by), _phrases(spec.followed_by)
+    not_before, not_after = _phrases(spec.not_preceded_by), _phrases(spec.not_followed_by)
     values: list[str] = []
     for kind in kinds:
         for s, e, value in sorted(ctx.entity_hits(kind)):
             if not any(a <= s and e <= b for a, b in windows) or value in taken:
                 continue
             if before or after:
-                pre_ok = any(norm.endswith(p, 0, s) for p in before)
-                post_ok = any(norm.startswith(p, e) for p in after)
-                if not (pre_ok or post_ok):
+                if not (any(norm.endswith(p, 0, s) for p in before) or any(norm.startswith(p, e) for p in after)):
                     continue
+            if any(norm.endswith(p, 0, s) for p in not_before) or any(norm.startswith(p, e) for p in not_after):
+                continue
             values.append(value)
     return list(dict.fromkeys(values))
+
+
+def _phrases(phrases: list[str]) -> list[str]:
+    return [" " + normalise_phrase(p) + " " for p in phrases]
 
 
 def _as_list(value: Any) -> list:

@@ -42,7 +42,7 @@ class FieldSpec(BaseModel):
     """A structured field of a match taken from the entities that made the rule fire (donors, systems, ...).
 
     Values come from the evidence sentences. `preceded_by` / `followed_by` keep only entities next to one of those
-    phrases; `exclude` drops values already taken by other fields; `fallback` kinds are used when `entity` finds none.
+    phrases, `not_preceded_by` / `not_followed_by` drop those next to one; `exclude` drops values already taken by other fields; `fallback` kinds are used when `entity` finds none.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -51,6 +51,8 @@ class FieldSpec(BaseModel):
     fallback: str | list[str] = Field(default_factory=list)
     preceded_by: list[str] = Field(default_factory=list)
     followed_by: list[str] = Field(default_factory=list)
+    not_preceded_by: list[str] = Field(default_factory=list)
+    not_followed_by: list[str] = Field(default_factory=list)  # e.g. "U.S. officials said": a source, not a donor
     exclude: list[str] = Field(default_factory=list)
     single: bool = False  # one value (or null) instead of a list
 
