@@ -138,12 +138,20 @@ def rule_files(folder: Path) -> tuple[list[Path], list[Path]]:
 
 
 def load_rules(path: str | Path, *, known_channels: Iterable[str] | None = None) -> RuleSet:
-    """Load, validate and compile every rule and entity file under `path`. Raises RuleError listing all problems."""
+    """Load, validate and compile every rule and entity file under `path`. Raises RuleError listing all problems.
+
+    `path` may also be one rule file: its rules with the gazetteers of its folder's `entities/`.
+    """
     folder = Path(path)
-    if not folder.is_dir():
+    single = folder if folder.is_file() else None  # one rule file: its folder's entities, only its rules
+    if single is not None:
+        folder = single.parent
+    elif not folder.is_dir():
         raise RuleError(f"{folder}: rules folder not found")
     problems: list[str] = []
     entity_paths, rule_paths = rule_files(folder)
+    if single is not None:
+        rule_paths = [single]
     docs = {p: parse_yaml(p, _label(p), problems) for p in (*entity_paths, *rule_paths)}
     gazetteer = _gazetteer([docs[p] for p in entity_paths if docs[p]], problems)
     rules = _rules([docs[p] for p in rule_paths if docs[p]], gazetteer, set(known_channels or ()), problems)

@@ -162,3 +162,11 @@ def test_deeply_nested_query_is_an_error_not_a_crash(tmp_path):
     write(tmp_path, "a.yaml", GOOD.replace("tank AND Ukraine", "(" * 3000 + "tank" + ")" * 3000))
     (p,) = problems(tmp_path)
     assert "a.yaml:6:" in p
+
+
+def test_a_single_rule_file_loads_with_its_folders_entities(tmp_path):
+    write(tmp_path, "entities/e.yaml", "state:\n  entries: [Ukraine]\n")
+    write(tmp_path, "a.yaml", GOOD.replace("tank AND Ukraine", "tank AND @state"))
+    write(tmp_path, "b.yaml", "rules: [")  # broken, but not asked for
+    rs = load_rules(tmp_path / "a.yaml")
+    assert [r.id for r in rs.rules] == ["tanks"]
