@@ -129,7 +129,8 @@ class Keys:
         return self("article", url_hash)
 
     def stream(self, name: str) -> str:
-        return self("stream", name)
+        """A stream and its dead-letter stream share the `{name}` tag: one slot, so one transaction moves a message."""
+        return self("stream", "{" + name + "}")
 
 
 def connect(url: str, *, decode_responses: bool = True) -> aioredis.Redis:

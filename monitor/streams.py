@@ -44,7 +44,7 @@ class Stream:
         self.redis = redis
         self.name = name
         self.key = keys.stream(name)
-        self.dead_key = keys.stream(name + ":dead")
+        self.dead_key = self.key + ":dead"
         self.group = group
         self.consumer = consumer
         self.maxlen = maxlen
@@ -115,6 +115,11 @@ class Stream:
     async def ack(self, message: Message) -> None:
         await self.redis.xack(self.key, self.group, message.id)
         self.errors.pop(message.id, None)
+
+    async def publish_dead(self, payload: dict[str, Any]) -> str:
+        """Record something that gave up outside a consumer (e.g. one channel of an alert) in the dead-letter stream."""
+        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        return _text(await self.redis.xadd(self.dead_key, {"data": data}, maxlen=self.maxlen, approximate=True))
 
     async def dead_letter(self, message: Message, error: str) -> None:
         record = {"data": json.dumps(message.payload, ensure_ascii=False), "error": error[:2000],

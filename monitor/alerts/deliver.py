@@ -142,7 +142,6 @@ class Deliverer:
         self.ak = self.history.ak
         self.renderer = Renderer(templates_dir=settings.templates_dir)
         self.stream = Stream(redis, keys, OUTBOX_STREAM, consumer=consumer, claim_idle=settings.claim_idle)
-        self.dead_stream = Stream(redis, keys, OUTBOX_STREAM + ":dead", consumer=consumer)
         self._secrets: list[str] = []
         self.channels = self._build_channels(channels, environ)
         self._route_send = redis.register_script(_ROUTE_SEND)
@@ -368,7 +367,7 @@ class Deliverer:
                       state["attempts"], state["error"])
 
     async def _dead_letter(self, alert_id: str, channel: str, error: str, attempts: int) -> None:
-        await self.dead_stream.publish({"alert_id": alert_id, "channel": channel, "error": error,
+        await self.stream.publish_dead({"alert_id": alert_id, "channel": channel, "error": error,
                                         "attempts": attempts, "at": _iso(self.clock())})
 
     async def retry_dead(self, alert_id: str) -> bool:
