@@ -116,11 +116,12 @@ def regex_for(query: str) -> re.Pattern:
 
 
 def time_runs(fn, runs: int) -> float:
+    """Median CPU seconds of this process over `runs` calls (CPU time: other jobs on the machine distort wall time)."""
     times = []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - t0)
     return statistics.median(times)
 
 
@@ -174,13 +175,15 @@ def section(rows: list[dict], articles: int, megabytes: float) -> str:
         "## Matching",
         "",
         f"Date: {dt.date.today().isoformat()}. Machine: {machine()}. Single process, one core; load average "
-        f"{os.getloadavg()[0]:.1f} at the end (other jobs shared the machine: figures vary by about ±30% between runs).",
+        f"{os.getloadavg()[0]:.1f} at the end (other jobs shared the machine; CPU time is measured, yet shared "
+        "caches still make figures vary by about ±20% between runs).",
         f"Command: `{COMMAND}`",
         "",
         f"Input: {articles} articles ({megabytes:.2f} MB of title + text) extracted from `../shared/corpus/pages` "
         "with trafilatura `bare_extraction`. Rules generated from the gazetteer aliases and the corpus's own "
         "words (frequency ranks 200-20,000), in 8 shapes (phrases, OR lists, NOT, wildcards, `\"a b\"~5`, `NEAR/8`, `title:`, "
-        "`sentence:(...)` with entities). Times are medians of 5 runs of `RuleSet.match` over all articles "
+        "`sentence:(...)` with entities). Times are medians of 5 runs (process CPU time, so MB/s is per core) of "
+        "`RuleSet.match` over all articles "
         "(normalisation, one automaton pass, rule logic, evidence of the matches), after `gc.freeze()` of the "
         "loaded rules (without it, 10,000 rules' objects make every cyclic GC pass slow).",
         "",
