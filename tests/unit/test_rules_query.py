@@ -154,3 +154,22 @@ def test_odd_text_never_crashes_the_matcher(tmp_path, text):
 
 def test_non_latin_and_accented_terms_match(tmp_path):
     assert fires(tmp_path, "Zürich AND 消息", "Talks in ZURICH. 消息 said.")
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("tank AND jet", "jet not found"),
+        ("tank AND NOT @state", "excluded by NOT @state: found 'Kiev'"),
+        ("sentence:(tank AND boat)", "no sentence satisfies"),
+        ("near2:(tank AND Kiev)", "no window of 2 words satisfies"),
+        ("title:tank", "in title: tank not found"),
+        ('"tank Kiev"~1', "not found"),
+        ("tank AND (jet OR plane)", "none of (jet OR plane) found"),
+    ],
+)
+def test_explanation_names_the_failed_clause(tmp_path, query, says):
+    rs = ruleset(tmp_path, query)
+    (ex,) = rs.explain(Article(url="u", title="News", text="A tank. Later, far away from it, in Kiev a boat."))
+    assert not ex.fired and ex.match is None
+    assert says in ex.failed
