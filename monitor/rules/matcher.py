@@ -30,6 +30,7 @@ class Example:
     expect: bool  # True: the rule must fire
     label: str  # "match[3]" or the file path
     title: str = ""
+    error: str = ""  # an example file that cannot be read: a failed example, not a rule that cannot load
 
 
 @dataclass(frozen=True)

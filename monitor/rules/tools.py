@@ -35,6 +35,10 @@ def run_rule_tests(path: str | Path) -> tuple[bool, str]:
         rule_fail = []
         for ex in rule.examples:
             total += 1
+            if ex.error:
+                failures += 1
+                rule_fail.append(f"  ! {ex.error}")
+                continue
             got = ruleset.match_rule(rule, Article(url="example:", title=ex.title, text=ex.text))
             if (got is not None) != ex.expect:
                 failures += 1

@@ -113,12 +113,6 @@ def test_entity_file_problems_are_located(tmp_path):
     assert any("e.yaml:6:1" in p and "built-in" in p for p in found)
 
 
-def test_missing_example_file_is_reported(tmp_path):
-    write(tmp_path, "a.yaml", GOOD.replace("match: [A tank for Ukraine.]", "match: [{file: nope.txt}]"))
-    (p,) = problems(tmp_path)
-    assert "a.yaml:8:15" in p and "nope.txt" in p
-
-
 def test_unknown_channel_is_reported_when_channels_are_known(tmp_path):
     write(tmp_path, "a.yaml", GOOD)
     with pytest.raises(RuleError) as info:
@@ -170,3 +164,15 @@ def test_a_single_rule_file_loads_with_its_folders_entities(tmp_path):
     write(tmp_path, "b.yaml", "rules: [")  # broken, but not asked for
     rs = load_rules(tmp_path / "a.yaml")
     assert [r.id for r in rs.rules] == ["tanks"]
+
+
+def test_a_missing_example_file_fails_the_rule_tests_but_not_the_load(tmp_path):
+    from monitor.rules.tools import run_rule_tests
+
+    write(tmp_path, "r.yaml", GOOD.replace("match: [A tank for Ukraine.]",
+                                           "match: [{file: ../gone/article.txt}]"))
+    ruleset = load_rules(tmp_path)  # a deployed rules folder without its example files still runs
+    assert [r.id for r in ruleset.rules] == ["tanks"]
+    ok, report = run_rule_tests(tmp_path)
+    assert not ok
+    assert "r.yaml:8:" in report and "cannot read example file '../gone/article.txt'" in report
