@@ -1,0 +1,133 @@
+"""Three `monitor run` processes share one Redis: feeds polled once per interval, entries and alerts handled once,
+a `kill -9` loses nothing, a poison message ends in the dead-letter stream.
+
+Every wait is bounded (poll a condition until a timeout); no assertion depends on how fast the machine is.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from fleet import FeedWorld, Instance, TimedServer, alert_urls, stop_all, wait_started, wait_until, write_config
+from monitor.store import Keys
+from receivers import WebhookReceiver
+
+INTERVAL = 2.0
+
+
+async def settled(redis, keys: Keys, streams: tuple[str, ...] = ("entries", "alerts")) -> bool:
+    """Nothing undelivered or unacknowledged in the streams, and no channel send waiting."""
+    for name in streams:
+        key = keys.stream(name)
+        if not await redis.exists(key):
+            return False
+        last = (await redis.xinfo_stream(key))["last-generated-id"]
+        for group in await redis.xinfo_groups(key):
+            if int(group["pending"]) or group["last-delivered-id"] != last:
+                return False
+    return not await redis.zcard(keys("{alerts}", "due", "desk"))
+
+
+def start(tmp_path: Path, config: Path, count: int = 3) -> list[Instance]:
+    return [Instance(config, f"inst{n}", tmp_path) for n in range(count)]
+
+
+@pytest.fixture
+async def env(tmp_path, redis, keys, redis_url):
+    async with TimedServer() as srv, WebhookReceiver() as hook:
+        yield srv, hook
+
+
+async def test_three_instances_poll_each_feed_once_per_interval_and_handle_each_entry_once(env, tmp_path, redis,
+                                                                                            keys, redis_url):
+    srv, hook = env
+    world = FeedWorld.build(srv)
+    config = write_config(tmp_path, redis_url=redis_url, prefix=keys.prefix, world=world, hook=hook.url(),
+                          interval=INTERVAL, extra="pipeline: {tick: 0.2, lease: 10, claim_idle: 10}\n"
+                                                   "service: {listen: null}")
+    instances = start(tmp_path, config)
+    try:
+        await wait_started(instances)
+        await wait_until(lambda: all(srv.requests[p] for p in world.pages), timeout=40, what="every page fetched")
+        await wait_until(lambda: settled(redis, keys), timeout=30, what="streams drained")
+        # keep running until every feed was polled at least four times, so the spacing below means something
+        await wait_until(lambda: all(len(srv.times.get(f, [])) >= 4 for f in world.feeds), timeout=30,
+                         what="four polls per feed")
+        await wait_until(lambda: settled(redis, keys), timeout=30, what="streams drained")
+    finally:
+        codes = await stop_all(instances)
+    assert codes == [0, 0, 0], [i.log()[-2000:] for i in instances]
+    for feed in world.feeds:
+        times = srv.times[feed]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        # due again `interval` after the poll started: two instances never poll one feed within one interval
+        assert min(gaps) >= INTERVAL * 0.75, (feed, gaps)
+    assert {p: srv.requests[p] for p in world.pages} == {p: 1 for p in world.pages}
+    assert sorted(alert_urls(hook.bodies)) == sorted(world.matching)
+    assert await redis.xlen(keys.stream("entries")) == len(world.pages)
+    assert await redis.xlen(keys.stream("entries") + ":dead") == 0
+    pollers = [i.name for i in instances if "entries, " in i.log()]
+    assert len(pollers) >= 2, "the feeds were not shared between instances"
+
+
+async def test_kill_9_of_one_instance_loses_nothing_and_doubles_no_alert(env, tmp_path, redis, keys, redis_url):
+    srv, hook = env
+    world = FeedWorld.build(srv, page_delay=1.0)  # slow pages: the victim surely holds unacknowledged entries
+    config = write_config(tmp_path, redis_url=redis_url, prefix=keys.prefix, world=world, hook=hook.url(),
+                          interval=INTERVAL, extra="pipeline: {tick: 0.2, lease: 3, claim_idle: 3}\n"
+                                                   "service: {listen: null}")
+    instances = start(tmp_path, config)
+    victim = instances[0]
+    entries = keys.stream("entries")
+    try:
+        await wait_started(instances)
+
+        async def victim_holds_entries() -> bool:
+            pending = await redis.xpending(entries, "monitor") if await redis.exists(entries) else None
+            return bool(pending and any(c["name"] == victim.name and c["pending"] for c in pending["consumers"]))
+
+        await wait_until(victim_holds_entries, timeout=40, what="the victim to hold pending entries")
+        victim.kill9()
+        killed_at = time.monotonic()
+        await wait_until(lambda: all(srv.requests[p] for p in world.pages), timeout=40, what="every page fetched")
+        await wait_until(lambda: settled(redis, keys), timeout=40, what="streams drained after the kill")
+        # the victim's feed leases expire; every feed is polled again by the survivors
+        await wait_until(lambda: all(t > killed_at + 3 for f in world.feeds for t in srv.times[f][-1:]),
+                         timeout=20, what="every feed polled after the victim's leases expired")
+        await wait_until(lambda: settled(redis, keys), timeout=30, what="streams drained")
+    finally:
+        codes = await stop_all(instances)
+    assert codes[1:] == [0, 0], [i.log()[-2000:] for i in instances[1:]]
+    pending = await redis.xpending(entries, "monitor")
+    assert pending["pending"] == 0
+    assert sorted(alert_urls(hook.bodies)) == sorted(world.matching)  # all of them, each once
+    assert await redis.xlen(entries + ":dead") == 0
+
+
+async def test_a_poison_entry_goes_to_the_dead_letter_stream_after_max_deliveries(env, tmp_path, redis, keys,
+                                                                                  redis_url):
+    srv, hook = env
+    poison = "/p/always-busy.html"
+    world = FeedWorld.build(srv, feeds=2, extra_pages={poison: {"status": 503}})
+    config = write_config(tmp_path, redis_url=redis_url, prefix=keys.prefix, world=world, hook=hook.url(),
+                          interval=INTERVAL, extra="pipeline: {tick: 0.2, claim_idle: 0.5, max_deliveries: 3}\n"
+                                             "service: {listen: null}")
+    instances = start(tmp_path, config)
+    dead = keys.stream("entries") + ":dead"
+    try:
+        await wait_started(instances)
+        await wait_until(lambda: redis.xlen(dead), timeout=40, what="a dead letter")
+        await wait_until(lambda: all(srv.requests[p] for p in world.pages), timeout=40, what="every page fetched")
+        await wait_until(lambda: settled(redis, keys), timeout=30, what="streams drained")
+    finally:
+        codes = await stop_all(instances)
+    assert codes == [0, 0, 0]
+    [(_id, record)] = await redis.xrange(dead)
+    assert srv.url(poison) in record["data"]
+    assert "503" in record["error"]
+    assert record["deliveries"] == "4"  # handled three times, dead-lettered on the fourth delivery
+    assert srv.requests[poison] == 3  # no hot loop: exactly max_deliveries attempts
+    assert sorted(alert_urls(hook.bodies)) == sorted(world.matching)
