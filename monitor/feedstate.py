@@ -21,7 +21,7 @@ from .store import Keys
 log = logging.getLogger(__name__)
 
 SEEN_SHARDS = 256  # seen URLs live in 256 hashes keyed by the first two hex digits of url_hash
-FIRST_POLL_SPREAD = 30.0  # new feeds start within this many seconds, so a big config does not poll all at once
+FIRST_POLL_SPREAD = 30.0  # new feeds start within this many seconds (at most one interval), spreading a big config
 LAST_ERROR_MAX = 500
 _URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
 
@@ -100,7 +100,8 @@ class FeedStore:
             for feed, next_check in zip(feeds, stored_next):
                 pipe.hset(self.keys.feed(feed.id), mapping={"url": feed.url, "name": feed.name})
                 # a feed removed and configured again keeps its schedule; NX: never disturb a running lease
-                due = next_check if next_check is not None else now + random.uniform(0, FIRST_POLL_SPREAD)
+                spread = min(FIRST_POLL_SPREAD, feed.interval)  # a 10 s feed must not wait 30 s for its first poll
+                due = next_check if next_check is not None else now + random.uniform(0, spread)
                 pipe.zadd(self.keys.due, {feed.id: due}, nx=True)
             gone = sorted(set(known_ids) - set(ids))
             if gone:

@@ -111,8 +111,9 @@ class Pipeline:
             else "permanent"
         metrics.polls.labels("error").inc()
         metrics.fetch_errors.labels(kind).inc()
-        delay = await self.feed_store.record_error(feed.id, exc, now=now, interval=feed.interval,
-                                                   max_backoff=self.config.sources.max_backoff)
+        next_check = await self.feed_store.record_error(feed.id, exc, now=now, interval=feed.interval,
+                                                        max_backoff=self.config.sources.max_backoff)
+        delay = next_check - now  # record_error returns the due time, not the delay
         log.warning("feed %s (%s): %s: %s; next try in %.0fs", feed.id, redact_url(feed.url), type(exc).__name__,
                     exc, delay)
         self.progressed()
