@@ -23,7 +23,7 @@ from .extract import ExtractSettings
 from .models import Feed
 from .net import FetchSettings
 from .rules import RuleSettings
-from .yamlsafe import YamlError, load_yaml
+from .yamlsafe import parse_yaml_text
 
 ENV_PREFIX = "MONITOR_"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -243,10 +243,10 @@ def load_config(path: str | os.PathLike[str] | None, *, environ: Mapping[str, st
             raise ConfigError(f"{source}: cannot read the configuration: {exc.strerror or exc}") from None
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{source}: not UTF-8 text: {exc}") from None
-        try:
-            loaded = load_yaml(text, source)
-        except YamlError as exc:
-            raise ConfigError(f"{source}: not valid YAML", exc.problems) from None
+        problems: list[str] = []
+        loaded = parse_yaml_text(text, path=file, label=source, problems=problems)
+        if loaded is None:
+            raise ConfigError(f"{source}: not valid YAML", problems)
         data = loaded.data
         base = file.resolve().parent
     if data is None:

@@ -112,7 +112,7 @@ class Renderer:
         self.env.filters.update(md=_md, show=_show, when=_when)
 
     def _template(self, kind: str, fmt: str, overrides: Mapping[str, str]) -> jinja2.Template:
-        name = overrides.get(kind) or (f"title.txt.j2" if kind == "title" else f"{kind}.{_EXT[fmt]}.j2")
+        name = overrides.get(kind) or ("title.txt.j2" if kind == "title" else f"{kind}.{_EXT[fmt]}.j2")
         try:
             return self.env.get_template(name)
         except jinja2.TemplateNotFound:

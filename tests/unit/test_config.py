@@ -25,7 +25,7 @@ def test_typo_in_a_key_names_file_line_and_key_path(tmp_path):
     path = write(tmp_path, "redis:\n  prefix: 'x:'\n  ulr: redis://127.0.0.1\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, environ={})
-    assert info.value.problems == [f"{path}:3:8: redis.ulr: unknown setting (check the spelling)"]
+    assert info.value.problems == [f"{path}:3:3: redis.ulr: unknown setting (check the spelling)"]
 
 
 def test_all_errors_are_reported_at_once(tmp_path):
@@ -35,9 +35,9 @@ def test_all_errors_are_reported_at_once(tmp_path):
         load_config(path, environ={})
     problems = info.value.problems
     assert len(problems) == 3
-    assert problems[0].startswith(f"{path}:2:13: sources.interval: ")
-    assert problems[1].startswith(f"{path}:4:12: sources.feeds.0.url: ")
-    assert problems[2].startswith(f"{path}:6:14: workers.processes: ")
+    assert problems[0].startswith(f"{path}:2:3: sources.interval: ")
+    assert problems[1].startswith(f"{path}:4:7: sources.feeds.0.url: ")
+    assert problems[2].startswith(f"{path}:6:3: workers.processes: ")
 
 
 def test_duplicate_keys_are_an_error(tmp_path):
@@ -92,7 +92,7 @@ def test_monitor_check_exits_nonzero_and_names_the_typo(tmp_path):
     result = subprocess.run([str(MONITOR_BIN), "check", "--config", str(path)], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 1
-    assert f"{path}:2:14: sources.intervall: unknown setting" in result.stderr
+    assert f"{path}:2:3: sources.intervall: unknown setting" in result.stderr
 
 
 def test_monitor_check_accepts_the_shipped_configurations():
