@@ -32,6 +32,9 @@ from .workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
+REDIS_DOWN_LOG_EVERY = 60.0  # while Redis stays unreachable, repeat the error this often (not on every tick)
+OPS_MARKER_TTL = 90 * 86400  # operator-alert markers of feeds that vanished from the configuration expire
+
 
 @dataclass
 class Daemon:
@@ -43,6 +46,10 @@ class Daemon:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     heartbeat: float = field(default_factory=time.monotonic)
     redis_ok: bool = False
+    redis_down_since: float | None = None  # monotonic time of the first failure of the current outage
+    _redis_up: asyncio.Event = field(default_factory=asyncio.Event)
+    _redis_logged: float = 0.0
+    _reloads_seen: tuple[int, int] = (0, 0)
     _in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
     _poll_slots: asyncio.Semaphore | None = None
 
@@ -51,7 +58,7 @@ class Daemon:
         c = self.config
         rules = RuleWatcher(c.rules.path, on_change=self._rules_changed)  # raises RuleError: no rules, no start
         self.redis, self.embedded = await open_redis(c.redis.url, c.data_dir)
-        self.redis_ok = True
+        self.redis_reachable()
         fetcher = Fetcher(c.fetch)
         pool = WorkerPool(processes=c.workers.processes)
         self.pipeline = Pipeline(config=c, redis=self.redis, keys=Keys(c.redis.prefix), fetcher=fetcher, pool=pool,
@@ -71,8 +78,28 @@ class Daemon:
             self.embedded.stop()
 
     def _rules_changed(self, ruleset: Any) -> None:
-        metrics.rule_reloads.labels("ok").inc()
-        log.info("rules reloaded: %d rules, version %s", len(ruleset.rules), ruleset.version)
+        """The watcher logs the change; reload counters are taken from the watcher (see _count_reloads)."""
+
+    # --- Redis reachability: one place decides, logs the change (not every failure) and wakes waiting loops ------
+
+    def redis_reachable(self) -> None:
+        if self.redis_down_since is not None:
+            log.warning("Redis reachable again after %.0fs; resuming", time.monotonic() - self.redis_down_since)
+        self.redis_ok, self.redis_down_since = True, None
+        self._redis_up.set()
+
+    def redis_unreachable(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self.redis_down_since is None:
+            self.redis_down_since = now
+            log.error("Redis unreachable: %s: %s; retrying with backoff, nothing is acknowledged meanwhile",
+                      type(exc).__name__, exc)
+            self._redis_logged = now
+        elif now - self._redis_logged >= REDIS_DOWN_LOG_EVERY:
+            log.error("Redis still unreachable after %.0fs: %s", now - self.redis_down_since, exc)
+            self._redis_logged = now
+        self.redis_ok = False
+        self._redis_up.clear()
 
     # --- run --once ---------------------------------------------------------------------------------------------
 
@@ -92,6 +119,8 @@ class Daemon:
         loop.add_signal_handler(signal.SIGINT, self.request_stop, "SIGINT")
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         self._poll_slots = asyncio.Semaphore(self.config.pipeline.feed_concurrency)
+        # a tick still running when the next is due is skipped by design (max_instances=1): not worth a warning
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         scheduler = self._scheduler(pipeline)
         runner = await self._serve_http()
         loops = [
@@ -143,14 +172,27 @@ class Daemon:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the daemon loop must survive anything
-                self.redis_ok = not _is_redis_down(exc)
-                log.error("%s loop failed: %s: %s; restarting in %.0fs", name, type(exc).__name__, exc, delay,
-                          exc_info=not isinstance(exc, (MonitorError, ConnectionError, OSError)))
-                try:
-                    await asyncio.wait_for(self.stop.wait(), timeout=delay)
-                except asyncio.TimeoutError:
-                    pass
+                down = _is_redis_down(exc)
+                if down:  # said once by redis_unreachable; the loop resumes as soon as Redis answers again
+                    self.redis_unreachable(exc)
+                    log.debug("%s loop stopped by the Redis outage; restarting when it is back", name)
+                else:
+                    log.error("%s loop failed: %s: %s; restarting in %.0fs", name, type(exc).__name__, exc, delay,
+                              exc_info=not isinstance(exc, (MonitorError, ConnectionError, OSError)))
+                    metrics.loop_restarts.labels(name).inc()
+                await self._pause(delay, wake_on_redis=down)
                 delay = min(delay * 2, 30.0)
+
+    async def _pause(self, delay: float, *, wake_on_redis: bool) -> None:
+        """Sleep `delay` seconds, or less when stopping (or, after a Redis outage, as soon as Redis answers)."""
+        waits = [asyncio.ensure_future(self.stop.wait())]
+        if wake_on_redis:
+            waits.append(asyncio.ensure_future(self._redis_up.wait()))
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
 
     def _scheduler(self, pipeline: Pipeline) -> AsyncIOScheduler:
         p = self.config.pipeline
@@ -163,6 +205,9 @@ class Daemon:
                       **common)
         sched.add_job(self._guard(self._retention), "interval", hours=1, id="retention", **common)
         sched.add_job(self._guard(self._refresh_gauges), "interval", seconds=15, id="gauges", **common)
+        if self.config.service.operator_channel:
+            sched.add_job(self._guard(self._feed_health), "interval", seconds=self._feed_health_period(),
+                          id="feed-health", **common)
         return sched
 
     def _guard(self, fn: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
@@ -179,15 +224,18 @@ class Daemon:
         if self.stop.is_set():
             return
         p = self.config.pipeline
+        self.heartbeat = time.monotonic()  # the loop runs; whether Redis answers is health's other question
         try:
             free = max(0, p.claim_batch - len(self._in_flight))
             due = await self.pipeline.feed_store.claim_due(now=time.time(), limit=free, lease=p.lease) if free else []
-            self.redis_ok = True
         except Exception as exc:  # noqa: BLE001 - Redis away: say so, keep ticking
-            self.redis_ok = False
-            log.error("cannot claim due feeds (Redis unreachable?): %s: %s", type(exc).__name__, exc)
+            if _is_redis_down(exc):
+                self.redis_unreachable(exc)
+            else:
+                log.error("cannot claim due feeds: %s: %s", type(exc).__name__, exc)
             return
-        self.heartbeat = time.monotonic()
+        if not self.redis_ok:
+            self.redis_reachable()
         for feed_id in due:
             feed = self.pipeline.feeds.get(feed_id)
             if feed is not None:
@@ -228,21 +276,91 @@ class Daemon:
         log.info("retention: %d seen URLs and %d archived articles dropped", dropped, pruned)
 
     async def _refresh_gauges(self) -> None:
+        """Stream sizes from Redis (every 15 s and on each scrape of /metrics) and the rule reload counters."""
         assert self.pipeline is not None
-        for stream in (self.pipeline.entries,):
+        self._count_reloads()
+        metrics.redis_up.set(1 if self.redis_ok else 0)
+        for stream in (self.pipeline.entries, self.pipeline.deliverer.stream):
             metrics.stream_length.labels(stream.name).set(await stream.length())
             metrics.stream_pending.labels(stream.name).set(await stream.pending_count())
             lag = await stream.lag()
             if lag is not None:
                 metrics.stream_lag.labels(stream.name).set(lag)
-            metrics.dead_letters.labels(stream.name).set(await self.redis.xlen(stream.dead_key))
+            metrics.dead_letters.labels(stream.name).set(await stream.dead_count())
+
+    def _count_reloads(self) -> None:
+        """The watcher counts its reloads (file changes and SIGHUP alike); the Prometheus counters follow it."""
+        if self.pipeline is None:
+            return
+        rules = self.pipeline.rules
+        ok, failed = getattr(rules, "reloads_ok", 0), getattr(rules, "reloads_failed", 0)
+        seen_ok, seen_failed = self._reloads_seen
+        if ok > seen_ok:
+            metrics.rule_reloads.labels("ok").inc(ok - seen_ok)
+        if failed > seen_failed:
+            metrics.rule_reloads.labels("failed").inc(failed - seen_failed)
+        self._reloads_seen = (ok, failed)
+
+    # --- operator alerts: a feed failing for long, and its recovery -----------------------------------------------
+
+    def _feed_health_period(self) -> float:
+        return min(60.0, max(0.5, self.config.service.feed_failing_alert_after / 4))
+
+    async def _feed_health(self) -> None:
+        """One operator alert when a feed has failed for `feed_failing_alert_after`, one when it recovers.
+
+        Any instance may run this; SET NX / DEL on per-feed markers make exactly one of them send each alert.
+        """
+        assert self.pipeline is not None
+        after = self.config.service.feed_failing_alert_after
+        now = time.time()
+        keys = self.pipeline.keys
+        for state in await self.pipeline.feed_store.states():
+            failing, alerted = keys("ops", "failing", state.feed_id), keys("ops", "alerted", state.feed_id)
+            if state.error_streak == 0:
+                if await self.redis.delete(alerted):  # only the instance that deletes it says "recovered"
+                    await self._operator_alert(state, recovered=True)
+                await self.redis.delete(failing)
+                continue
+            # failing since the first observation of this streak (or the last success, if later)
+            await self.redis.set(failing, repr(now), nx=True, ex=OPS_MARKER_TTL)
+            since = max(float(await self.redis.get(failing) or now), state.last_success or 0.0)
+            if now - since >= after and await self.redis.set(alerted, repr(now), nx=True, ex=OPS_MARKER_TTL):
+                if not await self._operator_alert(state, recovered=False, since=since):
+                    await self.redis.delete(alerted)  # not sent: the next run tries again
+
+    async def _operator_alert(self, state: Any, *, recovered: bool, since: float = 0.0) -> bool:
+        """Send straight to the operator channel's apprise URLs (not through rules and the outbox)."""
+        assert self.pipeline is not None
+        name = self.config.service.operator_channel or ""
+        channel = self.pipeline.deliverer.channels.get(name)
+        feed = self.pipeline.feeds.get(state.feed_id)
+        url = redact_url(feed.url if feed else state.url)
+        if recovered:
+            title = f"monitor: feed {state.feed_id} recovered"
+            body = f"Feed {state.feed_id} ({url}) is polled successfully again."
+        else:
+            hours = (time.time() - since) / 3600
+            title = f"monitor: feed {state.feed_id} failing"
+            body = (f"Feed {state.feed_id} ({url}) has failed for {hours:.1f} h ({state.error_streak} polls in a "
+                    f"row).\nLast error: {state.last_error}")
+        if channel is None or not channel.targets:
+            log.error("operator channel %r is not configured; cannot send: %s", name, title)
+            return False
+        results = [await t.apprise.async_notify(title=title, body=body, body_format="text")
+                   for t in channel.targets if t.apprise is not None]
+        ok = bool(results) and all(results)
+        metrics.operator_alerts.labels("recovered" if recovered else "failing").inc(1 if ok else 0)
+        log.log(logging.WARNING if ok else logging.ERROR, "feed %s: operator alert %s on channel %s%s",
+                state.feed_id, "recovered" if recovered else "failing", name, "" if ok else " FAILED (will retry)")
+        return ok
 
     async def reload(self) -> None:
         """SIGHUP: rules from disk, and the list of sources from the configuration file."""
         assert self.pipeline is not None
-        ok = self.pipeline.rules.reload()
-        if not ok:
-            metrics.rule_reloads.labels("failed").inc()
+        self.pipeline.rules.reload()  # False also when nothing changed: last_error tells a failure
+        self._count_reloads()
+        if self.pipeline.rules.last_error:
             log.error("rule reload failed; the previous rules stay active: %s", self.pipeline.rules.last_error)
         if self.config.source_path and self.config.source_path != "(defaults)":
             try:
@@ -257,23 +375,32 @@ class Daemon:
     # --- health and metrics over HTTP ---------------------------------------------------------------------------
 
     def health(self) -> tuple[bool, dict[str, Any]]:
+        """(healthy, body). Unhealthy (503) when this instance cannot do its work: Redis unreachable, the scheduler
+        stalled, no rules. A failed rule reload is a warning only: the previous rules keep matching."""
         p = self.pipeline
         tick_age = time.monotonic() - self.heartbeat
         rules = p.rules if p else None
-        reasons = []
+        reasons, warnings = [], []
         if not self.redis_ok:
             reasons.append("redis unreachable")
         if tick_age > max(3 * self.config.pipeline.tick, 30):
             reasons.append(f"scheduler has not ticked for {tick_age:.0f}s")
         if rules is None or not rules.current.rules:
             reasons.append("no rules loaded")
+        if rules is not None and rules.last_error:
+            warnings.append("last rule reload failed; previous rules active")
+        down_for = time.monotonic() - self.redis_down_since if self.redis_down_since is not None else None
         body = {
-            "ok": not reasons, "reasons": reasons, "redis": self.redis_ok, "scheduler_tick_age_s": round(tick_age, 1),
+            "ok": not reasons, "reasons": reasons, "warnings": warnings,
+            "redis": self.redis_ok, "redis_down_for_s": round(down_for, 1) if down_for is not None else None,
+            "scheduler_tick_age_s": round(tick_age, 1),
             "rules": {"count": len(rules.current.rules) if rules else 0,
                       "version": rules.current.version if rules else None,
                       "last_reload_failed": bool(rules and rules.last_error),
                       "last_error": rules.last_error if rules else None},
             "last_poll_success_age_s": _age(metrics.last_poll_success._value.get()),
+            "polls_in_flight": len(self._in_flight),
+            "consumer": p.consumer if p else None,
         }
         return not reasons, body
 
@@ -296,6 +423,11 @@ class Daemon:
         return web.json_response(body, status=200 if ok else 503, dumps=lambda d: json.dumps(d, indent=1))
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        if self.redis_ok and self.pipeline is not None:  # stream gauges as of now; a slow Redis must not hang us
+            try:
+                await asyncio.wait_for(self._refresh_gauges(), timeout=2.0)
+            except Exception as exc:  # noqa: BLE001 - serve the last known values instead
+                log.debug("metrics: stream gauges not refreshed: %s: %s", type(exc).__name__, exc)
         return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -211,6 +211,31 @@ class FeedStore:
         log.debug("feed %s: %d of %d entries new", feed_id, len(fresh), len(entries))
         return fresh
 
+    async def unseen(self, entries: Sequence[Entry]) -> list[Entry]:
+        """The entries whose URL was never seen (first of each URL), without marking them: publish, then mark_seen,
+        so a crash or a Redis outage in between repeats entries instead of losing them."""
+        if not entries:
+            return []
+        hashes = [url_hash(entry.url) for entry in entries]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for hashed in hashes:
+                pipe.hexists(self._seen_key(hashed), hashed)
+            known = await pipe.execute()
+        fresh, taken = [], set()
+        for entry, hashed, seen in zip(entries, hashes, known):
+            if not seen and hashed not in taken:
+                taken.add(hashed)
+                fresh.append(entry)
+        return fresh
+
+    async def mark_seen(self, entries: Sequence[Entry], *, now: float) -> None:
+        stamp = repr(now)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for entry in entries:
+                hashed = url_hash(entry.url)
+                pipe.hsetnx(self._seen_key(hashed), hashed, stamp)
+            await pipe.execute()
+
     async def expire_seen(self, *, older_than: float) -> int:
         """Forget seen URLs first seen before `older_than` (retention). Returns how many were removed."""
         removed = 0

@@ -1,6 +1,7 @@
 """Prometheus metrics of one instance; the daemon serves them on /metrics.
 
 Names follow Prometheus conventions; labels carry feed kind, error kind, rule and channel ids, never URLs with secrets.
+Counters count what this process did; the stream gauges describe the shared Redis state (same on every instance).
 """
 
 from __future__ import annotations
@@ -16,14 +17,19 @@ articles = Counter("monitor_articles", "Articles by outcome (extracted, failed, 
                    registry=REGISTRY)
 matches = Counter("monitor_matches", "Rule matches", ["rule"], registry=REGISTRY)
 alerts = Counter("monitor_alerts", "Alerts submitted to the outbox by kind (new, update)", ["kind"], registry=REGISTRY)
-deliveries = Counter("monitor_deliveries", "Channel deliveries by result (sent, failed)", ["channel", "result"],
-                     registry=REGISTRY)
+deliveries = Counter("monitor_deliveries", "Channel delivery attempts by result (sent, failed; dead = gave up)",
+                     ["channel", "result"], registry=REGISTRY)
+operator_alerts = Counter("monitor_operator_alerts", "Operator alerts about failing feeds (failing, recovered)",
+                          ["kind"], registry=REGISTRY)
 rule_reloads = Counter("monitor_rule_reloads", "Rule reloads by result (ok, failed)", ["result"], registry=REGISTRY)
 worker_restarts = Counter("monitor_worker_restarts", "Worker processes killed on deadline or crashed", ["reason"],
                           registry=REGISTRY)
+loop_restarts = Counter("monitor_loop_restarts", "Long-running loops restarted after an unexpected error", ["loop"],
+                        registry=REGISTRY)
 stream_length = Gauge("monitor_stream_length", "Entries in a stream", ["stream"], registry=REGISTRY)
 stream_pending = Gauge("monitor_stream_pending", "Delivered but unacknowledged messages", ["stream"], registry=REGISTRY)
 stream_lag = Gauge("monitor_stream_lag", "Messages not yet delivered to the group", ["stream"], registry=REGISTRY)
 dead_letters = Gauge("monitor_dead_letters", "Messages in a dead-letter stream", ["stream"], registry=REGISTRY)
+redis_up = Gauge("monitor_redis_up", "1 while Redis answers this instance, else 0", registry=REGISTRY)
 last_poll_success = Gauge("monitor_last_poll_success_timestamp", "Unix time of the last successful poll",
                           registry=REGISTRY)

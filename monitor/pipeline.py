@@ -88,9 +88,11 @@ class Pipeline:
             await self._poll_failed(feed, exc, now)
             return 0
         found = result.entries
-        new = await self.feed_store.filter_new(feed.id, found, now=now)
+        # publish before marking seen: a crash in between repeats entries (handled idempotently), never loses them
+        new = await self.feed_store.unseen(found)
         for entry in new:
             await self.entries.publish(entry.to_dict())
+        await self.feed_store.mark_seen(new, now=now)
         metrics.entries.labels("new").inc(len(new))
         metrics.entries.labels("seen").inc(len(found) - len(new))
         metrics.polls.labels("not_modified" if result.not_modified else "ok").inc()

@@ -186,13 +186,20 @@ class Stream:
     async def length(self) -> int:
         return int(await self.redis.xlen(self.key))
 
-    async def lag(self) -> int | None:
-        """Entries not yet delivered to the group (Redis 7+), else None."""
+    async def lag(self, *, cap: int = 10_000) -> int | None:
+        """Entries not yet delivered to the group (XINFO's lag on Redis 7+; counted up to `cap` on older servers),
+        None if the group does not exist."""
         for group in await self.redis.xinfo_groups(self.key):
             if _text(group.get("name")) == self.group:
                 lag = group.get("lag")
-                return int(lag) if lag is not None else None
+                if lag is not None:
+                    return int(lag)
+                last = _text(group.get("last-delivered-id") or "0-0")
+                return len(await self.redis.xrange(self.key, min="(" + last, max="+", count=cap))
         return None
+
+    async def dead_count(self) -> int:
+        return int(await self.redis.xlen(self.dead_key))
 
     async def dead(self, count: int = 100) -> list[Message]:
         entries = await self.redis.xrevrange(self.dead_key, count=count)

@@ -196,6 +196,19 @@ async def wait_started(instances: list[Instance], *, timeout: float = 60.0) -> N
     await wait_until(started, timeout=timeout, what="instances to start")
 
 
+async def settled(redis, keys: Any, streams: tuple[str, ...] = ("entries", "alerts")) -> bool:
+    """Nothing undelivered or unacknowledged in the streams, and no channel send waiting."""
+    for name in streams:
+        key = keys.stream(name)
+        if not await redis.exists(key):
+            return False
+        last = (await redis.xinfo_stream(key))["last-generated-id"]
+        for group in await redis.xinfo_groups(key):
+            if int(group["pending"]) or group["last-delivered-id"] != last:
+                return False
+    return not await redis.zcard(keys("{alerts}", "due", "desk"))
+
+
 def alert_urls(bodies: list[dict[str, Any]]) -> list[str]:
     """The page path each webhook alert is about (from the message text)."""
     out = []
@@ -251,11 +264,12 @@ class RedisProcess:
             time.sleep(0.05)
         raise RuntimeError(f"redis-server on port {self.port} did not answer within {timeout:.0f}s")
 
-    def stop(self) -> None:
-        """SIGTERM: redis writes its AOF and exits (a clean stop, as systemd would do)."""
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """SIGTERM: redis writes its AOF and exits (a clean stop); SIGKILL: a crash (appendfsync always keeps
+        every acknowledged write)."""
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(sig)
             try:
                 proc.wait(15)
             except subprocess.TimeoutExpired:

@@ -25,6 +25,7 @@ from urllib.parse import unquote
 import apprise
 from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 
+from .. import metrics
 from ..errors import PermanentError
 from ..models import Alert
 from ..store import Keys
@@ -345,6 +346,9 @@ class Deliverer:
                 pipe.zrem(self.ak.due(channel), alert_id)
             await pipe.execute()
         self._log_outcome(alert_id, channel, new)
+        metrics.deliveries.labels(channel, "sent" if new["status"] == "sent" else "failed").inc()
+        if new["status"] == "dead":
+            metrics.deliveries.labels(channel, "dead").inc()
         if new["status"] == "dead":
             await self._dead_letter(alert_id, channel, error, attempts)
 

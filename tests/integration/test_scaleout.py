@@ -11,24 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from fleet import FeedWorld, Instance, TimedServer, alert_urls, stop_all, wait_started, wait_until, write_config
-from monitor.store import Keys
+from fleet import (FeedWorld, Instance, TimedServer, alert_urls, settled, stop_all, wait_started, wait_until,
+                   write_config)
 from receivers import WebhookReceiver
 
 INTERVAL = 2.0
-
-
-async def settled(redis, keys: Keys, streams: tuple[str, ...] = ("entries", "alerts")) -> bool:
-    """Nothing undelivered or unacknowledged in the streams, and no channel send waiting."""
-    for name in streams:
-        key = keys.stream(name)
-        if not await redis.exists(key):
-            return False
-        last = (await redis.xinfo_stream(key))["last-generated-id"]
-        for group in await redis.xinfo_groups(key):
-            if int(group["pending"]) or group["last-delivered-id"] != last:
-                return False
-    return not await redis.zcard(keys("{alerts}", "due", "desk"))
 
 
 def start(tmp_path: Path, config: Path, count: int = 3) -> list[Instance]:
