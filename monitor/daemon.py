@@ -436,6 +436,8 @@ def _age(timestamp: float) -> float | None:
 
 
 def _is_redis_down(exc: BaseException) -> bool:
-    from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+    from redis.exceptions import (ClusterDownError, ConnectionError as RedisConnectionError, RedisClusterException,
+                                  TimeoutError as RedisTimeoutError, TryAgainError)
 
-    return isinstance(exc, (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError))
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError, ClusterDownError,
+                            RedisClusterException, TryAgainError))

@@ -14,9 +14,10 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from .errors import ConfigError, TransientError
 
@@ -133,24 +134,53 @@ class Keys:
         return self("stream", "{" + name + "}")
 
 
-def connect(url: str, *, decode_responses: bool = True) -> aioredis.Redis:
-    """An asyncio client with timeouts and retry on connection errors."""
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.lower().startswith(CLUSTER_SCHEMES)
+
+
+def connect(url: str, *, decode_responses: bool = True) -> Any:
+    """An asyncio client with timeouts and retry on connection errors.
+
+    `redis+cluster://host:port` (or `rediss+cluster://`) gives a RedisCluster client: the node named is only the
+    start, the client learns the others from it. Everything else is a plain redis.asyncio.Redis (redis://, rediss://,
+    unix://).
+    """
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
     from redis.exceptions import ConnectionError as RConnectionError, TimeoutError as RTimeoutError
 
-    return aioredis.from_url(
-        url,
+    common: dict[str, Any] = dict(
         decode_responses=decode_responses,
         socket_timeout=10,
         socket_connect_timeout=5,
-        health_check_interval=30,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), 3),
-        retry_on_error=[RConnectionError, RTimeoutError],
     )
+    if is_cluster_url(url):
+        from redis.asyncio.cluster import RedisCluster
+
+        plain = url.replace("+cluster", "", 1)
+        try:
+            return RedisCluster.from_url(plain, **common)
+        except ValueError as exc:
+            raise ConfigError(f"redis.url {redact_redis_url(url)}: {exc}") from None
+    return aioredis.from_url(url, health_check_interval=30, retry_on_error=[RConnectionError, RTimeoutError],
+                             **common)
 
 
-async def wait_ready(client: aioredis.Redis, *, timeout: float = 30.0) -> None:
+def redact_redis_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    head, sep, tail = url.partition("://")
+    if "@" in tail:
+        userinfo, _, rest = tail.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        return f"{head}{sep}{user}:****@{rest}" if user else f"{head}{sep}****@{rest}"
+    return url
+
+
+async def wait_ready(client: Any, *, timeout: float = 30.0) -> None:
     """Ping until Redis answers or `timeout` passes."""
     deadline = time.monotonic() + timeout
     delay = 0.05
@@ -158,7 +188,7 @@ async def wait_ready(client: aioredis.Redis, *, timeout: float = 30.0) -> None:
         try:
             await client.ping()
             return
-        except (OSError, RedisError) as exc:
+        except (OSError, RedisError, RedisClusterException) as exc:  # a cluster not reachable yet: the latter
             if time.monotonic() > deadline:
                 raise TransientError(f"redis not reachable: {exc}") from exc
             await asyncio.sleep(delay)
@@ -166,7 +196,7 @@ async def wait_ready(client: aioredis.Redis, *, timeout: float = 30.0) -> None:
 
 
 async def open_redis(url: str | None, data_dir: str | os.PathLike[str], *,
-                     timeout: float = 30.0) -> tuple[aioredis.Redis, EmbeddedRedis | None]:
+                     timeout: float = 30.0) -> tuple[Any, EmbeddedRedis | None]:
     """A client for `url`; without one, the embedded server under `data_dir`.
 
     If an embedded server already answers on the socket (a running daemon), it is shared, not started twice; the

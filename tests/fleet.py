@@ -227,6 +227,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_cluster_port() -> int:
+    """A free port p <= 55535 whose cluster bus port p + 10000 is free too (Redis Cluster needs both)."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 class RedisProcess:
     """A redis-server on a TCP port with AOF (appendfsync always) in `directory`; stop() and start() keep the port."""
 
@@ -275,3 +291,39 @@ class RedisProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+class LocalCluster:
+    """Three redis-server nodes with --cluster-enabled on free ports, joined by `redis-cli --cluster create`."""
+
+    def __init__(self, directory: Path, nodes: int = 3) -> None:
+        self.nodes = [RedisProcess(directory / f"node{n}", port=free_cluster_port(), extra=("--cluster-enabled", "yes",
+                                                                  "--cluster-config-file", "nodes.conf",
+                                                                  "--cluster-node-timeout", "5000"))
+                      for n in range(nodes)]
+        self.cli = str(Path(self.nodes[0].binary).with_name("redis-cli"))
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        result = subprocess.run([self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "0",
+                                 "--cluster-yes"], capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {result.stdout[-1500:]}{result.stderr[-1500:]}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = subprocess.run([self.cli, "-p", str(self.nodes[0].port), "cluster", "info"], capture_output=True,
+                                  text=True, timeout=5).stdout
+            if "cluster_state:ok" in info:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the cluster did not reach cluster_state:ok")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop(signal.SIGKILL)
