@@ -139,6 +139,7 @@ class Daemon:
             self.notifier.stopping()
             scheduler.shutdown(wait=False)
             await self._drain(loops)
+            await self._hand_back(pipeline)
             if runner is not None:
                 await runner.cleanup()
             await self.close()
@@ -146,7 +147,7 @@ class Daemon:
 
     def request_stop(self, why: str = "") -> None:
         if not self.stop.is_set():
-            log.info("stopping (%s): no new work is claimed; in-flight work has %.0fs", why,
+            log.info("stopping (%s): no new work is claimed; in-flight work has %gs", why,
                      self.config.service.shutdown_grace)
             self.stop.set()
 
@@ -159,6 +160,18 @@ class Daemon:
             log.warning("%d tasks did not finish within the grace period; cancelled (their messages stay pending "
                         "and another instance takes them over)", len(still))
             await asyncio.gather(*still, return_exceptions=True)
+
+    async def _hand_back(self, pipeline: Pipeline) -> None:
+        """What this instance still holds (cancelled or failed work) becomes claimable by the others at once."""
+        for stream in (pipeline.entries, pipeline.deliverer.stream):
+            try:
+                count = await asyncio.wait_for(stream.hand_back(), timeout=5.0)
+            except Exception as exc:  # noqa: BLE001 - Redis away: the messages come back after claim_idle anyway
+                log.warning("stream %s: could not hand back pending messages (%s: %s); others take them over "
+                            "after claim_idle", stream.name, type(exc).__name__, exc)
+                continue
+            if count:
+                log.info("stream %s: %d pending messages handed back to the other instances", stream.name, count)
 
     async def _supervise(self, name: str, make: Callable[[], Awaitable[Any]]) -> None:
         """Keep a long-running loop alive: the one place that catches broad exceptions."""

@@ -116,6 +116,24 @@ class Stream:
         await self.redis.xack(self.key, self.group, message.id)
         self.errors.pop(message.id, None)
 
+    async def hand_back(self, *, batch: int = 100) -> int:
+        """On shutdown: mark this consumer's pending messages idle for `claim_idle`, so another instance takes them
+        over at its next read instead of `claim_idle` later. The delivery counts stay as they are. Returns how many."""
+        handed = 0
+        start = "-"
+        while True:
+            pending = await self._call_group(lambda: self.redis.xpending_range(
+                self.key, self.group, min=start, max="+", count=batch, consumername=self.consumer))
+            ids = [_text(p["message_id"]) for p in pending]
+            if not ids:
+                return handed
+            await self.redis.xclaim(self.key, self.group, self.consumer, 0, ids, idle=self.claim_idle_ms + 1,
+                                    justid=True)
+            handed += len(ids)
+            if len(ids) < batch:
+                return handed
+            start = "(" + ids[-1]
+
     async def publish_dead(self, payload: dict[str, Any]) -> str:
         """Record something that gave up outside a consumer (e.g. one channel of an alert) in the dead-letter stream."""
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))

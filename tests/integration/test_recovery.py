@@ -81,3 +81,47 @@ async def test_instances_survive_a_redis_outage_and_lose_nothing(tmp_path, own_r
     assert await redis.xlen(keys.stream("entries") + ":dead") == 0
     logs = "".join(i.log() for i in instances)
     assert "Redis unreachable" in logs or "redis unavailable" in logs
+
+
+async def test_a_stopping_stream_consumer_hands_back_its_pending_messages_at_once(redis, keys):
+    from monitor.streams import Stream
+
+    mine = Stream(redis, keys, "work", consumer="stopping", claim_idle=60)
+    other = Stream(redis, keys, "work", consumer="other", claim_idle=60)
+    for n in (1, 2):
+        await mine.publish({"n": n})
+    assert len(await mine.read(count=10, block_ms=0)) == 2
+    assert await other.read(count=10, block_ms=0) == []  # held by "stopping" for claim_idle
+    assert await mine.hand_back() == 2
+    taken = await other.read(count=10, block_ms=0)
+    assert [(m.payload["n"], m.deliveries) for m in taken] == [(1, 2), (2, 2)]
+
+
+async def test_sigterm_hands_unfinished_entries_to_another_instance_without_waiting_for_claim_idle(
+        tmp_path, redis, keys, redis_url):
+    async with TimedServer() as srv, WebhookReceiver() as hook:
+        world = FeedWorld.build(srv, feeds=1, page_delay=1.0)  # pages still loading when SIGTERM comes
+        config = write_config(tmp_path, redis_url=redis_url, prefix=keys.prefix, world=world, hook=hook.url(),
+                              extra="pipeline: {tick: 0.2, claim_idle: 120}\n"
+                                    "service: {listen: null, shutdown_grace: 0.5}")
+        stopping = Instance(config, "stopping", tmp_path)
+        other = None
+        try:
+            await wait_started([stopping])
+            entries = keys.stream("entries")
+
+            async def holds_entries() -> bool:
+                info = await redis.xpending(entries, "monitor") if await redis.exists(entries) else None
+                return bool(info and info["pending"])
+
+            await wait_until(holds_entries, timeout=30, what="entries in progress")
+            codes = await stop_all([stopping])
+            assert codes == [0]
+            assert "handed back" in stopping.log()
+            for page in world.pages:
+                srv.routes[page].delay = 0.0
+            other = Instance(config, "other", tmp_path)
+            await wait_until(lambda: settled(redis, keys), timeout=60, what="the other instance to finish the work")
+        finally:
+            await stop_all([i for i in (stopping, other) if i is not None])
+    assert sorted(alert_urls(hook.bodies)) == sorted(world.matching)
