@@ -51,6 +51,7 @@ class Daemon:
     _redis_logged: float = 0.0
     _reloads_seen: tuple[int, int] = (0, 0)
     _in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
+    _polling: set[str] = field(default_factory=set)  # feeds whose poll runs now (leased by this instance)
     _poll_slots: asyncio.Semaphore | None = None
 
     async def start(self) -> Pipeline:
@@ -163,6 +164,14 @@ class Daemon:
 
     async def _hand_back(self, pipeline: Pipeline) -> None:
         """What this instance still holds (cancelled or failed work) becomes claimable by the others at once."""
+        if self._polling:
+            try:
+                await asyncio.wait_for(pipeline.feed_store.release(sorted(self._polling), now=time.time()), 5.0)
+                log.info("%d feeds whose polls were cancelled are due again now: %s", len(self._polling),
+                         ", ".join(sorted(self._polling)))
+            except Exception as exc:  # noqa: BLE001 - their leases run out anyway
+                log.warning("could not release %d leased feeds (%s); they are due when the lease ends",
+                            len(self._polling), exc)
         for stream in (pipeline.entries, pipeline.deliverer.stream):
             try:
                 count = await asyncio.wait_for(stream.hand_back(), timeout=5.0)
@@ -256,12 +265,14 @@ class Daemon:
 
     async def _poll(self, feed: Feed) -> None:
         assert self.pipeline is not None and self._poll_slots is not None
+        self._polling.add(feed.id)  # stays there only if the poll is cancelled (shutdown): see _hand_back
         async with self._poll_slots:
             try:
                 await self.pipeline.poll_source(feed)
             except Exception as exc:  # noqa: BLE001 - one feed must not take the scheduler down
                 log.error("feed %s (%s): poll failed unexpectedly: %s: %s", feed.id, redact_url(feed.url),
                           type(exc).__name__, exc, exc_info=True)
+        self._polling.discard(feed.id)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

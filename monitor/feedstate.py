@@ -131,6 +131,11 @@ class FeedStore:
             return []
         return list(await self._claim(keys=[self.keys.due], args=[repr(now + lease), *feed_ids]))
 
+    async def release(self, feed_ids: Sequence[str], *, now: float) -> None:
+        """Give leased feeds back (a stopping instance cancelled their polls): due at `now`, not when the lease ends."""
+        if feed_ids:
+            await self.redis.zadd(self.keys.due, {feed_id: now for feed_id in feed_ids}, xx=True)
+
     async def state(self, feed_id: str) -> FeedState:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(self.keys.feed(feed_id))

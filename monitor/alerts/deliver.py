@@ -466,12 +466,19 @@ class Deliverer:
 
     async def _channel_loop(self, channel: str, stop: asyncio.Event) -> None:
         """One loop per channel, so a slow or failing service only ever delays its own channel."""
+        redis_down = False
         while not stop.is_set():
             try:
-                if await self.send_due(channel):
+                sent = await self.send_due(channel)
+                if redis_down:
+                    log.info("channel %s: redis available again", channel)
+                    redis_down = False
+                if sent:
                     continue
             except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis away for a moment: keep the loop
-                log.warning("channel %s: redis unavailable (%s); trying again", channel, exc)
+                if not redis_down:  # once per outage, not on every poll
+                    log.warning("channel %s: redis unavailable (%s); trying again", channel, exc)
+                redis_down = True
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.poll_interval)
             except asyncio.TimeoutError:

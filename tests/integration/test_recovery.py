@@ -125,3 +125,29 @@ async def test_sigterm_hands_unfinished_entries_to_another_instance_without_wait
         finally:
             await stop_all([i for i in (stopping, other) if i is not None])
     assert sorted(alert_urls(hook.bodies)) == sorted(world.matching)
+
+
+async def test_sigterm_during_a_feed_poll_gives_the_feed_back_without_waiting_for_its_lease(
+        tmp_path, redis, keys, redis_url):
+    async with TimedServer() as srv, WebhookReceiver() as hook:
+        world = FeedWorld.build(srv, feeds=1)
+        feed = srv.routes[world.feeds[0]]
+        feed.delay = 5.0  # the poll is still waiting for the feed when SIGTERM comes
+        config = write_config(tmp_path, redis_url=redis_url, prefix=keys.prefix, world=world, hook=hook.url(),
+                              extra="pipeline: {tick: 0.2, lease: 300}\nservice: {listen: null, shutdown_grace: 0.2}")
+        stopping = Instance(config, "stopping", tmp_path)
+        other = None
+        try:
+            await wait_started([stopping])
+            await wait_until(lambda: srv.requests[world.feeds[0]], timeout=30, what="the feed poll to start")
+            assert await stop_all([stopping]) == [0]
+            assert "due again now: f0" in stopping.log()
+            feed.delay = 0.0
+            other = Instance(config, "other", tmp_path)
+            await wait_until(lambda: len(hook.bodies) >= len(world.matching), timeout=60,
+                             what="the other instance to poll the feed (lease: 300 s) and alert")
+            await wait_until(lambda: settled(redis, keys), timeout=30, what="streams drained")
+        finally:
+            await stop_all([i for i in (stopping, other) if i is not None])
+    assert srv.requests[world.feeds[0]] >= 2
+    assert sorted(alert_urls(hook.bodies)) == sorted(world.matching)
