@@ -280,3 +280,36 @@ def save_result(name: str, data: Any) -> Path:
 
 
 R2E_VERSION_CMD = [str(VENVS / "rss2email" / "bin" / "r2e"), "--version"]
+
+
+# ------------------------------------------------------------------------------------------------ other load
+class OtherLoad:
+    """How many cores processes other than ours (and our reaped children) kept busy during a block.
+
+    The machine is shared (CI and other sessions run tests on the same 2 cores): a run with much other load
+    is not a measurement of the contender, so callers repeat it.
+    """
+
+    def __init__(self, exclude_cpu: float = 0.0) -> None:
+        self.exclude_cpu = exclude_cpu  # CPU seconds of known helpers (e.g. the feed server) to leave out
+        self.cores = 0.0
+
+    @staticmethod
+    def _busy() -> float:
+        t = psutil.cpu_times()
+        return t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) + getattr(t, "steal", 0)
+
+    @staticmethod
+    def _ours() -> float:
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    def __enter__(self) -> "OtherLoad":
+        self._t0, self._busy0, self._ours0 = time.monotonic(), self._busy(), self._ours()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = max(time.monotonic() - self._t0, 1e-6)
+        other = (self._busy() - self._busy0) - (self._ours() - self._ours0) - self.exclude_cpu
+        self.cores = max(other, 0.0) / wall
