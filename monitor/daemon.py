@@ -87,6 +87,7 @@ class Daemon:
         if self.redis_down_since is not None:
             log.warning("Redis reachable again after %.0fs; resuming", time.monotonic() - self.redis_down_since)
         self.redis_ok, self.redis_down_since = True, None
+        metrics.redis_up.set(1)
         self._redis_up.set()
 
     def redis_unreachable(self, exc: BaseException) -> None:
@@ -100,6 +101,7 @@ class Daemon:
             log.error("Redis still unreachable after %.0fs: %s", now - self.redis_down_since, exc)
             self._redis_logged = now
         self.redis_ok = False
+        metrics.redis_up.set(0)
         self._redis_up.clear()
 
     # --- run --once ---------------------------------------------------------------------------------------------
@@ -303,7 +305,6 @@ class Daemon:
         """Stream sizes from Redis (every 15 s and on each scrape of /metrics) and the rule reload counters."""
         assert self.pipeline is not None
         self._count_reloads()
-        metrics.redis_up.set(1 if self.redis_ok else 0)
         for stream in (self.pipeline.entries, self.pipeline.deliverer.stream):
             metrics.stream_length.labels(stream.name).set(await stream.length())
             metrics.stream_pending.labels(stream.name).set(await stream.pending_count())
@@ -447,6 +448,7 @@ class Daemon:
         return web.json_response(body, status=200 if ok else 503, dumps=lambda d: json.dumps(d, indent=1))
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        self._count_reloads()
         if self.redis_ok and self.pipeline is not None:  # stream gauges as of now; a slow Redis must not hang us
             try:
                 await asyncio.wait_for(self._refresh_gauges(), timeout=2.0)

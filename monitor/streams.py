@@ -21,6 +21,8 @@ from .store import Keys
 
 log = logging.getLogger(__name__)
 
+ERRORS_TTL = 7 * 86400  # last errors of messages still being retried; refreshed on every failure
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -45,6 +47,7 @@ class Stream:
         self.name = name
         self.key = keys.stream(name)
         self.dead_key = self.key + ":dead"
+        self.errors_key = self.key + ":errors"  # message id -> last error, seen by whichever consumer dead-letters it
         self.group = group
         self.consumer = consumer
         self.maxlen = maxlen
@@ -113,8 +116,25 @@ class Stream:
         return out
 
     async def ack(self, message: Message) -> None:
-        await self.redis.xack(self.key, self.group, message.id)
+        if message.deliveries > 1:  # it may have failed before, here or on another instance: forget that error
+            async with self.redis.pipeline(transaction=False) as pipe:  # one slot: the stream's hash tag
+                pipe.xack(self.key, self.group, message.id)
+                pipe.hdel(self.errors_key, message.id)
+                await pipe.execute()
+        else:
+            await self.redis.xack(self.key, self.group, message.id)
         self.errors.pop(message.id, None)
+
+    async def _remember_error(self, message: Message, error: str) -> None:
+        self.errors[message.id] = error
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.errors_key, message.id, error[:2000])
+            pipe.expire(self.errors_key, ERRORS_TTL)
+            await pipe.execute()
+
+    async def _last_error(self, message: Message) -> str:
+        known = self.errors.get(message.id) or await self.redis.hget(self.errors_key, message.id)
+        return _text(known) if known else "delivered too often (last error unknown)"
 
     async def hand_back(self, *, batch: int = 100) -> int:
         """On shutdown: mark this consumer's pending messages idle for `claim_idle`, so another instance takes them
@@ -145,6 +165,7 @@ class Stream:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(self.dead_key, record, maxlen=self.maxlen, approximate=True)
             pipe.xack(self.key, self.group, message.id)
+            pipe.hdel(self.errors_key, message.id)
             await pipe.execute()
         self.errors.pop(message.id, None)
         log.error("stream %s: message %s moved to dead-letter after %d deliveries: %s",
@@ -153,7 +174,7 @@ class Stream:
     async def handle(self, handler: Handler, message: Message) -> bool:
         """Run one message through `handler`; True when it is finished (acked or dead-lettered)."""
         if message.deliveries > self.max_deliveries:
-            await self.dead_letter(message, self.errors.get(message.id, "delivered too often (last error unknown)"))
+            await self.dead_letter(message, await self._last_error(message))
             return True
         try:
             await handler(message)
@@ -161,7 +182,7 @@ class Stream:
             await self.dead_letter(message, f"{type(exc).__name__}: {exc}")
             return True
         except TransientError as exc:
-            self.errors[message.id] = f"{type(exc).__name__}: {exc}"
+            await self._remember_error(message, f"{type(exc).__name__}: {exc}")
             log.warning("stream %s: message %s failed (delivery %d of %d), will retry: %s",
                         self.name, message.id, message.deliveries, self.max_deliveries, exc)
             return False

@@ -111,7 +111,7 @@ rules: {{path: {rules}, watch: false}}
 workers: {{processes: 1}}
 channels:
   desk: {{urls: ["{hook}"]}}
-alerts: {{default_channels: [desk], retry_base: 0.05, retry_max_delay: 0.2, send_timeout: 2, poll_interval: 0.2,
+alerts: {{default_channels: [desk], retry_base: 0.05, retry_max_delay: 0.2, send_timeout: 10, poll_interval: 0.2,
           claim_idle: 1}}
 {extra}
 """)

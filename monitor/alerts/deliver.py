@@ -338,19 +338,37 @@ class Deliverer:
             new.update(status="dead", error=error)
         else:
             new.update(status="retrying", error=error, next_at=now + self._backoff(attempts))
-        async with self.redis.pipeline(transaction=True) as pipe:
-            self.history.queue_delivery(pipe, alert_id, channel, new)
-            if new["status"] == "retrying":
-                pipe.zadd(self.ak.due(channel), {alert_id: new["next_at"]})
-            else:
-                pipe.zrem(self.ak.due(channel), alert_id)
-            await pipe.execute()
+        await self._record_outcome(alert_id, channel, new)
         self._log_outcome(alert_id, channel, new)
         metrics.deliveries.labels(channel, "sent" if new["status"] == "sent" else "failed").inc()
         if new["status"] == "dead":
             metrics.deliveries.labels(channel, "dead").inc()
         if new["status"] == "dead":
             await self._dead_letter(alert_id, channel, error, attempts)
+
+    async def _record_outcome(self, alert_id: str, channel: str, new: dict[str, Any]) -> None:
+        """Write the outcome and the due-ZSET change in one transaction. The send already happened: if Redis is away,
+        keep trying while the send's lease lasts, or the send would be repeated (a duplicate) after the lease."""
+        deadline = time.monotonic() + self.lease / 2
+        delay = 0.1
+        while True:
+            try:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    self.history.queue_delivery(pipe, alert_id, channel, new)
+                    if new["status"] == "retrying":
+                        pipe.zadd(self.ak.due(channel), {alert_id: new["next_at"]})
+                    else:
+                        pipe.zrem(self.ak.due(channel), alert_id)
+                    await pipe.execute()
+                return
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                if delay == 0.1:
+                    log.warning("alert %s channel %s: %s, but Redis is unavailable to record it (%s); retrying",
+                                alert_id, channel, new["status"], exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def _backoff(self, attempts: int) -> float:
         """Exponential, capped, with jitter (half to full delay) so retries of many alerts spread out."""

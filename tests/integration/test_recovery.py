@@ -64,6 +64,8 @@ async def test_instances_survive_a_redis_outage_and_lose_nothing(tmp_path, own_r
                     status, body = await health(session, port)
                     return status == 503 and "redis unreachable" in body["reasons"]
                 await wait_until(unhealthy, timeout=OUTAGE, what="/healthz to report Redis unreachable")
+            async with session.get(f"http://127.0.0.1:{ports[0]}/metrics") as resp:  # served while Redis is away
+                assert "monitor_redis_up 0.0" in await resp.text()
             await asyncio.sleep(max(0.0, OUTAGE - (time.monotonic() - down_at)))  # the outage itself, not a check
             assert all(inst.alive() for inst in instances), [i.log()[-2000:] for i in instances]
             server.start()
@@ -151,3 +153,40 @@ async def test_sigterm_during_a_feed_poll_gives_the_feed_back_without_waiting_fo
             await stop_all([i for i in (stopping, other) if i is not None])
     assert srv.requests[world.feeds[0]] >= 2
     assert sorted(alert_urls(hook.bodies)) == sorted(world.matching)
+
+
+class OutageHook(WebhookReceiver):
+    """A webhook that kills Redis while it handles the first request and restarts it `after` seconds later."""
+
+    def __init__(self, server: RedisProcess, after: float) -> None:
+        super().__init__()
+        self.server, self.after = server, after
+
+    async def _handle(self, request):
+        if not self.bodies:
+            self.server.stop(signal.SIGKILL)
+            asyncio.get_running_loop().call_later(self.after, self.server.start)
+        return await super()._handle(request)
+
+
+async def test_a_send_accepted_while_redis_is_down_is_recorded_when_it_returns_not_repeated(own_redis):
+    from monitor.alerts.channels import AlertSettings, ChannelSettings
+    from monitor.alerts.deliver import Deliverer
+    from monitor.alerts.outbox import Outbox
+    from receivers import arms_match, wire_copy
+
+    server, redis = own_redis
+    keys = Keys("send-outage:")
+    async with OutageHook(server, after=2.0) as hook:
+        channels = {"hook": ChannelSettings(urls=[hook.url()])}
+        settings = AlertSettings(default_channels=["hook"], send_timeout=5, poll_interval=0.05)
+        outbox = Outbox(redis, keys, settings=settings, channels=channels)
+        deliverer = Deliverer(redis, keys, settings=settings, channels=channels, consumer="d1")
+        article = wire_copy(0)
+        alert = await outbox.submit(arms_match(14), article, story_id="s1", sources=[(article.source, article.url)])
+        await deliverer.stream.consume(deliverer.handle, stop=asyncio.Event(), burst=True)
+        assert await deliverer.send_due("hook") == 1  # Redis dies during the send and is back 2 s later
+    state = await deliverer.history.delivery(alert.id, "hook")
+    assert state["status"] == "sent"
+    assert await deliverer.due_count("hook") == 0  # nothing left to send again after the lease
+    assert len(hook.bodies) == 1
