@@ -33,6 +33,15 @@ def machine_section() -> str:
         "bound to 127.0.0.1 and 127.0.0.2 ... (one site per address, so per-host limits are not what is measured); "
         "it shares the 2 cores with whatever is measured, as does the Redis server.",
         "- figures are medians of alternating runs; raw results are kept under `bench/.cache/results/` (git-ignored)",
+        "- the machine is shared: other sessions' test suites ran on the same 2 cores during these measurements; "
+        "each section says how many cores other processes kept busy (\"other load\")",
+        "",
+        "Reproduce: `.venv/bin/python -m bench` (every figure, about an hour: the memory figure alone runs 30 "
+        "minutes), `.venv/bin/python -m bench --only feeds,extraction` for some, `--quick` for a smoke run with "
+        "small sizes, `--no-write` to leave this file alone. Each figure also runs alone: `python -m bench.feeds`, "
+        "`bench.extraction`, `bench.matching`, `bench.endtoend`, `bench.memory` (`--help` lists the sizes). "
+        "rss2email is installed with `python3 -m venv bench/.venvs/rss2email && bench/.venvs/rss2email/bin/pip "
+        "install rss2email`, newsboat with `apt-get install -y newsboat`.",
     ]
     return "\n".join(lines)
 
@@ -77,7 +86,7 @@ def main() -> None:
         write_section("Machine", machine_section())
     quick = {
         "feeds": ["--feeds", "200", "--runs", "1"],
-        "extraction": ["--passes", "1", "--runs", "1"],
+        "extraction": ["--passes", "1", "--runs", "1", "--tries", "1"],
         "matching": ["--sizes", "10,100,1000", "--runs", "1"],
         "endtoend": ["--feeds", "50", "--steady", "20", "--max-instances", "1"],
         "memory": ["--minutes", "3", "--warmup", "1", "--feeds", "200", "--rotate", "60", "--table-every", "1"],

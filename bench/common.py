@@ -261,6 +261,7 @@ def write_section(title: str, body: str, path: Path = BENCHMARKS) -> None:
     else:
         updated = current.rstrip("\n") + "\n\n" + text
     path.write_text(updated)
+    order_sections(path)
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -313,3 +314,19 @@ class OtherLoad:
         wall = max(time.monotonic() - self._t0, 1e-6)
         other = (self._busy() - self._busy0) - (self._ours() - self._ours0) - self.exclude_cpu
         self.cores = max(other, 0.0) / wall
+
+
+SECTION_ORDER = ("Machine", "Feed refresh", "Extraction", "Matching", "End to end", "Memory over time")
+
+
+def order_sections(path: Path = BENCHMARKS) -> None:
+    """Put the '## ' sections in the issue's figure order (texts untouched; unknown sections keep their place last)."""
+    if not path.exists():
+        return
+    text = path.read_text()
+    head, *parts = re.split(r"(?m)^(?=## )", text)
+    titles = [p.split("\n", 1)[0][3:].strip() for p in parts]
+    rank = {t: i for i, t in enumerate(SECTION_ORDER)}
+    ordered = [p for _, p in sorted(zip(titles, parts), key=lambda tp: rank.get(tp[0], len(rank)))]
+    path.write_text(head + "".join(p if p.endswith("\n\n") else p.rstrip("\n") + "\n\n" for p in ordered).rstrip()
+                    + "\n")

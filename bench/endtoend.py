@@ -381,7 +381,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency", type=float, default=0.02)
     p.add_argument("--marker-share", type=float, default=0.5)
     p.add_argument("--interval", default="10s", help="sources.interval of the instances")
-    p.add_argument("--rate", type=float, default=10.0, help="new entries per second in the steady phase")
+    p.add_argument("--rate", type=float, default=40.0, help="new entries per second in the steady phase")
     p.add_argument("--steady", type=float, default=60.0, help="seconds of the steady phase")
     p.add_argument("--timeout", type=float, default=900.0, help="longest wait for the burst to drain")
     p.add_argument("--runs", type=int, default=1)

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.common import (PYTHON, REDIS_URL, ROOT, VENVS, ServerHandle, Timed, feed_server, fmt, median,
+from bench.common import (PYTHON, REDIS_URL, ROOT, VENVS, OtherLoad, ServerHandle, Timed, feed_server, fmt, median,
                           run_measured, save_result, table, utc_now, write_section)
 
 R2E = VENVS / "rss2email" / "bin" / "r2e"
@@ -213,15 +213,19 @@ def measure(contenders: list[Any], server: ServerHandle, runs: int, n_feeds: int
             contender.fresh()
             for phase in PHASES:
                 server.reset()
-                timed = contender.run()
-                stats = server.stats()
+                with OtherLoad() as load:
+                    timed = contender.run()
+                    stats = server.stats()
+                    load.exclude_cpu = stats["server_cpu_seconds"]
                 row = {"seconds": timed.seconds, "peak_mb": timed.peak_mb, "peak_pss_mb": timed.peak_pss_mb, "cpu_seconds": timed.cpu_seconds,
                        "feeds_per_s": n_feeds / timed.seconds, "returncode": timed.returncode, "server": stats,
+                       "other_cores": round(load.cores, 2),
                        "detail": contender.last}
                 results[contender.name][phase].append(row)
                 print(f"  round {round_ + 1} {contender.name:32s} {phase}: {timed.seconds:7.2f} s "
                       f"{n_feeds / timed.seconds:8.1f} feeds/s  peak RSS {timed.peak_mb:6.1f} MB PSS {timed.peak_pss_mb:6.1f} MB cpu "
-                      f"{timed.cpu_seconds:6.2f} s  server {stats['status']} peak/host {stats['peak_per_host']}",
+                      f"{timed.cpu_seconds:6.2f} s  server {stats['status']} peak/host {stats['peak_per_host']} other load "
+                      f"{load.cores:.2f} cores",
                       flush=True)
             contender.cleanup()
     return results
@@ -241,6 +245,7 @@ def summarise(results: dict[str, Any]) -> dict[str, dict[str, float]]:
             row[f"{phase}_peak_per_host"] = max(r["server"]["peak_per_host"] for r in runs)
             row[f"{phase}_server_cpu_s"] = median([r["server"]["server_cpu_seconds"] for r in runs])
             row[f"{phase}_304"] = median([r["server"]["status"].get("304", 0) for r in runs])
+            row[f"{phase}_other_cores"] = median([r.get("other_cores", float("nan")) for r in runs])
         out[name] = row
     return out
 
@@ -279,6 +284,11 @@ def section(summary: dict[str, dict[str, float]], args: argparse.Namespace, comm
                         f"requests at once (limit 4: {'met' if polite['peak'] <= 4 else 'MISSED'}), "
                         f"{polite['feeds_per_s']:.0f} feeds/s")
     notes = [f"- not measured: {m}" for m in missing]
+    other = [row.get(f"{p}_other_cores", float("nan")) for row in summary.values() for p in ("cold", "warm")]
+    other = [o for o in other if o == o]
+    if other:
+        notes.append(f"- other load: processes outside the benchmark (other sessions' tests share this machine) "
+                     f"kept a median of {median(other):.2f} cores (max {max(other):.2f}) busy during these runs")
     if mon:
         costs = parse_costs(args.items)
         cpu_ms = mon["cold_cpu_s"] / args.feeds * 1000
