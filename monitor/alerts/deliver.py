@@ -338,7 +338,8 @@ class Deliverer:
             new.update(status="dead", error=error)
         else:
             new.update(status="retrying", error=error, next_at=now + self._backoff(attempts))
-        await self._record_outcome(alert_id, channel, new)
+        # shielded: the send happened, so its outcome is written even if this loop is being cancelled (shutdown)
+        await asyncio.shield(self._record_outcome(alert_id, channel, new))
         self._log_outcome(alert_id, channel, new)
         metrics.deliveries.labels(channel, "sent" if new["status"] == "sent" else "failed").inc()
         if new["status"] == "dead":
@@ -456,7 +457,7 @@ class Deliverer:
         if burst:
             await self._run_burst(stop)
             return
-        tasks = [asyncio.create_task(self.stream.consume(self.handle, stop=stop), name="alerts-outbox")]
+        tasks = [asyncio.create_task(self._outbox_loop(stop), name="alerts-outbox")]
         tasks += [asyncio.create_task(self._channel_loop(name, stop), name=f"alerts-{name}")
                   for name in self.channels]
         try:
@@ -464,6 +465,22 @@ class Deliverer:
         finally:
             for task in tasks:
                 task.cancel()
+
+    async def _outbox_loop(self, stop: asyncio.Event) -> None:
+        """Route outbox messages; a Redis outage pauses this loop only (it must not cancel a channel loop that is
+        recording a send the service already accepted)."""
+        last_warning = 0.0
+        while not stop.is_set():
+            try:
+                await self.stream.consume(self.handle, stop=stop)
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                if time.monotonic() - last_warning > 60:  # once per outage, not on every retry
+                    log.warning("alerts outbox: redis unavailable (%s); trying again", exc)
+                    last_warning = time.monotonic()
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.settings.poll_interval)
+                except asyncio.TimeoutError:
+                    pass
 
     async def _run_burst(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
