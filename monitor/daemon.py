@@ -337,22 +337,35 @@ class Daemon:
         Any instance may run this; SET NX / DEL on per-feed markers make exactly one of them send each alert.
         """
         assert self.pipeline is not None
-        after = self.config.service.feed_failing_alert_after
-        now = time.time()
-        keys = self.pipeline.keys
-        for state in await self.pipeline.feed_store.states():
-            failing, alerted = keys("ops", "failing", state.feed_id), keys("ops", "alerted", state.feed_id)
-            if state.error_streak == 0:
-                if await self.redis.delete(alerted):  # only the instance that deletes it says "recovered"
+        states = await self.pipeline.feed_store.states()
+        # healthy feeds that ever failed may carry markers: one pipelined round trip clears them
+        healthy = [s for s in states if s.error_streak == 0 and s.last_error_at is not None]
+        if healthy:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for state in healthy:
+                    pipe.delete(self._ops_key("alerted", state.feed_id))
+                    pipe.delete(self._ops_key("failing", state.feed_id))
+                cleared = (await pipe.execute())[::2]
+            for state, was_alerted in zip(healthy, cleared):
+                if was_alerted:  # only the instance that deleted the marker says "recovered"
                     await self._operator_alert(state, recovered=True)
-                await self.redis.delete(failing)
-                continue
-            # failing since the first observation of this streak (or the last success, if later)
-            await self.redis.set(failing, repr(now), nx=True, ex=OPS_MARKER_TTL)
-            since = max(float(await self.redis.get(failing) or now), state.last_success or 0.0)
-            if now - since >= after and await self.redis.set(alerted, repr(now), nx=True, ex=OPS_MARKER_TTL):
-                if not await self._operator_alert(state, recovered=False, since=since):
-                    await self.redis.delete(alerted)  # not sent: the next run tries again
+        for state in (s for s in states if s.error_streak > 0):
+            await self._check_failing(state, now=time.time())
+
+    def _ops_key(self, kind: str, feed_id: str) -> str:
+        assert self.pipeline is not None
+        return self.pipeline.keys("ops", kind, feed_id)
+
+    async def _check_failing(self, state: Any, *, now: float) -> None:
+        failing, alerted = self._ops_key("failing", state.feed_id), self._ops_key("alerted", state.feed_id)
+        # failing since the first observation of this streak (or the last success, if later)
+        await self.redis.set(failing, repr(now), nx=True, ex=OPS_MARKER_TTL)
+        since = max(float(await self.redis.get(failing) or now), state.last_success or 0.0)
+        if now - since < self.config.service.feed_failing_alert_after:
+            return
+        if await self.redis.set(alerted, repr(now), nx=True, ex=OPS_MARKER_TTL):
+            if not await self._operator_alert(state, recovered=False, since=since):
+                await self.redis.delete(alerted)  # not sent: the next run tries again
 
     async def _operator_alert(self, state: Any, *, recovered: bool, since: float = 0.0) -> bool:
         """Send straight to the operator channel's apprise URLs (not through rules and the outbox)."""
