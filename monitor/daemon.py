@@ -236,9 +236,14 @@ class Daemon:
 
     def _guard(self, fn: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
         async def job() -> None:
+            if not self.redis_ok:  # the outage is logged once by redis_unreachable; the next run will do the work
+                return
             try:
                 await fn()
             except Exception as exc:  # noqa: BLE001 - a periodic job must not die with one failure
+                if _is_redis_down(exc):
+                    self.redis_unreachable(exc)
+                    return
                 log.error("job %s failed: %s: %s", getattr(fn, "__name__", fn), type(exc).__name__, exc)
         return job
 

@@ -1,13 +1,15 @@
 """Redis goes away mid-run and comes back with its AOF: the instances keep running, say so on /healthz, reconnect,
 and every alert still arrives exactly once.
 
-The issue asks for a 30 s outage; this test uses OUTAGE seconds (long enough for every loop to fail and back off,
-short enough for the suite). Redis is killed with SIGKILL: `appendfsync always` keeps every acknowledged write.
+The issue asks for a 30 s outage; this test uses OUTAGE seconds, 6 by default (long enough for every loop to fail
+and back off, short enough for the suite; TEST_REDIS_OUTAGE=30 runs the issue's figure). Redis is killed with
+SIGKILL: `appendfsync always` keeps every acknowledged write.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 
@@ -19,7 +21,7 @@ from fleet import (FeedWorld, Instance, RedisProcess, TimedServer, alert_urls, f
 from monitor.store import Keys, connect
 from receivers import WebhookReceiver
 
-OUTAGE = 6.0
+OUTAGE = float(os.environ.get("TEST_REDIS_OUTAGE", "6"))  # TEST_REDIS_OUTAGE=30 for the issue's 30 s
 
 
 async def health(session: aiohttp.ClientSession, port: int) -> tuple[int, dict]:
@@ -63,7 +65,7 @@ async def test_instances_survive_a_redis_outage_and_lose_nothing(tmp_path, own_r
                 async def unhealthy(port=port):
                     status, body = await health(session, port)
                     return status == 503 and "redis unreachable" in body["reasons"]
-                await wait_until(unhealthy, timeout=OUTAGE, what="/healthz to report Redis unreachable")
+                await wait_until(unhealthy, timeout=min(OUTAGE, 10), what="/healthz to report Redis unreachable")
             async with session.get(f"http://127.0.0.1:{ports[0]}/metrics") as resp:  # served while Redis is away
                 assert "monitor_redis_up 0.0" in await resp.text()
             await asyncio.sleep(max(0.0, OUTAGE - (time.monotonic() - down_at)))  # the outage itself, not a check
