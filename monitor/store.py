@@ -40,6 +40,16 @@ def redis_server_binary() -> str:
     return found
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the daemon dies, even by kill -9, so no orphan keeps the AOF open."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1 (Linux)
+    except (OSError, AttributeError):  # not Linux: the daemon's own stop() is the only way
+        pass
+
+
 class EmbeddedRedis:
     """A private redis-server on a unix socket with append-only persistence in `data_dir`.
 
@@ -72,7 +82,8 @@ class EmbeddedRedis:
             "--logfile", str(self.data_dir / "redis.log"),
         ]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, start_new_session=True)
+                                        stderr=subprocess.PIPE, start_new_session=True,
+                                        preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
