@@ -144,7 +144,11 @@ class Outbox:
                     if not state:
                         await pipe.unwatch()
                         if await self._claimed_recently(base_id, now):
-                            return None  # the first submit is still writing; it publishes the alert
+                            # The first submit is still writing (or died a moment ago). Retry this copy later
+                            # rather than drop it: its facts may be an update, and a dead first submit is then
+                            # completed by the `_create` below instead of being lost.
+                            raise TransientError(f"alert {base_id}: the first alert of this story is still being "
+                                                 "written; this copy is retried")
                         # the first submit died between SET NX and writing: finish its work
                         return await self._create(base_id, match, article, story_id, now)
                     changes, merged = diff_facts(_loads(state.get("facts")), facts_of(match))
