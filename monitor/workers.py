@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import signal
 from typing import Any, Callable
 
 import pebble
@@ -15,6 +16,18 @@ import pebble
 from .errors import PermanentError, TransientError
 
 log = logging.getLogger(__name__)
+
+
+def _worker_init() -> None:
+    """In each new worker: forget the daemon's signal set-up inherited through fork.
+
+    asyncio's add_signal_handler points the C signal handler at the event loop's wakeup pipe; a forked worker shares
+    that pipe, so the SIGTERM pebble sends a worker it kills on a deadline would otherwise reach the daemon's loop as
+    if the daemon itself had been told to stop.
+    """
+    signal.set_wakeup_fd(-1)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 class WorkerTimeout(PermanentError):
@@ -30,7 +43,7 @@ class WorkerPool:
 
     def __init__(self, *, processes: int = 2, max_tasks: int = 500) -> None:
         self.processes = processes
-        self._pool = pebble.ProcessPool(max_workers=processes, max_tasks=max_tasks)
+        self._pool = pebble.ProcessPool(max_workers=processes, max_tasks=max_tasks, initializer=_worker_init)
         self.timeouts = 0
         self.crashes = 0
 
