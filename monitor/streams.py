@@ -32,6 +32,7 @@ class Message:
 
 
 Handler = Callable[[Message], Awaitable[Any]]
+REFILL_POLL = 0.1  # seconds: with slots busy, how often to look for new messages for the free ones
 
 
 def _text(value: Any) -> str:
@@ -104,8 +105,8 @@ class Stream:
         counts = {_text(p["message_id"]): int(p["times_delivered"]) for p in pend}
         return [self._decode(i, f, counts.get(_text(i), 2)) for i, f in claimed]
 
-    async def read(self, *, count: int = 10, block_ms: int = 1000) -> list[Message]:
-        messages = await self._reclaim(count)
+    async def read(self, *, count: int = 10, block_ms: int = 1000, reclaim: bool = True) -> list[Message]:
+        messages = await self._reclaim(count) if reclaim else []
         if messages:
             return messages
         response = await self._call_group(lambda: self.redis.xreadgroup(
@@ -193,25 +194,48 @@ class Stream:
                       count: int = 10, concurrency: int = 1, block_ms: int = 1000) -> int:
         """Handle messages until `stop` is set (or, with burst, until nothing is left). Returns how many finished.
 
-        Messages are handled `concurrency` at a time; a handler failure leaves its message pending for redelivery.
+        Up to `concurrency` messages are in flight; a slot is refilled as soon as its message finishes (a sliding
+        window, so one slow page never holds up the others). A handler failure leaves its message pending for
+        redelivery. On return every message taken has finished; cancelling cancels those still running.
         """
         done = 0
-        sem = asyncio.Semaphore(concurrency)
-
-        async def one(message: Message) -> bool:
-            async with sem:
-                return await self.handle(handler, message)
-
-        while not stop.is_set():
-            messages = await self.read(count=max(count, concurrency), block_ms=0 if burst else block_ms)
-            if not messages:
-                if burst and await self._burst_finished():
-                    break
-                if burst:
-                    await asyncio.sleep(min(0.05, self.claim_idle_ms / 1000))
-                continue
-            results = await asyncio.gather(*(one(m) for m in messages))
-            done += sum(results)
+        running: set[asyncio.Task[bool]] = set()
+        in_flight: dict[asyncio.Task[bool], str] = {}
+        last_reclaim = 0.0
+        try:
+            while not stop.is_set():
+                free = concurrency - len(running)
+                messages: list[Message] = []
+                if free > 0:
+                    wait_ms = 0 if (burst or running) else block_ms  # never block Redis while slots are busy
+                    # While busy, look for others' stale messages only every claim_idle/2: XAUTOCLAIM would also
+                    # take back our own in-flight messages once they run longer than claim_idle.
+                    reclaim = not running or time.monotonic() - last_reclaim > self.claim_idle_ms / 2000
+                    last_reclaim = time.monotonic() if reclaim else last_reclaim
+                    taken = set(in_flight.values())
+                    messages = [m for m in await self.read(count=min(free, max(count, 1)), block_ms=wait_ms,
+                                                           reclaim=reclaim) if m.id not in taken]
+                    for m in messages:
+                        task = asyncio.create_task(self.handle(handler, m))
+                        running.add(task)
+                        in_flight[task] = m.id
+                if running and (free <= len(messages) or not messages):
+                    finished, running = await asyncio.wait(running, timeout=REFILL_POLL,
+                                                           return_when=asyncio.FIRST_COMPLETED)
+                    for task in finished:
+                        in_flight.pop(task, None)
+                    done += sum(task.result() for task in finished)
+                elif not running and not messages:
+                    if burst and await self._burst_finished():
+                        break
+                    if burst:
+                        await asyncio.sleep(min(0.05, self.claim_idle_ms / 1000))
+            if running:
+                done += sum(await asyncio.gather(*running))
+                running = set()
+        finally:
+            for task in running:  # cancelled or failed: the rest stay pending in Redis and are reclaimed
+                task.cancel()
         return done
 
     async def _burst_finished(self) -> bool:
