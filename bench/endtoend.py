@@ -274,7 +274,9 @@ def latencies(arrivals: list[tuple[float, list[str]]], stamps: dict[str, float],
             (steady if seen >= steady_from + 2 else burst).append(arrived - seen)
     return {"burst_alerts": len(burst), "burst_p50": percentile(burst, 50), "burst_p99": percentile(burst, 99),
             "steady_alerts": len(steady), "steady_p50": percentile(steady, 50), "steady_p99": percentile(steady, 99),
-            "steady_max": max(steady, default=float("nan")), "unmatched_alerts": unknown}
+            "steady_max": max(steady, default=float("nan")), "unmatched_alerts": unknown,
+            "alert_articles": len({urls[0] for _, urls in arrivals if urls}),
+            "repeat_alerts": sum(1 for _, urls in arrivals if urls) - len({urls[0] for _, urls in arrivals if urls})}
 
 
 # ------------------------------------------------------------------------------------------------ the figure
@@ -290,7 +292,7 @@ def run_figure(args: argparse.Namespace, command: str) -> dict[str, Any]:
                   f"({r['burst_entries']} in {r['burst_seconds']:.1f} s{'' if r['burst_complete'] else ', TIMEOUT'});"
                   f" steady p50 {r['steady_p50']:.2f} s p99 {r['steady_p99']:.2f} s ({r['steady_alerts']} alerts); "
                   f"burst p50 {r['burst_p50']:.1f} s; peak PSS {r['peak_pss_mb']:.0f} MB RSS "
-                  f"{r['peak_rss_mb']:.0f} MB; alerts {r['alerts']}; cpu {r.get('cpu')}; other load "
+                  f"{r['peak_rss_mb']:.0f} MB; alerts {r['alerts']} for {r['alert_articles']} articles; cpu {r.get('cpu')}; other load "
                   f"{r['other_cores']:.2f} cores", flush=True)
     save_result("endtoend", {"args": vars(args), "results": results})
     summary = {n: summarise(rs) for n, rs in results.items() if rs}
