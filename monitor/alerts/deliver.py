@@ -145,6 +145,8 @@ class Deliverer:
         self.stream = Stream(redis, keys, OUTBOX_STREAM, consumer=consumer, claim_idle=settings.claim_idle)
         self._secrets: list[str] = []
         self.channels = self._build_channels(channels, environ)
+        # set when this process queues a send, so the channel's loop sends at once instead of at its next poll
+        self._wake: dict[str, asyncio.Event] = {}
         self._route_send = redis.register_script(_ROUTE_SEND)
         self._route_hold = redis.register_script(_ROUTE_HOLD)
         self._claim = redis.register_script(_CLAIM)
@@ -199,7 +201,8 @@ class Deliverer:
             raise PermanentError(f"outbox message {message.id} is not an alert: {exc}") from None
         names = list((alert.match or {}).get("channels") or []) or self.settings.default_channels
         for channel in resolve_channel_names(names, {n: c.settings for n, c in self.channels.items()}):
-            await self.route(alert, channel)
+            if await self.route(alert, channel) == "queued":
+                self._wake.setdefault(channel, asyncio.Event()).set()
 
     async def route(self, alert: Alert, channel: str) -> str:
         """Record `alert` for `channel`: "queued", "held", "throttled", "unknown" or "exists" (already routed)."""
@@ -502,7 +505,9 @@ class Deliverer:
     async def _channel_loop(self, channel: str, stop: asyncio.Event) -> None:
         """One loop per channel, so a slow or failing service only ever delays its own channel."""
         redis_down = False
+        wake = self._wake.setdefault(channel, asyncio.Event())
         while not stop.is_set():
+            wake.clear()
             try:
                 sent = await self.send_due(channel)
                 if redis_down:
@@ -514,11 +519,18 @@ class Deliverer:
                 if not redis_down:  # once per outage, not on every poll
                     log.warning("channel %s: redis unavailable (%s); trying again", channel, exc)
                 redis_down = True
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.settings.poll_interval)
-            except asyncio.TimeoutError:
-                pass
+            await _first_of(stop, wake, timeout=self.settings.poll_interval)
 
     async def due_count(self, channel: str) -> int:
         """Sends waiting for this channel (first tries and retries, due now or later)."""
         return int(await self.redis.zcard(self.ak.due(channel)))
+
+
+async def _first_of(*events: asyncio.Event, timeout: float) -> None:
+    """Return when any of `events` is set or `timeout` passes."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
