@@ -330,3 +330,15 @@ def order_sections(path: Path = BENCHMARKS) -> None:
     ordered = [p for _, p in sorted(zip(titles, parts), key=lambda tp: rank.get(tp[0], len(rank)))]
     path.write_text(head + "".join(p if p.endswith("\n\n") else p.rstrip("\n") + "\n\n" for p in ordered).rstrip()
                     + "\n")
+
+
+async def drop_prefix(redis: Any, prefix: str) -> None:
+    """Delete every key under `prefix` (a benchmark run's own keys), in batches."""
+    batch = []
+    async for key in redis.scan_iter(match=prefix + "*", count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            await redis.unlink(*batch)
+            batch = []
+    if batch:
+        await redis.unlink(*batch)

@@ -29,8 +29,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from bench.common import (PYTHON, REDIS_URL, ROOT, OtherLoad, TreeSampler, feed_server, fmt, free_port, median, percentile,
-                          save_result, table, utc_now, write_section)
+from bench.common import (REDIS_URL, ROOT, OtherLoad, TreeSampler, feed_server, fmt, free_port, median, percentile,
+                          save_result, table, utc_now, write_section, drop_prefix)
 
 MARKER = "Germany said Ukraine would get a further 14 Leopard 2 battle tanks before the spring."
 RULE = {"rules": [{
@@ -100,17 +100,6 @@ async def seen_stamps(redis: Any, prefix: str) -> dict[str, float]:
         data = await redis.hgetall(f"{prefix}seen:url:{shard:02x}")
         stamps.update({k: float(v) for k, v in data.items()})
     return stamps
-
-
-async def drop_prefix(redis: Any, prefix: str) -> None:
-    batch = []
-    async for key in redis.scan_iter(match=prefix + "*", count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            await redis.unlink(*batch)
-            batch = []
-    if batch:
-        await redis.unlink(*batch)
 
 
 # ------------------------------------------------------------------------------------------------ one case

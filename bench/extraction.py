@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from bench.common import PAGES, PYTHON, ROOT, OtherLoad, fmt, median, save_result, table, utc_now, write_section

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from bench.common import drop_prefix as common_drop_prefix
 from bench.common import (PYTHON, REDIS_URL, ROOT, VENVS, OtherLoad, ServerHandle, Timed, feed_server, fmt, median,
                           run_measured, save_result, table, utc_now, write_section)
 
@@ -81,14 +82,7 @@ async def drop_prefix(redis_url: str, prefix: str) -> None:
     from monitor.store import connect
 
     redis = connect(redis_url)
-    batch = []
-    async for key in redis.scan_iter(match=prefix + "*", count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            await redis.unlink(*batch)
-            batch = []
-    if batch:
-        await redis.unlink(*batch)
+    await common_drop_prefix(redis, prefix)
     await redis.aclose()
 
 
@@ -263,7 +257,7 @@ def section(summary: dict[str, dict[str, float]], args: argparse.Namespace, comm
                      f"{row['cold_peak_per_host']:.0f} / {row['warm_peak_per_host']:.0f}",
                      "1.00" if name == "monitor" else f"{ratio['cold']:.2f} / {ratio['warm']:.2f}"])
     verdicts = []
-    r2e, nb = summary.get("rss2email"), summary.get("newsboat")
+    r2e = summary.get("rss2email")
     for phase in ("cold", "warm"):
         if mon and r2e:
             x = mon[f"{phase}_feeds_per_s"] / r2e[f"{phase}_feeds_per_s"]
