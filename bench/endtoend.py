@@ -3,7 +3,7 @@ local webhook, by one and by two `monitor run` processes sharing one Redis.
 
 Phase 1 (burst): every feed's 20 items are new at the first poll: articles/s from the first entry seen to the
 entries stream drained. Phase 2 (steady): the server then adds items at a fixed rate; latency from "entry seen"
-(the stamp FeedStore.filter_new writes into the seen-URL hash) to the alert arriving at the webhook. Peak memory of
+(the stamp FeedStore.mark_seen writes into the seen-URL hash) to the alert arriving at the webhook. Peak memory of
 the instances' process trees over both phases.
 """
 
@@ -328,7 +328,7 @@ def section(s: dict[int, dict[str, float]], args: argparse.Namespace, command: s
         "Burst: all entries are new at the first poll; articles/s = entries processed / (entry stream drained - "
         "first entry seen); new feeds' first polls are spread over 30 s (feedstate.FIRST_POLL_SPREAD). "
         f"Steady: then for {args.steady:.0f} s the feeds gain items at {args.rate:.0f} entries/s in all; latency "
-        "is entry seen (the stamp `FeedStore.filter_new` writes) to the alert arriving at the webhook, over the "
+        "is entry seen (the stamp `FeedStore.mark_seen` writes) to the alert arriving at the webhook, over the "
         "alerts of entries first seen in that phase. Memory: the peak of the summed PSS of all instances' process "
         f"trees (summed RSS in brackets). Medians of {args.runs} run(s) per row.",
         "",

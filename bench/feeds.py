@@ -34,7 +34,7 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
 # ------------------------------------------------------------------------------------------------ monitor (child)
 async def monitor_feed_stage(urls: list[str], *, redis_url: str, prefix: str, concurrency: int,
                              processes: int) -> dict[str, Any]:
-    """What Pipeline.poll_source does for each feed, minus the stream publish: state, poll, filter_new, record."""
+    """What Pipeline.poll_source does for each feed, minus the stream publish: state, poll, unseen / mark_seen, record."""
     from monitor.errors import MonitorError
     from monitor.feedstate import FeedStore
     from monitor.models import Feed
@@ -64,7 +64,8 @@ async def monitor_feed_stage(urls: list[str], *, redis_url: str, prefix: str, co
                     counts["error"] += 1
                     await store.record_error(feed.id, exc, now=now, interval=feed.interval)
                     return
-                new = await store.filter_new(feed.id, result.entries, now=now)
+                new = await store.unseen(result.entries)
+                await store.mark_seen(new, now=now)
                 counts["new_entries"] += len(new)
                 counts["not_modified" if result.not_modified else "ok"] += 1
                 await store.record_success(feed.id, now=now, interval=feed.interval, jitter=0.0, etag=result.etag,
@@ -317,7 +318,7 @@ def section(summary: dict[str, dict[str, float]], args: argparse.Namespace, comm
         *notes,
         "",
         "monitor here is its feed stage as `Pipeline.poll_source` runs it (FeedStore.state, net.Fetcher with the "
-        f"default per_host 4, poll_feed parsing in a WorkerPool of {args.processes}, FeedStore.filter_new and "
+        f"default per_host 4, poll_feed parsing in a WorkerPool of {args.processes}, FeedStore.unseen / mark_seen and "
         f"record_success against Redis), {args.concurrency} feeds at a time (pipeline.feed_concurrency default); "
         "only the publish to the entries stream is left out. rss2email 3.14 (`r2e run --no-send`, in "
         "bench/.venvs/rss2email; its feeds added with `r2e opmlimport`, the same state as `r2e add` per feed) fetches "

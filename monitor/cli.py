@@ -137,7 +137,8 @@ def rules_replay(since: str = typer.Option("7d", help="how far back: 24h, 7d, ..
     from .replay import replay
 
     cfg = _config(config)
-    typer.echo(_run(replay(cfg, since=parse_duration(since), rule_id=rule)))
+    typer.echo(_with_redis(cfg, lambda client, keys: replay(client, keys, cfg, since=parse_duration(since),
+                                                             rule_id=rule)))
 
 
 # --- feeds and alerts -------------------------------------------------------------------------------------------

@@ -441,7 +441,7 @@ class Daemon:
                       "version": rules.current.version if rules else None,
                       "last_reload_failed": bool(rules and rules.last_error),
                       "last_error": rules.last_error if rules else None},
-            "last_poll_success_age_s": _age(metrics.last_poll_success._value.get()),
+            "last_poll_success_age_s": _age(p.last_poll_success if p else 0.0),
             "polls_in_flight": len(self._in_flight),
             "consumer": p.consumer if p else None,
         }

@@ -202,20 +202,6 @@ class FeedStore:
         log.info("feed %s failed (%d in a row), next try in %.0fs: %s", feed_id, streak, delay, _error_text(error))
         return next_check
 
-    async def filter_new(self, feed_id: str, entries: Sequence[Entry], *, now: float) -> list[Entry]:
-        """The entries whose URL was never seen in any feed; marks them seen. One pipelined round trip."""
-        if not entries:
-            return []
-        stamp = repr(now)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for entry in entries:
-                hashed = url_hash(entry.url)
-                pipe.hsetnx(self._seen_key(hashed), hashed, stamp)
-            created = await pipe.execute()
-        fresh = [entry for entry, new in zip(entries, created) if new]
-        log.debug("feed %s: %d of %d entries new", feed_id, len(fresh), len(entries))
-        return fresh
-
     async def unseen(self, entries: Sequence[Entry]) -> list[Entry]:
         """The entries whose URL was never seen (first of each URL), without marking them: publish, then mark_seen,
         so a crash or a Redis outage in between repeats entries instead of losing them."""

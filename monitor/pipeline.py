@@ -57,7 +57,7 @@ class Pipeline:
     archive: ArticleArchive = field(init=False)
     outbox: Outbox = field(init=False)
     deliverer: Deliverer = field(init=False)
-    last_progress: float = field(default_factory=time.monotonic)
+    last_poll_success: float = 0.0  # unix time; /healthz reports its age
 
     def __post_init__(self) -> None:
         c, p = self.config, self.config.pipeline
@@ -71,9 +71,6 @@ class Pipeline:
                                    consumer=self.consumer, data_dir=c.data_dir)
         self.feeds = {f.id: f for f in c.feeds()}
         self._directory_roots = [Path(urlsplit(f.url).path) for f in self.feeds.values() if f.kind == "directory"]
-
-    def progressed(self) -> None:
-        self.last_progress = time.monotonic()
 
     # --- stage 1: poll a source ---------------------------------------------------------------------------------
 
@@ -90,13 +87,13 @@ class Pipeline:
         found = result.entries
         # publish before marking seen: a crash in between repeats entries (handled idempotently), never loses them
         new = await self.feed_store.unseen(found)
-        for entry in new:
-            await self.entries.publish(entry.to_dict())
+        await self.entries.publish_many([entry.to_dict() for entry in new])
         await self.feed_store.mark_seen(new, now=now)
         metrics.entries.labels("new").inc(len(new))
         metrics.entries.labels("seen").inc(len(found) - len(new))
         metrics.polls.labels("not_modified" if result.not_modified else "ok").inc()
-        metrics.last_poll_success.set(time.time())
+        self.last_poll_success = time.time()
+        metrics.last_poll_success.set(self.last_poll_success)
         await self.feed_store.record_success(
             feed.id, now=now, interval=feed.interval, jitter=feed.interval * self.config.sources.jitter,
             etag=result.etag, last_modified=result.last_modified, new_entries=len(new), title=result.title)
@@ -105,7 +102,6 @@ class Pipeline:
                      result.bozo_reason)
         log.info("feed %s: %d entries, %d new%s", feed.id, len(found), len(new),
                  " (not modified)" if result.not_modified else "")
-        self.progressed()
         return len(new)
 
     async def _poll_failed(self, feed: Feed, exc: MonitorError, now: float) -> None:
@@ -118,7 +114,6 @@ class Pipeline:
         delay = next_check - now  # record_error returns the due time, not the delay
         log.warning("feed %s (%s): %s: %s; next try in %.0fs", feed.id, redact_url(feed.url), type(exc).__name__,
                     exc, delay)
-        self.progressed()
 
     # --- stage 2: one entry -> article -> story -> matches -> outbox --------------------------------------------
 
@@ -142,7 +137,6 @@ class Pipeline:
                     metrics.alerts.labels(alert.kind).inc()
                     log.info("rule %s fired on %s (story %s): alert %s (%s)", match.rule_id, article.url,
                              assignment.story_id, alert.id, alert.kind)
-        self.progressed()
         return matches
 
     def _route(self, match: Match, feed_id: str) -> Match:

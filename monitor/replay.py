@@ -15,7 +15,7 @@ from .archive import ArticleArchive
 from .config import Config
 from .dedup import url_hash
 from .rules import load_rules
-from .store import Keys, open_redis
+from .store import Keys
 
 
 def matched_key(keys: Keys, url: str) -> str:
@@ -26,29 +26,22 @@ async def record_matched(redis: Any, keys: Keys, url: str, rule_ids: list[str], 
     await redis.set(matched_key(keys, url), json.dumps(sorted(rule_ids)), ex=max(1, int(ttl)))
 
 
-async def replay(config: Config, *, since: float, rule_id: str | None = None) -> str:
+async def replay(client: Any, keys: Keys, config: Config, *, since: float, rule_id: str | None = None) -> str:
     ruleset = load_rules(config.rules.path)
-    client, embedded = await open_redis(config.redis.url, config.data_dir)
-    keys = Keys(config.redis.prefix)
     archive = ArticleArchive(client, keys, settings=config.archive)
     lines: list[str] = []
     totals: Counter[str] = Counter()
-    try:
-        async for article in archive.since(time.time() - since):
-            totals["articles"] += 1
-            now = {m.rule_id for m in ruleset.match(article)}
-            raw = await client.get(matched_key(keys, article.url))
-            before = set(json.loads(raw)) if raw else set()
-            if rule_id:
-                now, before = now & {rule_id}, before & {rule_id}
-            for rid in sorted(now | before):
-                verdict = "fires" if rid in now and rid in before else "NEW" if rid in now else "NO LONGER"
-                totals[verdict] += 1
-                lines.append(f"{verdict:<9}  {rid:<28}  {article.title[:70]}  <{article.url}>")
-    finally:
-        await client.aclose()
-        if embedded is not None:
-            embedded.stop()
+    async for article in archive.since(time.time() - since):
+        totals["articles"] += 1
+        now = {m.rule_id for m in ruleset.match(article)}
+        raw = await client.get(matched_key(keys, article.url))
+        before = set(json.loads(raw)) if raw else set()
+        if rule_id:
+            now, before = now & {rule_id}, before & {rule_id}
+        for rid in sorted(now | before):
+            verdict = "fires" if rid in now and rid in before else "NEW" if rid in now else "NO LONGER"
+            totals[verdict] += 1
+            lines.append(f"{verdict:<9}  {rid:<28}  {article.title[:70]}  <{article.url}>")
     head = (f"replayed {totals['articles']} articles against rules version {ruleset.version}: "
             f"{totals['fires']} still fire, {totals['NEW']} would newly fire, {totals['NO LONGER']} would no longer fire")
     return "\n".join([head, *lines])

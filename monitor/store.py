@@ -131,15 +131,6 @@ class Keys:
     def feeds(self) -> str:
         return self("{feeds}", "all")
 
-    def seen(self, feed_id: str) -> str:
-        return self("seen", feed_id)
-
-    def fingerprint(self, fp: str) -> str:
-        return self("fp", fp)
-
-    def article(self, url_hash: str) -> str:
-        return self("article", url_hash)
-
     def stream(self, name: str) -> str:
         """A stream and its dead-letter stream share the `{name}` tag: one slot, so one transaction moves a message."""
         return self("stream", "{" + name + "}")

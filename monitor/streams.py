@@ -35,6 +35,11 @@ Handler = Callable[[Message], Awaitable[Any]]
 REFILL_POLL = 0.1  # seconds: with slots busy, how often to look for new messages for the free ones
 
 
+def _fields(payload: dict[str, Any]) -> dict[str, str]:
+    """A message as stream fields: the payload as compact JSON in "data"."""
+    return {"data": json.dumps(payload, ensure_ascii=False, separators=(",", ":"))}
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -67,8 +72,16 @@ class Stream:
         self._group_ready = True
 
     async def publish(self, payload: dict[str, Any]) -> str:
-        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-        return _text(await self.redis.xadd(self.key, {"data": data}, maxlen=self.maxlen, approximate=True))
+        return _text(await self.redis.xadd(self.key, _fields(payload), maxlen=self.maxlen, approximate=True))
+
+    async def publish_many(self, payloads: list[dict[str, Any]]) -> None:
+        """Several messages in one round trip (a feed's new entries)."""
+        if not payloads:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for payload in payloads:
+                pipe.xadd(self.key, _fields(payload), maxlen=self.maxlen, approximate=True)
+            await pipe.execute()
 
     def _decode(self, entry_id: Any, fields: dict[Any, Any], deliveries: int) -> Message:
         raw = fields.get("data", fields.get(b"data", "{}"))
@@ -157,8 +170,7 @@ class Stream:
 
     async def publish_dead(self, payload: dict[str, Any]) -> str:
         """Record something that gave up outside a consumer (e.g. one channel of an alert) in the dead-letter stream."""
-        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-        return _text(await self.redis.xadd(self.dead_key, {"data": data}, maxlen=self.maxlen, approximate=True))
+        return _text(await self.redis.xadd(self.dead_key, _fields(payload), maxlen=self.maxlen, approximate=True))
 
     async def dead_letter(self, message: Message, error: str) -> None:
         record = {"data": json.dumps(message.payload, ensure_ascii=False), "error": error[:2000],

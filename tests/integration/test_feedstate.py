@@ -131,16 +131,23 @@ async def test_last_error_is_stored_without_secrets(store):
     assert "hunter2" not in text and "k3y" not in text
 
 
-async def test_filter_new_dedups_across_feeds_and_restarts(store, redis_url, keys):
+async def new_entries(store, entries, *, now):
+    """What Pipeline.poll_source does: the unseen entries (publish them), then mark them seen."""
+    fresh = await store.unseen(entries)
+    await store.mark_seen(fresh, now=now)
+    return fresh
+
+
+async def test_new_entries_dedup_across_feeds_and_restarts(store, redis_url, keys):
     one, two = entry("a", "https://x.org/1"), entry("a", "https://x.org/2")
-    assert await store.filter_new("a", [one, two], now=NOW) == [one, two]
+    assert await new_entries(store, [one, two], now=NOW) == [one, two]
     same_in_b, three = entry("b", "https://x.org/2"), entry("b", "https://x.org/3")
-    assert await store.filter_new("b", [same_in_b, three], now=NOW) == [three]
+    assert await new_entries(store, [same_in_b, three], now=NOW) == [three]
 
     client = connect(redis_url)  # a restarted instance: new connection, new store, same Redis
     try:
         again = FeedStore(client, keys)
-        assert await again.filter_new("a", [one, three, entry("a", "https://x.org/4")], now=NOW + 1) == [
+        assert await new_entries(again, [one, three, entry("a", "https://x.org/4")], now=NOW + 1) == [
             entry("a", "https://x.org/4")]
     finally:
         await client.aclose()
@@ -148,7 +155,7 @@ async def test_filter_new_dedups_across_feeds_and_restarts(store, redis_url, key
 
 async def test_expire_seen_forgets_only_old_urls(store):
     old, recent = entry("a", "https://x.org/old"), entry("a", "https://x.org/recent")
-    await store.filter_new("a", [old], now=NOW)
-    await store.filter_new("a", [recent], now=NOW + 100)
+    await new_entries(store, [old], now=NOW)
+    await new_entries(store, [recent], now=NOW + 100)
     assert await store.expire_seen(older_than=NOW + 50) == 1
-    assert await store.filter_new("a", [old, recent], now=NOW + 200) == [old]
+    assert await new_entries(store, [old, recent], now=NOW + 200) == [old]
