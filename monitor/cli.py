@@ -129,6 +129,42 @@ def rules_explain(source: str = typer.Argument(..., help="a file, an http(s) URL
     typer.echo(render_explanation(ruleset, article, color=sys.stdout.isatty() if color is None else color))
 
 
+@rules_app.command("eval")
+def rules_eval(labelled: Path = typer.Argument(..., help="labelled JSON lines (see docs/rules.md, 'rules eval')"),
+               rule: Optional[list[str]] = typer.Option(None, "--rule", help="rule id (repeatable; default: all)"),
+               rules_path: Optional[Path] = typer.Option(None, "--rules", help="rules folder (default: config)"),
+               as_json: bool = typer.Option(False, "--json", help="one JSON object per rule"),
+               min_precision: Optional[float] = typer.Option(None, "--min-precision", help="exit 1 below this"),
+               min_recall: Optional[float] = typer.Option(None, "--min-recall", help="exit 1 below this"),
+               config: Optional[Path] = ConfigOpt) -> None:
+    """Precision, recall and slot accuracy of rules on texts labelled by hand; the misses and why."""
+    import json
+
+    from .rules import load_rules
+    from .rules.evaluate import as_json as report_json, evaluate, read_labelled, render
+
+    target = rules_path or Path(_config(config).rules.path)
+    try:
+        ruleset = load_rules(target)
+        records = read_labelled(labelled)
+        ids = rule or [r.id for r in ruleset.rules if r.enabled]
+        reports = [evaluate(ruleset, rule_id, records) for rule_id in ids]
+    except RuleError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    failed = False
+    for report in reports:
+        typer.echo(json.dumps(report_json(report), ensure_ascii=False) if as_json else render(report) + "\n")
+        low = [f"precision {report.precision:.3f} < {min_precision}" for _ in [0]
+               if min_precision is not None and report.precision < min_precision]
+        low += [f"recall {report.recall:.3f} < {min_recall}" for _ in [0]
+                if min_recall is not None and report.recall < min_recall]
+        if low:
+            failed = True
+            typer.echo(f"FAIL {report.rule_id}: " + ", ".join(low), err=True)
+    raise typer.Exit(1 if failed else 0)
+
+
 @rules_app.command("replay")
 def rules_replay(since: str = typer.Option("7d", help="how far back: 24h, 7d, ..."),
                  rule: Optional[str] = typer.Option(None, "--rule", help="only this rule id"),

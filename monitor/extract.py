@@ -10,7 +10,6 @@ import logging
 import re
 import unicodedata
 from datetime import date
-from functools import lru_cache
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
@@ -19,6 +18,7 @@ from lxml import etree
 from pydantic import BaseModel, ConfigDict
 
 from .errors import PermanentError
+from .language import detect_language
 from .models import Article
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,6 @@ BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs
 DATE_LINE = re.compile(r"^\s*(?:date|published|posted|updated)\s*:\s*(.+?)\s*$", re.IGNORECASE)
 # A line of a scraped page that is navigation, not a headline: "News / Foreign Policy / Russia", "Home > Invest".
 BREADCRUMB = re.compile(r"(\s[/>»›|]\s|>\s*\S.*>|^\s*(?:current\s*:|home\s*[>/»›]|you are here))", re.IGNORECASE)
-LANGUAGE_SAMPLE = 5000  # characters: enough for a confident guess, cheap on long pages
-LANGUAGE_MIN_CONFIDENCE = 0.5
 
 
 class ExtractSettings(BaseModel):
@@ -204,22 +202,6 @@ def _iso_date(value: str) -> str:
         return dateparser.parse(value, fuzzy=False).date().isoformat()
     except (ValueError, OverflowError, TypeError):
         return ""
-
-
-@lru_cache(maxsize=1)
-def _identifier():
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-
-
-def detect_language(text: str) -> str:
-    """ISO 639-1 code of the text's language, "" when the text is too short or the guess is unsure."""
-    sample = text[:LANGUAGE_SAMPLE]
-    if sum(ch.isalpha() for ch in sample[:400]) < 20:
-        return ""
-    lang, confidence = _identifier().classify(sample)
-    return lang if confidence >= LANGUAGE_MIN_CONFIDENCE else ""
 
 
 __all__ = ["ExtractSettings", "NoArticle", "extract_article", "detect_language", "content_kind", "decode_body"]

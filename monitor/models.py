@@ -95,6 +95,7 @@ class Article(_Serial):
     site_name: str = ""
     language: str = ""
     source: str = ""  # feed or site name shown in alerts
+    country: str = ""  # the state the source speaks for (a government's own feed), from the source's `country:`
     fetched_at: str = ""
     fingerprint: str = ""  # exact-content fingerprint (set by dedup)
     story_id: str = ""  # story cluster id (set by dedup)

@@ -11,15 +11,29 @@ from typing import Any, Callable
 import re2
 
 PATTERN_KINDS = ("money", "quantity")
+BUILTIN_KINDS = ("speaker", "date", "question")  # document-level, computed by document.py
+UNREPORTED_BUILTINS = ("date", "question")
+# Language blocks of a gazetteer kind: the languages monitor has cue lists for, and others simplemma knows.
+LANGUAGES = frozenset({
+    "en", "de", "fr", "nl", "da", "pl", "uk", "ru", "es", "it", "pt", "sv", "nb", "nn", "fi", "cs", "sk", "sl", "hr",
+    "sr", "bg", "ro", "hu", "el", "lt", "lv", "et", "tr", "ca", "ga", "is", "mk", "sq", "hy", "ka", "id", "ms",
+})
 
 
 @dataclass(frozen=True)
 class Entity:
-    """One canonical value (Ukraine) with the aliases that name it (Kyiv, Kiev, Ukrainian)."""
+    """One canonical value (Ukraine) with the aliases that name it (Kyiv, Kiev, Ukrainian).
+
+    An entity of a language block (`language` set) counts only in articles of that language (or of unknown
+    language), and its aliases' last words match in every inflected form (`inflect`). An alias starting with "*"
+    matches as the end of a longer word too: "*panzer" finds "Kampfpanzer" (compounds in de, nl, da, ...).
+    """
 
     canonical: str
     aliases: tuple[str, ...]
     exact_case: tuple[str, ...] = ()  # aliases that only count with exactly this spelling ("US", not "us")
+    language: str = ""
+    inflect: bool = False
 
 
 @dataclass(frozen=True)
@@ -37,7 +51,7 @@ class Gazetteer:
 
     def reportable(self, kind: str) -> bool:
         k = self.kinds.get(kind)
-        return True if k is None else k.report
+        return kind not in UNREPORTED_BUILTINS if k is None else k.report
 
 
 def parse_kinds(data: Any, where: Callable[[tuple[Any, ...]], str]) -> tuple[list[EntityKind], list[str]]:
@@ -51,22 +65,29 @@ def parse_kinds(data: Any, where: Callable[[tuple[Any, ...]], str]) -> tuple[lis
         if not isinstance(name, str) or not name.replace("_", "").isalnum():
             problems.append(f"{where(path)}: entity kind name must be a word, got {name!r}")
             continue
-        if name in PATTERN_KINDS:
-            problems.append(f"{where(path)}: {name!r} is a built-in pattern entity and cannot be redefined")
+        if name in PATTERN_KINDS or name in BUILTIN_KINDS:
+            problems.append(f"{where(path)}: {name!r} is a built-in entity and cannot be redefined")
             continue
         if not isinstance(body, dict):
             problems.append(f"{where(path)}: kind {name!r} needs a mapping with 'entries'")
             continue
-        unknown = set(body) - {"entries", "report", "description"}
+        unknown = set(body) - {"entries", "report", "description"} - LANGUAGES
         for key in sorted(unknown, key=str):
-            problems.append(f"{where(path + (key,))}: unknown key {key!r} (allowed: entries, report, description)")
+            problems.append(f"{where(path + (key,))}: unknown key {key!r} (allowed: entries, report, description, "
+                            "or a language code such as en, de, fr)")
         if not isinstance(body.get("report", True), bool):
             problems.append(f"{where(path + ('report',))}: 'report' must be true or false")
-        entries = body.get("entries")
-        if not isinstance(entries, list) or not entries:
-            problems.append(f"{where(path + ('entries',))}: 'entries' must be a non-empty list")
+        blocks = [(key, body[key]) for key in ("entries", *sorted(set(body) & LANGUAGES)) if key in body]
+        if not blocks:
+            problems.append(f"{where(path)}: kind {name!r} needs 'entries' or a language block (en:, de:, ...)")
             continue
-        parsed = [_entry(e, path + ("entries", i), where, problems) for i, e in enumerate(entries)]
+        parsed = []
+        for key, entries in blocks:
+            if not isinstance(entries, list) or not entries:
+                problems.append(f"{where(path + (key,))}: {key!r} must be a non-empty list")
+                continue
+            language = "" if key == "entries" else key
+            parsed.extend(_entry(e, path + (key, i), where, problems, language) for i, e in enumerate(entries))
         kinds.append(
             EntityKind(
                 name=name,
@@ -79,27 +100,68 @@ def parse_kinds(data: Any, where: Callable[[tuple[Any, ...]], str]) -> tuple[lis
     return kinds, problems
 
 
-def _entry(item: Any, path: tuple[Any, ...], where: Callable, problems: list[str]) -> Entity | None:
-    """Accepted forms: "Patriot" | {"Leopard 2": [aliases]} | {name:, aliases:, exact_case:}."""
+def _entry(item: Any, path: tuple[Any, ...], where: Callable, problems: list[str],
+           language: str = "") -> Entity | None:
+    """Accepted forms: "Patriot" | {"Leopard 2": [aliases]} | {name:, aliases:, exact_case:, literal:}."""
+    inflect = bool(language)
     if isinstance(item, str) and item.strip():
-        return Entity(item.strip(), (item.strip(),))
+        return Entity(item.strip(), (item.strip(),), language=language, inflect=inflect)
     if isinstance(item, dict) and "name" in item:
-        unknown = set(item) - {"name", "aliases", "exact_case"}
+        unknown = set(item) - {"name", "aliases", "exact_case", "literal"}
         if unknown:
-            problems.append(f"{where(path)}: unknown key(s) {sorted(map(str, unknown))} (allowed: name, aliases, exact_case)")
+            problems.append(f"{where(path)}: unknown key(s) {sorted(map(str, unknown))} "
+                            "(allowed: name, aliases, exact_case, literal)")
             return None
         aliases, exact = item.get("aliases", []) or [], item.get("exact_case", []) or []
         if not _strings(aliases) or not _strings(exact) or not isinstance(item["name"], str):
             problems.append(f"{where(path)}: name must be text, aliases and exact_case lists of text")
             return None
+        if not isinstance(item.get("literal", False), bool):
+            problems.append(f"{where(path)}: 'literal' must be true or false")
+            return None
         names = [n for n in (item["name"], *aliases) if n not in exact]  # an exact-case name is not folded too
-        return Entity(item["name"], tuple(names), tuple(exact))
+        return Entity(item["name"], tuple(names), tuple(exact), language=language,
+                      inflect=inflect and not item.get("literal", False))
     if isinstance(item, dict) and len(item) == 1:
         (name, aliases), = item.items()
         if isinstance(name, str) and _strings(aliases or []):
-            return Entity(name, (name, *(aliases or [])))
-    problems.append(f"{where(path)}: an entry is a name, {{name: [aliases]}} or {{name:, aliases:, exact_case:}}")
+            return Entity(name, (name, *(aliases or [])), language=language, inflect=inflect)
+    problems.append(f"{where(path)}: an entry is a name, {{name: [aliases]}} or "
+                    "{name:, aliases:, exact_case:, literal:}")
     return None
+
+
+def inflect_gazetteer(gazetteer: Gazetteer) -> Gazetteer:
+    """The gazetteer with each inflecting alias's last word replaced by all its forms (see lemmas.py)."""
+    from .lemmas import inflections
+
+    wanted: dict[str, set[str]] = {}
+    for kind in gazetteer.kinds.values():
+        for ent in kind.entities:
+            if ent.inflect:
+                wanted.setdefault(ent.language, set()).update(_head(a) for a in ent.aliases)
+    forms = {lang: inflections(lang, words) for lang, words in wanted.items()}
+    out = Gazetteer()
+    for name, kind in gazetteer.kinds.items():
+        entities = tuple(_inflected(ent, forms.get(ent.language, {})) if ent.inflect else ent
+                         for ent in kind.entities)
+        out.kinds[name] = EntityKind(kind.name, entities, kind.report, kind.description, kind.source)
+    return out
+
+
+def _head(alias: str) -> str:
+    words = alias.lstrip("*").split()
+    return words[-1] if words else ""
+
+
+def _inflected(ent: Entity, forms: dict[str, tuple[str, ...]]) -> Entity:
+    aliases: dict[str, None] = {}
+    for alias in ent.aliases:
+        head = _head(alias)
+        stem = alias[: len(alias.rstrip()) - len(head)] if head else alias
+        for form in forms.get(head, (head,)):
+            aliases[stem + form] = None
+    return Entity(ent.canonical, tuple(aliases), ent.exact_case, ent.language, inflect=False)
 
 
 def _strings(value: Any) -> bool:

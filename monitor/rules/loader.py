@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from ..errors import RuleError
 from ..yamlsafe import Doc, Path_, parse_yaml
-from .entities import PATTERN_KINDS, Gazetteer, parse_kinds
+from .entities import BUILTIN_KINDS, PATTERN_KINDS, Gazetteer, inflect_gazetteer, parse_kinds
 from .matcher import Example, Rule, RuleSet
 from .query import QueryError, keyword_query, parse_query
 from .schema import ExampleFile, RuleFile, RuleSpec
@@ -89,7 +89,7 @@ def _gazetteer(docs: list[Doc], problems: list[str]) -> Gazetteer:
                                 f"{gaz.kinds[kind.name].source}")
                 continue
             gaz.kinds[kind.name] = kind
-    return gaz
+    return inflect_gazetteer(gaz)
 
 
 def _rules(docs: list[Doc], gaz: Gazetteer, channels: set[str], problems: list[str]) -> list[Rule]:
@@ -128,7 +128,7 @@ def _pydantic_problems(doc: Doc, exc: ValidationError) -> list[str]:
 
 def _rule(doc: Doc, i: int, spec: RuleSpec, gaz: Gazetteer, channels: set[str], problems: list[str]) -> Rule | None:
     base = ("rules", i)
-    known = lambda kind: kind in gaz.kinds or kind in PATTERN_KINDS  # noqa: E731
+    known = lambda kind: kind in gaz.kinds or kind in PATTERN_KINDS or kind in BUILTIN_KINDS  # noqa: E731
     try:
         if spec.query is not None:
             node = parse_query(spec.query, known)

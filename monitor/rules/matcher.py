@@ -8,10 +8,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import ahocorasick
 
 from ..models import Article, Match
+from . import document
+from .document import BUILTIN_KINDS
 from .entities import PATTERN_FINDERS, PATTERN_KINDS, Gazetteer
 from .evidence import Explanation, build_match, hits_in_context, why_not
 from .normalise import Normalised, fold_text, normalise_phrase
@@ -60,6 +63,7 @@ class Compiled:
     def __init__(self, rules: tuple[Rule, ...], gazetteer: Gazetteer) -> None:
         self.rules = rules
         self.gazetteer = gazetteer
+        self._alias_tables: dict[str, dict[str, str]] = {}
         self.term_ids: dict[tuple[str, bool], int] = {}
         keys: dict[str, list[tuple]] = defaultdict(list)
         for rule in rules:
@@ -91,18 +95,19 @@ class Compiled:
         self.key_len: list[int] = []
         self.key_hitkeys: list[frozenset] = []
         self.tid_keys: dict[int, list[tuple[int, bool]]] = defaultdict(list)
-        self.key_entities: list[tuple[tuple[str, str, str | None], ...]] = []  # per key: (kind, canonical, exact)
+        # per key: (kind, canonical, exact spelling or None, language or "")
+        self.key_entities: list[tuple[tuple[str, str, str | None, str], ...]] = []
         for kidx, (key, payload) in enumerate(keys.items()):
             self.automaton.add_word(key, kidx)
             self.key_len.append(len(key))  # the automaton reports where a key ends; its length gives the start
             hitkeys = set()
-            entities: list[tuple[str, str, str | None]] = []
+            entities: list[tuple[str, str, str | None, str]] = []
             for item in dict.fromkeys(payload):
                 if item[0] in ("t", "p"):
                     self.tid_keys[item[1]].append((kidx, item[0] == "p"))
                     hitkeys.add(("t", item[1]))
                 else:
-                    entities.append((item[1], item[2], item[3]))
+                    entities.append((item[1], item[2], item[3], item[4]))
                     hitkeys.add(("k", item[1]))
             self.key_entities.append(tuple(entities))
             self.key_hitkeys.append(frozenset(hitkeys))
@@ -114,13 +119,26 @@ class Compiled:
             for ent in kind.entities:
                 exact = set(ent.exact_case)
                 for alias in (*ent.aliases, *ent.exact_case):
+                    suffix = alias.startswith("*")  # the end of a compound word: "*panzer" in "Kampfpanzer"
                     folded = normalise_phrase(alias)
                     if not folded:
                         continue
-                    variants = [folded] if alias in exact else [folded, folded + "s"]
+                    # neutral entries get an English plural; language blocks bring their own inflections
+                    variants = [folded] if alias in exact or ent.language else [folded, folded + "s"]
                     for v in variants:
-                        payload = ("e", kind.name, ent.canonical, alias if alias in exact else None)
-                        keys[" " + v + " "].append(payload)
+                        payload = ("e", kind.name, ent.canonical, alias if alias in exact else None, ent.language)
+                        keys[(v if suffix else " " + v) + " "].append(payload)
+
+    def alias_table(self, kind: str) -> dict[str, str]:
+        """Folded alias -> canonical value of one gazetteer kind (for looking up phrases outside the text scan)."""
+        table = self._alias_tables.get(kind)
+        if table is None:
+            table = {}
+            for ent in self.gazetteer.kinds[kind].entities if kind in self.gazetteer.kinds else ():
+                for alias in (*ent.aliases, *ent.exact_case):
+                    table.setdefault(normalise_phrase(alias), ent.canonical)
+            self._alias_tables[kind] = table
+        return table
 
     def kinds_hit(self, keys: set[tuple]) -> list[str]:
         return [k for k in self.gazetteer.kinds if ("k", k) in keys]
@@ -136,7 +154,7 @@ class Compiled:
         if isinstance(node, Term):
             return frozenset([("t", self.tid(node))])
         if isinstance(node, EntityRef):
-            return None if node.kind in PATTERN_KINDS else frozenset([("k", node.kind)])
+            return None if node.kind in PATTERN_KINDS or node.kind in BUILTIN_KINDS else frozenset([("k", node.kind)])
         if isinstance(node, Proximity):
             return frozenset([("t", self.tid(node.words[0]))])
         if isinstance(node, Scope):
@@ -203,11 +221,15 @@ def _terms(node: Node):
 class Context:
     """One article's hits, shared by every rule evaluated on it, and the evaluation of rule trees on them."""
 
-    def __init__(self, compiled: Compiled, text: str, title_len: int) -> None:
+    def __init__(self, compiled: Compiled, article: Article) -> None:
         self.c = compiled
-        self.nz = Normalised(text)
-        self._title_len = title_len
+        self.language = article.language or ""
+        self.published = article.published
+        self.country = article.country
+        self.nz = Normalised(article_text(article), self.language)
+        self._title_len = len(article.title) if article.title else 0
         self._title_end: int | None = None
+        self.memo: dict[str, Any] = {}  # document-level facts computed once (speaker, labels)
         self.terms: dict[int, list[Hit]] = {}
         self.entities: dict[str, list[EHit]] = {}
         self.keys: set[tuple] = set()
@@ -258,30 +280,49 @@ class Context:
             hits = [(to_norm(a), to_norm(b - 1) + 1, v) for a, b, v in PATTERN_FINDERS[kind](self.nz.original)]
             self.entities[kind] = hits
             return hits
+        if kind in BUILTIN_KINDS:
+            self.entities[kind] = []  # a built-in may ask for itself while resolving: it sees none
+            self.entities[kind] = hits = document.find(self, kind)
+            return hits
         hits = []
-        key_len = self.c.key_len
+        key_len, norm = self.c.key_len, self.nz.norm
         for kidx, canonical, exact in self._keys_by_kind().get(kind, ()):
             for end in self._ends[kidx]:
                 start = end - key_len[kidx] + 2
+                if norm[start - 1] != " ":  # a compound's end ("*panzer"): the hit is the whole word
+                    start = norm.rfind(" ", 0, start) + 1
                 if exact is None or self.nz.span_text(start, end) == exact:  # exact spelling: only if asked
                     hits.append((start, end, canonical))
-        hits.sort()
+        hits = sorted(set(hits))
         self.entities[kind] = hits
         return hits
 
     def _keys_by_kind(self) -> dict[str, list[tuple[int, str, str | None]]]:
-        """The automaton keys hit in this article, grouped by entity kind (one pass over the hit keys)."""
+        """The automaton keys hit in this article, grouped by entity kind (one pass over the hit keys); entries of
+        another language's block are left out when the article's language is known."""
         if self._by_kind is None:
             self._by_kind = defaultdict(list)
-            key_entities = self.c.key_entities
+            key_entities, language = self.c.key_entities, self.language
             for kidx in self._ends:
-                for kind, canonical, exact in key_entities[kidx]:
-                    self._by_kind[kind].append((kidx, canonical, exact))
+                for kind, canonical, exact, lang in key_entities[kidx]:
+                    if not lang or not language or lang == language:
+                        self._by_kind[kind].append((kidx, canonical, exact))
         return self._by_kind
+
+    def lookup(self, kind: str, phrase: str) -> str | None:
+        """The canonical value of the first alias of `kind` found in `phrase` (e.g. a speaker label), or None."""
+        table = self.c.alias_table(kind)
+        words = normalise_phrase(phrase).split()
+        for i in range(len(words)):
+            for j in range(min(len(words), i + 5), i, -1):
+                value = table.get(" ".join(words[i:j]))
+                if value is not None:
+                    return value
+        return None
 
     def all_entity_hits(self, *, patterns: bool = True) -> dict[str, list[EHit]]:
         """Every gazetteer kind found in the article; pattern kinds too if `patterns` or already computed."""
-        for kind in (*self.c.kinds_hit(self.keys), *(PATTERN_KINDS if patterns else ())):
+        for kind in (*self.c.kinds_hit(self.keys), *((*PATTERN_KINDS, *BUILTIN_KINDS) if patterns else ())):
             self.entity_hits(kind)
         return {k: v for k, v in self.entities.items() if v}
 
@@ -479,7 +520,7 @@ class RuleSet:
         return f"<RuleSet {len(self.rules)} rules version={self.version[:12]}>"
 
     def context(self, article: Article) -> Context:
-        return Context(self._compiled, article_text(article), len(article.title) if article.title else 0)
+        return Context(self._compiled, article)
 
     def match(self, article: Article) -> list[Match]:
         """Every enabled rule that fires on the article (title + text), with its evidence."""

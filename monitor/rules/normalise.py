@@ -11,10 +11,11 @@ from bisect import bisect_right
 from functools import lru_cache
 from itertools import accumulate
 
+from .segment import segment
+
 # ASCII: letters lowered, digits kept, everything else (hyphens, quotes, dots, slashes) is a word break.
 _ASCII = {i: (chr(i).lower() if chr(i).isalnum() else " ") for i in range(128)}
 _SPACES = re.compile(r"  +")
-LOCAL_LOOKUPS = 12
 _WORD_BREAKS = re.compile(r" ")
 
 
@@ -54,14 +55,15 @@ def fold_text(text: str) -> str:
 class Normalised:
     """`norm` is ' ' + folded text + ' ' (so every word is surrounded by spaces); maps back to `original`."""
 
-    __slots__ = ("original", "norm", "_translated", "_cuts", "_words", "_sents", "_starts", "_local")
+    __slots__ = ("original", "language", "norm", "_translated", "_cuts", "_words", "_sents", "_starts", "_paras")
 
-    def __init__(self, original: str) -> None:
+    def __init__(self, original: str, language: str = "") -> None:
         self.original = original
+        self.language = language
         self._words: list[int] | None = None
         self._sents: list[tuple[int, int]] | None = None
         self._starts: list[int] = []
-        self._local = 0
+        self._paras: list[int] = []
         self._cuts: tuple[list[int], list[int], list[int]] | None = None
         self._translated = translated = fold_text(original)
         self.norm = " " + " ".join(translated.split()) + " " if not translated.isspace() and translated else " "
@@ -116,88 +118,48 @@ class Normalised:
             return (0, 0)
         return (words[first], words[last + 1] + 1)
 
-    # sentences ---------------------------------------------------------------------------------------------------
-    def sentences(self) -> list[tuple[int, int]]:
-        """Sentence spans in normalised positions [start, end), in order; every position is in exactly one."""
-        return self._sents_all()
-
-    def _sents_all(self) -> list[tuple[int, int]]:
+    # paragraphs and sentences ------------------------------------------------------------------------------------
+    def _segments(self) -> tuple[list[int], list[int]]:
+        """Normalised starts of paragraphs and sentences (segment.py on the original text), computed once."""
         if self._sents is None:
+            segs = segment(self.original, self.language)
             end = len(self.original)
             starts = [0]
-            for b in sentence_breaks(self.original):
+            for b in segs.sentences:
                 n = self.to_norm(b) if b < end else len(self.norm)
                 if n > starts[-1]:
                     starts.append(n)
+            paras = [0, *(n for n in (self.to_norm(b) for b in segs.paragraphs if b < end) if n > 0)]
             self._sents = list(zip(starts, [*starts[1:], len(self.norm)]))
             self._starts = starts
-        return self._sents
+            self._paras = sorted(set(paras))
+        return self._paras, self._starts
+
+    def sentences(self) -> list[tuple[int, int]]:
+        """Sentence spans in normalised positions [start, end), in order; every position is in exactly one."""
+        self._segments()
+        return self._sents  # type: ignore[return-value]
 
     def sentence_index(self, pos: int) -> int:
-        self.sentences()
+        self._segments()
         return max(0, bisect_right(self._starts, pos) - 1)
 
     def sentence_at(self, pos: int) -> tuple[int, int]:
-        """The sentence around normalised position `pos`, found locally (cheaper than splitting everything)."""
-        if self._sents is not None:
-            return self._sents[self.sentence_index(pos)]
-        self._local += 1
-        if self._local > LOCAL_LOOKUPS:  # many lookups on one article: splitting it all once is cheaper
-            return self._sents_all()[self.sentence_index(pos)]
-        text, o = self.original, self.to_orig(pos)
-        start = _break_before(text, o)
-        end = _break_after(text, o)
-        a = self.to_norm(start) if start > 0 else 0
-        b = self.to_norm(end) if end < len(text) else len(self.norm)
-        return (a, max(b, a + 1))
+        """The sentence around normalised position `pos`."""
+        return self.sentences()[self.sentence_index(pos)]
+
+    def paragraph_at(self, pos: int) -> tuple[int, int]:
+        """The paragraph around normalised position `pos` (a run of sentences; headings and bullets are their own)."""
+        paras, _ = self._segments()
+        k = bisect_right(paras, pos) - 1
+        return paras[max(0, k)], paras[k + 1] if k + 1 < len(paras) else len(self.norm)
+
+    def paragraph_index(self, pos: int) -> int:
+        paras, _ = self._segments()
+        return max(0, bisect_right(paras, pos) - 1)
 
 
-_ABBREV = {
-    "u.s", "u.k", "u.n", "e.u", "gen", "adm", "mr", "mrs", "ms", "dr", "sen", "rep", "lt", "col", "maj", "capt",
-    "st", "no", "vs", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "e.g",
-    "i.e", "gov", "sgt", "cpl", "pres", "prof", "inc", "corp", "ltd", "co", "jr", "sr", "approx", "etc",
-}
-_BOUNDARY = re.compile(r"[.!?]+[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n+")
-
-
-def _is_break(text: str, m: re.Match) -> bool:
-    """A candidate boundary is real unless the dot ends an abbreviation ("U.S.", "Gen.") or an initial ("J.")."""
-    b = m.start()
-    if text[b] != ".":
-        return True
-    before = text[max(0, b - 12) : b].rsplit(None, 1)
-    token = before[-1].lower().strip("\"'“‘(") if before else ""
-    return not (token in _ABBREV or (len(token) == 1 and token.isalpha()))
-
-
-def sentence_breaks(text: str) -> list[int]:
-    """Where each sentence after the first starts (original offsets)."""
-    return [m.end() for m in _BOUNDARY.finditer(text) if _is_break(text, m)]
-
-
-def _break_before(text: str, o: int) -> int:
-    """Start of the sentence that contains original offset `o`."""
-    lo = o
-    while True:
-        lo = max(0, lo - 400)
-        last = -1
-        for m in _BOUNDARY.finditer(text, lo, min(len(text), o + 2)):  # +2: the lookahead sees text[o]
-            if m.end() <= o and _is_break(text, m):
-                last = m.end()
-        if last >= 0 or lo == 0:
-            return max(last, 0)
-
-
-def _break_after(text: str, o: int) -> int:
-    """End (exclusive) of the sentence that contains original offset `o`."""
-    for m in _BOUNDARY.finditer(text, o):
-        if m.end() > o and _is_break(text, m):
-            return m.end()
-    return len(text)
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Sentence spans [start, end) of `text` with text in them: breaks at . ! ? before a capital or digit and at
-    newlines."""
-    bounds = [0, *sentence_breaks(text), len(text)]
+def split_sentences(text: str, language: str = "") -> list[tuple[int, int]]:
+    """Sentence spans [start, end) of `text` that hold text (see segment.py for where sentences end)."""
+    bounds = [0, *segment(text, language).sentences, len(text)]
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a and not text[a:b].isspace()]

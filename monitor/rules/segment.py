@@ -1,0 +1,139 @@
+"""Paragraphs and sentences of real text: hard wraps, bullets, headings, transcript speaker labels, datelines.
+
+Pure and one pass of a regex: returns where paragraphs and sentences start, as offsets into the original text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Words whose trailing dot does not end a sentence, per language ("" = every language). Lower case, no dot.
+ABBREVIATIONS: dict[str, frozenset[str]] = {
+    "": frozenset({
+        "u.s", "u.k", "u.n", "e.u", "u.s.a", "a.m", "p.m", "e.g", "i.e", "etc", "vs", "no", "nos", "st", "dr", "mr",
+        "mrs", "ms", "prof", "gen", "lt", "col", "maj", "capt", "adm", "sgt", "cpl", "gov", "sen", "rep", "pres",
+        "inc", "corp", "ltd", "co", "jr", "sr", "approx", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
+        "sept", "oct", "nov", "dec", "fig", "ca", "op", "min", "max", "dept", "est", "edt", "cet", "cest", "d.c",
+    }),
+    "de": frozenset({
+        "z.b", "bzw", "nr", "abs", "usw", "mio", "mrd", "bspw", "ggf", "vgl", "sog", "inkl", "zzgl", "evtl", "u.a",
+        "d.h", "o.ä", "s", "bzgl", "jh", "jhd", "str", "tel", "hr", "fr", "dt", "kfz", "mind", "ehem",
+        "gegr", "geb", "verh", "insb", "i.d.r", "z.t", "u.u",
+    }),
+    "fr": frozenset({"m", "mm", "mme", "mlle", "p.ex", "cf", "env", "art", "av", "bd", "n°", "chap", "vol"}),
+    "nl": frozenset({"dhr", "mevr", "bijv", "o.a", "m.b.t", "ca", "nr", "mln", "mld", "jl", "resp"}),
+    "da": frozenset({"hr", "fru", "bl.a", "f.eks", "mio", "mia", "kr", "nr", "ca", "jf", "dvs", "osv"}),
+    "pl": frozenset({"mln", "mld", "tys", "np", "tzw", "m.in", "ok", "godz", "gen", "płk", "ppłk", "dr", "prof",
+                     "ul", "nr", "r", "wg"}),
+    "ru": frozenset({"г", "гг", "т.е", "т.д", "т.п", "млн", "млрд", "тыс", "см", "им", "ул", "т", "руб", "долл"}),
+    "uk": frozenset({"р", "рр", "т.д", "млн", "млрд", "тис", "грн", "дол", "див", "ім", "вул", "т"}),
+}
+
+# Candidate boundaries: a blank line, a single line break, or sentence-final punctuation and the space after it.
+_CANDIDATE = re.compile(r"\n[ \t\u00a0]*(?:\n[ \t\u00a0]*)+|\n|[.!?…]+[\"'”’»)\]*_]*[ \t\u00a0]+")
+_OPENERS = "\"'“‘„«([*_\\"  # may stand before the first letter of a sentence
+# A line that starts a paragraph of its own: a bullet, a numbered item, a markdown heading, a speaker label.
+_BLOCK_START = re.compile(
+    r"[ \t]*(?:[-*•·▪–—][ \t]|\\?#{1,6}[ \t]|\(?\d{1,2}[.)][ \t]|\([a-z]\)[ \t]|>[ \t]?"
+    r"|(?:Q|[A-Z][A-Z.'’ -]{1,40}[A-Z.]):[ \t]|Q[ \t]{1,3}[A-Z\"“])"
+)
+_TERMINAL = tuple(".!?:;…\"'”’»)]")
+WRAP_MAX = 120  # texts whose block lines are all at most this long may be hard-wrapped
+
+
+@dataclass(frozen=True)
+class Segments:
+    """Original offsets where each paragraph and each sentence after the first starts (both sorted)."""
+
+    paragraphs: tuple[int, ...]
+    sentences: tuple[int, ...]
+
+
+def segment(text: str, language: str = "") -> Segments:
+    """Paragraph and sentence starts of `text`. Every paragraph start is also a sentence start."""
+    abbrev = ABBREVIATIONS[""] | ABBREVIATIONS.get(language, frozenset())
+    width = wrap_width(text)
+    paragraphs: list[int] = []
+    sentences: list[int] = []
+    n = len(text)
+    for m in _CANDIDATE.finditer(text):
+        end = m.end()
+        if end >= n:
+            break
+        token = m.group()
+        if token[0] == "\n":
+            kind = "paragraph" if token.count("\n") > 1 else _line_break(text, m.start(), end, width)
+        else:
+            kind = "sentence" if _sentence_break(text, m.start(), end, abbrev) else None
+        if kind is None:
+            continue
+        while end < n and text[end] in " \t\u00a0\n":
+            end += 1
+        if end >= n:
+            break
+        if kind == "paragraph" and (not paragraphs or paragraphs[-1] != end):
+            paragraphs.append(end)
+        if not sentences or sentences[-1] != end:
+            sentences.append(end)
+    return Segments(tuple(paragraphs), tuple(sentences))
+
+
+def wrap_width(text: str) -> int | None:
+    """The width a hard-wrapped text was wrapped at (its longest line inside a block), None if it is not wrapped.
+
+    Wrapped: at least three lines run on into a next line, none longer than WRAP_MAX, half of them near the longest.
+    """
+    lengths = []
+    lines = text.split("\n")
+    for line, nxt in zip(lines, lines[1:]):
+        line = line.rstrip(" \t\u00a0")
+        if line and nxt.strip():
+            lengths.append(len(line))
+    if len(lengths) < 3 or max(lengths) > WRAP_MAX:
+        return None
+    width = max(lengths)
+    return width if sum(n >= width - 25 for n in lengths) * 2 >= len(lengths) else None
+
+
+def _line_break(text: str, at: int, nxt: int, width: int | None) -> str | None:
+    """A single line break: a new paragraph (a block starts, or the line above ended), or a hard wrap (None)."""
+    line_start = text.rfind("\n", 0, at) + 1
+    line = text[line_start:at].rstrip(" \t\u00a0")
+    if not line or _BLOCK_START.match(text, nxt):
+        return "paragraph"
+    following = text[nxt : nxt + 1]
+    if following.islower():
+        return None  # the sentence goes on below
+    if line.endswith(_TERMINAL) and not _ends_with_abbreviation(line):
+        return "paragraph"
+    if width is not None:
+        word = len(text[nxt : nxt + 40].split(None, 1)[0]) if text[nxt : nxt + 40].strip() else 0
+        if len(line) + 1 + word > width - 2:
+            return None  # the next word would not have fitted on this line: wrapped, not ended
+    return "paragraph"  # a short line with no final punctuation: a heading, a dateline, a label
+
+
+def _ends_with_abbreviation(line: str) -> bool:
+    word = line.rsplit(None, 1)[-1].lower().strip("\"'“‘(").rstrip(".")
+    return word in ABBREVIATIONS[""]
+
+
+def _sentence_break(text: str, at: int, nxt: int, abbrev: frozenset[str]) -> bool:
+    """Final punctuation ends a sentence when a capital or digit follows and the dot is not an abbreviation's."""
+    i, n = nxt, min(len(text), nxt + 4)
+    while i < n and text[i] in _OPENERS:
+        i += 1
+    first = text[i : i + 1]
+    if not (first.isdigit() or (first.isalpha() and not first.islower())):
+        return False
+    if text[at] != ".":
+        return True
+    before = text[max(0, at - 16) : at].rsplit(None, 1)
+    token = before[-1].lower().lstrip(_OPENERS) if before else ""
+    if token in abbrev:
+        return False
+    if len(token) == 1 and token.isalpha():
+        return False  # an initial: "Joseph R. Biden"
+    # dotted initials and acronyms ("U.S.", "e.g.") unless a new sentence plainly starts ("U.S. The ...")
+    return not (len(token) > 1 and token[-2] == "." and token.replace(".", "").isalpha() and len(token) <= 6)
