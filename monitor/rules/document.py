@@ -15,6 +15,7 @@ from .entities import BUILTIN_KINDS  # noqa: F401  (re-exported for the matcher)
 
 # Gazetteer kinds the built-ins read (a pack without them simply gets no such hits).
 SELF_KIND = "self_reference"  # I, we, our, ich, wir, nous ... : canonical is ignored
+THIRD_KIND = "third_person"  # he, she, the President ...: an official named before
 OFFICIAL_KIND = "official"  # heads of state and government, ministers, agencies: canonical = their state
 STATE_KIND = "state"
 TIME_KIND = "relative_time"  # today, last week, gestern ... : canonical past | today | future
@@ -22,7 +23,7 @@ MONTH_KIND = "month"  # canonical 1..12
 WEEKDAY_KIND = "weekday"  # canonical 1..7, Monday = 1
 
 # A transcript speaker label at the start of a paragraph: "THE PRESIDENT:", "MS. JEAN-PIERRE:", "Q:" or "Q  Why".
-SPEAKER_LABEL = re.compile(r"(?:Q|[A-Z][A-Z.'’ -]{1,48}[A-Z.])(?=:[ \t])|Q(?=[ \t]{1,3}[A-Z\"“])")
+SPEAKER_LABEL = re.compile(r"(?:Q|[A-Z][A-Z.'’ -]{1,48}[A-Z.])(?=:[ \t\u00a0])|Q(?=[ \t\u00a0]{1,4}[A-Z\"“—-])")
 # A dateline: "WASHINGTON —", "BERLIN (Reuters) -", "Kyiv, Ukraine (AP) —" at the start of the text.
 DATELINE = re.compile(r"\s*([A-Z][A-Za-z'’.]+(?: [A-Z][A-Za-z'’.]+){0,2})(?:, [A-Z][A-Za-z .]+)?"
                       r"(?: \([^)]{1,30}\))?\s*[—–-]{1,2}\s")
@@ -58,19 +59,27 @@ def questions(ctx: Any) -> list[EHit]:
 def speakers(ctx: Any) -> list[EHit]:
     """First-person words resolved to the state they speak for: the official the sentence attributes them to,
     else the transcript turn's speaker, else the document's speaker (title, dateline, the source's country)."""
-    refs = ctx.entity_hits(SELF_KIND)
-    if not refs:
+    first, third = ctx.entity_hits(SELF_KIND), ctx.entity_hits(THIRD_KIND)
+    if not first and not third:
         return []
     doc = document_speaker(ctx)
     out = []
-    for s, e, _v in refs:
-        label = turn_label(ctx, s)
-        if label == "Q":
-            continue  # a reporter's "we" speaks for no state
-        state = attributed(ctx, s) or (official_state(ctx, label) if label else None) or doc
-        if state:
-            out.append((s, e, state))
-    return out
+    for refs, resolve in ((first, attributed), (third, named_before)):
+        for s, e, _v in refs:
+            label = turn_label(ctx, s)
+            if label == "Q":
+                continue  # a reporter's "we" speaks for no state
+            state = resolve(ctx, s) or (official_state(ctx, label) if label else None) or doc
+            if state:
+                out.append((s, e, state))
+    return sorted(out)
+
+
+def named_before(ctx: Any, pos: int) -> str | None:
+    """The state of the first official named in the paragraph before `pos` (readouts name the subject first)."""
+    a, _b = ctx.nz.paragraph_at(pos)
+    before = [(s, state) for s, e, state in ctx.entity_hits(OFFICIAL_KIND) if a <= s < pos]
+    return min(before)[1] if before else None
 
 
 def document_speaker(ctx: Any) -> str | None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import re2
+from .amounts import find_money, find_quantities
+from .normalise import normalise_phrase
 
 PATTERN_KINDS = ("money", "quantity")
 BUILTIN_KINDS = ("speaker", "date", "question")  # document-level, computed by document.py
@@ -34,6 +35,7 @@ class Entity:
     exact_case: tuple[str, ...] = ()  # aliases that only count with exactly this spelling ("US", not "us")
     language: str = ""
     inflect: bool = False
+    exceptions: tuple[str, ...] = ()  # inflected forms not to use ("supplies" is goods, not a verb)
 
 
 @dataclass(frozen=True)
@@ -102,26 +104,39 @@ def parse_kinds(data: Any, where: Callable[[tuple[Any, ...]], str]) -> tuple[lis
 
 def _entry(item: Any, path: tuple[Any, ...], where: Callable, problems: list[str],
            language: str = "") -> Entity | None:
-    """Accepted forms: "Patriot" | {"Leopard 2": [aliases]} | {name:, aliases:, exact_case:, literal:}."""
+    """Accepted forms: "Patriot" | {"Leopard 2": [aliases]} | {name: | value:, aliases:, exact_case:, literal:}.
+
+    A `name` is the canonical value and an alias; a `value` is only the canonical value ("3" for March).
+    """
     inflect = bool(language)
     if isinstance(item, str) and item.strip():
         return Entity(item.strip(), (item.strip(),), language=language, inflect=inflect)
-    if isinstance(item, dict) and "name" in item:
-        unknown = set(item) - {"name", "aliases", "exact_case", "literal"}
-        if unknown:
-            problems.append(f"{where(path)}: unknown key(s) {sorted(map(str, unknown))} "
-                            "(allowed: name, aliases, exact_case, literal)")
+    if isinstance(item, dict) and ("name" in item or "value" in item):
+        unknown = set(item) - {"name", "value", "aliases", "exact_case", "literal", "except"}
+        if unknown or ("name" in item and "value" in item):
+            problems.append(f"{where(path)}: unknown key(s) {sorted(map(str, unknown))} (allowed: name or value, "
+                            "aliases, exact_case, literal, except)" if unknown else
+                            f"{where(path)}: an entry has a 'name' (also an alias) or a 'value' (only a value)")
             return None
         aliases, exact = item.get("aliases", []) or [], item.get("exact_case", []) or []
-        if not _strings(aliases) or not _strings(exact) or not isinstance(item["name"], str):
+        canonical = item.get("name", item.get("value"))
+        if not _strings(aliases) or not _strings(exact) or not isinstance(canonical, str):
             problems.append(f"{where(path)}: name must be text, aliases and exact_case lists of text")
             return None
         if not isinstance(item.get("literal", False), bool):
             problems.append(f"{where(path)}: 'literal' must be true or false")
             return None
-        names = [n for n in (item["name"], *aliases) if n not in exact]  # an exact-case name is not folded too
-        return Entity(item["name"], tuple(names), tuple(exact), language=language,
-                      inflect=inflect and not item.get("literal", False))
+        if not _strings(item.get("except", []) or []):
+            problems.append(f"{where(path)}: 'except' must be a list of word forms")
+            return None
+        if "value" in item and not (aliases or exact):
+            problems.append(f"{where(path)}: an entry with a 'value' needs 'aliases' or 'exact_case'")
+            return None
+        named = (canonical,) if "name" in item else ()
+        names = [n for n in (*named, *aliases) if n not in exact]  # an exact-case name is not folded too
+        return Entity(canonical, tuple(names), tuple(exact), language=language,
+                      inflect=inflect and not item.get("literal", False),
+                      exceptions=tuple(item.get("except", []) or []))
     if isinstance(item, dict) and len(item) == 1:
         (name, aliases), = item.items()
         if isinstance(name, str) and _strings(aliases or []):
@@ -131,15 +146,29 @@ def _entry(item: Any, path: tuple[Any, ...], where: Callable, problems: list[str
     return None
 
 
+# Verb particles: in "hand over", "rule out", "sagte zu", "stellt bereit" the verb, not the particle, inflects.
+PARTICLES: dict[str, frozenset[str]] = {
+    "en": frozenset("over off for up out in on to with away back down through ahead about".split()),
+    "de": frozenset("zu an auf aus bei ein mit nach vor weg bereit frei fest los zurück hin her über um durch "
+                    "dar fort zusammen".split()),
+    "nl": frozenset("toe aan op uit in mee af over door vrij terug beschikbaar".split()),
+    "da": frozenset("over til ud op med af frem væk på ind".split()),
+    "fr": frozenset(),
+    "pl": frozenset(),
+    "uk": frozenset(),
+    "ru": frozenset(),
+}
+
+
 def inflect_gazetteer(gazetteer: Gazetteer) -> Gazetteer:
-    """The gazetteer with each inflecting alias's last word replaced by all its forms (see lemmas.py)."""
+    """The gazetteer with each inflecting alias's head word replaced by all its forms (see lemmas.py)."""
     from .lemmas import inflections
 
     wanted: dict[str, set[str]] = {}
     for kind in gazetteer.kinds.values():
         for ent in kind.entities:
             if ent.inflect:
-                wanted.setdefault(ent.language, set()).update(_head(a) for a in ent.aliases)
+                wanted.setdefault(ent.language, set()).update(_head(a, ent.language)[1] for a in ent.aliases)
     forms = {lang: inflections(lang, words) for lang, words in wanted.items()}
     out = Gazetteer()
     for name, kind in gazetteer.kinds.items():
@@ -149,18 +178,26 @@ def inflect_gazetteer(gazetteer: Gazetteer) -> Gazetteer:
     return out
 
 
-def _head(alias: str) -> str:
-    words = alias.lstrip("*").split()
-    return words[-1] if words else ""
+def _head(alias: str, language: str) -> tuple[int, str]:
+    """(index, word) of the word that inflects: the last, or the first when the last is a verb particle."""
+    words = alias.split()
+    if not words:
+        return 0, ""
+    if len(words) > 1 and words[-1].lower() in PARTICLES.get(language, ()):
+        return 0, words[0].lstrip("*")
+    return len(words) - 1, words[-1].lstrip("*")
 
 
 def _inflected(ent: Entity, forms: dict[str, tuple[str, ...]]) -> Entity:
     aliases: dict[str, None] = {}
+    skip = {normalise_phrase(x) for x in ent.exceptions}
     for alias in ent.aliases:
-        head = _head(alias)
-        stem = alias[: len(alias.rstrip()) - len(head)] if head else alias
+        at, head = _head(alias, ent.language)
+        words = alias.split()
+        star = "*" if words and words[at].startswith("*") else ""
         for form in forms.get(head, (head,)):
-            aliases[stem + form] = None
+            if form == normalise_phrase(head) or form not in skip:
+                aliases[" ".join([*words[:at], star + form, *words[at + 1 :]])] = None
     return Entity(ent.canonical, tuple(aliases), ent.exact_case, ent.language, inflect=False)
 
 
@@ -169,58 +206,6 @@ def _strings(value: Any) -> bool:
 
 
 # pattern entities ------------------------------------------------------------------------------------------------
-_NUMWORD = (
-    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|"
-    r"a hundred|a dozen|dozens of|scores of|hundreds of|thousands of|several"
-)
-_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?|" + _NUMWORD + r")"
-_MULT = r"(?:trillion|billion|million|thousand|bn|mn|tn|m|k)"
-_CURRENCY_WORD = (
-    r"(?:euros?|dollars|pounds(?: sterling)?|(?:swiss )?francs|kronor|kroner|crowns|yen|zlotys?|hryvnias?|"
-    r"rubles|roubles)"
-)
-_UNIT = (
-    r"(?:battle tanks?|tanks?|shells?|rounds?|missiles?|rockets?|launchers?|systems?|vehicles?|jets?|aircraft|"
-    r"fighters?|helicopters?|howitzers?|guns?|drones?|batter(?:y|ies)|units?|carriers?|interceptors?|warplanes?|"
-    r"ships?|boats?|munitions|grenades?|mines?|rifles?|bombs?|projectiles?)"
-)
-_MONEY = re2.compile(
-    r"(?i)(?:(?:US\$|A\$|C\$|\$|€|£|\bUSD|\bEUR|\bGBP|\bCHF)\s?\d[\d,.]*\d?(?:\s?" + _MULT + r"\b)?"
-    r"|\b\d[\d,.]*\s?(?:" + _MULT + r"\s)?" + _CURRENCY_WORD + r"\b"
-    r"|\b(?:single|double|two|three|four|five|six|seven|eight|nine|ten)[- ]digit (?:million|billion) "
-    r"(?:euro|dollar|pound|franc)s? (?:sum|amount|figure)"
-    r"|\b(?:hundreds|tens) of (?:millions|billions) of (?:euros|dollars|pounds))"
-)
-_QUANTITY = re2.compile(r"(?i)\b(" + _NUM + r")\s+(?:[\w-]+\s+){0,3}?" + _UNIT + r"\b")
-
-
-def find_money(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, text) of sums of money in the original text."""
-    out = []
-    for m in _MONEY.finditer(text):
-        value = " ".join(m.group(0).split()).rstrip(".,")
-        if any(c.isdigit() for c in value) or "digit" in value or " of " in value:
-            out.append((m.start(), m.start() + len(value), value))
-    return out
-
-
-def find_quantities(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, text) of counted things: "14 Leopard-2 battle tanks", "dozens of drones"."""
-    out = []
-    for m in _QUANTITY.finditer(text):
-        number = m.group(1)
-        if len(number) == 4 and number.isdigit() and number[:2] in ("19", "20"):
-            continue  # a year, not a count
-        rest = m.group(0)[len(number) :].split()
-        if rest and rest[0].lower() in ("mm", "mm-", "millimetre", "millimeter", "cm", "km"):
-            continue  # a calibre or distance, not a count
-        before = text[max(0, m.start() - 20) : m.start()]
-        if before[-1:] in ("-",) or (before.endswith(" ") and before.split()[-1:][0][:1].isupper() if before.split() else False):
-            continue  # "Leopard 2 tanks", "F-16 jets": the number is part of a name
-        out.append((m.start(), m.end(), " ".join(m.group(0).split())))
-    return out
-
-
 PATTERN_FINDERS: dict[str, Callable[[str], list[tuple[int, int, str]]]] = {
     "money": find_money,
     "quantity": find_quantities,

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 from ..errors import RuleError
 from ..models import Article, Match
 from .evidence import why_not
+from .amounts import amounts
 from .matcher import Rule, RuleSet
 from .normalise import normalise_phrase
 
@@ -190,9 +191,20 @@ def score_slots(ruleset: RuleSet, record: Labelled, match: Match) -> dict[str, b
     return {
         "donors": got_donors == {states(v) for v in record.donors},
         "recipient": bool(got_recipient) and states(got_recipient[0]) == states(record.recipient),
-        "systems": systems_agree(_as_list(fields.get("systems")), list(record.systems)),
+        "systems": systems_agree(_as_list(fields.get("systems")), _system_names(ruleset, record.systems)),
         "value": amounts(" ".join(_as_list(fields.get("value")))) == amounts(record.value),
     }
+
+
+def _system_names(ruleset: RuleSet, systems: tuple[str, ...]) -> list[str]:
+    """The labelled systems as written, plus the canonical names the gazetteer gives them ("howitzers" is also
+    "artillery"), so a rule that reports canonical names is compared on meaning."""
+    out = list(systems)
+    for phrase in systems:
+        ctx = ruleset.context(Article(url="eval:", text=phrase))
+        for kind in ("weapon", "materiel"):
+            out.extend(v for _s, _e, v in ctx.entity_hits(kind))
+    return list(dict.fromkeys(out))
 
 
 def _as_list(value: Any) -> list[str]:
@@ -209,19 +221,6 @@ def _state_names(ruleset: RuleSet):
         for alias in (ent.canonical, *ent.aliases, *ent.exact_case):
             table.setdefault(normalise_phrase(alias), ent.canonical)
     return lambda name: table.get(normalise_phrase(name), normalise_phrase(name))
-
-
-_AMOUNT = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*(trillion|billion|million|thousand|bn|mn|m|k)?\b", re.IGNORECASE)
-_SCALE = {"trillion": 1e12, "billion": 1e9, "bn": 1e9, "million": 1e6, "mn": 1e6, "m": 1e6, "thousand": 1e3, "k": 1e3}
-
-
-def amounts(text: str) -> frozenset[float]:
-    """The sums of money named in `text` as numbers ("$1.85 billion" -> 1.85e9; "up to $200 million" -> 2e8)."""
-    out = set()
-    for m in _AMOUNT.finditer(text):
-        number = float(m.group(1).replace(",", ""))
-        out.add(round(number * _SCALE.get((m.group(2) or "").lower(), 1)))
-    return frozenset(out)
 
 
 def systems_agree(got: list[str], gold: list[str]) -> bool:

@@ -31,14 +31,29 @@ class Explanation:
     match: Match | None = None
 
 
-def build_match(rule: Any, ctx: Any, evidence: list, scopes: list) -> Match:
-    """The Match of a rule that fired: terms as written in the text, entities, fields, snippet."""
+def innermost(scopes: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    """The deepest windows in which the rule's scoped clauses held: in `sentences3:(sentence:(...) AND ...)` the
+    sentence, not the three around it."""
+    if not scopes:
+        return []
+    deepest = max(d for _a, _b, d in scopes)
+    return list(dict.fromkeys((a, b) for a, b, d in scopes if d == deepest))
+
+
+def build_match(rule: Any, ctx: Any, evidence: list, scopes: list) -> Match | None:
+    """The Match of a rule that fired (terms as written in the text, entities, fields, snippet); None when a field
+    the rule requires has no value."""
     nz = ctx.nz
     evidence = _outermost(sorted(set(evidence)))
-    terms = list(dict.fromkeys(" ".join(nz.span_text(s, e).split()) for s, e, _l, _c in evidence))
-    windows = scopes or list(dict.fromkeys(nz.sentence_at(s) for s, *_ in evidence))
-    entities = _entities(ctx, evidence, windows)
+    windows = innermost(scopes) or list(dict.fromkeys(nz.sentence_at(s) for s, *_ in evidence))
+    windows.sort(key=lambda w: -sum(1 for s, e, *_ in evidence if w[0] <= s and e <= w[1]))  # best first (stable)
     fields = extract_fields(rule.fields, ctx, windows)
+    missing = [name for name, spec in rule.fields.items() if spec.required and fields.get(name) in (None, [])]
+    if missing:
+        ctx.missing_fields = missing  # for explain: the clauses held, but a required field found no value
+        return None
+    terms = list(dict.fromkeys(" ".join(nz.span_text(s, e).split()) for s, e, _l, _c in evidence))
+    entities = _entities(ctx, evidence, windows)
     return Match(
         rule_id=rule.id,
         rule_title=rule.title,
@@ -76,34 +91,80 @@ def _entities(ctx: Any, evidence: list, windows: list) -> dict[str, list[str]]:
 
 
 def extract_fields(specs: dict, ctx: Any, windows: list) -> dict[str, Any]:
-    """Each field's values from entities inside the evidence windows, filtered by neighbouring words."""
+    """Each field's values from entities inside the evidence windows (or, if none there, the `within` sentences
+    after them), filtered by neighbouring words. A field with `fallback_any` left empty takes any value not taken
+    by the fields it excludes: in the windows, then their paragraphs, then the title."""
     out: dict[str, Any] = {}
     ordered = sorted(specs.items(), key=lambda kv: bool(kv[1].exclude))  # fields others exclude go first
     for name, spec in ordered:
         taken = {v for other in spec.exclude for v in _as_list(out.get(other))}
-        values = _field_values(spec.kinds(), spec, ctx, windows, taken)
-        if not values and spec.fallback_kinds():
-            values = _field_values(spec.fallback_kinds(), spec, ctx, windows, taken)
-        out[name] = (values[0] if values else None) if spec.single else values
+        out[name] = _field(spec, ctx, windows, taken, filtered=True)
+        if out[name] in (None, []) and spec.within:
+            out[name] = _field(spec, ctx, _reach(ctx, windows, spec.within), taken, filtered=True)
+    for name, spec in ordered:
+        if spec.fallback_any and out[name] in (None, []):
+            taken = {v for other in spec.exclude for v in _as_list(out.get(other))}
+            paragraphs = [ctx.nz.paragraph_at(a) for a, _b in windows]
+            title = [(0, ctx.title_end)]
+            for reach, filtered in ((paragraphs, True), (title, True), (windows, False), (paragraphs, False),
+                                    (title, False)):
+                out[name] = _field(spec, ctx, reach, taken, filtered=filtered)
+                if out[name] not in (None, []):
+                    break
     return {name: out[name] for name in specs}
 
 
-def _field_values(kinds: list[str], spec: Any, ctx: Any, windows: list, taken: set) -> list[str]:
+def _field(spec: Any, ctx: Any, windows: list, taken: set, *, filtered: bool) -> Any:
+    values = _field_values(spec.kinds(), spec, ctx, windows, taken, filtered)
+    if not values and spec.fallback_kinds():
+        values = _field_values(spec.fallback_kinds(), spec, ctx, windows, taken, filtered)
+    return (values[0] if values else None) if spec.single else values
+
+
+def _reach(ctx: Any, windows: list, within: int) -> list:
+    """The windows, each extended by the `within` sentences that follow it."""
+    if not within:
+        return windows
+    sents = ctx.nz.sentences()
+    out = []
+    for a, b in windows:
+        last = min(len(sents) - 1, ctx.nz.sentence_index(max(a, b - 1)) + within)
+        out.append((a, max(b, sents[last][1])))
+    return out
+
+
+# An article between a cue word and the entity does not break "next to": "to the United States", "an die Ukraine".
+ARTICLES = frozenset("the a an der die das den dem des le la les l de du het een det den til".split())
+
+
+def _field_values(kinds: list[str], spec: Any, ctx: Any, windows: list, taken: set, filtered: bool) -> list[str]:
+    """Values of `kinds` in the windows, window by window (the best window first), filtered by neighbours."""
     norm = ctx.nz.norm
-    before, after = _phrases(spec.preceded_by), _phrases(spec.followed_by)
+    before, after = (_phrases(spec.preceded_by), _phrases(spec.followed_by)) if filtered else ([], [])
     not_before, not_after = _phrases(spec.not_preceded_by), _phrases(spec.not_followed_by)
     values: list[str] = []
-    for kind in kinds:
-        for s, e, value in sorted(ctx.entity_hits(kind)):
-            if not any(a <= s and e <= b for a, b in windows) or value in taken:
-                continue
-            if before or after:
-                if not (any(norm.endswith(p, 0, s) for p in before) or any(norm.startswith(p, e) for p in after)):
+    for a, b in windows:
+        for kind in kinds:
+            for s, e, value in ctx.entity_hits(kind):
+                if s < a or e > b or value in taken:
                     continue
-            if any(norm.endswith(p, 0, s) for p in not_before) or any(norm.startswith(p, e) for p in not_after):
-                continue
-            values.append(value)
+                if before or after:
+                    if not (_preceded(norm, s, before) or any(norm.startswith(p, e) for p in after)):
+                        continue
+                if _preceded(norm, s, not_before) or any(norm.startswith(p, e) for p in not_after):
+                    continue
+                values.append(value)
     return list(dict.fromkeys(values))
+
+
+def _preceded(norm: str, s: int, phrases: list[str]) -> bool:
+    """Does one of `phrases` end right before position `s`, or before an article that does?"""
+    if not phrases:
+        return False
+    if any(norm.endswith(p, 0, s) for p in phrases):
+        return True
+    cut = norm.rfind(" ", 0, s - 1)
+    return norm[cut + 1 : s - 1] in ARTICLES and any(norm.endswith(p, 0, cut + 1) for p in phrases)
 
 
 def _phrases(phrases: list[str]) -> list[str]:

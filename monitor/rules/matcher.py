@@ -230,11 +230,13 @@ class Context:
         self._title_len = len(article.title) if article.title else 0
         self._title_end: int | None = None
         self.memo: dict[str, Any] = {}  # document-level facts computed once (speaker, labels)
+        self.missing_fields: list[str] = []  # required fields left empty by the last rule evaluated
         self.terms: dict[int, list[Hit]] = {}
         self.entities: dict[str, list[EHit]] = {}
         self.keys: set[tuple] = set()
         self._regex: dict[str, list[Hit]] = {}
-        self.scopes: list[Hit] = []  # windows (sentences, word windows) in which a scoped clause held
+        self.scopes: list[tuple[int, int, int]] = []  # (start, end, depth): windows in which a scoped clause held
+        self._depth = 0  # how deep in scopes the evaluation is
         self._ends: dict[int, list[int]] = defaultdict(list)  # automaton key -> where its hits end
         self._by_kind: dict[str, list[tuple[int, str, str | None]]] | None = None
         self._scan()
@@ -395,14 +397,18 @@ class Context:
         if not self.possible(node.child, lo, hi):
             return False
         ok = False
-        for a, b in self.windows(node, lo, hi):
-            tmp: list | None = [] if out is not None else None
-            if self.ev(node.child, a, b, tmp):
-                ok = True
-                if out is None:
-                    return True
-                out.extend(tmp or ())
-                self.scopes.append((a, b))
+        self._depth += 1
+        try:
+            for a, b in self.windows(node, lo, hi):
+                tmp: list | None = [] if out is not None else None
+                if self.ev(node.child, a, b, tmp):
+                    ok = True
+                    if out is None:
+                        return True
+                    out.extend(tmp or ())
+                    self.scopes.append((a, b, self._depth))
+        finally:
+            self._depth -= 1
         return ok
 
     def possible(self, node: Node, lo: int, hi: int) -> bool:
@@ -538,11 +544,14 @@ class RuleSet:
 
     def _match_rule(self, rule: Rule, ctx: Context) -> Match | None:
         ctx.scopes = []
+        ctx.missing_fields = []
         evidence: list = []  # one pass that also collects the evidence: most candidates fail early anyway
         if not ctx.ev(rule.node, 0, len(ctx.nz.norm), evidence):
             return None
-        log.debug("rule %s fired", rule.id)
-        return build_match(rule, ctx, evidence, list(dict.fromkeys(ctx.scopes)))
+        match = build_match(rule, ctx, evidence, list(dict.fromkeys(ctx.scopes)))
+        if match is not None:
+            log.debug("rule %s fired", rule.id)
+        return match
 
     def explain(self, article: Article) -> list[Explanation]:
         """Every rule's verdict on the article, with hits in context, entities and the clause that failed."""
@@ -551,7 +560,11 @@ class RuleSet:
         out = []
         for rule in self.rules:
             m = self._match_rule(rule, ctx)
-            failed = None if m else why_not(ctx, rule.node, 0, len(ctx.nz.norm))
+            failed = None
+            if m is None:
+                failed = why_not(ctx, rule.node, 0, len(ctx.nz.norm))
+                if ctx.missing_fields:
+                    failed = f"the query holds, but required field(s) found no value: {', '.join(ctx.missing_fields)}"
             out.append(Explanation(rule_id=rule.id, title=rule.title, fired=m is not None and rule.enabled,
                                    enabled=rule.enabled, hits=tuple(hits_in_context(ctx, rule.node)),
                                    entities=everything, failed=failed, match=m))

@@ -52,6 +52,18 @@ def fold_text(text: str) -> str:
     return text.encode("ascii").translate(_BYTES).decode("ascii")
 
 
+_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"'()\[\]]+", re.IGNORECASE)
+
+
+def _without_urls(folded: str, original: str) -> str:
+    """Links are not words: a URL's characters become spaces (same length, so offsets still map)."""
+    if "://" not in original and "www." not in original:
+        return folded
+    for m in _URL.finditer(original):
+        folded = folded[: m.start()] + " " * (m.end() - m.start()) + folded[m.end() :]
+    return folded
+
+
 class Normalised:
     """`norm` is ' ' + folded text + ' ' (so every word is surrounded by spaces); maps back to `original`."""
 
@@ -65,7 +77,7 @@ class Normalised:
         self._starts: list[int] = []
         self._paras: list[int] = []
         self._cuts: tuple[list[int], list[int], list[int]] | None = None
-        self._translated = translated = fold_text(original)
+        self._translated = translated = _without_urls(fold_text(original), original)
         self.norm = " " + " ".join(translated.split()) + " " if not translated.isspace() and translated else " "
 
     @property

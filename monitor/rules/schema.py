@@ -55,6 +55,9 @@ class FieldSpec(BaseModel):
     not_followed_by: list[str] = Field(default_factory=list)  # e.g. "U.S. officials said": a source, not a donor
     exclude: list[str] = Field(default_factory=list)
     single: bool = False  # one value (or null) instead of a list
+    required: bool = False  # the rule fires only when this field has a value
+    within: int = Field(default=0, ge=0, le=10)  # also look in this many sentences after the evidence sentence
+    fallback_any: bool = False  # nothing next to the given phrases: take any value (not taken by `exclude`)
 
     def kinds(self) -> list[str]:
         return [self.entity] if isinstance(self.entity, str) else list(self.entity)

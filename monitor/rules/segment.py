@@ -36,7 +36,7 @@ _OPENERS = "\"'“‘„«([*_\\"  # may stand before the first letter of a sent
 # A line that starts a paragraph of its own: a bullet, a numbered item, a markdown heading, a speaker label.
 _BLOCK_START = re.compile(
     r"[ \t]*(?:[-*•·▪–—][ \t]|\\?#{1,6}[ \t]|\(?\d{1,2}[.)][ \t]|\([a-z]\)[ \t]|>[ \t]?"
-    r"|(?:Q|[A-Z][A-Z.'’ -]{1,40}[A-Z.]):[ \t]|Q[ \t]{1,3}[A-Z\"“])"
+    r"|(?:Q|[A-Z][A-Z.'’ -]{1,40}[A-Z.]):[ \t\u00a0]|Q[ \t\u00a0]{1,4}[A-Z\"“—-])"
 )
 _TERMINAL = tuple(".!?:;…\"'”’»)]")
 WRAP_MAX = 120  # texts whose block lines are all at most this long may be hard-wrapped
