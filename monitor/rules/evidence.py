@@ -46,7 +46,7 @@ def build_match(rule: Any, ctx: Any, evidence: list, scopes: list) -> Match | No
     nz = ctx.nz
     evidence = _outermost(sorted(set(evidence)))
     windows = innermost(scopes) or list(dict.fromkeys(nz.sentence_at(s) for s, *_ in evidence))
-    windows.sort(key=lambda w: -sum(1 for s, e, *_ in evidence if w[0] <= s and e <= w[1]))  # best first (stable)
+    windows.sort(key=lambda w: _rank(ctx, evidence, w))  # the best window first (stable)
     fields = extract_fields(rule.fields, ctx, windows)
     missing = [name for name, spec in rule.fields.items() if spec.required and fields.get(name) in (None, [])]
     if missing:
@@ -90,24 +90,39 @@ def _entities(ctx: Any, evidence: list, windows: list) -> dict[str, list[str]]:
     return {k: list(dict.fromkeys(v)) for k, v in out.items()}
 
 
+def _rank(ctx: Any, evidence: list, window: tuple[int, int]) -> tuple[int, int]:
+    """Windows that say "today" first (today's news), then those holding the most evidence."""
+    a, b = window
+    today = any(a <= s and e <= b and v == "today" for s, e, v in ctx.entity_hits("date"))
+    return (0 if today else 1, -sum(1 for s, e, *_ in evidence if a <= s and e <= b))
+
+
 def extract_fields(specs: dict, ctx: Any, windows: list) -> dict[str, Any]:
-    """Each field's values from entities inside the evidence windows (or, if none there, the `within` sentences
-    after them), filtered by neighbouring words. A field with `fallback_any` left empty takes any value not taken
-    by the fields it excludes: in the windows, then their paragraphs, then the title."""
+    """Each field's values from the best evidence window that yields any (windows come ranked, see _rank): inside
+    the window, or else in the `within` sentences after it; filtered by neighbouring words. A field with
+    `fallback_any` left empty takes any value not taken by the fields it excludes: in the paragraph or title next to
+    the given words, else anywhere in the window, the title, the paragraph."""
     out: dict[str, Any] = {}
     ordered = sorted(specs.items(), key=lambda kv: bool(kv[1].exclude))  # fields others exclude go first
     for name, spec in ordered:
         taken = {v for other in spec.exclude for v in _as_list(out.get(other))}
-        out[name] = _field(spec, ctx, windows, taken, filtered=True)
-        if out[name] in (None, []) and spec.within:
-            out[name] = _field(spec, ctx, _reach(ctx, windows, spec.within), taken, filtered=True)
+        out[name] = None if spec.single else []
+        for window in windows:
+            reaches = [[window], _reach(ctx, [window], spec.within)] if spec.within else [[window]]
+            for reach in reaches:
+                out[name] = _field(spec, ctx, reach, taken, filtered=True)
+                if out[name] not in (None, []):
+                    break
+            if out[name] not in (None, []):
+                break
     for name, spec in ordered:
         if spec.fallback_any and out[name] in (None, []):
             taken = {v for other in spec.exclude for v in _as_list(out.get(other))}
-            paragraphs = [ctx.nz.paragraph_at(a) for a, _b in windows]
+            best = windows[:1]
+            paragraphs = [ctx.nz.paragraph_at(a) for a, _b in best]
             title = [(0, ctx.title_end)]
-            for reach, filtered in ((paragraphs, True), (title, True), (windows, False), (paragraphs, False),
-                                    (title, False)):
+            for reach, filtered in ((paragraphs, True), (title, True), (best, False), (title, False),
+                                    (paragraphs, False)):
                 out[name] = _field(spec, ctx, reach, taken, filtered=filtered)
                 if out[name] not in (None, []):
                     break
@@ -176,11 +191,11 @@ def _as_list(value: Any) -> list:
 
 
 def snippet(ctx: Any, evidence: list, windows: list) -> str:
-    """The window (1-2 sentences) holding the most evidence, matched text wrapped in **."""
+    """The best window (windows come ranked: today's news, then the most evidence), matched text wrapped in **."""
     nz = ctx.nz
-    if not evidence:
+    if not evidence or not windows:
         return ""
-    best = max(windows, key=lambda w: (sum(1 for s, e, *_ in evidence if w[0] <= s and e <= w[1]), -w[0]))
+    best = windows[0]
     a, b = nz.to_orig(best[0]), nz.to_orig(max(best[0], best[1] - 1)) + 1
     spans = sorted({(nz.to_orig(s), nz.to_orig(e - 1) + 1) for s, e, *_ in evidence if best[0] <= s and e <= best[1]})
     parts, cursor = [], a
