@@ -46,9 +46,9 @@ _NUMWORD = (
     r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|"
     r"a hundred|a dozen|dozens of|scores of|hundreds of|thousands of|several|"
     r"zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn|zwölf|zwanzig|dreißig|fünfzig|hundert|dutzende|mehrere|"
-    r"deux|trois|quatre|cinq|six|sept|huit|neuf|dix|douze|vingt|trente|cinquante|cent|plusieurs|"
+    r"deux|trois|quatre|cinq|huit|neuf|dix|douze|vingt|trente|cinquante|plusieurs|"
     r"twee|drie|vier|vijf|zes|zeven|acht|negen|tien|twaalf|twintig|dertig|vijftig|honderd|enkele|"
-    r"to|tre|fire|fem|seks|syv|otte|ni|ti|tolv|tyve|tredive|halvtreds|hundrede"
+    r"tre|fem|seks|syv|otte|tolv|tyve|tredive|halvtreds|hundrede"
 )
 _UNIT = (
     r"battle tanks?|tanks?|shells?|rounds?|missiles?|rockets?|launchers?|systems?|vehicles?|jets?|aircraft|"

@@ -149,7 +149,7 @@ def _entry(item: Any, path: tuple[Any, ...], where: Callable, problems: list[str
 # Verb particles: in "hand over", "rule out", "sagte zu", "stellt bereit" the verb, not the particle, inflects.
 PARTICLES: dict[str, frozenset[str]] = {
     "en": frozenset("over off for up out in on to with away back down through ahead about".split()),
-    "de": frozenset("zu an auf aus bei ein mit nach vor weg bereit frei fest los zurück hin her über um durch "
+    "de": frozenset("zu ab an auf aus bei ein mit nach vor weg bereit frei fest los zurück hin her über um durch "
                     "dar fort zusammen".split()),
     "nl": frozenset("toe aan op uit in mee af over door vrij terug beschikbaar".split()),
     "da": frozenset("over til ud op med af frem væk på ind".split()),

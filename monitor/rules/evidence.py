@@ -100,8 +100,7 @@ def _rank(ctx: Any, evidence: list, window: tuple[int, int]) -> tuple[int, int]:
 def extract_fields(specs: dict, ctx: Any, windows: list) -> dict[str, Any]:
     """Each field's values from the best evidence window that yields any (windows come ranked, see _rank): inside
     the window, or else in the `within` sentences after it; filtered by neighbouring words. A field with
-    `fallback_any` left empty takes any value not taken by the fields it excludes: in the paragraph or title next to
-    the given words, else anywhere in the window, the title, the paragraph."""
+    `fallback_any` left empty looks further (see _fallback)."""
     out: dict[str, Any] = {}
     ordered = sorted(specs.items(), key=lambda kv: bool(kv[1].exclude))  # fields others exclude go first
     for name, spec in ordered:
@@ -115,18 +114,30 @@ def extract_fields(specs: dict, ctx: Any, windows: list) -> dict[str, Any]:
                     break
             if out[name] not in (None, []):
                 break
-    for name, spec in ordered:
         if spec.fallback_any and out[name] in (None, []):
-            taken = {v for other in spec.exclude for v in _as_list(out.get(other))}
-            best = windows[:1]
-            paragraphs = [ctx.nz.paragraph_at(a) for a, _b in best]
-            title = [(0, ctx.title_end)]
-            for reach, filtered in ((paragraphs, True), (title, True), (best, False), (title, False),
-                                    (paragraphs, False)):
-                out[name] = _field(spec, ctx, reach, taken, filtered=filtered)
-                if out[name] not in (None, []):
-                    break
+            out[name] = _fallback(spec, ctx, windows[:1], taken)
     return {name: out[name] for name in specs}
+
+
+def _fallback(spec: Any, ctx: Any, best: list, taken: set) -> Any:
+    """A value next to the given words in the title or the paragraph; else, in the window, a value that is not the
+    window's first (the subject: "Norwegen liefert der Ukraine ..."), else any in the title, then the paragraph."""
+    paragraphs = [ctx.nz.paragraph_at(a) for a, _b in best]
+    title = [(0, ctx.title_end)]
+    for reach in (title, paragraphs):
+        found = _field(spec, ctx, reach, taken, filtered=True)
+        if found not in (None, []):
+            return found
+    values = _field_values(spec.kinds(), spec, ctx, best, taken, False)
+    if len(values) > 1:
+        values = values[1:]
+    if values:
+        return values[0] if spec.single else values
+    for reach in (title, paragraphs):
+        found = _field(spec, ctx, reach, taken, filtered=False)
+        if found not in (None, []):
+            return found
+    return None if spec.single else []
 
 
 def _field(spec: Any, ctx: Any, windows: list, taken: set, *, filtered: bool) -> Any:
@@ -149,12 +160,12 @@ def _reach(ctx: Any, windows: list, within: int) -> list:
 
 
 # An article between a cue word and the entity does not break "next to": "to the United States", "an die Ukraine".
-ARTICLES = frozenset("the a an der die das den dem des le la les l de du het een det den til".split())
+ARTICLES = frozenset("the a an der die das den dem des ein eine einem einen le la les l de du un une het een det "
+                     "den et en".split())
 
 
 def _field_values(kinds: list[str], spec: Any, ctx: Any, windows: list, taken: set, filtered: bool) -> list[str]:
     """Values of `kinds` in the windows, window by window (the best window first), filtered by neighbours."""
-    norm = ctx.nz.norm
     before, after = (_phrases(spec.preceded_by), _phrases(spec.followed_by)) if filtered else ([], [])
     not_before, not_after = _phrases(spec.not_preceded_by), _phrases(spec.not_followed_by)
     values: list[str] = []
@@ -163,27 +174,50 @@ def _field_values(kinds: list[str], spec: Any, ctx: Any, windows: list, taken: s
             for s, e, value in ctx.entity_hits(kind):
                 if s < a or e > b or value in taken:
                     continue
-                if before or after:
-                    if not (_preceded(norm, s, before) or any(norm.startswith(p, e) for p in after)):
-                        continue
-                if _preceded(norm, s, not_before) or any(norm.startswith(p, e) for p in not_after):
+                if (before or after) and not (_preceded(ctx, s, before) or _followed(ctx, e, after)):
+                    continue
+                if _preceded(ctx, s, not_before) or _followed(ctx, e, not_after):
                     continue
                 values.append(value)
-    return list(dict.fromkeys(values))
+    values = list(dict.fromkeys(values))
+    # a name that a more specific one extends says less: "Leopard" beside "Leopard 2"
+    return [v for v in values if not any(w != v and w.startswith(v + " ") for w in values)]
 
 
-def _preceded(norm: str, s: int, phrases: list[str]) -> bool:
-    """Does one of `phrases` end right before position `s`, or before an article that does?"""
+def _followed(ctx: Any, e: int, phrases: list[str]) -> bool:
+    """Does one of `phrases` (or a hit of an "@kind" among them) start right after position `e`?"""
+    norm = ctx.nz.norm
+    for p in phrases:
+        if p.startswith(" @"):
+            if any(s == e + 1 for s, _e, _v in ctx.entity_hits(p.strip()[1:])):
+                return True
+        elif norm.startswith(p, e):
+            return True
+    return False
+
+
+def _preceded(ctx: Any, s: int, phrases: list[str]) -> bool:
+    """Does one of `phrases` (or a hit of an "@kind" among them) end right before position `s`, or before an
+    article that does ("to the United States", "liefert der Ukraine")?"""
     if not phrases:
         return False
-    if any(norm.endswith(p, 0, s) for p in phrases):
-        return True
+    norm = ctx.nz.norm
+    starts = [s]
     cut = norm.rfind(" ", 0, s - 1)
-    return norm[cut + 1 : s - 1] in ARTICLES and any(norm.endswith(p, 0, cut + 1) for p in phrases)
+    if norm[cut + 1 : s - 1] in ARTICLES:
+        starts.append(cut + 1)
+    for p in phrases:
+        if p.startswith(" @"):
+            ends = {e for _s, e, _v in ctx.entity_hits(p.strip()[1:])}
+            if any(at - 1 in ends for at in starts):
+                return True
+        elif any(norm.endswith(p, 0, at) for at in starts):
+            return True
+    return False
 
 
 def _phrases(phrases: list[str]) -> list[str]:
-    return [" " + normalise_phrase(p) + " " for p in phrases]
+    return [" " + (p.strip() if p.strip().startswith("@") else normalise_phrase(p)) + " " for p in phrases]
 
 
 def _as_list(value: Any) -> list:

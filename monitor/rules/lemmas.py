@@ -18,7 +18,7 @@ from .normalise import fold_text
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 3
 TIMEOUT = 120.0  # seconds for one language's dictionary (Polish, the largest, takes ~5 s here)
 
 
@@ -100,8 +100,30 @@ def _compute(language: str, words: set[str]) -> dict[str, list[str]]:
         return {w: [_folded(w)] for w in words}
 
 
+# Endings tried on a lemma's stems; a candidate is kept only if simplemma lemmatises it back to the lemma. This
+# adds the regular forms a language's dictionary lacks (Danish "leverer", Dutch "stuurt") without listing forms.
+ENDINGS: dict[str, tuple[str, ...]] = {
+    "en": ("s", "es", "ed", "d", "ing", "en", "n"),
+    "de": ("e", "en", "n", "t", "te", "ten", "st", "et", "est", "end", "s", "es", "er", "ern"),
+    "nl": ("t", "de", "te", "den", "ten", "en", "n", "d", "s", "e"),
+    "da": ("r", "er", "de", "ede", "te", "t", "et", "s", "es", "en", "ne", "n", "ene"),
+}
+
+
+def _candidates(lemma: str, language: str) -> set[str]:
+    endings = ENDINGS.get(language)
+    if not endings or " " in lemma:
+        return set()
+    stems = {lemma, lemma[:-1], lemma[:-2], lemma + lemma[-1:]}
+    out = {stem + end for stem in stems if len(stem) > 2 for end in endings}
+    if language in ("de", "nl"):
+        out |= {"ge" + stem + end for stem in stems if len(stem) > 2 for end in ("t", "d", "en", "te", "de")}
+    return out
+
+
 def scan(language: str, words: list[str]) -> dict[str, list[str]]:
-    """word -> folded forms of its lemma: the lemma of each word, then every dictionary form with that lemma."""
+    """word -> folded forms of its lemma: the lemma of each word, every dictionary form with that lemma, and the
+    regular forms simplemma lemmatises to it."""
     import simplemma
     from simplemma.strategies.dictionaries import DefaultDictionaryFactory
 
@@ -109,16 +131,26 @@ def scan(language: str, words: list[str]) -> dict[str, list[str]]:
         dictionary = DefaultDictionaryFactory().get_dictionary(language)
     except (ValueError, KeyError, OSError):
         return {w: [_folded(w)] for w in words}
-    lemma_of = {w: _folded(simplemma.lemmatize(w, lang=language)) for w in words}
-    forms: dict[str, set[str]] = {lemma: {lemma} for lemma in lemma_of.values()}
+    # the word as written is the lemma when the dictionary has forms of it ("levere"), else simplemma's lemma
+    guesses = {w: {_folded(w), _folded(simplemma.lemmatize(w, lang=language))} for w in words}
+    forms: dict[str, set[str]] = {g: {g} for gs in guesses.values() for g in gs}
     for form, lemma in dictionary.items():
         lemma_s = lemma.decode() if isinstance(lemma, bytes) else lemma
         target = forms.get(_folded(lemma_s))
         if target is not None:
             folded = _folded(form.decode() if isinstance(form, bytes) else form)
-            if len(folded) > 1 and " " not in folded:  # "'ll", "n't" and other clitics are not words here
+            if len(folded) > 2 and " " not in folded:  # clitics ("'ll") and short forms (Danish "be") collide
                 target.add(folded)
-    return {w: sorted(forms[lemma_of[w]] | {_folded(w)}) for w in words}
+    out = {}
+    for w in words:
+        own = _folded(w)
+        lemma = own if len(forms[own]) > 1 else _folded(simplemma.lemmatize(w, lang=language))
+        found = set(forms[lemma])
+        for candidate in _candidates(lemma, language):
+            if len(candidate) > 2 and _folded(simplemma.lemmatize(candidate, lang=language)) in (lemma, own):
+                found.add(_folded(candidate))
+        out[w] = sorted(found | {own})
+    return out
 
 
 def main() -> None:

@@ -95,19 +95,19 @@ class Compiled:
         self.key_len: list[int] = []
         self.key_hitkeys: list[frozenset] = []
         self.tid_keys: dict[int, list[tuple[int, bool]]] = defaultdict(list)
-        # per key: (kind, canonical, exact spelling or None, language or "")
-        self.key_entities: list[tuple[tuple[str, str, str | None, str], ...]] = []
+        # per key: (kind, canonical, exact spelling or None, language or "", the split verb's tail or None)
+        self.key_entities: list[tuple[tuple[str, str, str | None, str, str | None], ...]] = []
         for kidx, (key, payload) in enumerate(keys.items()):
             self.automaton.add_word(key, kidx)
             self.key_len.append(len(key))  # the automaton reports where a key ends; its length gives the start
             hitkeys = set()
-            entities: list[tuple[str, str, str | None, str]] = []
+            entities: list[tuple[str, str, str | None, str, str | None]] = []
             for item in dict.fromkeys(payload):
                 if item[0] in ("t", "p"):
                     self.tid_keys[item[1]].append((kidx, item[0] == "p"))
                     hitkeys.add(("t", item[1]))
                 else:
-                    entities.append((item[1], item[2], item[3], item[4]))
+                    entities.append((item[1], item[2], item[3], item[4], item[5]))
                     hitkeys.add(("k", item[1]))
             self.key_entities.append(tuple(entities))
             self.key_hitkeys.append(frozenset(hitkeys))
@@ -120,13 +120,16 @@ class Compiled:
                 exact = set(ent.exact_case)
                 for alias in (*ent.aliases, *ent.exact_case):
                     suffix = alias.startswith("*")  # the end of a compound word: "*panzer" in "Kampfpanzer"
-                    folded = normalise_phrase(alias)
+                    head, _, tail = alias.replace("…", "...").partition(" ... ")  # "sagte ... zu": a split verb
+                    folded = normalise_phrase(head)
                     if not folded:
                         continue
+                    tail = normalise_phrase(tail) or None
                     # neutral entries get an English plural; language blocks bring their own inflections
                     variants = [folded] if alias in exact or ent.language else [folded, folded + "s"]
                     for v in variants:
-                        payload = ("e", kind.name, ent.canonical, alias if alias in exact else None, ent.language)
+                        payload = ("e", kind.name, ent.canonical, alias if alias in exact else None, ent.language,
+                                   tail)
                         keys[(v if suffix else " " + v) + " "].append(payload)
 
     def alias_table(self, kind: str) -> dict[str, str]:
@@ -238,7 +241,7 @@ class Context:
         self.scopes: list[tuple[int, int, int]] = []  # (start, end, depth): windows in which a scoped clause held
         self._depth = 0  # how deep in scopes the evaluation is
         self._ends: dict[int, list[int]] = defaultdict(list)  # automaton key -> where its hits end
-        self._by_kind: dict[str, list[tuple[int, str, str | None]]] | None = None
+        self._by_kind: dict[str, list[tuple[int, str, str | None, str | None]]] | None = None
         self._scan()
 
     @property
@@ -288,11 +291,15 @@ class Context:
             return hits
         hits = []
         key_len, norm = self.c.key_len, self.nz.norm
-        for kidx, canonical, exact in self._keys_by_kind().get(kind, ()):
+        for kidx, canonical, exact, tail in self._keys_by_kind().get(kind, ()):
             for end in self._ends[kidx]:
                 start = end - key_len[kidx] + 2
                 if norm[start - 1] != " ":  # a compound's end ("*panzer"): the hit is the whole word
                     start = norm.rfind(" ", 0, start) + 1
+                if tail is not None:
+                    end = self._split_tail(end, tail)
+                    if end < 0:
+                        continue
                 if exact is None or self.nz.span_text(start, end) == exact:  # exact spelling: only if asked
                     hits.append((start, end, canonical))
         hits = sorted(set(hits))
@@ -306,10 +313,24 @@ class Context:
             self._by_kind = defaultdict(list)
             key_entities, language = self.c.key_entities, self.language
             for kidx in self._ends:
-                for kind, canonical, exact, lang in key_entities[kidx]:
+                for kind, canonical, exact, lang, tail in key_entities[kidx]:
                     if not lang or not language or lang == language:
-                        self._by_kind[kind].append((kidx, canonical, exact))
+                        self._by_kind[kind].append((kidx, canonical, exact, tail))
         return self._by_kind
+
+    def _split_tail(self, end: int, tail: str) -> int:
+        """Where the particle of a split verb ends ("sagte ... zu": "zu" closing the clause within 15 words of
+        "sagte"), or -1. German and Dutch put it last in the clause, before a comma or the full stop."""
+        norm, original, nz = self.nz.norm, self.nz.original, self.nz
+        limit = min(nz.sentence_at(end)[1], nz.word_span(nz.word_index(end), nz.word_index(end) + 15)[1])
+        at = norm.find(" " + tail + " ", end - 1, limit + 1)
+        while at >= 0:
+            after = nz.to_orig(at + len(tail)) + 1
+            rest = original[after : after + 3].lstrip(" \"'”’»)")
+            if not rest or rest[0] in ",.;:!?\n":
+                return at + 1 + len(tail)
+            at = norm.find(" " + tail + " ", at + 1, limit + 1)
+        return -1
 
     def lookup(self, kind: str, phrase: str) -> str | None:
         """The canonical value of the first alias of `kind` found in `phrase` (e.g. a speaker label), or None."""

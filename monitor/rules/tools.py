@@ -39,7 +39,7 @@ def run_rule_tests(path: str | Path) -> tuple[bool, str]:
                 failures += 1
                 rule_fail.append(f"  ! {ex.error}")
                 continue
-            got = ruleset.match_rule(rule, Article(url="example:", title=ex.title, text=ex.text))
+            got = ruleset.match_rule(rule, example_article(ex))
             if (got is not None) != ex.expect:
                 failures += 1
                 rule_fail.append(_diff(ruleset, rule, ex, got))
@@ -51,11 +51,18 @@ def run_rule_tests(path: str | Path) -> tuple[bool, str]:
     return failures == 0, "\n".join(lines)
 
 
+def example_article(ex) -> Article:
+    """An example as the daemon would see it: its language detected, as extraction does."""
+    from ..language import detect_language
+
+    return Article(url="example:", title=ex.title, text=ex.text, language=detect_language(f"{ex.title}\n\n{ex.text}"))
+
+
 def _diff(ruleset: RuleSet, rule, ex, got) -> str:
     text = " ".join(ex.text.split())
     text = text if len(text) <= 200 else text[:197] + "..."
     if ex.expect:
-        ctx = ruleset.context(Article(url="example:", title=ex.title, text=ex.text))
+        ctx = ruleset.context(example_article(ex))
         from .evidence import why_not
 
         reason = why_not(ctx, rule.node, 0, len(ctx.nz.norm))
