@@ -168,7 +168,11 @@ def dates(ctx: Any) -> list[EHit]:
     if today is None:
         return sorted(out)
     for s, e, v in ctx.entity_hits(WEEKDAY_KIND):
-        out.append((s, e, "today" if v == str(today.isoweekday()) else "past"))
+        days_back = (today.isoweekday() - int(v)) % 7 if v.isdigit() else -1
+        if days_back == 0:
+            out.append((s, e, "today"))
+        elif days_back > 1:  # the day before is news that is reported the next morning: neither
+            out.append((s, e, "past"))
     for s, e, v in ctx.entity_hits(MONTH_KIND):
         when = _month_date(ctx, s, e, v, today)
         if when is not None:
@@ -216,8 +220,10 @@ def _month_date(ctx: Any, s: int, e: int, month: str, today: date) -> str | None
         when = date(year, m, day)
     except ValueError:
         return None
-    if when == today:
-        return "today"
     if when > today + timedelta(days=1) and year == today.year and m > today.month + 6:
         when = date(year - 1, m, day)  # "December 20" in a January text: last December
-    return "past" if when < today else "future" if when > today else "today"
+    if when == today:
+        return "today"
+    if when == today - timedelta(days=1):
+        return None  # the day before: news reported the next morning, neither today nor background
+    return "past" if when < today else "future"

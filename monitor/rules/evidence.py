@@ -98,46 +98,57 @@ def _rank(ctx: Any, evidence: list, window: tuple[int, int]) -> tuple[int, int]:
 
 
 def extract_fields(specs: dict, ctx: Any, windows: list) -> dict[str, Any]:
-    """Each field's values from the best evidence window that yields any (windows come ranked, see _rank): inside
-    the window, or else in the `within` sentences after it; filtered by neighbouring words. A field with
-    `fallback_any` left empty looks further (see _fallback)."""
+    """The fields of the first evidence window (windows come ranked, see _rank) in which every required field has
+    a value, all taken from that one window, so donor, recipient, systems and value describe one event; if no window
+    fills them, the best window's (the rule then does not fire)."""
+    first = None
+    for window in windows:
+        fields = _window_fields(specs, ctx, window)
+        if all(fields[n] not in (None, []) for n, spec in specs.items() if spec.required):
+            return fields
+        first = first or fields
+    return first if first is not None else _window_fields(specs, ctx, (0, 0))
+
+
+def _window_fields(specs: dict, ctx: Any, window: tuple[int, int]) -> dict[str, Any]:
+    """Each field's values inside the window, or else in the `within` sentences after it, filtered by neighbouring
+    words; a field with `fallback_any` left empty looks further (see _fallback)."""
     out: dict[str, Any] = {}
     ordered = sorted(specs.items(), key=lambda kv: bool(kv[1].exclude))  # fields others exclude go first
     for name, spec in ordered:
         taken = {v for other in spec.exclude for v in _as_list(out.get(other))}
-        out[name] = None if spec.single else []
-        for window in windows:
-            reaches = [[window], _reach(ctx, [window], spec.within)] if spec.within else [[window]]
-            for reach in reaches:
-                out[name] = _field(spec, ctx, reach, taken, filtered=True)
-                if out[name] not in (None, []):
-                    break
-            if out[name] not in (None, []):
-                break
+        out[name] = _field(spec, ctx, [window], taken, filtered=True)
+        if out[name] in (None, []) and spec.within:
+            out[name] = _field(spec, ctx, _reach(ctx, [window], spec.within), taken, filtered=True)
         if spec.fallback_any and out[name] in (None, []):
-            out[name] = _fallback(spec, ctx, windows[:1], taken)
+            out[name] = _fallback(spec, ctx, [window], taken)
     return {name: out[name] for name in specs}
 
 
 def _fallback(spec: Any, ctx: Any, best: list, taken: set) -> Any:
-    """A value next to the given words in the title or the paragraph; else, in the window, a value that is not the
-    window's first (the subject: "Norwegen liefert der Ukraine ..."), else any in the title, then the paragraph."""
+    """A value next to the given words in the paragraph or the title; else, in the window, a value that is not the
+    window's first (the subject: "Norwegen liefert der Ukraine ..."); else, of the values in the title and the
+    paragraph, the one the article names most often (what it is about)."""
     paragraphs = [ctx.nz.paragraph_at(a) for a, _b in best]
     title = [(0, ctx.title_end)]
-    for reach in (title, paragraphs):
+    for reach in (paragraphs, title):
         found = _field(spec, ctx, reach, taken, filtered=True)
         if found not in (None, []):
             return found
     values = _field_values(spec.kinds(), spec, ctx, best, taken, False)
     if len(values) > 1:
         values = values[1:]
-    if values:
-        return values[0] if spec.single else values
-    for reach in (title, paragraphs):
-        found = _field(spec, ctx, reach, taken, filtered=False)
-        if found not in (None, []):
-            return found
-    return None if spec.single else []
+    if not values:
+        near = _field_values(spec.kinds(), spec, ctx, title + paragraphs, taken, False)
+        counts = {v: 0 for v in near}
+        for kind in spec.kinds():
+            for _s, _e, v in ctx.entity_hits(kind):
+                if v in counts:
+                    counts[v] += 1
+        values = sorted(near, key=lambda v: -counts[v])
+    if not values:
+        return None if spec.single else []
+    return values[0] if spec.single else values
 
 
 def _field(spec: Any, ctx: Any, windows: list, taken: set, *, filtered: bool) -> Any:
@@ -184,9 +195,18 @@ def _field_values(kinds: list[str], spec: Any, ctx: Any, windows: list, taken: s
     return [v for v in values if not any(w != v and w.startswith(v + " ") for w in values)]
 
 
+def _clean_gap(ctx: Any, end: int) -> bool:
+    """No punctuation in the original text at the word break at normalised `end` ("the Netherlands, media said")."""
+    nz = ctx.nz
+    a, b = nz.to_orig(max(0, end - 1)) + 1, nz.to_orig(min(len(nz.norm) - 1, end + 1))
+    return not any(c in ",.;:!?()[]—–" for c in nz.original[a:b])
+
+
 def _followed(ctx: Any, e: int, phrases: list[str]) -> bool:
     """Does one of `phrases` (or a hit of an "@kind" among them) start right after position `e`?"""
     norm = ctx.nz.norm
+    if phrases and not _clean_gap(ctx, e):
+        return False
     for p in phrases:
         if p.startswith(" @"):
             if any(s == e + 1 for s, _e, _v in ctx.entity_hits(p.strip()[1:])):
@@ -202,6 +222,8 @@ def _preceded(ctx: Any, s: int, phrases: list[str]) -> bool:
     if not phrases:
         return False
     norm = ctx.nz.norm
+    if not _clean_gap(ctx, s - 1):
+        return False
     starts = [s]
     cut = norm.rfind(" ", 0, s - 1)
     if norm[cut + 1 : s - 1] in ARTICLES:

@@ -296,10 +296,8 @@ class Context:
                 start = end - key_len[kidx] + 2
                 if norm[start - 1] != " ":  # a compound's end ("*panzer"): the hit is the whole word
                     start = norm.rfind(" ", 0, start) + 1
-                if tail is not None:
-                    end = self._split_tail(end, tail)
-                    if end < 0:
-                        continue
+                if tail is not None and self._split_tail(end, tail) < 0:
+                    continue  # the hit is the verb; its particle closes the clause further on
                 if exact is None or self.nz.span_text(start, end) == exact:  # exact spelling: only if asked
                     hits.append((start, end, canonical))
         hits = sorted(set(hits))
