@@ -160,9 +160,10 @@ def _extract_plain(text: str, *, markdown: bool) -> dict[str, str]:
     title = _clean_line(lines[title_at].lstrip("#")) if title_at is not None else ""
     # Keep what follows the headline; lines above it are navigation (or the headline again inside a breadcrumb).
     start = title_at + 1 if title_at is not None else 0
-    body = [line for i, line in enumerate(lines[start:], start) if i != date_at]
-    return {"text": "\n".join(body).strip(), "title": title, "author": "", "published": published or "",
-            "site_name": ""}
+    body = "\n".join(line for i, line in enumerate(lines[start:], start) if i != date_at).strip()
+    if not body and title:
+        body, title = title, ""  # a headline alone is the text
+    return {"text": body, "title": title, "author": "", "published": published or "", "site_name": ""}
 
 
 def _title_line(lines: list[str], *, markdown: bool) -> int | None:
@@ -171,6 +172,11 @@ def _title_line(lines: list[str], *, markdown: bool) -> int | None:
         for i, line in enumerate(lines[:60]):
             if re.match(r"^#\s+\S", line):
                 return i
+    first = next((i for i, line in enumerate(lines[:15]) if line.strip()), None)
+    if first is not None and first + 1 < len(lines) and not lines[first + 1].strip():
+        clean = _clean_line(lines[first])
+        if len(clean) <= 200 and not clean.endswith((".", ";", ",")) and not BREADCRUMB.search(clean):
+            return first  # a short first line standing alone ("Deal", a headline) is the title
     for i, line in enumerate(lines[:15]):
         clean = _clean_line(line)
         words = clean.split()

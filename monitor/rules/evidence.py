@@ -87,7 +87,13 @@ def _entities(ctx: Any, evidence: list, windows: list) -> dict[str, list[str]]:
         for s, e, value in hits:
             if any(a <= s and e <= b for a, b in windows):
                 out.setdefault(kind, []).append(value)
-    return {k: list(dict.fromkeys(v)) for k, v in out.items()}
+    return {k: most_specific(v) for k, v in out.items()}
+
+
+def most_specific(values: list[str]) -> list[str]:
+    """Distinct values without those a more specific one extends: "Leopard" beside "Leopard 2"."""
+    values = list(dict.fromkeys(values))
+    return [v for v in values if not any(w != v and w.startswith(v + " ") for w in values)]
 
 
 def _rank(ctx: Any, evidence: list, window: tuple[int, int]) -> tuple[int, int]:
@@ -190,16 +196,17 @@ def _field_values(kinds: list[str], spec: Any, ctx: Any, windows: list, taken: s
                 if _preceded(ctx, s, not_before) or _followed(ctx, e, not_after):
                     continue
                 values.append(value)
-    values = list(dict.fromkeys(values))
-    # a name that a more specific one extends says less: "Leopard" beside "Leopard 2"
-    return [v for v in values if not any(w != v and w.startswith(v + " ") for w in values)]
+    return most_specific(values)
 
 
 def _clean_gap(ctx: Any, end: int) -> bool:
     """No punctuation in the original text at the word break at normalised `end` ("the Netherlands, media said")."""
     nz = ctx.nz
     a, b = nz.to_orig(max(0, end - 1)) + 1, nz.to_orig(min(len(nz.norm) - 1, end + 1))
-    return not any(c in ",.;:!?()[]—–" for c in nz.original[a:b])
+    gap = nz.original[a:b]
+    if gap.strip() == "." and nz.original[b : b + 1].islower():
+        return True  # an abbreviation's dot: "U.S. officials"
+    return not any(c in ",.;:!?()[]—–" for c in gap)
 
 
 def _followed(ctx: Any, e: int, phrases: list[str]) -> bool:
@@ -253,7 +260,8 @@ def snippet(ctx: Any, evidence: list, windows: list) -> str:
         return ""
     best = windows[0]
     a, b = nz.to_orig(best[0]), nz.to_orig(max(best[0], best[1] - 1)) + 1
-    spans = sorted({(nz.to_orig(s), nz.to_orig(e - 1) + 1) for s, e, *_ in evidence if best[0] <= s and e <= best[1]})
+    spans = sorted({_trim(nz.original, nz.to_orig(s), nz.to_orig(e - 1) + 1)
+                    for s, e, *_ in evidence if best[0] <= s and e <= best[1]})
     parts, cursor = [], a
     for s, e in spans:
         if s < cursor:
@@ -264,6 +272,15 @@ def snippet(ctx: Any, evidence: list, windows: list) -> str:
     parts.append(nz.original[cursor:b])
     text = re.sub(r"\s+", " ", "".join(parts)).strip()
     return text if len(text) <= SNIPPET_MAX else text[: SNIPPET_MAX - 1].rstrip() + "…"
+
+
+def _trim(text: str, a: int, b: int) -> tuple[int, int]:
+    """A highlighted span without the spaces, brackets and quotes that folding merged into it ("($26 million")."""
+    while a < b and (text[a].isspace() or text[a] in "([{\"'“‘«„"):
+        a += 1
+    while b > a and (text[b - 1].isspace() or text[b - 1] in ")]}\"'”’»,.;:"):
+        b -= 1
+    return a, b
 
 
 # explanations ----------------------------------------------------------------------------------------------------

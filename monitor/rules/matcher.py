@@ -16,7 +16,7 @@ from ..models import Article, Match
 from . import document
 from .document import BUILTIN_KINDS
 from .entities import PATTERN_FINDERS, PATTERN_KINDS, Gazetteer
-from .evidence import Explanation, build_match, hits_in_context, why_not
+from .evidence import Explanation, build_match, hits_in_context, most_specific, why_not
 from .normalise import Normalised, fold_text, normalise_phrase
 from .query import And, EntityRef, Node, Not, Or, Proximity, Regex, Scope, Term
 from .schema import FieldSpec
@@ -592,7 +592,7 @@ class RuleSet:
 
 def all_entities(ctx: Context) -> dict[str, list[str]]:
     return {
-        kind: list(dict.fromkeys(v for _s, _e, v in hits))
+        kind: most_specific([v for _s, _e, v in hits])
         for kind, hits in sorted(ctx.all_entity_hits().items())
         if ctx.c.gazetteer.reportable(kind)
     }
