@@ -83,18 +83,17 @@ def named_before(ctx: Any, pos: int) -> str | None:
 
 
 def document_speaker(ctx: Any) -> str | None:
-    """The state a document speaks for: the source's configured country, the first official or state in the
-    title, else the dateline's place."""
+    """The state a document speaks for: the source's configured country, the first official in the title, else
+    the dateline's place."""
     cached = ctx.memo.get("doc_speaker", False)
     if cached is not False:
         return cached
     found = ctx.country or None
-    if not found and ctx.title_end:
-        for kind in (OFFICIAL_KIND, STATE_KIND):
-            hits = [h for h in ctx.entity_hits(kind) if h[1] <= ctx.title_end]
-            if hits:
-                found = min(hits)[2]
-                break
+    if not found and ctx.title_end:  # an official in the title ("Remarks by President Biden"); a state in the
+        hits = [h for h in ctx.entity_hits(OFFICIAL_KIND) if h[1] <= ctx.title_end]  # title only for transcripts:
+        if not hits and _labels_of(ctx)[0]:  # "US urges allies" is news about the US, not by it
+            hits = [h for h in ctx.entity_hits(STATE_KIND) if h[1] <= ctx.title_end]
+        found = min(hits)[2] if hits else None
     if not found:
         found = _dateline_state(ctx)
     ctx.memo["doc_speaker"] = found
@@ -129,12 +128,16 @@ def official_state(ctx: Any, label: str) -> str | None:
     return spans[label]
 
 
-def turn_label(ctx: Any, pos: int) -> str | None:
-    """The speaker label of the transcript turn holding `pos` (a turn runs until the next label), or None."""
+def _labels_of(ctx: Any) -> tuple[list[int], list[str]]:
     labels = ctx.memo.get("labels")
     if labels is None:
-        labels = _labels(ctx)
-        ctx.memo["labels"] = labels
+        labels = ctx.memo["labels"] = _labels(ctx)
+    return labels
+
+
+def turn_label(ctx: Any, pos: int) -> str | None:
+    """The speaker label of the transcript turn holding `pos` (a turn runs until the next label), or None."""
+    labels = _labels_of(ctx)
     if not labels[0]:
         return None
     k = bisect_right(labels[0], pos) - 1

@@ -6,12 +6,15 @@ Pure: an Article in, Matches out. Compiled once per rule set; the daemon swaps w
 from __future__ import annotations
 
 import logging
+import time
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import ahocorasick
 
+from ..errors import PermanentError
 from ..models import Article, Match
 from . import document
 from .document import BUILTIN_KINDS
@@ -22,6 +25,12 @@ from .query import And, EntityRef, Node, Not, Or, Proximity, Regex, Scope, Term
 from .schema import FieldSpec
 
 log = logging.getLogger(__name__)
+
+MATCH_TIMEOUT = 2.0  # seconds one article may take for all rules (linear matching needs milliseconds)
+
+
+class MatchTimeout(PermanentError):
+    """Matching one article ran past its deadline."""
 
 Hit = tuple[int, int]  # normalised [start, end)
 EHit = tuple[int, int, str]  # normalised [start, end), canonical value
@@ -234,6 +243,8 @@ class Context:
         self._title_end: int | None = None
         self.memo: dict[str, Any] = {}  # document-level facts computed once (speaker, labels)
         self.missing_fields: list[str] = []  # required fields left empty by the last rule evaluated
+        self.deadline: float | None = None  # time.monotonic() by which matching must be done (see tick)
+        self._ticks = 0
         self.terms: dict[int, list[Hit]] = {}
         self.entities: dict[str, list[EHit]] = {}
         self.keys: set[tuple] = set()
@@ -365,11 +376,18 @@ class Context:
         return self._hits(self.term_hits(self.c.tids[id(node)]), lo, hi, out, node.source or node.text)
 
     def _ev_entity(self, node: EntityRef, lo: int, hi: int, out: list | None) -> bool:
-        hits = self.entity_hits(node.kind)
-        if node.canonical:
+        return self._hits(self.entity_ref_hits(node), lo, hi, out, "@" + node.kind)
+
+    def entity_ref_hits(self, node: EntityRef) -> list[EHit]:
+        """Hits of @kind, or of @kind:value (filtered once per article, not per window)."""
+        if not node.canonical:
+            return self.entity_hits(node.kind)
+        key = f"{node.kind}:{node.canonical.casefold()}"
+        hits = self.entities.get(key)
+        if hits is None:
             want = node.canonical.casefold()
-            hits = [h for h in hits if h[2].casefold() == want]
-        return self._hits(hits, lo, hi, out, "@" + node.kind)
+            hits = self.entities[key] = [h for h in self.entity_hits(node.kind) if h[2].casefold() == want]
+        return hits
 
     def _ev_and(self, node: And, lo: int, hi: int, out: list | None) -> bool:
         if out is None:
@@ -399,9 +417,13 @@ class Context:
 
     @staticmethod
     def _hits(hits, lo: int, hi: int, out: list | None, label: str) -> bool:
+        """Hits inside [lo, hi): hits are sorted by start, so only those starting in the range are looked at."""
         found = False
-        for h in hits:
-            if h[0] >= lo and h[1] <= hi:
+        for k in range(bisect_left(hits, lo, key=_start), len(hits)):
+            h = hits[k]
+            if h[0] >= hi:
+                break
+            if h[1] <= hi:
                 if out is None:
                     return True
                 found = True
@@ -419,6 +441,7 @@ class Context:
         self._depth += 1
         try:
             for a, b in self.windows(node, lo, hi):
+                self.tick()
                 tmp: list | None = [] if out is not None else None
                 if self.ev(node.child, a, b, tmp):
                     ok = True
@@ -500,22 +523,44 @@ class Context:
         return None  # Not, Regex
 
     def _proximity(self, node: Proximity, lo: int, hi: int, out: list | None) -> bool:
+        """All words within len(words) + slop words: one sliding window over the hits in word order (linear)."""
         positions: list[tuple[int, int, Hit]] = []
         for i, word in enumerate(node.words):
-            for h in self.term_hits(self.c.tid(word)):
-                if h[0] >= lo and h[1] <= hi:
+            hits = self.term_hits(self.c.tid(word))
+            for k in range(bisect_left(hits, lo, key=_start), len(hits)):
+                h = hits[k]
+                if h[0] >= hi:
+                    break
+                if h[1] <= hi:
                     positions.append((self.nz.word_index(h[0]), i, h))
         positions.sort()
         need, width = len(node.words), len(node.words) - 1 + node.slop
-        found = False
+        counts = [0] * need
+        distinct, j, found = 0, 0, False
         for k, (w, _i, _h) in enumerate(positions):
-            window = [p for p in positions[k:] if p[0] - w <= width]
-            if len({p[1] for p in window}) == need:
+            while j < len(positions) and positions[j][0] - w <= width:
+                counts[positions[j][1]] += 1
+                distinct += counts[positions[j][1]] == 1
+                j += 1
+            if distinct == need:
                 found = True
                 if out is None:
                     return True
-                out.extend((h[0], h[1], str(node), None) for _w, _i, h in window)
+                out.extend((h[0], h[1], str(node), None) for _w, _i2, h in positions[k:j])
+            counts[positions[k][1]] -= 1
+            distinct -= counts[positions[k][1]] == 0
+            self.tick()
         return found
+
+    def tick(self) -> None:
+        """Called in the loops of evaluation: past the article's deadline, matching gives up (MatchTimeout)."""
+        self._ticks += 1
+        if self._ticks & 1023 == 0 and self.deadline is not None and time.monotonic() > self.deadline:
+            raise MatchTimeout(f"matching took longer than its deadline ({len(self.nz.original)} characters)")
+
+
+def _start(hit: tuple) -> int:
+    return hit[0]
 
 
 _DISPATCH = {
@@ -547,15 +592,23 @@ class RuleSet:
     def context(self, article: Article) -> Context:
         return Context(self._compiled, article)
 
-    def match(self, article: Article) -> list[Match]:
-        """Every enabled rule that fires on the article (title + text), with its evidence."""
+    def match(self, article: Article, *, timeout: float | None = MATCH_TIMEOUT) -> list[Match]:
+        """Every enabled rule that fires on the article (title + text), with its evidence.
+
+        Raises MatchTimeout (a PermanentError) when evaluation runs past `timeout` seconds: a hostile article never
+        stalls the caller for longer."""
         ctx = self.context(article)
+        ctx.deadline = time.monotonic() + timeout if timeout else None
         matches = []
         for i in self._compiled.candidates(ctx.keys):
             m = self._match_rule(self.rules[i], ctx)
             if m is not None:
                 matches.append(m)
         return matches
+
+    def document_speaker(self, article: Article) -> str | None:
+        """The state the article speaks for, as @speaker resolves first-person words that name no one."""
+        return document.document_speaker(self.context(article))
 
     def match_rule(self, rule: Rule, article: Article) -> Match | None:
         """One rule alone (enabled or not): what `monitor rules test` uses for examples."""

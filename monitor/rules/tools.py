@@ -76,7 +76,10 @@ def render_explanation(ruleset: RuleSet, article: Article, *, color: bool) -> st
     """Every rule's verdict on one article, for a terminal (ANSI colour when `color`)."""
     explanations = ruleset.explain(article)
     lines = [_paint(f"Article: {article.title or article.url}", "bold", color),
-             f"Rules version {ruleset.version[:12]}, {len(ruleset.rules)} rules"]
+             f"Rules version {ruleset.version[:12]}, {len(ruleset.rules)} rules",
+             "Language: " + (article.language or "unknown (every language's cues count)")
+             + f"; speaker: {ruleset.document_speaker(article) or 'unknown'}"
+             + f"; date: {article.published or 'unknown'}"]
     if explanations:
         ents = explanations[0].entities
         lines.append("Entities found: " + ("; ".join(f"{k}: {_show(v[:12])}" for k, v in ents.items()) or "none"))
