@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
 from monitor.store import EmbeddedRedis, Keys, connect
+
+# Inflected forms of the rules' cue words are cached on disk (monitor/rules/lemmas.py): one folder per test session,
+# set before any test starts a `monitor` process so they share it, and never the user's own ~/.cache.
+_CACHE = os.environ.setdefault("MONITOR_CACHE_DIR", tempfile.mkdtemp(prefix="monitor-test-cache-"))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _CACHE.startswith(tempfile.gettempdir()) and "monitor-test-cache-" in _CACHE:
+        shutil.rmtree(_CACHE, ignore_errors=True)
+
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"

@@ -1,0 +1,47 @@
+"""Sums of money and counted things in the languages of the news (@money, @quantity) and the numbers inside them."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.rules.amounts import amounts, find_money, find_quantities
+
+
+@pytest.mark.parametrize("text, value, numbers", [
+    ("a package of $40-50 billion for Kyiv", "$40-50 billion", {40e9, 50e9}),
+    ("up to €1bn in aid", "up to €1bn", {1e9}),
+    ("a $2.3bn package", "$2.3bn", {2.3e9}),
+    ("more than $800 million more", "more than $800 million", {800e6}),
+    ("up to $350\u00a0million in defense articles", "up to $350 million", {350e6}),
+    ("$5 to 10 billion", "$5 to 10 billion", {5e9, 10e9}),
+    ("Hilfe über 1,2 Milliarden Euro", "über 1,2 Milliarden Euro", {1.2e9}),
+    ("für 2 Mrd. Euro", "2 Mrd. Euro", {2e9}),
+    ("500 millions d'euros", "500 millions d'euros", {500e6}),
+    ("en pakke på 2 mia. kr.", "2 mia. kr", {2e9}),
+    ("10 mln zł", "10 mln zł", {10e6}),
+    ("пакет на 300 млн доларів", "300 млн доларів", {300e6}),
+    ("a three-digit million euro sum", "three-digit million euro sum", set()),
+])
+def test_money_in_every_form(text, value, numbers):
+    (found,) = [v for _s, _e, v in find_money(text)]
+    assert found == value
+    assert amounts(found) == {round(n) for n in numbers}
+
+
+def test_two_sums_side_by_side_are_two_values():
+    assert [v for _s, _e, v in find_money("24.4 million euros ($26 million)")] == ["24.4 million euros",
+                                                                                  "$26 million"]
+
+
+@pytest.mark.parametrize("text, found", [
+    ("14 Leopard-2 battle tanks", ["14 Leopard-2 battle tanks"]),
+    ("dozens of drones", ["dozens of drones"]),
+    ("40 Marder-Schützenpanzer", ["40 Marder-Schützenpanzer"]),
+    ("zehn Kampfpanzer", ["zehn Kampfpanzer"]),
+    ("Leopard 2 tanks", []),  # the number is part of the name
+    ("155 mm shells", []),  # a calibre
+    ("in 2023 tanks", []),  # a year
+    ("to send Leopard tanks", []),  # "to" is Danish for two, not an English number
+])
+def test_quantities(text, found):
+    assert [v for _s, _e, v in find_quantities(text)] == found

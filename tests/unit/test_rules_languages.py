@@ -1,0 +1,92 @@
+"""Gazetteer language blocks: inflections from simplemma, split verbs, compound ends, the article's language."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import RuleError
+from monitor.models import Article
+from monitor.rules import load_rules
+from monitor.rules.lemmas import scan
+
+RULES = Path(__file__).resolve().parents[2] / "rules"
+
+
+def write_pack(tmp_path: Path, entities: str, query: str) -> Path:
+    (tmp_path / "entities").mkdir(parents=True)
+    (tmp_path / "entities" / "e.yaml").write_text(entities, encoding="utf-8")
+    (tmp_path / "r.yaml").write_text(f"rules:\n  - id: r\n    query: '{query}'\n", encoding="utf-8")
+    return tmp_path
+
+
+def fires(pack, text: str, language: str) -> bool:
+    return bool(pack.match(Article(url="t:", text=text, language=language)))
+
+
+def test_inflected_forms_come_from_simplemma_not_from_the_file(tmp_path):
+    pack = load_rules(write_pack(tmp_path, "give:\n  de: [liefern]\n  da: [levere]\n", "@give"))
+    for text in ("Norwegen liefert Panzer.", "Berlin lieferte Panzer.", "Es wurde geliefert."):
+        assert fires(pack, text, "de"), text
+    assert fires(pack, "Danmark leverer kampvogne.", "da")  # a regular form the dictionary lacks, verified
+    assert not fires(pack, "Norwegen liefert Panzer.", "en")  # a German cue in an English article
+
+
+def test_every_language_block_counts_when_the_language_is_unknown(tmp_path):
+    pack = load_rules(write_pack(tmp_path, "give:\n  de: [liefern]\n", "@give"))
+    assert fires(pack, "Norwegen liefert Panzer.", "")
+
+
+def test_a_split_verb_needs_its_particle_at_the_end_of_the_clause(tmp_path):
+    pack = load_rules(write_pack(tmp_path, 'give:\n  de: ["sagen ... zu"]\n', "@give"))
+    assert fires(pack, "Deutschland sagte der Ukraine weitere Panzer zu.", "de")
+    assert fires(pack, "Scholz sagt der Ukraine Hilfe zu, wie er betonte.", "de")
+    assert not fires(pack, "Scholz sagte, er werde zu Gesprächen reisen.", "de")
+
+
+def test_a_verb_particle_inflects_the_verb(tmp_path):
+    pack = load_rules(write_pack(tmp_path, "give:\n  en: [hand over, rule out]\n", "@give"))
+    assert fires(pack, "Poland handed over four tanks.", "en")
+    assert fires(pack, "Berlin ruled out more.", "en")
+
+
+def test_a_star_finds_the_end_of_a_compound(tmp_path):
+    pack = load_rules(write_pack(tmp_path, 'tank:\n  de: ["*panzer"]\n', "@tank"))
+    assert fires(pack, "Berlin liefert Kampfpanzern und Schützenpanzer.", "de")
+    assert not fires(pack, "Berlin liefert Panzerfäuste.", "de")
+
+
+def test_except_leaves_out_a_form_that_means_something_else(tmp_path):
+    pack = load_rules(write_pack(tmp_path, "give:\n  en:\n    - {name: supply, except: [supplies]}\n", "@give"))
+    assert fires(pack, "Britain supplied shells.", "en")
+    assert not fires(pack, "Britain sent supplies.", "en")
+
+
+def test_a_value_entry_is_not_an_alias_and_yaml_booleans_are_refused(tmp_path):
+    pack = load_rules(write_pack(tmp_path, "month:\n  en:\n    - {value: '3', aliases: [March], literal: true}\n",
+                                 "@month:3"))
+    assert fires(pack, "In March.", "en") and not fires(pack, "In 3 weeks.", "en")
+    with pytest.raises(RuleError, match="e.yaml:3:"):
+        load_rules(write_pack(tmp_path / "b", "w:\n  pl:\n    - {value: x, aliases: [on, ona]}\n", "@w"))
+
+
+def test_scan_lemmatises_the_word_first_and_keeps_it():
+    forms = scan("de", ["lieferte"])["lieferte"]
+    assert {"liefern", "liefert", "geliefert", "lieferte"} <= set(forms)
+
+
+def test_the_shipped_pack_recognises_german_pledge_phrasing():
+    pack = load_rules(RULES)
+    rule = next(r for r in pack.rules if r.id == "arms-pledge")
+    for text in ("Deutschland sagt der Ukraine weitere Leopard-2-Panzer zu.",
+                 "Deutschland stellt der Ukraine ein zusätzliches Patriot-System bereit.",
+                 "Norwegen liefert der Ukraine acht Leopard-Kampfpanzer.",
+                 "Die Bundesregierung hat die Lieferung von 14 Leopard-2-Panzern an die Ukraine genehmigt."):
+        m = pack.match_rule(rule, Article(url="t:", text=text, language="de"))
+        assert m is not None, text
+        assert m.fields["recipient"] == "Ukraine" and m.fields["donors"] in (["Germany"], ["Norway"]), m.fields
+    for text in ("Die Bundesregierung erwägt die Lieferung von Taurus-Marschflugkörpern an die Ukraine.",
+                 "Selenskyj fordert von Deutschland mehr Luftverteidigungssysteme.",
+                 "Kanzler Scholz lehnt die Lieferung von Taurus-Raketen an die Ukraine ab."):
+        assert pack.match_rule(rule, Article(url="t:", text=text, language="de")) is None, text

@@ -1,0 +1,79 @@
+"""Paragraphs and sentences of real text: hard wraps, bullets, headings, speaker labels, abbreviations, languages."""
+
+from __future__ import annotations
+
+from monitor.rules.normalise import split_sentences
+from monitor.rules.segment import segment, wrap_width
+
+
+def sentences(text: str, language: str = "") -> list[str]:
+    return [" ".join(text[a:b].split()) for a, b in split_sentences(text, language)]
+
+
+WRAPPED = """\
+THE PRESIDENT:  Good morning.  Today, I'm announcing another package of
+security assistance that will provide additional artillery munitions and
+armored vehicles to Ukraine.  This package includes 155 mm shells.
+
+Q    Mr. President, will there be more?
+"""
+
+
+def test_a_hard_wrapped_sentence_is_one_sentence():
+    got = sentences(WRAPPED)
+    assert "Today, I'm announcing another package of security assistance that will provide additional artillery " \
+           "munitions and armored vehicles to Ukraine." in got
+
+
+def test_a_wrap_before_a_capitalised_word_is_found_from_the_text_width():
+    text = ("By the authority vested in me as President by the Constitution and the\n"
+            "laws of the United States of America, including section 621 of the\n"
+            "Foreign Assistance Act of 1961 (FAA), I hereby delegate to the Secretary\n"
+            "of State the authority to direct the drawdown of up to $200 million.\n")
+    assert wrap_width(text) == 72
+    assert len(sentences(text)) == 1
+
+
+def test_speaker_labels_and_questions_start_paragraphs():
+    segs = segment(WRAPPED)
+    starts = {WRAPPED[p : p + 2] for p in segs.paragraphs}
+    assert "Q " in starts
+
+
+def test_trafilatura_paragraph_lines_and_a_short_heading_are_their_own_sentences():
+    text = "Germany pledges more tanks for Ukraine amid Russian offensive\nBerlin said on Monday it would send " \
+           "ten more Leopard tanks.\nThe decision came after talks."
+    assert sentences(text) == [
+        "Germany pledges more tanks for Ukraine amid Russian offensive",
+        "Berlin said on Monday it would send ten more Leopard tanks.",
+        "The decision came after talks.",
+    ]
+
+
+def test_bullets_and_markdown_headings_are_paragraphs():
+    text = "The package includes:\n- 14 Leopard 2 tanks\n- 3,000 rounds of ammunition\n\\### Background\nMore text."
+    assert sentences(text) == ["The package includes:", "- 14 Leopard 2 tanks", "- 3,000 rounds of ammunition",
+                               "\\### Background", "More text."]
+
+
+def test_abbreviations_initials_and_decimals_do_not_end_sentences():
+    text = ("The U.S. Army and Gen. Mark Milley met Sen. Joe Manchin on Monday. No. 5 on the list is $1.5 billion. "
+            "Joseph R. Biden signed it.")
+    assert sentences(text) == ["The U.S. Army and Gen. Mark Milley met Sen. Joe Manchin on Monday.",
+                               "No. 5 on the list is $1.5 billion.", "Joseph R. Biden signed it."]
+
+
+def test_german_abbreviations_do_not_end_sentences():
+    text = "Die Ukraine erhält u.a. Panzer im Wert von 2 Mrd. Euro. Das sagte z.B. der Minister."
+    assert sentences(text, "de") == ["Die Ukraine erhält u.a. Panzer im Wert von 2 Mrd. Euro.",
+                                     "Das sagte z.B. der Minister."]
+
+
+def test_quoted_sentences_end_at_the_closing_quote():
+    text = '"We will send more tanks." The minister said it twice.'
+    assert sentences(text) == ['"We will send more tanks."', "The minister said it twice."]
+
+
+def test_a_dateline_stays_with_its_sentence():
+    text = "KYIV, Ukraine (AP) — Germany will send tanks, officials said. Another sentence."
+    assert sentences(text)[0] == "KYIV, Ukraine (AP) — Germany will send tanks, officials said."
