@@ -14,12 +14,11 @@ from monitor.store import EmbeddedRedis, Keys, connect
 
 # Inflected forms of the rules' cue words are cached on disk (monitor/rules/lemmas.py): one folder per test session,
 # set before any test starts a `monitor` process so they share it, and never the user's own ~/.cache.
-_CACHE = os.environ.setdefault("MONITOR_CACHE_DIR", tempfile.mkdtemp(prefix="monitor-test-cache-"))
+_CACHE = os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="monitor-test-cache-")
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if _CACHE.startswith(tempfile.gettempdir()) and "monitor-test-cache-" in _CACHE:
-        shutil.rmtree(_CACHE, ignore_errors=True)
+    shutil.rmtree(_CACHE, ignore_errors=True)
 
 
 ROOT = Path(__file__).resolve().parent.parent

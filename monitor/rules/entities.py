@@ -169,7 +169,7 @@ def inflect_gazetteer(gazetteer: Gazetteer) -> Gazetteer:
         for ent in kind.entities:
             if ent.inflect:
                 wanted.setdefault(ent.language, set()).update(_head(a, ent.language)[1] for a in ent.aliases)
-    forms = {lang: inflections(lang, words) for lang, words in wanted.items()}
+    forms = inflections(wanted)
     out = Gazetteer()
     for name, kind in gazetteer.kinds.items():
         entities = tuple(_inflected(ent, forms.get(ent.language, {})) if ent.inflect else ent

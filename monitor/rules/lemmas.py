@@ -6,11 +6,13 @@ process (a dictionary is 20-400 MB in memory) and the forms asked for are cached
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,14 +21,15 @@ from .normalise import fold_text
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 3
+SEED = Path(__file__).with_name("inflections.json.gz")  # the shipped pack's words, so a first start is quick
 TIMEOUT = 120.0  # seconds for one language's dictionary (Polish, the largest, takes ~5 s here)
 
 
 def cache_dir() -> Path | None:
-    """Where forms are cached: $MONITOR_CACHE_DIR, systemd's $CACHE_DIRECTORY, else ~/.cache/monitor."""
-    for var in ("MONITOR_CACHE_DIR", "CACHE_DIRECTORY"):
-        if os.environ.get(var):
-            return Path(os.environ[var].split(":")[0])
+    """Where forms are cached: systemd's $CACHE_DIRECTORY (CacheDirectory=), else $XDG_CACHE_HOME/monitor, else
+    ~/.cache/monitor; None when there is no home (they are then computed at every start)."""
+    if os.environ.get("CACHE_DIRECTORY"):
+        return Path(os.environ["CACHE_DIRECTORY"].split(":")[0])
     base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache" if Path.home() != Path("/") else None)
     return Path(base) / "monitor" if base else None
 
@@ -35,17 +38,24 @@ def _folded(word: str) -> str:
     return " ".join(fold_text(word).split())
 
 
-def inflections(language: str, words: set[str]) -> dict[str, tuple[str, ...]]:
-    """word -> every folded form of its lemma in `language` (the word itself included), for the words asked."""
-    wanted = {w for w in words if w}
-    if not wanted:
-        return {}
-    cached = _read_cache(language)
-    missing = wanted - set(cached)
+def inflections(wanted: dict[str, set[str]]) -> dict[str, dict[str, tuple[str, ...]]]:
+    """language -> word -> every folded form of its lemma (the word itself included), for the words asked.
+
+    Languages whose words are not all cached are computed side by side, one child process each."""
+    out: dict[str, dict[str, list[str]]] = {}
+    missing: dict[str, set[str]] = {}
+    for language, words in wanted.items():
+        out[language] = _read_cache(language)
+        todo = {w for w in words if w} - set(out[language])
+        if todo:
+            missing[language] = todo
     if missing:
-        cached.update(_compute(language, missing))
-        _write_cache(language, cached)
-    return {w: tuple(cached.get(w, (_folded(w),))) for w in wanted}
+        with ThreadPoolExecutor(max_workers=max(1, min(len(missing), os.cpu_count() or 1))) as pool:
+            computed = dict(zip(missing, pool.map(lambda kv: _compute(*kv), missing.items())))
+        for language, forms in computed.items():
+            out[language].update(forms)
+            _write_cache(language, out[language])
+    return {lang: {w: tuple(out[lang].get(w, (_folded(w),))) for w in words if w} for lang, words in wanted.items()}
 
 
 @lru_cache(maxsize=1)
@@ -63,14 +73,44 @@ def _cache_file(language: str) -> Path | None:
 
 
 def _read_cache(language: str) -> dict[str, list[str]]:
+    """The shipped seed (the shipped pack's words, for the simplemma it was made with), then the local cache."""
+    data = dict(_seed().get(language, {}))
     path = _cache_file(language)
-    if path is None or not path.exists():
-        return {}
+    if path is not None and path.exists():
+        try:
+            local = json.loads(path.read_text(encoding="utf-8"))
+            data.update(local if isinstance(local, dict) else {})
+        except (OSError, ValueError):
+            pass  # a damaged cache is rebuilt
+    return data
+
+
+@lru_cache(maxsize=1)
+def _seed() -> dict[str, dict[str, list[str]]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
+        with gzip.open(SEED, "rt", encoding="utf-8") as f:
+            data = json.load(f)
     except (OSError, ValueError):
-        return {}  # a damaged cache is rebuilt
+        return {}
+    ok = data.get("simplemma") == _simplemma_version() and data.get("version") == CACHE_VERSION
+    return data.get("languages", {}) if ok else {}
+
+
+def write_seed(rules_folder: str) -> None:
+    """Regenerate SEED for the words of a rules folder (the shipped pack): `python -m monitor.rules.lemmas --seed
+    rules`. The seed is only a cache of what simplemma gives; a different simplemma version ignores it."""
+    from .entities import _head
+    from .loader import load_gazetteer
+
+    wanted: dict[str, set[str]] = {}
+    for kind in load_gazetteer(rules_folder).kinds.values():
+        for ent in kind.entities:
+            if ent.inflect:
+                wanted.setdefault(ent.language, set()).update(_head(a, ent.language)[1] for a in ent.aliases)
+    languages = {lang: scan(lang, sorted(words)) for lang, words in sorted(wanted.items())}
+    with gzip.open(SEED, "wt", encoding="utf-8") as f:
+        json.dump({"simplemma": _simplemma_version(), "version": CACHE_VERSION, "languages": languages}, f,
+                  ensure_ascii=False, sort_keys=True)
 
 
 def _write_cache(language: str, data: dict[str, list[str]]) -> None:
@@ -122,38 +162,45 @@ def _candidates(lemma: str, language: str) -> set[str]:
 
 
 def scan(language: str, words: list[str]) -> dict[str, list[str]]:
-    """word -> folded forms of its lemma: the lemma of each word, every dictionary form with that lemma, and the
-    regular forms simplemma lemmatises to it."""
-    import simplemma
+    """word -> folded forms of its lemma: every dictionary form with that lemma, and the regular forms simplemma
+    lemmatises back to it. The lemma is the word as written when the dictionary has forms of it ("levere"), else
+    simplemma's lemma of it ("lieferte" -> "liefern")."""
+    from simplemma import Lemmatizer
+    from simplemma.strategies import DefaultStrategy
     from simplemma.strategies.dictionaries import DefaultDictionaryFactory
 
+    factory = DefaultDictionaryFactory()
     try:
-        dictionary = DefaultDictionaryFactory().get_dictionary(language)
+        dictionary = factory.get_dictionary(language)
     except (ValueError, KeyError, OSError):
         return {w: [_folded(w)] for w in words}
-    # the word as written is the lemma when the dictionary has forms of it ("levere"), else simplemma's lemma
-    guesses = {w: {_folded(w), _folded(simplemma.lemmatize(w, lang=language))} for w in words}
-    forms: dict[str, set[str]] = {g: {g} for gs in guesses.values() for g in gs}
+    lemmatizer = Lemmatizer(lemmatization_strategy=DefaultStrategy(dictionary_factory=factory))
+    guesses = {w: {w, w.lower(), w[:1].upper() + w[1:], lemmatizer.lemmatize(w, lang=language)} for w in words}
+    # dictionary lemmas are compared as stored (bytes), so only the forms of wanted lemmas are ever folded
+    wanted = {g.encode(): _folded(g) for gs in guesses.values() for g in gs}
+    forms: dict[str, set[str]] = {folded: {folded} for folded in wanted.values()}
     for form, lemma in dictionary.items():
-        lemma_s = lemma.decode() if isinstance(lemma, bytes) else lemma
-        target = forms.get(_folded(lemma_s))
-        if target is not None:
+        folded_lemma = wanted.get(lemma if isinstance(lemma, bytes) else lemma.encode())
+        if folded_lemma is not None:
             folded = _folded(form.decode() if isinstance(form, bytes) else form)
             if len(folded) > 2 and " " not in folded:  # clitics ("'ll") and short forms (Danish "be") collide
-                target.add(folded)
+                forms[folded_lemma].add(folded)
     out = {}
     for w in words:
         own = _folded(w)
-        lemma = own if len(forms[own]) > 1 else _folded(simplemma.lemmatize(w, lang=language))
-        found = set(forms[lemma])
+        lemma = own if len(forms[own]) > 1 else _folded(lemmatizer.lemmatize(w, lang=language))
+        found = set(forms.get(lemma, {lemma}))
         for candidate in _candidates(lemma, language):
-            if len(candidate) > 2 and _folded(simplemma.lemmatize(candidate, lang=language)) in (lemma, own):
+            if len(candidate) > 2 and _folded(lemmatizer.lemmatize(candidate, lang=language)) in (lemma, own):
                 found.add(_folded(candidate))
         out[w] = sorted(found | {own})
     return out
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--seed"]:
+        write_seed(sys.argv[2] if len(sys.argv) > 2 else "rules")
+        return
     request = json.loads(sys.stdin.read())
     json.dump(scan(request["language"], list(request["words"])), sys.stdout, ensure_ascii=False)
 

@@ -78,7 +78,18 @@ def _version(folder: Path, paths: Iterable[Path], docs: dict[Path, Doc | None]) 
     return h.hexdigest()
 
 
-def _gazetteer(docs: list[Doc], problems: list[str]) -> Gazetteer:
+def load_gazetteer(path: str | Path) -> Gazetteer:
+    """The entity kinds of a rules folder as written (before inflection); raises RuleError on any problem."""
+    problems: list[str] = []
+    entity_paths, _rules_paths = rule_files(Path(path))
+    docs = [d for d in (parse_yaml(p, _label(p), problems) for p in entity_paths) if d]
+    gaz = _gazetteer(docs, problems, inflect=False)
+    if problems:
+        raise RuleError(f"{path}: {len(problems)} problem(s) in the entity files", problems)
+    return gaz
+
+
+def _gazetteer(docs: list[Doc], problems: list[str], *, inflect: bool = True) -> Gazetteer:
     gaz = Gazetteer()
     for doc in docs:
         kinds, errs = parse_kinds(doc.data, doc.where)
@@ -89,7 +100,7 @@ def _gazetteer(docs: list[Doc], problems: list[str]) -> Gazetteer:
                                 f"{gaz.kinds[kind.name].source}")
                 continue
             gaz.kinds[kind.name] = kind
-    return inflect_gazetteer(gaz)
+    return inflect_gazetteer(gaz) if inflect else gaz
 
 
 def _rules(docs: list[Doc], gaz: Gazetteer, channels: set[str], problems: list[str]) -> list[Rule]:
