@@ -296,7 +296,7 @@ def why_not(ctx: Any, node: Node, lo: int, hi: int, depth: int = 0) -> str:
         ctx.ev(node.child, lo, hi, found)
         shown = ", ".join(dict.fromkeys(repr(" ".join(ctx.nz.span_text(s, e).split())) for s, e, *_ in found[:5]))
         return f"excluded by NOT {node.child}: found {shown}"
-    if isinstance(node, Scope) and node.kind in ("sentence", "near"):
+    if isinstance(node, Scope) and node.kind in ("sentence", "near", "paragraph"):
         return _why_scope(ctx, node, lo, hi, depth)
     if isinstance(node, Scope):
         return f"in {node.kind}: " + why_not(ctx, node.child, *(_field_range(ctx, node, lo, hi)), depth)
@@ -310,7 +310,7 @@ def _field_range(ctx: Any, node: Scope, lo: int, hi: int) -> tuple[int, int]:
 
 
 def _why_scope(ctx: Any, node: Scope, lo: int, hi: int, depth: int) -> str:
-    unit = "sentence" if node.kind == "sentence" else f"window of {node.n} words"
+    unit = {"sentence": "sentence", "paragraph": "paragraph"}.get(node.kind, f"window of {node.n} words")
     windows = ctx.windows(node, lo, hi)
     if not windows:
         return f"no {unit} has a starting hit for {node.child}"

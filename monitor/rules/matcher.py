@@ -469,6 +469,12 @@ class Context:
         """The sentence windows or word windows in which to try a scoped clause, near its trigger hits."""
         anchors = self.anchor_positions(node.child, lo, hi)
         wins: dict[Hit, None] = {}
+        if node.kind == "paragraph":
+            spans = ([self.nz.paragraph_at(p) for p in sorted(anchors)] if anchors is not None
+                     else [self.nz.paragraph_at(a) for a, _b in self.nz.sentences()])
+            for a, b in spans:
+                wins[(max(lo, a), min(hi, b))] = None
+            return [w for w in wins if w[0] < w[1]]
         if node.kind == "sentence":
             if node.n == 1 and anchors is not None:  # the common case: only the sentences around the anchors
                 for p in sorted(anchors):

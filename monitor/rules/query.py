@@ -97,12 +97,12 @@ class Not:
 class Scope:
     """Evaluate `child` inside one part of the article: title, text, a sentence, N sentences, N words."""
 
-    kind: str  # "title" | "text" | "sentence" | "near"
+    kind: str  # "title" | "text" | "paragraph" | "sentence" | "near"
     n: int
     child: "Node"
 
     def __str__(self) -> str:
-        label = {"title": "title", "text": "text", "near": f"near{self.n}"}.get(self.kind)
+        label = {"title": "title", "text": "text", "paragraph": "paragraph", "near": f"near{self.n}"}.get(self.kind)
         if self.kind == "sentence":
             label = "sentence" if self.n == 1 else f"sentences{self.n}"
         return f"{label}:({self.child})"
@@ -110,7 +110,7 @@ class Scope:
 
 Node = Union[Term, EntityRef, Regex, Proximity, And, Or, Not, Scope]
 
-_SCOPE_FIELD = re.compile(r"^(title|text|sentence|sentences(\d+)|near(\d+))$")
+_SCOPE_FIELD = re.compile(r"^(title|text|paragraph|sentence|sentences(\d+)|near(\d+))$")
 _OPERATOR = re.compile(r"^(NEAR|SENT)(?:/(\d+))?$")
 
 
@@ -281,11 +281,13 @@ class _Converter:
             return self._entity(item, expr.value, None)
         m = _SCOPE_FIELD.match(name)
         if not m:
-            raise self.fail(item, f"unknown field {name!r} (fields: title, text, sentence, sentencesN, nearN, "
+            raise self.fail(item, f"unknown field {name!r} (fields: title, text, paragraph, sentence, sentencesN, nearN, "
                                   "entity, @kind)")
         child = self.convert(expr)
         if name in ("title", "text"):
             return Scope(name, 0, child)
+        if name == "paragraph":
+            return Scope("paragraph", 1, child)
         n = int(m.group(2) or m.group(3) or 1)
         if not 1 <= n <= MAX_WINDOW:
             raise self.fail(item, f"window must be 1..{MAX_WINDOW}")

@@ -173,3 +173,15 @@ def test_explanation_names_the_failed_clause(tmp_path, query, says):
     (ex,) = rs.explain(Article(url="u", title="News", text="A tank. Later, far away from it, in Kiev a boat."))
     assert not ex.fired and ex.match is None
     assert says in ex.failed
+
+
+def test_a_paragraph_scope_judges_one_paragraph(tmp_path):
+    from monitor.models import Article
+    from monitor.rules import load_rules
+
+    (tmp_path / "r.yaml").write_text("rules:\n  - id: p\n    query: 'paragraph:(tanks AND Ukraine AND NOT maybe)'\n")
+    pack = load_rules(tmp_path)
+    fired = lambda text: bool(pack.match(Article(url="t:", text=text)))  # noqa: E731
+    assert fired("Germany sends tanks. Ukraine is glad.\n\nOther news.")
+    assert not fired("Germany sends tanks.\n\nUkraine is glad.")
+    assert not fired("Germany sends tanks. Maybe Ukraine is glad.\n\nOther news.")
