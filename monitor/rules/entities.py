@@ -6,6 +6,8 @@ Gazetteer aliases go into the one automaton with the rules' terms; money and qua
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import product
+from math import prod
 from typing import Any, Callable
 
 from .amounts import find_money, find_quantities
@@ -160,15 +162,21 @@ PARTICLES: dict[str, frozenset[str]] = {
 }
 
 
+MAX_VARIANTS = 300  # inflected variants of one phrase (each word's forms multiplied): beyond, only the head inflects
+
+
 def inflect_gazetteer(gazetteer: Gazetteer) -> Gazetteer:
-    """The gazetteer with each inflecting alias's head word replaced by all its forms (see lemmas.py)."""
+    """The gazetteer with each inflecting alias's words replaced by all their forms (see lemmas.py)."""
     from .lemmas import inflections
 
     wanted: dict[str, set[str]] = {}
     for kind in gazetteer.kinds.values():
         for ent in kind.entities:
             if ent.inflect:
-                wanted.setdefault(ent.language, set()).update(_head(a, ent.language)[1] for a in ent.aliases)
+                for alias in ent.aliases:
+                    words = alias.split()
+                    wanted.setdefault(ent.language, set()).update(
+                        words[i].lstrip("*") for i in _inflecting(words, ent.language))
     forms = inflections(wanted)
     out = Gazetteer()
     for name, kind in gazetteer.kinds.items():
@@ -178,26 +186,43 @@ def inflect_gazetteer(gazetteer: Gazetteer) -> Gazetteer:
     return out
 
 
-def _head(alias: str, language: str) -> tuple[int, str]:
-    """(index, word) of the word that inflects: the last, or the first when the last is a verb particle."""
-    words = alias.split()
-    if not words:
-        return 0, ""
+def _head(words: list[str], language: str) -> int:
+    """Index of the word that carries the inflection: the last, or the first when the last is a verb particle."""
     if len(words) > 1 and words[-1].lower() in PARTICLES.get(language, ()):
-        return 0, words[0].lstrip("*")
-    return len(words) - 1, words[-1].lstrip("*")
+        return 0
+    return len(words) - 1
+
+
+def _inflecting(words: list[str], language: str) -> list[int]:
+    """Which words inflect: in English the head only; in languages whose adjectives agree with their noun
+    ("militärischer Hilfe", "військової допомоги") every word but particles, "..." and words of two letters."""
+    if not words:
+        return []
+    if language == "en":
+        return [_head(words, language)]
+    found = [i for i, w in enumerate(words)
+             if w != "..." and len(w.lstrip("*")) > 2 and w.lower() not in PARTICLES.get(language, ())]
+    return found or [_head(words, language)]
 
 
 def _inflected(ent: Entity, forms: dict[str, tuple[str, ...]]) -> Entity:
     aliases: dict[str, None] = {}
     skip = {normalise_phrase(x) for x in ent.exceptions}
+
+    def options(word: str) -> list[str]:
+        star = "*" if word.startswith("*") else ""
+        bare = word.lstrip("*")
+        return [star + f for f in forms.get(bare, (bare,)) if f == normalise_phrase(bare) or f not in skip]
+
     for alias in ent.aliases:
-        at, head = _head(alias, ent.language)
         words = alias.split()
-        star = "*" if words and words[at].startswith("*") else ""
-        for form in forms.get(head, (head,)):
-            if form == normalise_phrase(head) or form not in skip:
-                aliases[" ".join([*words[:at], star + form, *words[at + 1 :]])] = None
+        at = _inflecting(words, ent.language)
+        choices = [options(w) if i in at else [w] for i, w in enumerate(words)]
+        if prod(len(c) for c in choices) > MAX_VARIANTS:
+            head = _head(words, ent.language)
+            choices = [options(w) if i == head else [w] for i, w in enumerate(words)]
+        for variant in product(*choices):
+            aliases[" ".join(variant)] = None
     return Entity(ent.canonical, tuple(aliases), ent.exact_case, ent.language, inflect=False)
 
 
