@@ -176,7 +176,10 @@ def _examples(doc: Doc, base: Path_, spec: RuleSpec, problems: list[str]) -> lis
     out: list[Example] = []
     for key, expect in (("match", True), ("no_match", False)):
         for j, item in enumerate(getattr(spec.examples, key)):
-            if isinstance(item, ExampleFile):
+            if isinstance(item, ExampleFile) and item.text:
+                out.append(Example(item.text, expect, f"{key}[{j}] ({doc.where(base + ('examples', key, j))})",
+                                   item.title))
+            elif isinstance(item, ExampleFile):
                 target = (doc.path.parent / item.file).resolve()
                 try:
                     text = target.read_text(encoding="utf-8")

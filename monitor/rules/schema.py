@@ -23,12 +23,19 @@ class RuleSettings(BaseModel):
 
 
 class ExampleFile(BaseModel):
-    """An example article kept in a file, relative to the rule file."""
+    """An example article with a title: its text inline (`text:`) or kept in a file relative to the rule file."""
 
     model_config = ConfigDict(extra="forbid")
 
-    file: str = Field(min_length=1)
+    file: str = ""
+    text: str = ""
     title: str = ""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ExampleFile":
+        if bool(self.file) == bool(self.text):
+            raise ValueError("an example gives either 'file' or 'text' (with an optional 'title')")
+        return self
 
 
 class Examples(BaseModel):
