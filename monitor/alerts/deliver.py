@@ -247,6 +247,9 @@ class Deliverer:
         error = f"unknown channel {channel!r} (not in the configuration's channels)"
         await self.history.set_delivery(alert.id, channel, {"status": "dead", "error": error, "attempts": 0})
         await self._dead_letter(alert.id, channel, error, 0)
+        # rules are checked against the channels at load, so this is an alert written before a channel was removed
+        log.error("alert %s channel %s: %s; dead-lettered", alert.id, channel, error)
+        metrics.deliveries.labels(channel, "dead").inc()
 
     # ---- channels: send what is due ----
 
