@@ -55,6 +55,7 @@ class Daemon:
     _polling: set[str] = field(default_factory=set)  # feeds whose poll runs now (leased by this instance)
     _poll_slots: asyncio.Semaphore | None = None
     config_error: str | None = None  # the last configuration reload failed with this (the running one stays)
+    starting: bool = False  # run() is starting up: /healthz is served from before Redis is opened, and says so
 
     async def start(self) -> Pipeline:
         """Connect (or start the embedded Redis), load rules, build the pipeline. Raises MonitorError."""
@@ -125,6 +126,7 @@ class Daemon:
     # --- run (forever) ------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        self.starting = True
         runner = await self._serve_http()  # first: a port in use fails before Redis or workers are started
         try:
             pipeline = await self.start()
@@ -155,6 +157,7 @@ class Daemon:
             loops.append(asyncio.create_task(self._supervise("rules", lambda: pipeline.rules.watch(self.stop))))
         scheduler.start()
         await self._tick()
+        self.starting = False
         self.notifier.ready(f"{len(pipeline.feeds)} sources, {len(pipeline.rules.current.rules)} rules")
         try:
             await self.stop.wait()
@@ -448,7 +451,9 @@ class Daemon:
             reasons.append("redis unreachable")
         if tick_age > max(3 * self.config.pipeline.tick, 30):
             reasons.append(f"scheduler has not ticked for {tick_age:.0f}s")
-        if rules is None or not rules.current.rules:
+        if self.starting:
+            reasons.append("starting")
+        elif rules is None or not rules.current.rules:
             reasons.append("no rules loaded")
         if rules is not None and rules.last_error:
             warnings.append("last rule reload failed; previous rules active")

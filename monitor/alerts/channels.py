@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import ConfigError
 
@@ -126,7 +126,8 @@ class ChannelSettings(BaseModel):
 
     urls: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)  # a rule may name a tag instead of a channel
-    format: Literal["text", "markdown", "html"] | None = None  # None: what each service prefers
+    # None: what each service prefers; json: the alert as a JSON document, the body of a json:// / jsons:// webhook
+    format: Literal["text", "markdown", "html", "json"] | None = None
     throttle: str | None = None  # "10m": at most one message per rule per window; the rest counted
     digest: str | None = None  # "1h" or "daily 08:00 Europe/Berlin": collect, then send one message
     quiet_hours: str | None = None  # "22:00-07:00 Europe/Berlin": hold, then send as a digest
@@ -140,6 +141,15 @@ class ChannelSettings(BaseModel):
                 # never echo the URL: it may hold a secret
                 raise ValueError("each url must be an apprise URL such as json://host/path (scheme:// missing)")
         return urls
+
+    @model_validator(mode="after")
+    def _json_needs_webhooks(self) -> "ChannelSettings":
+        if self.format == "json":
+            other = sorted({u.split("://", 1)[0] for u in self.urls} - {"json", "jsons"})
+            if other:
+                raise ValueError(f"format: json sends the alert as the body of a webhook: use json:// or jsons:// "
+                                 f"URLs, not {', '.join(s + '://' for s in other)}")
+        return self
 
     @field_validator("throttle")
     @classmethod

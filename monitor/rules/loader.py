@@ -152,7 +152,7 @@ def _rule(doc: Doc, i: int, spec: RuleSpec, gaz: Gazetteer, channels: set[str], 
             at = doc.where_in_value(base + ("query",), exc.token, exc.pos, spec.query)
         else:
             at = doc.where(base + ("all",))
-        token = f" (at {exc.token!r})" if exc.token and exc.token not in str(exc) else ""
+        token = f" (at {exc.token!r})" if exc.token else ""
         problems.append(f"{at}: rule {spec.id}: {exc}{token}")
         return None
     for j, ch in enumerate(spec.channels):

@@ -268,8 +268,8 @@ class _Converter:
             compiled = re2.compile(pattern, _RE2_QUIET)
         except re2.error as exc:  # one readable line: re2's message comes as bytes
             reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
-            raise QueryError(f"invalid regex /{pattern}/: {reason} (RE2 runs in linear time and has no look-around "
-                             "(?= (?! (?<= (?<! and no backreferences)", "/" + pattern + "/",
+            raise QueryError(f"invalid regex for re2: {reason}; RE2 runs in linear time and has no look-around "
+                             "(?= (?! (?<= (?<! and no backreferences", "/" + pattern + "/",
                              getattr(item, "pos", -1) or 0) from None
         return Regex(pattern, compiled)
 
