@@ -357,3 +357,20 @@ async def test_update_lists_what_changed_not_everything_known(redis, keys):
     [message] = [b["message"] for b in hook.bodies if b["title"].startswith("[HIGH] Update:")]
     changed = message.split("What changed:\n", 1)[1].split("\n\n", 1)[0]
     assert changed == "- donor: Norway (new; before: Denmark, Netherlands)"  # not the union of all donors
+
+
+async def test_an_alert_for_a_channel_no_longer_configured_is_counted_dead(redis, keys):
+    from monitor import metrics
+
+    def dead() -> float:
+        return metrics.REGISTRY.get_sample_value("monitor_deliveries_total", {"channel": "removed",
+                                                                              "result": "dead"}) or 0.0
+
+    before = dead()
+    outbox, deliverer = parts(redis, keys, {"hook": ChannelSettings(urls=["json://127.0.0.1:1/x"])},
+                              fast(default_channels=["removed"]))  # written before the channel was removed
+    [alert] = await submit_story(outbox, range(1))
+    await deliverer.run(asyncio.Event(), burst=True)
+    state = await AlertHistory(redis, keys).delivery(alert.id, "removed")
+    assert state["status"] == "dead" and "unknown channel 'removed'" in state["error"]
+    assert dead() == before + 1
