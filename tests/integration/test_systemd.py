@@ -149,7 +149,9 @@ data_dir: {tmp_path / 'data'}
 sources:
   directories: [{{path: {ROOT / 'seeds'}}}]
 rules: {{path: {ROOT / 'rules'}}}
-channels: {{audit: {{urls: ["jsonl://{tmp_path / 'alerts.jsonl'}"]}}, analysts: {{urls: ["jsonl://{tmp_path / 'alerts.jsonl'}"]}}}}
+channels:
+  audit: {{urls: ["jsonl://{tmp_path / 'alerts.jsonl'}"]}}
+  analysts: {{urls: ["jsonl://{tmp_path / 'alerts.jsonl'}"]}}
 alerts: {{default_channels: [audit]}}
 service: {{listen: null}}
 pipeline: {{tick: 0.2}}
