@@ -26,6 +26,8 @@ from .rules import RuleSettings
 from .yamlsafe import did_you_mean, parse_yaml_text
 
 ENV_PREFIX = "MONITOR_"
+# MONITOR_* variables that are not setting overrides: the configuration file, the test corpus (tests/conftest.py)
+NOT_SETTINGS = ("MONITOR_CONFIG", "MONITOR_CORPUS")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 
@@ -183,7 +185,7 @@ def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
     """MONITOR_REDIS__URL=redis://... sets redis.url (double underscore descends). Values are YAML scalars."""
     applied = []
     for name, raw in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or name == "MONITOR_CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS:
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
         if not path:

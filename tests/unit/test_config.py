@@ -106,3 +106,8 @@ def test_monitor_check_accepts_the_shipped_configurations(tmp_path):
         result = subprocess.run([str(MONITOR_BIN), "check", "--config", str(root / name)], capture_output=True,
                                 text=True, timeout=120, cwd=root, env=env)
         assert result.returncode == 0, (name, result.stdout, result.stderr)
+
+
+def test_monitor_corpus_and_config_variables_are_not_setting_overrides():
+    config = load_config(None, environ={"MONITOR_CORPUS": "../shared/corpus", "MONITOR_CONFIG": "x.yaml"})
+    assert config.data_dir.endswith("data")
