@@ -1,6 +1,9 @@
 """The `monitor` command: run the daemon, check the configuration, test and explain rules, look at feeds and alerts.
 
-Exit codes: 0 fine, 1 a check or test failed, 2 bad usage or configuration.
+Exit codes: 0 fine, 1 a check or test failed (or nothing to show / retry), 2 bad usage or configuration (also a
+rule, channel or secret the daemon cannot start with); 3 the daemon could not start for another reason (Redis
+unreachable, port in use). Expected errors are one `error: ...` line (one JSON object with --log-format json),
+never a traceback.
 """
 
 from __future__ import annotations
@@ -10,15 +13,17 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, NoReturn, Optional
 
 import typer
 
-from . import logs
-from .config import Config, default_config_path, load_config, parse_duration
+from . import __version__, logs
+from .config import Config, default_config_path, known_channels, load_config, parse_duration
 from .errors import ConfigError, MonitorError, RuleError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="monitor: a news-monitoring daemon.")
+# show_locals off: a traceback of a bug must not print local variables (resolved secrets could be among them)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="monitor: a news-monitoring daemon.",
+                  pretty_exceptions_show_locals=False)
 rules_app = typer.Typer(no_args_is_help=True, help="Test, explain and replay the analysts' rules.")
 alerts_app = typer.Typer(no_args_is_help=True, help="Alert history, dead letters and re-sending.")
 app.add_typer(rules_app, name="rules")
@@ -28,20 +33,50 @@ log = logging.getLogger("monitor")
 ConfigOpt = typer.Option(None, "--config", "-c", help="monitor.yaml (default: $MONITOR_CONFIG, else ./monitor.yaml)")
 
 
-def _config(path: Optional[Path]) -> Config:
+_OUTPUT = {"format": "text"}  # how expected errors are printed: `run --log-format json` makes them JSON
+
+
+def fail(exc: MonitorError | str, code: int) -> NoReturn:
+    """Print an expected error (its one problem as one line, or a summary with one line per problem) and exit."""
+    if isinstance(exc, str):
+        message, problems = exc, []
+    else:
+        problems = list(getattr(exc, "problems", None) or [])
+        message = str(exc).split("\n", 1)[0]
+        if len(problems) == 1:
+            message, problems = problems[0], []
+    typer.echo(logs.error_line(message, problems, fmt=_OUTPUT["format"]), err=True)
+    raise typer.Exit(code)
+
+
+def _exit_code(exc: MonitorError) -> int:
+    return 2 if isinstance(exc, (ConfigError, RuleError)) else 3
+
+
+def _config(path: Optional[Path], *, code: int = 2) -> Config:
     try:
         return load_config(str(path) if path else default_config_path())
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(exc, code)
 
 
 def _run(coro: Awaitable[Any]) -> Any:
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
     except MonitorError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(exc, _exit_code(exc))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"monitor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                              help="Print the version and exit.")) -> None:
+    """monitor: a news-monitoring daemon."""
 
 
 @app.command()
@@ -52,8 +87,12 @@ def run(config: Optional[Path] = ConfigOpt,
     """Run the daemon (or one cycle with --once)."""
     from .daemon import Daemon
 
+    if log_format not in (None, "text", "json"):
+        fail(f"--log-format {log_format}: use text or json", 2)
+    _OUTPUT["format"] = log_format or "text"
     cfg = _config(config)
-    logs.setup(level=(log_level or cfg.log.level).upper(), fmt=log_format or cfg.log.format)
+    _OUTPUT["format"] = log_format or cfg.log.format
+    logs.setup(level=(log_level or cfg.log.level).upper(), fmt=_OUTPUT["format"])
     daemon = Daemon(cfg)
     if once:
         new = _run(daemon.run_once())
@@ -64,31 +103,22 @@ def run(config: Optional[Path] = ConfigOpt,
 
 @app.command()
 def check(config: Optional[Path] = ConfigOpt) -> None:
-    """Validate the configuration and every rule file; exit 1 on any error."""
+    """Validate the configuration, its channels' secrets and every rule file; exit 1 on any error."""
+    from .alerts.channels import resolve_channel_urls
     from .rules import load_rules
 
     path = str(config) if config else default_config_path()
-    try:
-        cfg = load_config(path)
+    cfg = _config(config, code=1)
+    try:  # exactly what `run` does before it starts: a secret that cannot be read fails here too
+        resolve_channel_urls(cfg.channels, source=cfg.source_path)
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"configuration {path or '(defaults)'}: ok ({len(cfg.feeds())} sources, {len(cfg.channels)} channels)")
+        fail(exc, 1)
+    typer.echo(f"configuration {path or '(defaults)'}: ok ({len(cfg.feeds())} sources, {len(cfg.channels)} channels, "
+               "secrets resolved)")
     try:
-        ruleset = load_rules(cfg.rules.path)
+        ruleset = load_rules(cfg.rules.path, known_channels=known_channels(cfg))
     except RuleError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    from .alerts.channels import with_builtin_channels
-
-    channels = with_builtin_channels(cfg.channels, cfg.data_dir)
-    known = set(channels) | {tag for ch in channels.values() for tag in ch.tags}
-    named = {ch for r in ruleset.rules for ch in r.channels} | set(cfg.alerts.default_channels)
-    unknown = sorted(named - known)
-    if unknown:
-        typer.echo(f"error: rules or alerts.default_channels name channels that monitor.yaml does not define: "
-                   f"{', '.join(unknown)}", err=True)
-        raise typer.Exit(1)
+        fail(exc, 1)
     typer.echo(f"rules {cfg.rules.path}: ok ({len(ruleset.rules)} rules, version {ruleset.version})")
 
 
@@ -100,12 +130,15 @@ def rules_test(path: Optional[Path] = typer.Argument(None, help="rules folder or
     """Run every rule's match:/no_match: examples; exit 1 with a diff on any failure."""
     from .rules.tools import run_rule_tests
 
-    target = path or Path(_config(config).rules.path)
+    cfg = _config(config)
+    target = path or Path(cfg.rules.path)
+    # channel names are checked against the configuration in effect; with none at all (built-in defaults) they
+    # cannot be, since any monitor.yaml may define them
+    named = config is not None or default_config_path() is not None
     try:
-        ok, report = run_rule_tests(target)
+        ok, report = run_rule_tests(target, known_channels=known_channels(cfg) if named else None)
     except RuleError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        fail(exc, 1)
     typer.echo(report)
     raise typer.Exit(0 if ok else 1)
 
@@ -123,9 +156,11 @@ def rules_explain(source: str = typer.Argument(..., help="a file, an http(s) URL
     try:
         ruleset = load_rules(cfg.rules.path)
     except RuleError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    article = _run(load_article(source, cfg))
+        fail(exc, 1)
+    try:
+        article = asyncio.run(load_article(source, cfg))
+    except MonitorError as exc:
+        fail(exc, 1)
     typer.echo(render_explanation(ruleset, article, color=sys.stdout.isatty() if color is None else color))
 
 
@@ -168,19 +203,41 @@ def rules_eval(labelled: Path = typer.Argument(..., help="labelled JSON lines (s
 @rules_app.command("replay")
 def rules_replay(since: str = typer.Option("7d", help="how far back: 24h, 7d, ..."),
                  rule: Optional[str] = typer.Option(None, "--rule", help="only this rule id"),
+                 rules: Optional[Path] = typer.Option(None, "--rules",
+                                                      help="a draft rules folder or file instead of the live one"),
                  config: Optional[Path] = ConfigOpt) -> None:
-    """Run the current rules over stored articles: what would fire now, and what fired before but no longer would."""
+    """Run the current (or draft) rules over stored articles: what would fire now, and what no longer would."""
     from .replay import replay
+    from .rules import load_rules
 
+    try:
+        seconds = parse_duration(since)
+    except ValueError as exc:
+        fail(f"--since: {exc}", 2)
     cfg = _config(config)
-    typer.echo(_with_redis(cfg, lambda client, keys: replay(client, keys, cfg, since=parse_duration(since),
-                                                             rule_id=rule)))
+    try:  # loaded before Redis is touched: a broken draft or an unknown rule id costs nothing
+        ruleset = load_rules(rules or cfg.rules.path, known_channels=known_channels(cfg))
+    except RuleError as exc:
+        fail(exc, 1)
+    if rule and rule not in {r.id for r in ruleset.rules}:
+        fail(f"rule {rule!r} is not in {rules or cfg.rules.path} (rules: {', '.join(r.id for r in ruleset.rules)})",
+             1)
+    typer.echo(_with_redis(cfg, lambda client, keys: replay(client, keys, cfg, since=seconds, rule_id=rule,
+                                                             ruleset=ruleset)))
 
 
 # --- feeds and alerts -------------------------------------------------------------------------------------------
 
 def _with_redis(cfg: Config, fn: Callable[[Any, Any], Awaitable[Any]]) -> Any:
+    """Run `fn(client, keys)` on the configured Redis, or on the embedded one's data under data_dir (never created
+    here: a command that only reads must not leave an empty ./data behind when run in the wrong folder)."""
     from .store import Keys, open_redis
+
+    if not cfg.redis.url and not Path(cfg.data_dir).is_dir():
+        where = cfg.source_path if cfg.source_path != "(defaults)" else "no configuration file (./monitor.yaml " \
+            "or $MONITOR_CONFIG)"
+        fail(f"no monitor data at {cfg.data_dir}: {where} sets no redis.url and the data directory does not exist; "
+             "pass -c with the daemon's monitor.yaml", 1)
 
     async def go() -> Any:
         client, embedded = await open_redis(cfg.redis.url, cfg.data_dir)
@@ -237,10 +294,13 @@ def alerts_show(alert_id: str, config: Optional[Path] = ConfigOpt) -> None:
 
     cfg = _config(config)
 
-    async def show(client: Any, keys: Any) -> str:
+    async def show(client: Any, keys: Any) -> str | None:
         return await History(client, keys).render_show(alert_id)
 
-    typer.echo(_with_redis(cfg, show))
+    text = _with_redis(cfg, show)
+    if text is None:
+        fail(f"no alert {alert_id} (monitor alerts list shows the known ids)", 1)
+    typer.echo(text)
 
 
 @alerts_app.command("retry")
@@ -250,17 +310,19 @@ def alerts_retry(alert_id: str, config: Optional[Path] = ConfigOpt) -> None:
 
     cfg = _config(config)
 
-    async def go(client: Any, keys: Any) -> bool:
+    async def go(client: Any, keys: Any) -> str:
         deliverer = Deliverer(client, keys, settings=cfg.alerts, channels=cfg.channels, consumer=cfg.consumer_name(),
                               data_dir=cfg.data_dir)
-        ok = await deliverer.retry_dead(alert_id)
-        if ok:
-            await deliverer.run(asyncio.Event(), burst=True)
-        return ok
+        reason = await deliverer.why_not_retryable(alert_id)
+        if reason:
+            return reason
+        await deliverer.retry_dead(alert_id)
+        await deliverer.run(asyncio.Event(), burst=True)
+        return ""
 
-    if not _with_redis(cfg, go):
-        typer.echo(f"no dead-lettered alert {alert_id}", err=True)
-        raise typer.Exit(1)
+    reason = _with_redis(cfg, go)
+    if reason:
+        fail(reason, 1)
     typer.echo(f"alert {alert_id} sent again")
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Mapping
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from .alerts.channels import AlertSettings, ChannelSettings
+from .alerts.channels import AlertSettings, ChannelSettings, channel_names
 from .archive import ArchiveSettings
 from .dedup import StorySettings
 from .errors import ConfigError
@@ -23,9 +23,11 @@ from .extract import ExtractSettings
 from .models import Feed
 from .net import FetchSettings
 from .rules import RuleSettings
-from .yamlsafe import parse_yaml_text
+from .yamlsafe import did_you_mean, parse_yaml_text
 
 ENV_PREFIX = "MONITOR_"
+# MONITOR_* variables that are not setting overrides: the configuration file, the test corpus (tests/conftest.py)
+NOT_SETTINGS = ("MONITOR_CONFIG", "MONITOR_CORPUS")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 
@@ -50,6 +52,7 @@ class _Model(BaseModel):
 class RedisSettings(_Model):
     url: str | None = None  # unset: embedded redis-server under data_dir
     prefix: str = "monitor:"
+    connect_timeout: Duration = 30.0  # at start: how long to wait for Redis to answer before giving up
 
 
 class FeedSource(_Model):
@@ -109,6 +112,17 @@ class ServiceSettings(_Model):
     shutdown_grace: Duration = 20.0
     feed_failing_alert_after: Duration = 86400.0
     operator_channel: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str | None) -> str | None:
+        if listen is None:
+            return None
+        port = listen.rpartition(":")[2]
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"must be host:port with a port 1-65535, got {listen!r} (monitor@.service: the "
+                             "instance name is the port, e.g. monitor@9301)")
+        return listen
 
 
 class LogSettings(_Model):
@@ -171,7 +185,7 @@ def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
     """MONITOR_REDIS__URL=redis://... sets redis.url (double underscore descends). Values are YAML scalars."""
     applied = []
     for name, raw in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or name == "MONITOR_CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS:
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
         if not path:
@@ -199,6 +213,25 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     return config.model_copy(update=updates)
 
 
+def known_channels(config: Config) -> set[str]:
+    """Channel names and tags that rules, sources and alerts.default_channels may name (built-ins included)."""
+    return channel_names(config.channels, config.data_dir)
+
+
+def _channel_problems(config: Config, where: Any) -> list[str]:
+    """Every place of the configuration that names a channel monitor.yaml does not define (nor a tag)."""
+    known = known_channels(config)
+    named: list[tuple[tuple[Any, ...], str]] = [(("alerts", "default_channels", i), name)
+                                                for i, name in enumerate(config.alerts.default_channels)]
+    for kind, sources in (("feeds", config.sources.feeds), ("directories", config.sources.directories)):
+        for i, src in enumerate(sources):
+            named += [(("sources", kind, i, "channels", j), name) for j, name in enumerate(src.channels)]
+    if config.service.operator_channel:
+        named.append((("service", "operator_channel"), config.service.operator_channel))
+    return [f"{where(loc)}: {_format_loc(loc)}: unknown channel {name!r}{did_you_mean(name, known)} "
+            f"(channels: {', '.join(sorted(known))})" for loc, name in named if name not in known]
+
+
 def _format_loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
@@ -209,22 +242,27 @@ def validate(data: Any, loaded: Any, *, source: str, env_keys: list[str]) -> Con
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the configuration must be a mapping of settings")
+    def where(loc: tuple[Any, ...]) -> str:
+        key = _format_loc(loc)
+        if any(key == k or key.startswith(k + ".") for k in env_keys):
+            return f"environment {ENV_PREFIX}{'__'.join(str(p).upper() for p in loc)}"
+        return loaded.where(loc) if loaded else source
+
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             loc = tuple(err["loc"])
-            key = _format_loc(loc)
-            where = loaded.where(loc) if loaded else source
-            from_env = any(key == k or key.startswith(k + ".") for k in env_keys)
-            if from_env:
-                where = f"environment {ENV_PREFIX}{'__'.join(str(p).upper() for p in loc)}"
-            message = err["msg"]
+            message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message = "unknown setting (check the spelling)"
-            problems.append(f"{where}: {key}: {message}")
+            problems.append(f"{where(loc)}: {_format_loc(loc)}: {message}")
         raise ConfigError(f"{source}: {len(problems)} error(s) in the configuration", problems) from None
+    problems = _channel_problems(config, where)
+    if problems:
+        raise ConfigError(f"{source}: {len(problems)} error(s) in the configuration", problems)
+    return config
 
 
 def load_config(path: str | os.PathLike[str] | None, *, environ: Mapping[str, str] | None = None) -> Config:

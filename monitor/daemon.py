@@ -20,8 +20,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import metrics
-from .config import Config, load_config
-from .errors import MonitorError
+from .alerts.channels import resolve_channel_urls
+from .config import Config, known_channels, load_config
+from .errors import ConfigError, MonitorError
 from .models import Feed
 from .net import Fetcher, redact_url
 from .pipeline import Pipeline
@@ -53,18 +54,27 @@ class Daemon:
     _in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
     _polling: set[str] = field(default_factory=set)  # feeds whose poll runs now (leased by this instance)
     _poll_slots: asyncio.Semaphore | None = None
+    config_error: str | None = None  # the last configuration reload failed with this (the running one stays)
+    starting: bool = False  # run() is starting up: /healthz is served from before Redis is opened, and says so
 
     async def start(self) -> Pipeline:
         """Connect (or start the embedded Redis), load rules, build the pipeline. Raises MonitorError."""
         c = self.config
-        rules = RuleWatcher(c.rules.path, on_change=self._rules_changed)  # raises RuleError: no rules, no start
-        self.redis, self.embedded = await open_redis(c.redis.url, c.data_dir)
-        self.redis_reachable()
-        fetcher = Fetcher(c.fetch)
-        pool = WorkerPool(processes=c.workers.processes)
-        self.pipeline = Pipeline(config=c, redis=self.redis, keys=Keys(c.redis.prefix), fetcher=fetcher, pool=pool,
-                                 rules=rules, consumer=c.consumer_name())
-        await self.pipeline.sync_feeds()
+        # what the configuration names must exist before anything starts: rules and their channels, secrets
+        rules = RuleWatcher(c.rules.path, on_change=self._rules_changed,  # RuleError: no (valid) rules, no start
+                            known_channels=known_channels(c))
+        resolve_channel_urls(c.channels, source=c.source_path)  # ConfigError naming the file, channel and secret
+        self.redis, self.embedded = await open_redis(c.redis.url, c.data_dir, timeout=c.redis.connect_timeout)
+        try:
+            self.redis_reachable()
+            fetcher = Fetcher(c.fetch)
+            pool = WorkerPool(processes=c.workers.processes)
+            self.pipeline = Pipeline(config=c, redis=self.redis, keys=Keys(c.redis.prefix), fetcher=fetcher,
+                                     pool=pool, rules=rules, consumer=c.consumer_name())
+            await self.pipeline.sync_feeds()
+        except BaseException:
+            await self.close()  # the embedded redis-server and the workers must not outlive a failed start
+            raise
         log.info("started: %d sources, %d rules (version %s), consumer %s", len(self.pipeline.feeds),
                  len(rules.current.rules), rules.current.version, self.pipeline.consumer)
         return self.pipeline
@@ -116,7 +126,20 @@ class Daemon:
     # --- run (forever) ------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        pipeline = await self.start()
+        self.starting = True
+        runner = await self._serve_http()  # first: a port in use fails before Redis or workers are started
+        try:
+            pipeline = await self.start()
+            try:
+                await self._run_loops(pipeline)
+            finally:
+                await self.close()
+                log.info("stopped")
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+
+    async def _run_loops(self, pipeline: Pipeline) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.request_stop, "SIGTERM")
         loop.add_signal_handler(signal.SIGINT, self.request_stop, "SIGINT")
@@ -125,7 +148,6 @@ class Daemon:
         # a tick still running when the next is due is skipped by design (max_instances=1): not worth a warning
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         scheduler = self._scheduler(pipeline)
-        runner = await self._serve_http()
         loops = [
             asyncio.create_task(self._supervise("entries", lambda: pipeline.entries.consume(
                 pipeline.handle_entry, stop=self.stop, concurrency=self.config.pipeline.page_concurrency))),
@@ -135,6 +157,7 @@ class Daemon:
             loops.append(asyncio.create_task(self._supervise("rules", lambda: pipeline.rules.watch(self.stop))))
         scheduler.start()
         await self._tick()
+        self.starting = False
         self.notifier.ready(f"{len(pipeline.feeds)} sources, {len(pipeline.rules.current.rules)} rules")
         try:
             await self.stop.wait()
@@ -143,10 +166,6 @@ class Daemon:
             scheduler.shutdown(wait=False)
             await self._drain(loops)
             await self._hand_back(pipeline)
-            if runner is not None:
-                await runner.cleanup()
-            await self.close()
-            log.info("stopped")
 
     def request_stop(self, why: str = "") -> None:
         if not self.stop.is_set():
@@ -409,8 +428,12 @@ class Daemon:
             try:
                 fresh = load_config(self.config.source_path)
             except MonitorError as exc:
+                self.config_error = str(exc)
+                metrics.config_reloads.labels("failed").inc()
                 log.error("configuration reload failed; keeping the running sources: %s", exc)
                 return
+            self.config_error = None
+            metrics.config_reloads.labels("ok").inc()
             self.pipeline.feeds = {f.id: f for f in fresh.feeds()}
             await self.pipeline.sync_feeds()
             log.info("configuration reloaded: %d sources", len(self.pipeline.feeds))
@@ -428,10 +451,14 @@ class Daemon:
             reasons.append("redis unreachable")
         if tick_age > max(3 * self.config.pipeline.tick, 30):
             reasons.append(f"scheduler has not ticked for {tick_age:.0f}s")
-        if rules is None or not rules.current.rules:
+        if self.starting:
+            reasons.append("starting")
+        elif rules is None or not rules.current.rules:
             reasons.append("no rules loaded")
         if rules is not None and rules.last_error:
             warnings.append("last rule reload failed; previous rules active")
+        if self.config_error:
+            warnings.append("last configuration reload failed; previous configuration active")
         down_for = time.monotonic() - self.redis_down_since if self.redis_down_since is not None else None
         body = {
             "ok": not reasons, "reasons": reasons, "warnings": warnings,
@@ -441,6 +468,8 @@ class Daemon:
                       "version": rules.current.version if rules else None,
                       "last_reload_failed": bool(rules and rules.last_error),
                       "last_error": rules.last_error if rules else None},
+            "config": {"path": self.config.source_path, "last_reload_failed": self.config_error is not None,
+                       "last_error": self.config_error},
             "last_poll_success_age_s": _age(p.last_poll_success if p else 0.0),
             "polls_in_flight": len(self._in_flight),
             "consumer": p.consumer if p else None,
@@ -457,7 +486,12 @@ class Daemon:
         app.router.add_get("/metrics", self._metrics)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
+        try:
+            await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(f"service.listen {listen}: cannot listen there: {exc.strerror or exc} (another "
+                              "process has the port? set service.listen to a free one, or null)") from None
         log.info("metrics and health on http://%s/metrics and /healthz", listen)
         return runner
 

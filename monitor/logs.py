@@ -38,9 +38,23 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        problems = getattr(record, "problems", None)
+        if problems:
+            data["problems"] = [mask_secrets(p) for p in problems]
         if record.exc_info:
             data["exc"] = mask_secrets(self.formatException(record.exc_info))
         return json.dumps(data, ensure_ascii=False)
+
+
+def error_line(message: str, problems: list[str] | None = None, *, fmt: str = "text") -> str:
+    """An expected error as the CLI prints it: `error: ...` (one line per problem), or one JSON log object."""
+    message = mask_secrets(message)
+    problems = [mask_secrets(p) for p in problems or []]
+    if fmt == "json":
+        record = logging.LogRecord("monitor", logging.ERROR, "", 0, message, None, None)
+        record.problems = problems
+        return JsonFormatter().format(record)
+    return "\n".join([f"error: {message}", *(f"  {p}" for p in problems)])
 
 
 def setup(*, level: str = "INFO", fmt: str = "text") -> None:

@@ -21,6 +21,8 @@ deliveries = Counter("monitor_deliveries", "Channel delivery attempts by result 
                      ["channel", "result"], registry=REGISTRY)
 operator_alerts = Counter("monitor_operator_alerts", "Operator alerts about failing feeds (failing, recovered)",
                           ["kind"], registry=REGISTRY)
+config_reloads = Counter("monitor_config_reloads", "Configuration reloads on SIGHUP by result (ok, failed)",
+                         ["result"], registry=REGISTRY)
 rule_reloads = Counter("monitor_rule_reloads", "Rule reloads by result (ok, failed)", ["result"], registry=REGISTRY)
 worker_restarts = Counter("monitor_worker_restarts", "Worker processes killed on deadline or crashed", ["reason"],
                           registry=REGISTRY)

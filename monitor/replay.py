@@ -14,7 +14,7 @@ from typing import Any
 from .archive import ArticleArchive
 from .config import Config
 from .dedup import url_hash
-from .rules import load_rules
+from .rules import RuleSet, load_rules
 from .store import Keys
 
 
@@ -26,8 +26,10 @@ async def record_matched(redis: Any, keys: Keys, url: str, rule_ids: list[str], 
     await redis.set(matched_key(keys, url), json.dumps(sorted(rule_ids)), ex=max(1, int(ttl)))
 
 
-async def replay(client: Any, keys: Keys, config: Config, *, since: float, rule_id: str | None = None) -> str:
-    ruleset = load_rules(config.rules.path)
+async def replay(client: Any, keys: Keys, config: Config, *, since: float, rule_id: str | None = None,
+                 ruleset: RuleSet | None = None) -> str:
+    """`ruleset`: rules to try (a draft folder); by default the live ones of the configuration."""
+    ruleset = ruleset or load_rules(config.rules.path)
     archive = ArticleArchive(client, keys, settings=config.archive)
     lines: list[str] = []
     totals: Counter[str] = Counter()

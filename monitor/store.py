@@ -206,7 +206,12 @@ async def open_redis(url: str | None, data_dir: str | os.PathLike[str], *,
     """
     if url:
         client = connect(url)
-        await wait_ready(client, timeout=timeout)
+        try:
+            await wait_ready(client, timeout=timeout)
+        except TransientError as exc:
+            await client.aclose()
+            raise TransientError(f"redis.url {redact_redis_url(url)}: no answer within {timeout:g}s "
+                                 f"({exc.__cause__ or exc})") from None
         return client, None
     embedded = EmbeddedRedis(data_dir)
     if embedded.socket.exists():

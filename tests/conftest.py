@@ -1,4 +1,8 @@
-"""Shared fixtures: a real Redis (REDIS_URL, else an embedded redis-server) and paths to the shared corpus."""
+"""Shared fixtures: a real Redis (REDIS_URL, else an embedded redis-server) and the real-world test corpus.
+
+`corpus` is the subset kept in tests/data/corpus (always there); `full_corpus` is the whole shared corpus named by
+$MONITOR_CORPUS, and tests that use it are skipped when the variable is unset.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = ROOT / "tests" / "data" / "corpus"
 SEEDS = ROOT / "seeds"
 
 
@@ -55,6 +59,18 @@ async def redis(redis_url: str, keys: Keys):
 
 @pytest.fixture(scope="session")
 def corpus() -> Path:
-    if not CORPUS.is_dir():
-        pytest.fail(f"shared corpus not found at {CORPUS}")
+    """The corpus subset in the repository (feeds of every category, pages in every language; PROVENANCE.md)."""
     return CORPUS
+
+
+@pytest.fixture(scope="session")
+def full_corpus() -> Path:
+    """The whole shared corpus, for sweeps: $MONITOR_CORPUS (.ci/run sets it when ../shared/corpus exists)."""
+    named = os.environ.get("MONITOR_CORPUS")
+    if not named:
+        pytest.skip("MONITOR_CORPUS is not set: the whole-corpus sweep runs only when it names the shared corpus "
+                    "folder (the subset in tests/data/corpus is tested either way)")
+    path = Path(named).resolve()
+    if not (path / "feeds" / "manifest.json").is_file() or not (path / "pages" / "manifest.json").is_file():
+        pytest.fail(f"MONITOR_CORPUS={named}: not a corpus folder (no feeds/manifest.json and pages/manifest.json)")
+    return path

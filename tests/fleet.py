@@ -23,7 +23,7 @@ from xml.sax.saxutils import escape
 from servers import LoopbackServer
 
 MONITOR_BIN = Path(sys.executable).with_name("monitor")
-PAGES = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "pages" / "trafilatura"
+PAGES = Path(__file__).resolve().parent / "data" / "corpus" / "pages" / "trafilatura"
 
 # Corpus pages (bytes as stored). The rule below fires on the first six and on none of the others.
 MATCHING = ["thelocal.se.tattooed.html", "tagesspiegel.de.abstandsregeln.html", "cicero.de.pandemie.html",

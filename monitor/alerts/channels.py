@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import ConfigError
 
@@ -126,7 +126,8 @@ class ChannelSettings(BaseModel):
 
     urls: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)  # a rule may name a tag instead of a channel
-    format: Literal["text", "markdown", "html"] | None = None  # None: what each service prefers
+    # None: what each service prefers; json: the alert as a JSON document, the body of a json:// / jsons:// webhook
+    format: Literal["text", "markdown", "html", "json"] | None = None
     throttle: str | None = None  # "10m": at most one message per rule per window; the rest counted
     digest: str | None = None  # "1h" or "daily 08:00 Europe/Berlin": collect, then send one message
     quiet_hours: str | None = None  # "22:00-07:00 Europe/Berlin": hold, then send as a digest
@@ -140,6 +141,15 @@ class ChannelSettings(BaseModel):
                 # never echo the URL: it may hold a secret
                 raise ValueError("each url must be an apprise URL such as json://host/path (scheme:// missing)")
         return urls
+
+    @model_validator(mode="after")
+    def _json_needs_webhooks(self) -> "ChannelSettings":
+        if self.format == "json":
+            other = sorted({u.split("://", 1)[0] for u in self.urls} - {"json", "jsons"})
+            if other:
+                raise ValueError(f"format: json sends the alert as the body of a webhook: use json:// or jsons:// "
+                                 f"URLs, not {', '.join(s + '://' for s in other)}")
+        return self
 
     @field_validator("throttle")
     @classmethod
@@ -206,6 +216,12 @@ def with_builtin_channels(channels: Mapping[str, ChannelSettings], data_dir: str
     return {**builtin, **channels}
 
 
+def channel_names(channels: Mapping[str, ChannelSettings], data_dir: str) -> set[str]:
+    """What a rule or alerts.default_channels may name: every channel (built-in ones too) and every tag."""
+    every = with_builtin_channels(channels, data_dir)
+    return set(every) | {tag for settings in every.values() for tag in settings.tags}
+
+
 def resolve_channel_names(names: list[str] | tuple[str, ...], channels: Mapping[str, ChannelSettings]) -> list[str]:
     """Channel names for what a rule lists: a channel's own name, or a tag that several channels carry.
 
@@ -220,11 +236,13 @@ def resolve_channel_names(names: list[str] | tuple[str, ...], channels: Mapping[
     return out
 
 
+CREDENTIAL_FOLDER_ID = "monitor"  # deploy/monitor.service: LoadCredential=monitor:/etc/monitor/credentials
 _SECRET = re.compile(r"\{file:([^}]+)\}|\{credential:([^}]+)\}|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def resolve_secrets(url: str, *, where: str, environ: Mapping[str, str] | None = None) -> str:
-    """Substitute {file:/path}, {credential:name} ($CREDENTIALS_DIRECTORY/name) and ${ENV} in an apprise URL.
+    """Substitute {file:/path}, {credential:name} ($CREDENTIALS_DIRECTORY/name, or .../monitor_name as systemd names
+    the files of a folder loaded with LoadCredential=monitor:/folder) and ${ENV} in an apprise URL.
 
     File contents are stripped of surrounding whitespace. Errors name `where` and the file or variable, never the
     resolved value. Called once at start-up (and on reload): nothing reads the environment later.
@@ -241,8 +259,11 @@ def resolve_secrets(url: str, *, where: str, environ: Mapping[str, str] | None =
             base = env.get("CREDENTIALS_DIRECTORY")
             if not base:
                 raise ConfigError(f"{where}: {{credential:{credential}}} needs $CREDENTIALS_DIRECTORY "
-                                  "(systemd LoadCredential=)")
+                                  "(systemd LoadCredential=; outside systemd set it to the credentials folder)")
             path = str(Path(base) / credential)
+            if not os.path.exists(path):  # the shipped units load a folder: its file X arrives as monitor_X
+                folder_form = Path(base) / f"{CREDENTIAL_FOLDER_ID}_{credential}"
+                path = str(folder_form) if folder_form.exists() else path
         try:
             return Path(path).read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
@@ -252,16 +273,18 @@ def resolve_secrets(url: str, *, where: str, environ: Mapping[str, str] | None =
     return _SECRET.sub(one, url)
 
 
-def resolve_channel_urls(channels: Mapping[str, ChannelSettings], *,
-                         environ: Mapping[str, str] | None = None) -> dict[str, list[str]]:
-    """Every channel's URLs with secrets substituted; all problems reported at once as one ConfigError."""
+def resolve_channel_urls(channels: Mapping[str, ChannelSettings], *, environ: Mapping[str, str] | None = None,
+                         source: str = "") -> dict[str, list[str]]:
+    """Every channel's URLs with secrets substituted; all problems reported at once as one ConfigError.
+    `source` (the configuration file) starts every problem line, so it names where the URL was written."""
     out: dict[str, list[str]] = {}
     problems: list[str] = []
+    prefix = f"{source}: " if source and source != "(defaults)" else ""
     for name, settings in channels.items():
         out[name] = []
         for i, url in enumerate(settings.urls):
             try:
-                out[name].append(resolve_secrets(url, where=f"channels.{name}.urls[{i}]", environ=environ))
+                out[name].append(resolve_secrets(url, where=f"{prefix}channels.{name}.urls[{i}]", environ=environ))
             except ConfigError as exc:
                 problems.extend(exc.problems)
     if problems:

@@ -34,12 +34,18 @@ from .channels import (AlertSettings, ChannelSettings, register_plugins, resolve
                        with_builtin_channels)
 from .history import AlertHistory
 from .outbox import OUTBOX_STREAM
-from .render import Renderer, render_record
+from .render import Renderer, alert_document, render_record
+from .webhook import AlertWebhook
 
 log = logging.getLogger(__name__)
 
 _OWN_SCHEMES = ("console", "jsonl")  # our plugins: the URL holds no secret and its privacy form hides the path
 _FORMAT_OF = {"text": "text", "markdown": "markdown", "html": "html"}
+_JSON_FORMATS = ("json", "document")  # an audit record (jsonl://), an alert document (format: json webhooks)
+# A rule's severity as apprise's notification type: services show warning / failure differently (colour, icon,
+# priority), so a critical alert does not look like an informational one.
+NOTIFY_TYPE = {"info": apprise.NotifyType.INFO, "low": apprise.NotifyType.INFO, "medium": apprise.NotifyType.INFO,
+               "high": apprise.NotifyType.WARNING, "critical": apprise.NotifyType.FAILURE}
 
 # Route an alert to a channel for sending now, unless it already has a record there; the throttle gate is part of
 # the same script, so a crash cannot consume a throttle window without recording the alert.
@@ -102,7 +108,7 @@ class Target:
 
     index: int
     privacy: str  # safe to log and store
-    fmt: str  # text | markdown | html | json (audit files)
+    fmt: str  # text | markdown | html | json (audit files) | document (format: json webhooks)
     apprise: apprise.Apprise | None = None
     error: str = ""  # the URL could not be loaded: every send fails permanently
 
@@ -173,10 +179,17 @@ class Deliverer:
             log.error("channel %s: url %d (%s) is not a valid apprise URL; its sends will fail", channel, index,
                       privacy)
             return Target(index, privacy, "text", None, error=f"not a valid apprise URL: {privacy}")
+        if settings.format == "json":  # the alert document as the webhook's body (validated: json:// URLs)
+            webhook = AlertWebhook.from_url(url)
+            if webhook is not None:
+                ap = apprise.Apprise()
+                ap.add(webhook)
         service = ap[0]
         privacy = url if scheme in _OWN_SCHEMES else service.url(privacy=True)
         self._secrets.extend(secret_parts(url, privacy))
-        if scheme == "jsonl":
+        if settings.format == "json":
+            fmt = "document"
+        elif scheme == "jsonl":
             fmt = "json"
         elif settings.format:
             fmt = settings.format
@@ -247,6 +260,9 @@ class Deliverer:
         error = f"unknown channel {channel!r} (not in the configuration's channels)"
         await self.history.set_delivery(alert.id, channel, {"status": "dead", "error": error, "attempts": 0})
         await self._dead_letter(alert.id, channel, error, 0)
+        # rules are checked against the channels at load, so this is an alert written before a channel was removed
+        log.error("alert %s channel %s: %s; dead-lettered", alert.id, channel, error)
+        metrics.deliveries.labels(channel, "dead").inc()
 
     # ---- channels: send what is due ----
 
@@ -279,14 +295,14 @@ class Deliverer:
         failed = [f"{r['url']}: {r['answer']}" for r in outcome.values() if r["status"] != "sent"]
         await self._finish(alert_id, channel, state, outcome, error="; ".join(failed), permanent=False)
 
-    async def _render(self, alert: Alert, spec: Channel, state: dict[str, Any]) -> dict[str, tuple[str, str]]:
-        """(title, body) per format this channel's URLs need."""
+    async def _render(self, alert: Alert, spec: Channel, state: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
+        """(title, body, severity) per format this channel's URLs need."""
         sources = await self.history.sources(await self.history.base_of(alert.id)) or list(alert.sources)
         items = await self._digest_items(alert) if alert.kind == "digest" else None
         overrides = spec.settings.templates
-        out: dict[str, tuple[str, str]] = {}
+        out: dict[str, tuple[str, str, str]] = {}
         for fmt in {t.fmt for t in spec.targets}:
-            text_fmt = "text" if fmt == "json" else fmt
+            text_fmt = "text" if fmt in _JSON_FORMATS else fmt
             if items is not None:
                 title, body = self.renderer.render_digest(alert, items, fmt=text_fmt, channel=spec.name,
                                                           overrides=overrides)
@@ -296,7 +312,10 @@ class Deliverer:
             if fmt == "json":
                 body = render_record(alert, title=title, body=body, sources=sources,
                                      items=[a for a, _ in items] if items is not None else None)
-            out[fmt] = (title, body)
+            elif fmt == "document":
+                body = alert_document(alert, title=title, sources=sources,
+                                      items=[a for a, _ in items] if items is not None else None)
+            out[fmt] = (title, body, str((alert.match or {}).get("severity") or "info"))
         return out
 
     async def _digest_items(self, digest: Alert) -> list[tuple[Alert, list[tuple[str, str]]]]:
@@ -307,14 +326,15 @@ class Deliverer:
                 out.append((item, await self.history.sources(await self.history.base_of(item_id))))
         return out
 
-    async def _send_target(self, target: Target, message: tuple[str, str]) -> dict[str, Any]:
+    async def _send_target(self, target: Target, message: tuple[str, str, str]) -> dict[str, Any]:
         """One URL: apprise's answer as {"url", "status": sent|failed, "answer", "at"} (secrets scrubbed)."""
         at = round(self.clock(), 3)
         if target.apprise is None:
             return {"url": target.privacy, "status": "failed", "answer": target.error, "at": at, "permanent": True}
-        title, body = message
-        body_format = "text" if target.fmt == "json" else target.fmt
+        title, body, severity = message
+        body_format = "text" if target.fmt in _JSON_FORMATS else target.fmt
         result = await target.apprise.async_notify(body=body, title=title, body_format=body_format,
+                                                   notify_type=NOTIFY_TYPE.get(severity, apprise.NotifyType.INFO),
                                                    timeout=self.settings.send_timeout)
         ok = bool(result)
         answer = result.status.name
@@ -395,6 +415,20 @@ class Deliverer:
     async def _dead_letter(self, alert_id: str, channel: str, error: str, attempts: int) -> None:
         await self.stream.publish_dead({"alert_id": alert_id, "channel": channel, "error": error,
                                         "attempts": attempts, "at": _iso(self.clock())})
+
+    async def why_not_retryable(self, alert_id: str) -> str:
+        """Why `alert_id` cannot be sent again ("" when it can): unknown, or no channel of it gave up."""
+        if await self.history.alert(alert_id) is None:
+            return f"no alert {alert_id} (monitor alerts list shows the known ids)"
+        states = await self.history.deliveries(alert_id)
+        if any(s.get("status") == "dead" and c in self.channels for c, s in states.items()):
+            return ""
+        gone = [c for c, s in states.items() if s.get("status") == "dead"]
+        status = ", ".join(f"{c}: {s.get('status', '?')}" for c, s in states.items()) or "no deliveries recorded"
+        if gone:
+            return (f"alert {alert_id}: the channels that gave up ({', '.join(gone)}) are no longer in the "
+                    f"configuration; nothing to retry ({status})")
+        return f"alert {alert_id}: no channel gave up on it, nothing to retry ({status})"
 
     async def retry_dead(self, alert_id: str) -> bool:
         """Queue again every channel of `alert_id` that gave up; URLs that already accepted it are not resent."""

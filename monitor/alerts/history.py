@@ -11,6 +11,7 @@ from typing import Any
 
 from ..models import Alert
 from ..store import Keys
+from .render import describe_change, show_value
 
 TAG = "{alerts}"  # every alert key shares one Cluster slot, so the small Lua scripts may touch several
 
@@ -191,17 +192,18 @@ class History(AlertHistory):
                          _cut(a["headline"], 60)))
         return _table(rows) if len(rows) > 1 else "no alerts"
 
-    async def render_show(self, alert_id: str) -> str:
+    async def render_show(self, alert_id: str) -> str | None:
+        """The alert as text, or None when there is no such alert."""
         a = await self.show(alert_id)
         if a is None:
-            return f"no alert {alert_id}"
+            return None
         lines = [f"{a['id']}  {a['kind']}  {a['created_at']}",
                  f"rule:     {a['rule_id']} ({a['rule_title']}, {a['severity']})",
                  f"story:    {a['story_id']}", f"headline: {a['headline']}", f"url:      {a['url']}"]
-        lines += [f"change:   {k}: {v[0]} -> {v[1]}" for k, v in (a["changes"] or {}).items() if k != "items"]
+        lines += [f"change:   {k}: {describe_change(v)}" for k, v in (a["changes"] or {}).items() if k != "items"]
         if a["changes"].get("items"):
             lines.append(f"items:    {', '.join(a['changes']['items'])}")
-        lines += [f"facts:    {k}: {v}" for k, v in {**a["entities"], **a["fields"]}.items()]
+        lines += [f"facts:    {k}: {show_value(v)}" for k, v in {**a["entities"], **a["fields"]}.items()]
         lines += [f"terms:    {', '.join(a['terms'])}"] if a["terms"] else []
         lines += [f"snippet:  {a['snippet']}"] if a["snippet"] else []
         lines.append(f"sources ({len(a['sources'])}):")

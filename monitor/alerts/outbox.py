@@ -48,7 +48,10 @@ def facts_of(match: Match) -> dict[str, Any]:
 
 
 def diff_facts(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[dict[str, list[Any]], dict[str, Any]]:
-    """(changes, merged). A copy that says less (truncated) is no change; new values or new list items are."""
+    """(changes, merged). A copy that says less (truncated) is no change; new values or new list items are.
+
+    A change is [before, after]: for a value the old and the new one; for a list what was known and only the items
+    that are new (the story now has both), so an update says what changed, not everything known."""
     changes: dict[str, list[Any]] = {}
     merged = dict(old)
     for name, value in new.items():
@@ -58,7 +61,7 @@ def diff_facts(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[dict[str
             extra = [v for v in value if v not in have]
             if extra:
                 merged[name] = sorted(set(have) | set(value), key=str)
-                changes[name] = [before, merged[name]]
+                changes[name] = [before, sorted(extra, key=str)]
         elif before != value:
             merged[name] = value
             changes[name] = [before, value]

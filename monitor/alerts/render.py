@@ -64,6 +64,18 @@ def _show(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+show_value = _show  # a fact as people read it: "$40", "Denmark, Netherlands" (never a Python repr)
+
+
+def describe_change(pair: Any) -> str:
+    """One change of an update: "14 -> 20" for a value; "$75 billion (new; before: $68.7 billion)" for list items
+    added to what the story already said (see outbox.diff_facts)."""
+    before, after = (list(pair) + [None, None])[:2] if isinstance(pair, (list, tuple)) else (None, pair)
+    if isinstance(after, list):
+        return f"{_show(after)} (new" + (f"; before: {_show(before)})" if before not in (None, "", []) else ")")
+    return f"{_show(before) or '(none)'} -> {_show(after) or '(none)'}"
+
+
 def alert_context(alert: Alert, sources: Iterable[tuple[str, str]] | None = None, **extra: Any) -> dict[str, Any]:
     """What templates see for one alert. `sources` are the copies known now (may be more than at submit time)."""
     article, match = alert.article or {}, alert.match or {}
@@ -109,7 +121,7 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
         )
-        self.env.filters.update(md=_md, show=_show, when=_when)
+        self.env.filters.update(md=_md, show=_show, when=_when, change=describe_change)
 
     def _template(self, kind: str, fmt: str, overrides: Mapping[str, str]) -> jinja2.Template:
         name = overrides.get(kind) or ("title.txt.j2" if kind == "title" else f"{kind}.{_EXT[fmt]}.j2")
@@ -146,6 +158,26 @@ class Renderer:
                             items=[alert_context(a, s) for a, s in items], **extra)
         overrides = overrides or {}
         return self._render("title", "text", overrides, ctx), self._render("digest", fmt, overrides, ctx)
+
+
+def alert_document(alert: Alert, *, title: str, sources: Iterable[tuple[str, str]],
+                   items: list[Alert] | None = None) -> str:
+    """The JSON body of a `format: json` webhook: what a machine needs to act on the alert, values as values."""
+    article, match = alert.article or {}, alert.match or {}
+    doc: dict[str, Any] = {
+        "id": alert.id, "kind": alert.kind, "rule": alert.rule_id, "rule_title": match.get("rule_title") or "",
+        "severity": match.get("severity") or "info", "story": alert.story_id, "title": title,
+        "headline": article.get("title") or "", "url": article.get("url") or "",
+        "published": article.get("published") or None, "source": article.get("source") or "",
+        "fields": match.get("fields") or {}, "entities": match.get("entities") or {},
+        "terms": list(match.get("terms") or []), "snippet": match.get("snippet") or "",
+        "changes": {k: v for k, v in (alert.changes or {}).items() if k != "items"},
+        "sources": [{"name": name or "", "url": url} for name, url in sources],
+        "created_at": alert.created_at,
+    }
+    if items is not None:
+        doc["items"] = [json.loads(alert_document(a, title="", sources=a.sources)) for a in items]
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def render_record(alert: Alert, *, title: str, body: str, sources: Iterable[tuple[str, str]],

@@ -13,7 +13,7 @@ from typing import Iterable
 from pydantic import ValidationError
 
 from ..errors import RuleError
-from ..yamlsafe import Doc, Path_, parse_yaml
+from ..yamlsafe import Doc, Path_, did_you_mean, parse_yaml, unknown_key_hint
 from .entities import BUILTIN_KINDS, PATTERN_KINDS, Gazetteer, inflect_gazetteer, parse_kinds
 from .matcher import Example, Rule, RuleSet
 from .query import QueryError, keyword_query, parse_query
@@ -126,15 +126,28 @@ def _rules(docs: list[Doc], gaz: Gazetteer, channels: set[str], problems: list[s
 
 
 def _pydantic_problems(doc: Doc, exc: ValidationError) -> list[str]:
+    """One line per error: `file:line:col: rule <id>: <key path in the rule>: message` (the id when it has one)."""
     out = []
     for err in exc.errors():
         loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x in ("str", "ExampleFile")))
-        key = ".".join(str(x) for x in loc) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        out.append(f"{doc.where(loc)}: {key}: {msg}")
+            msg = "unknown key" + unknown_key_hint(RuleFile, loc)
+        rule_id = _rule_id(doc, loc)
+        inner = loc[2:] if rule_id else loc
+        key = ".".join(str(x) for x in inner) or ("(the rule)" if rule_id else "(top level)")
+        out.append(f"{doc.where(loc)}: " + (f"rule {rule_id}: " if rule_id else "") + f"{key}: {msg}")
     return out
+
+
+def _rule_id(doc: Doc, loc: tuple) -> str:
+    """The id written in the rule that `loc` points into (rules, i, ...), if it has a usable one."""
+    if len(loc) < 2 or loc[0] != "rules" or not isinstance(loc[1], int) or not isinstance(doc.data, dict):
+        return ""
+    rules = doc.data.get("rules")
+    rule = rules[loc[1]] if isinstance(rules, list) and loc[1] < len(rules) else None
+    rule_id = rule.get("id") if isinstance(rule, dict) else None
+    return rule_id if isinstance(rule_id, str) and rule_id else ""
 
 
 def _rule(doc: Doc, i: int, spec: RuleSpec, gaz: Gazetteer, channels: set[str], problems: list[str]) -> Rule | None:
@@ -155,7 +168,8 @@ def _rule(doc: Doc, i: int, spec: RuleSpec, gaz: Gazetteer, channels: set[str], 
         return None
     for j, ch in enumerate(spec.channels):
         if channels and ch not in channels:
-            problems.append(f"{doc.where(base + ('channels', j))}: rule {spec.id}: unknown channel {ch!r}")
+            problems.append(f"{doc.where(base + ('channels', j))}: rule {spec.id}: unknown channel {ch!r}"
+                            f"{did_you_mean(ch, channels)} (known channels and tags: {', '.join(sorted(channels))})")
     for name, fs in spec.fields.items():
         for kind in (*fs.kinds(), *fs.fallback_kinds()):
             if not known(kind):

@@ -16,6 +16,8 @@ from luqum.thread import parse as luqum_parse
 
 from .normalise import normalise_phrase
 
+_RE2_QUIET = re2.Options()
+_RE2_QUIET.log_errors = False  # errors are reported once, in our message; RE2's C++ log would add a second, noisy one
 MIN_PREFIX = 3  # shorter wildcard stems ("a*") would hit most words of every article
 MAX_WINDOW = 1000
 
@@ -263,9 +265,12 @@ class _Converter:
     def _Regex(self, item: lt.Regex) -> Node:
         pattern = item.value[1:-1]
         try:
-            compiled = re2.compile(pattern)
-        except Exception as exc:  # re2 raises its own error type: report, never crash
-            raise self.fail(item, f"invalid regex for re2: {exc}") from None
+            compiled = re2.compile(pattern, _RE2_QUIET)
+        except re2.error as exc:  # one readable line: re2's message comes as bytes
+            reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+            raise QueryError(f"invalid regex for re2: {reason}; RE2 runs in linear time and has no look-around "
+                             "(?= (?! (?<= (?<! and no backreferences", "/" + pattern + "/",
+                             getattr(item, "pos", -1) or 0) from None
         return Regex(pattern, compiled)
 
     def _SearchField(self, item: lt.SearchField) -> Node:

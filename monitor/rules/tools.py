@@ -6,6 +6,7 @@ They return text; the CLI prints it and chooses the exit code.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 from ..errors import RuleError
 from ..models import Article
@@ -20,10 +21,11 @@ def _paint(text: str, color: str, on: bool) -> str:
     return f"\x1b[{_COLORS[color]}m{text}\x1b[0m" if on else text
 
 
-def run_rule_tests(path: str | Path) -> tuple[bool, str]:
-    """Run every rule's match / no_match examples. Returns (all passed, readable report)."""
+def run_rule_tests(path: str | Path, *, known_channels: Iterable[str] | None = None) -> tuple[bool, str]:
+    """Run every rule's match / no_match examples. Returns (all passed, readable report).
+    With `known_channels`, a rule naming any other channel is a load error, as in the daemon."""
     try:
-        ruleset = load_rules(path)
+        ruleset = load_rules(path, known_channels=known_channels)
     except RuleError as exc:
         return False, "rules do not load:\n" + "\n".join(f"  {p}" for p in exc.problems)
     lines: list[str] = []

@@ -11,7 +11,7 @@ import gc
 import logging
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from ..errors import RuleError
 from .loader import load_rules
@@ -26,11 +26,12 @@ class RuleWatcher:
     """Holds the current RuleSet; `reload()` on demand (SIGHUP), `watch()` on file changes."""
 
     def __init__(self, path: str | Path, *, on_change: Callable[[RuleSet], None] | None = None,
-                 debounce_ms: int = 300) -> None:
+                 debounce_ms: int = 300, known_channels: Iterable[str] | None = None) -> None:
         self.path = Path(path)
         self.on_change = on_change
         self.debounce_ms = debounce_ms
-        self.current: RuleSet = load_rules(self.path)  # the first load must succeed: RuleError otherwise
+        self.known_channels = set(known_channels) if known_channels is not None else None  # None: not checked
+        self.current: RuleSet = self._load()  # the first load must succeed: RuleError otherwise
         _freeze()
         self.last_error: str | None = None
         self.last_reload_at: float | None = None
@@ -41,7 +42,7 @@ class RuleWatcher:
         """Parse, validate and compile aside; swap only if all valid. Returns whether the set was swapped."""
         self.last_reload_at = time.time()
         try:
-            new = load_rules(self.path)
+            new = self._load()
         except RuleError as exc:
             self.reloads_failed += 1
             self.last_error = str(exc)
@@ -58,6 +59,9 @@ class RuleWatcher:
         if self.on_change is not None:
             self.on_change(new)
         return True
+
+    def _load(self) -> RuleSet:
+        return load_rules(self.path, known_channels=self.known_channels)
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Reload after each debounced batch of changes in the folder until `stop` is set.

@@ -271,7 +271,7 @@ async def test_cli_views_show_status_sources_answers_and_dead_letters(redis, key
     assert alert.id in listing and "hook:sent" in listing and "gone:dead" in listing and "typo:dead" in listing
     assert "sources (2):" in shown and f"{hook.url()}" in shown and "hook: sent (attempts 1)" in shown
     assert "unknown channel 'typo'" in dead and "gone" in dead
-    assert await history.render_show("nope") == "no alert nope"
+    assert await history.render_show("nope") is None  # the CLI says so and exits 1
 
 
 async def test_rule_naming_a_tag_reaches_every_channel_with_that_tag(redis, keys):
@@ -291,3 +291,86 @@ async def test_channel_without_urls_is_recorded_dead_not_sent(redis, keys):
     await deliverer.run(asyncio.Event(), burst=True)
     state = await AlertHistory(redis, keys).delivery(alert.id, "hook")
     assert state["status"] == "dead" and "has no urls" in state["error"]
+
+
+async def test_webhook_with_format_json_receives_the_alert_itself(redis, keys):
+    async with WebhookReceiver() as hook:
+        outbox, deliverer = parts(redis, keys, {"hook": ChannelSettings(urls=[hook.url()], format="json")})
+        alert = (await submit_story(outbox, range(2)))[0]
+        await deliverer.run(asyncio.Event(), burst=True)
+    [body] = hook.bodies
+    assert {k: body[k] for k in ("id", "rule", "severity", "story", "fields", "url", "published")} == {
+        "id": alert.id, "rule": "arms-pledges", "severity": "high", "story": "story-1", "fields": {"quantity": 14},
+        "url": "https://site0.example/news/leopard-0", "published": "2026-11-20T09:30:00+00:00"}
+    assert body["sources"] == [{"name": f"Site {i}", "url": f"https://site{i}.example/news/leopard-{i}"}
+                               for i in range(2)]
+    assert body["entities"]["donor"] == ["Denmark", "Netherlands"] and "version" not in body
+
+
+def test_format_json_needs_webhook_urls():
+    with pytest.raises(ValueError, match="format: json sends the alert as the body of a webhook"):
+        ChannelSettings(urls=["mailto://u:p@example.org"], format="json")
+
+
+@pytest.mark.parametrize("severity, kind", [("info", "info"), ("medium", "info"), ("high", "warning"),
+                                            ("critical", "failure")])
+async def test_severity_is_apprises_notification_type(redis, keys, severity, kind):
+    from dataclasses import replace
+
+    async with WebhookReceiver() as hook:
+        outbox, deliverer = parts(redis, keys, {"hook": ChannelSettings(urls=[hook.url()])})
+        article = wire_copy(0)
+        await outbox.submit(replace(arms_match(), severity=severity), article, story_id="s", sources=[])
+        await deliverer.run(asyncio.Event(), burst=True)
+    assert [b["type"] for b in hook.bodies] == [kind]
+
+
+async def test_plain_text_of_an_email_and_of_a_digest_carries_the_article_link(redis, keys):
+    import time
+
+    with SmtpReceiver() as smtp:
+        channels = {"mail": ChannelSettings(urls=[smtp.url(to="a@example.org")]),  # HTML with a text part
+                    "text": ChannelSettings(urls=[smtp.url(to="b@example.org")], format="text"),
+                    "daily": ChannelSettings(urls=[smtp.url(to="c@example.org")], digest="1h")}
+        outbox, deliverer = parts(redis, keys, channels, fast(default_channels=list(channels)))
+        await submit_story(outbox, range(2))
+        await deliverer.run(asyncio.Event(), burst=True)
+        await deliverer.flush_due_digests(time.time() + 7200)
+        await deliverer.run(asyncio.Event(), burst=True)
+        smtp.wait_for(3)
+    plain = {m["To"]: m.get_body(("plain",)).get_content() for m in smtp.messages}
+    assert sorted(plain) == ["a@example.org", "b@example.org", "c@example.org"]
+    for to, text in plain.items():
+        assert "https://site0.example/news/leopard-0" in text, (to, text)
+    assert "https://site1.example/news/leopard-1" in plain["a@example.org"]  # the other source too
+
+
+async def test_update_lists_what_changed_not_everything_known(redis, keys):
+    async with WebhookReceiver() as hook:
+        outbox, deliverer = parts(redis, keys, {"hook": ChannelSettings(urls=[hook.url()])})
+        article = wire_copy(0)
+        await outbox.submit(arms_match(), article, story_id="s", sources=[])
+        update = await outbox.submit(arms_match(donors=("Denmark", "Netherlands", "Norway")), wire_copy(1),
+                                     story_id="s", sources=[])
+        await deliverer.run(asyncio.Event(), burst=True)
+    assert update.changes == {"donor": [["Denmark", "Netherlands"], ["Norway"]]}
+    [message] = [b["message"] for b in hook.bodies if b["title"].startswith("[HIGH] Update:")]
+    changed = message.split("What changed:\n", 1)[1].split("\n\n", 1)[0]
+    assert changed == "- donor: Norway (new; before: Denmark, Netherlands)"  # not the union of all donors
+
+
+async def test_an_alert_for_a_channel_no_longer_configured_is_counted_dead(redis, keys):
+    from monitor import metrics
+
+    def dead() -> float:
+        return metrics.REGISTRY.get_sample_value("monitor_deliveries_total", {"channel": "removed",
+                                                                              "result": "dead"}) or 0.0
+
+    before = dead()
+    outbox, deliverer = parts(redis, keys, {"hook": ChannelSettings(urls=["json://127.0.0.1:1/x"])},
+                              fast(default_channels=["removed"]))  # written before the channel was removed
+    [alert] = await submit_story(outbox, range(1))
+    await deliverer.run(asyncio.Event(), burst=True)
+    state = await AlertHistory(redis, keys).delivery(alert.id, "removed")
+    assert state["status"] == "dead" and "unknown channel 'removed'" in state["error"]
+    assert dead() == before + 1

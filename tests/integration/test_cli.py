@@ -72,6 +72,21 @@ channels: {{analysts: {{urls: ["jsonl://{tmp_path / 'alerts.jsonl'}"]}}}}
     first = monitor("run", "--once", "-c", str(config), env=env)
     assert first.returncode == 0, first.stderr.decode()[-2000:]
 
+    draft = tmp_path / "draft"  # a draft folder is replayed without touching the live one
+    shutil.copytree(ROOT / "rules" / "entities", draft / "entities")
+    (draft / "zelensky.yaml").write_text("""rules:
+  - id: zelensky-switzerland
+    title: Zelensky and Switzerland
+    all: [Zelensky, Switzerland]
+""")
+    tried = monitor("rules", "replay", "--since", "1h", "--rules", str(draft), "-c", str(config), env=env)
+    assert tried.returncode == 0, tried.stderr.decode()
+    assert sum(line.startswith("NEW") and "zelensky-switzerland" in line
+               for line in tried.stdout.decode().splitlines()) == 1
+    assert sorted(p.name for p in rules.glob("*.yaml")) == ["arms-pledges.yaml", "keywords-example.yaml"]
+    unknown = monitor("rules", "replay", "--rule", "nope", "-c", str(config), env=env)
+    assert unknown.returncode == 1 and b"rule 'nope' is not in" in unknown.stderr and b"arms-pledge" in unknown.stderr
+
     (rules / "arms-pledges.yaml").unlink()  # the pledge and watch rules go away; a new keyword rule arrives
     (rules / "zelensky.yaml").write_text("""rules:
   - id: zelensky-switzerland
@@ -94,3 +109,20 @@ channels: {{analysts: {{urls: ["jsonl://{tmp_path / 'alerts.jsonl'}"]}}}}
     assert feeds.returncode == 0 and "seeds" in feeds.stdout.decode()
     history = monitor("alerts", "list", "-c", str(config), env=env)
     assert history.returncode == 0 and "arms-pledge" in history.stdout.decode()
+    alert_id = next(line.split()[0] for line in history.stdout.decode().splitlines() if "arms-pledge " in line)
+    shown = monitor("alerts", "show", alert_id, "-c", str(config), env=env).stdout.decode()
+    assert "facts:    donors: Denmark, Netherlands" in shown and "['" not in shown  # values, not Python reprs
+    missing = monitor("alerts", "show", "a0000", "-c", str(config), env=env)
+    assert missing.returncode == 1 and missing.stderr.decode().startswith("error: no alert a0000")
+    sent = monitor("alerts", "retry", alert_id, "-c", str(config), env=env)
+    assert sent.returncode == 1 and b"no channel gave up on it, nothing to retry" in sent.stderr
+    assert monitor("alerts", "retry", "a0000", "-c", str(config), env=env).returncode == 1
+
+
+def test_read_only_commands_without_a_configuration_create_no_data_folder(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "MONITOR_CONFIG")}
+    for args in (["feeds"], ["alerts", "list"]):
+        result = monitor(*args, cwd=tmp_path, env=env)
+        assert result.returncode == 1
+        assert result.stderr.decode().startswith(f"error: no monitor data at {tmp_path / 'data'}")
+        assert not (tmp_path / "data").exists()

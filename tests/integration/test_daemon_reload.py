@@ -108,3 +108,62 @@ pipeline: {{tick: 0.2}}
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def metric(port: int, sample: str) -> float:
+    """The value of one sample (`name{labels}` as Prometheus prints it) on /metrics; 0 when absent."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+        for line in response.read().decode().splitlines():
+            if line.rsplit(" ", 1)[0] == sample:
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_unknown_channel_on_hot_reload_and_a_broken_configuration_on_sighup_keep_the_running_ones(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "zelensky.yaml").write_text(KEYWORD_RULE)
+    port = free_port()
+    config = tmp_path / "monitor.yaml"
+    good = f"""
+data_dir: {tmp_path / 'data'}
+sources: {{interval: 1s}}
+rules: {{path: {rules}}}
+alerts: {{default_channels: [audit]}}
+service: {{listen: "127.0.0.1:{port}"}}
+pipeline: {{tick: 0.2}}
+"""
+    config.write_text(good)
+    env = dict(os.environ)
+    env.pop("REDIS_URL", None)
+    proc = subprocess.Popen([str(MONITOR_BIN), "run", "--config", str(config)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: health(port).get("ok"), timeout=60, what="the daemon to be healthy")
+        (rules / "zelensky.yaml").write_text(KEYWORD_RULE.replace("channels: [audit]", "channels: [slack]"))
+        failed = wait_until(lambda: health(port)["rules"]["last_reload_failed"] and health(port), timeout=30,
+                            what="the reload naming an unknown channel to fail")
+        assert "zelensky.yaml:6:16: rule zelensky-switzerland: unknown channel 'slack'" in failed["rules"]["last_error"]
+        assert failed["ok"] and failed["rules"]["count"] == 1  # the old rule keeps matching
+
+        config.write_text(good.replace("sources:", "sourcess:"))
+        proc.send_signal(signal.SIGHUP)
+        failed = wait_until(lambda: health(port)["config"]["last_reload_failed"] and health(port), timeout=30,
+                            what="the configuration reload to fail")
+        assert f"{config}:3:1: sourcess: unknown setting" in failed["config"]["last_error"]
+        assert "last configuration reload failed; previous configuration active" in failed["warnings"]
+        assert failed["ok"]  # a warning, as a failed rule reload: the running configuration stays
+        assert metric(port, 'monitor_config_reloads_total{result="failed"}') == 1.0
+
+        config.write_text(good)
+        proc.send_signal(signal.SIGHUP)
+        fixed = wait_until(lambda: not health(port)["config"]["last_reload_failed"] and health(port), timeout=30,
+                           what="the fixed configuration to load")
+        assert "last configuration reload failed; previous configuration active" not in fixed["warnings"]
+        assert metric(port, 'monitor_config_reloads_total{result="ok"}') == 1.0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

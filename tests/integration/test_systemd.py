@@ -1,4 +1,5 @@
-"""The systemd units pass `systemd-analyze verify` and `security`, and the daemon speaks sd_notify correctly."""
+"""The systemd units pass `systemd-analyze verify` and `security`, start as documented (an unprivileged port per
+instance, credentials and documentation the install steps create), and the daemon speaks sd_notify correctly."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from monitor.systemd import Notifier
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ["monitor.service", "monitor@.service"]
+OPERATIONS = ROOT / "docs" / "operations.md"
 MONITOR_BIN = Path(sys.executable).with_name("monitor")
 
 
@@ -61,8 +63,62 @@ def test_unit_exposure_is_two_or_lower(tmp_path, name):
 
 
 def instance(unit: Path) -> Path:
-    """A template unit is checked through an instance name (monitor@1.service)."""
-    return unit.rename(unit.with_name(unit.name.replace("@", "@1"))) if "@" in unit.name else unit
+    """A template unit is checked through an instance name as the docs use it (monitor@9301.service)."""
+    return unit.rename(unit.with_name(unit.name.replace("@", "@9301"))) if "@" in unit.name else unit
+
+
+def settings(name: str, key: str) -> list[str]:
+    """Every value of `key=` in the shipped unit `name`."""
+    text = (ROOT / "deploy" / name).read_text()
+    return [line.split("=", 1)[1].strip() for line in text.splitlines() if line.startswith(key + "=")]
+
+
+def install_steps() -> str:
+    """The shell commands of the install section of docs/operations.md (its first code block)."""
+    return re.search(r"```sh\n(.*?)```", OPERATIONS.read_text(), re.S).group(1)
+
+
+def created_by_install_steps(path: str) -> bool:
+    """Whether a command of the install steps creates `path` (install -d, install -D ... -t, tee, cp)."""
+    for line in install_steps().splitlines():
+        command = line.split("#", 1)[0]
+        if re.search(r"\b(install|tee|cp|mkdir)\b", command) and re.search(
+                rf"(^|\s){re.escape(path)}/?(\s|$)", command):
+            return True
+    return False
+
+
+def test_every_instance_the_docs_start_listens_on_an_unprivileged_port():
+    listen = [v for v in settings("monitor@.service", "Environment") if v.startswith("MONITOR_SERVICE__LISTEN=")]
+    assert len(listen) == 1
+    instances = re.findall(r"monitor@(\w+)", OPERATIONS.read_text())
+    assert instances, "docs/operations.md starts no instance of monitor@.service"
+    for name in instances:
+        value = listen[0].split("=", 1)[1].replace("%i", name)
+        config = load_config(None, environ={"MONITOR_SERVICE__LISTEN": value})  # the daemon accepts it
+        port = int(config.service.listen.rpartition(":")[2])
+        assert port >= 1024, f"monitor@{name} would listen on {value}: refused under DynamicUser= (no privilege)"
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_every_credential_is_created_by_the_install_steps(name):
+    credentials = settings(name, "LoadCredential")
+    assert credentials, "the unit passes no credentials"
+    for value in credentials:
+        _id, _, path = value.partition(":")
+        assert created_by_install_steps(path), f"{name}: LoadCredential={value}: docs/operations.md never creates " \
+                                               f"{path}, and a missing one stops the unit from starting"
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_documentation_points_at_what_the_install_steps_put_there(name):
+    for uri in " ".join(settings(name, "Documentation")).split():
+        assert uri.startswith("file:"), f"{name}: Documentation={uri}: not something this project installs"
+        path = uri.removeprefix("file:")
+        folder, file = path.rsplit("/", 1)
+        assert (ROOT / "docs" / file).is_file(), f"{name}: Documentation={uri}: no docs/{file} in the repository"
+        assert created_by_install_steps(folder) or created_by_install_steps(path), \
+            f"{name}: Documentation={uri}: docs/operations.md does not install it"
 
 
 def bind_notify_socket(tmp_path: Path) -> socket.socket:
@@ -93,7 +149,9 @@ data_dir: {tmp_path / 'data'}
 sources:
   directories: [{{path: {ROOT / 'seeds'}}}]
 rules: {{path: {ROOT / 'rules'}}}
-channels: {{audit: {{urls: ["jsonl://{tmp_path / 'alerts.jsonl'}"]}}}}
+channels:
+  audit: {{urls: ["jsonl://{tmp_path / 'alerts.jsonl'}"]}}
+  analysts: {{urls: ["jsonl://{tmp_path / 'alerts.jsonl'}"]}}
 alerts: {{default_channels: [audit]}}
 service: {{listen: null}}
 pipeline: {{tick: 0.2}}

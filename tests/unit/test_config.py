@@ -95,10 +95,19 @@ def test_monitor_check_exits_nonzero_and_names_the_typo(tmp_path):
     assert f"{path}:2:3: sources.intervall: unknown setting" in result.stderr
 
 
-def test_monitor_check_accepts_the_shipped_configurations():
+def test_monitor_check_accepts_the_shipped_configurations(tmp_path):
     root = Path(__file__).resolve().parents[2]
+    # check resolves secrets as run does: deploy/monitor.yaml's {credential:slack} is the unit's credential folder
+    # file, named monitor_slack by systemd (LoadCredential=monitor:/etc/monitor/credentials)
+    (tmp_path / "monitor_slack").write_text("xoxb-test-token\n")
     for name in ("monitor.yaml", "deploy/monitor.yaml"):
-        env = dict(os.environ, MONITOR_RULES__PATH=str(root / "rules"))  # deploy/ names /etc/monitor/rules
+        env = dict(os.environ, MONITOR_RULES__PATH=str(root / "rules"),  # deploy/ names /etc/monitor/rules
+                   CREDENTIALS_DIRECTORY=str(tmp_path))
         result = subprocess.run([str(MONITOR_BIN), "check", "--config", str(root / name)], capture_output=True,
                                 text=True, timeout=120, cwd=root, env=env)
         assert result.returncode == 0, (name, result.stdout, result.stderr)
+
+
+def test_monitor_corpus_and_config_variables_are_not_setting_overrides():
+    config = load_config(None, environ={"MONITOR_CORPUS": "../shared/corpus", "MONITOR_CONFIG": "x.yaml"})
+    assert config.data_dir.endswith("data")

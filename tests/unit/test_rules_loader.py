@@ -60,13 +60,13 @@ def test_duplicate_key_is_an_error_with_its_line(tmp_path):
 def test_unknown_key_is_an_error_with_its_line(tmp_path):
     write(tmp_path, "a.yaml", GOOD.replace("    severity: high\n", "    severty: high\n"))
     (p,) = problems(tmp_path)
-    assert "a.yaml:4:5: rules.0.severty: unknown key" in p
+    assert p.endswith("a.yaml:4:5: rule tanks: severty: unknown key, did you mean severity?")
 
 
 def test_bad_value_names_the_line_of_the_key(tmp_path):
     write(tmp_path, "a.yaml", GOOD.replace("severity: high", "severity: urgent"))
     (p,) = problems(tmp_path)
-    assert "a.yaml:4:5: rules.0.severity:" in p and "'critical'" in p
+    assert "a.yaml:4:5: rule tanks: severity:" in p and "'critical'" in p
 
 
 def test_all_problems_of_all_files_are_reported_at_once(tmp_path):
@@ -176,3 +176,30 @@ def test_a_missing_example_file_fails_the_rule_tests_but_not_the_load(tmp_path):
     ok, report = run_rule_tests(tmp_path)
     assert not ok
     assert "r.yaml:8:" in report and "cannot read example file '../gone/article.txt'" in report
+
+
+def test_unknown_key_deeper_in_a_rule_names_the_rule_and_the_nearest_key(tmp_path):
+    write(tmp_path, "a.yaml", GOOD + "    fields:\n      donors: {entity: state, preceeded_by: [by]}\n")
+    (p,) = problems(tmp_path)
+    assert p.endswith("a.yaml:10:31: rule tanks: fields.donors.preceeded_by: unknown key, did you mean preceded_by?")
+
+
+def test_unclosed_quote_is_reported_where_the_quote_opens_not_at_the_end_of_the_file(tmp_path):
+    write(tmp_path, "a.yaml", GOOD.replace("query: tank AND Ukraine", 'query: "tank AND Ukraine'))
+    (p,) = problems(tmp_path)
+    assert "a.yaml:6:12: YAML syntax error: the quoted text that starts here is never closed" in p
+
+
+def test_key_without_colon_is_reported_at_its_own_line(tmp_path):
+    write(tmp_path, "a.yaml", GOOD.replace("    title: Tanks\n", "    title Tanks\n"))
+    (p,) = problems(tmp_path)
+    assert "a.yaml:3:5: YAML syntax error: expected 'key: value' on this line" in p
+
+
+def test_re2_error_is_one_line_with_the_pattern_and_says_there_is_no_look_around(tmp_path, capfd):
+    write(tmp_path, "a.yaml", GOOD.replace("query: tank AND Ukraine", "query: 'tank AND /(?<!no )pledge/'"))
+    (p,) = problems(tmp_path)
+    assert "\n" not in p and "b'" not in p
+    assert "a.yaml:6:22: rule tanks: invalid regex for re2: invalid perl operator: (?<!" in p
+    assert "no look-around" in p and "(at '/(?<!no )pledge/')" in p
+    assert capfd.readouterr().err == ""  # no C++ log line from RE2 on standard error
