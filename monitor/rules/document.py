@@ -171,11 +171,10 @@ def dates(ctx: Any) -> list[EHit]:
     if today is None:
         return sorted(out)
     for s, e, v in ctx.entity_hits(WEEKDAY_KIND):
-        days_back = (today.isoweekday() - int(v)) % 7 if v.isdigit() else -1
-        if days_back == 0:
+        # the article's own weekday is today; another ("said on Thursday" in Saturday's paper) is the news of the
+        # last days as reported, neither today nor background ("last Monday" is past, from relative_time)
+        if v == str(today.isoweekday()):
             out.append((s, e, "today"))
-        elif days_back > 1:  # the day before is news that is reported the next morning: neither
-            out.append((s, e, "past"))
     for s, e, v in ctx.entity_hits(MONTH_KIND):
         when = _month_date(ctx, s, e, v, today)
         if when is not None:

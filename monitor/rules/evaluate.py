@@ -6,7 +6,6 @@ Reads labelled JSON lines (the format of tests/data/pledge-dev/dev.jsonl, docume
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path

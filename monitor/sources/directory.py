@@ -9,7 +9,6 @@ import logging
 import mimetypes
 import os
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -66,7 +65,7 @@ def scan_directory(feed: Feed, *, patterns: tuple[str, ...] = DEFAULT_PATTERNS) 
 def _entry_for(feed: Feed, root: Path, real_root: Path, path: Path) -> Entry | None:
     try:
         real = path.resolve(strict=True)
-        stat = real.stat()
+        real.stat()  # it exists and can be read
     except OSError as exc:
         log.warning("directory source %s: skipping %s: %s", feed.id, path, exc.strerror or exc)
         return None
@@ -76,10 +75,11 @@ def _entry_for(feed: Feed, root: Path, real_root: Path, path: Path) -> Entry | N
     if not real.is_file() or not os.access(real, os.R_OK):
         log.warning("directory source %s: skipping %s: not a readable file", feed.id, path)
         return None
-    modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc).replace(microsecond=0).isoformat()
+    # No publication date: a file's mtime says when it was copied, and the rules' @date would judge the text's
+    # "on Thursday" against that day. A "Date:" line in the file (or HTML metadata) gives the date at extraction.
     uri = path.absolute().as_uri()
     return Entry(feed_id=feed.id, url=uri, link=uri, entry_id=path.relative_to(root).as_posix(),
-                 title=path.stem.replace("_", " ").replace("-", " "), published=modified,
+                 title=path.stem.replace("_", " ").replace("-", " "), published=None,
                  source=feed.name or root.name)
 
 
