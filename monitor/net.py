@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_RETRY_AFTER = 7 * 86400.0  # a server asking for more than a week is treated as asking for a week
+ALLOW_PRIVATE_HINT = "fetch.allow_private_addresses: true allows it"
 _SECRET_QUERY = re.compile(r"(?i)([?&](?:[^=&]*(?:key|token|secret|password|passwd|auth|sig|signature)[^=&]*)=)[^&#]*")
 
 
@@ -59,15 +60,78 @@ def redact_url(url: str) -> str:
     return _SECRET_QUERY.sub(r"\1***", parts.geturl())
 
 
-def is_public_address(address: str) -> bool:
-    """True for a globally routable unicast address; False for private, loopback, link-local, reserved, multicast."""
+# Ranges that Python's ipaddress (3.11) still calls global, but that no public web server lives in.
+_NOT_PUBLIC_V6 = tuple((ipaddress.ip_network(net), why) for net, why in (
+    ("fec0::/10", "a site-local address"),  # deprecated, still routed inside some networks
+    ("64:ff9b:1::/48", "a local-use NAT64 address"),  # RFC 8215: the prefix length is the operator's choice
+    ("5f00::/16", "an SRv6 segment identifier"),  # RFC 9602
+    ("3fff::/20", "a documentation address"),  # RFC 9637
+))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64 prefix (RFC 6052): the last 32 bits are the v4 host
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated IPv4-compatible ::a.b.c.d (RFC 4291 2.5.5.1)
+_V4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT ::ffff:0:a.b.c.d (RFC 2765)
+_ISATAP_IID = 0x00005EFE  # interface id 0?00:5efe:a.b.c.d (RFC 5214), with the u/g bits masked out
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """Every IPv4 address that `ip` carries, with the name of the embedding: traffic to it can reach that host."""
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    found: list[tuple[str, ipaddress.IPv4Address]] = []
+    if ip.ipv4_mapped is not None:
+        found.append(("IPv4-mapped", ip.ipv4_mapped))
+    elif ip in _V4_COMPATIBLE and int(ip) > 1:  # :: and ::1 are themselves unspecified / loopback
+        found.append(("IPv4-compatible", low32))
+    elif ip in _V4_TRANSLATED:
+        found.append(("IPv4-translated", low32))
+    if ip in _NAT64:
+        found.append(("NAT64", low32))
+    if ip.sixtofour is not None:
+        found.append(("6to4", ip.sixtofour))
+    if ip.teredo is not None:  # (server, client); ipaddress undoes the client's bit inversion
+        found.extend([("Teredo server", ip.teredo[0]), ("Teredo client", ip.teredo[1])])
+    if (int(ip) >> 32) & 0xFCFFFFFF == _ISATAP_IID:
+        found.append(("ISATAP", low32))
+    return found
+
+
+def _range_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why the address itself (not what it embeds) is not public unicast; None if it is."""
+    if ip.is_unspecified or (ip.version == 4 and int(ip) >> 24 == 0):  # 0.0.0.0/8 reaches this host on Linux
+        return "an unspecified address"
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.is_link_local:
+        return "a link-local address"
+    if ip.is_multicast:
+        return "a multicast address"
+    for net, why in _NOT_PUBLIC_V6 if ip.version == 6 else ():
+        if ip in net:
+            return why
+    if ip.is_private:
+        return "a private address"
+    if not ip.is_global:
+        return "a reserved address"
+    return None
+
+
+def address_problem(address: str) -> str | None:
+    """Why `address` is not a public unicast address (None if it is); sees through IPv4 embedded in IPv6."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+        return "not an IP address"
+    if isinstance(ip, ipaddress.IPv6Address):
+        for kind, v4 in embedded_ipv4(ip):
+            problem = _range_problem(v4)
+            if problem is not None:
+                return f"the {kind} form of {v4}, {problem}"
+    return _range_problem(ip)
+
+
+def is_public_address(address: str) -> bool:
+    """True for a globally routable unicast address; False for private, loopback, link-local, reserved, multicast,
+    and for every IPv6 form that embeds such an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo, ISATAP)."""
+    return address_problem(address) is None
 
 
 def _is_ip_literal(host: str) -> bool:
@@ -79,29 +143,34 @@ def _is_ip_literal(host: str) -> bool:
 
 
 class GuardedResolver(AbstractResolver):
-    """Resolves with aiohttp's default resolver, then drops non-public addresses (the SSRF guard for host names)."""
+    """Resolves with `inner` (aiohttp's default resolver if None), then drops non-public addresses: the SSRF guard
+    for host names, applied to the answers the connection is then made to (so DNS rebinding meets it too)."""
 
-    def __init__(self) -> None:
-        self._inner = DefaultResolver()
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self._inner = inner or DefaultResolver()
 
     async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
                       ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
         allowed = [r for r in results if is_public_address(r["host"])]
         if not allowed:
-            raise BlockedURL(f"{host.rstrip('.')} resolves only to non-public addresses "
-                             f"({', '.join(sorted({r['host'] for r in results}))})")
+            problems = sorted({f"{r['host']}: {address_problem(r['host'])}" for r in results})
+            raise BlockedURL(f"{host.rstrip('.')} resolves only to non-public addresses ({'; '.join(problems)}); "
+                             f"{ALLOW_PRIVATE_HINT}")
         return allowed
 
     async def close(self) -> None:
         await self._inner.close()
 
 
-def guarded_connector(settings: FetchSettings) -> aiohttp.TCPConnector:
-    """A connector with the connection limits and, unless private addresses are allowed, the SSRF resolver."""
+def guarded_connector(settings: FetchSettings, *, resolver: AbstractResolver | None = None) -> aiohttp.TCPConnector:
+    """A connector with the connection limits and, unless private addresses are allowed, the SSRF resolver.
+
+    `resolver` answers the DNS questions (aiohttp's default if None); the guard filters whatever it answers.
+    """
     return aiohttp.TCPConnector(
         limit=settings.total_connections, limit_per_host=settings.per_host, ttl_dns_cache=300,
-        resolver=None if settings.allow_private_addresses else GuardedResolver())
+        resolver=resolver if settings.allow_private_addresses else GuardedResolver(resolver))
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -206,8 +275,10 @@ class Fetcher:
         host = parts.hostname or ""
         if not host:
             raise PermanentError(f"{where}: URL has no host")
-        if not self.settings.allow_private_addresses and _is_ip_literal(host) and not is_public_address(host):
-            raise BlockedURL(f"{where}: address {host} is not public")
+        if not self.settings.allow_private_addresses and _is_ip_literal(host):
+            problem = address_problem(host)
+            if problem is not None:
+                raise BlockedURL(f"{where}: address {host} is not public ({problem}); {ALLOW_PRIVATE_HINT}")
         return f"{host}:{port}" if port else host
 
     @contextlib.asynccontextmanager

@@ -4,10 +4,12 @@ and directory sources on real files."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp.abc import AbstractResolver
 from servers import LoopbackServer
 
 from monitor.errors import BlockedURL, PermanentError, RetryAfter, TransientError
@@ -163,6 +165,67 @@ async def test_private_addresses_are_refused_without_allow_private(server, host,
         with pytest.raises(error) as caught:
             await fetcher.get(f"http://{host}:{server.port}/secret")
     assert host.strip("[]") in str(caught.value)
+    assert server.requests["/secret"] == 0
+
+
+# Every IPv6 spelling of 127.0.0.1 (or another non-public IPv4 address) that a router or tunnel could deliver there.
+EMBEDDED_PRIVATE = [
+    ("[::7f00:1]", "IPv4-compatible form of 127.0.0.1"),
+    ("[2002:7f00:1::]", "6to4 form of 127.0.0.1"),
+    ("[64:ff9b::7f00:1]", "NAT64 form of 127.0.0.1"),
+    ("[64:ff9b:1::7f00:1]", "local-use NAT64"),
+    ("[::ffff:0:7f00:1]", "IPv4-translated form of 127.0.0.1"),
+    ("[2001:0:4136:e378:8000:63bf:80ff:fffe]", "Teredo client form of 127.0.0.1"),
+    ("[2600::5efe:7f00:1]", "ISATAP form of 127.0.0.1"),
+    ("[::ffff:127.0.0.1]", "IPv4-mapped form of 127.0.0.1"),
+    ("[::a9fe:a9fe]", "169.254.169.254, a link-local address"),  # the cloud metadata service
+    ("[2002:a00:1::1]", "6to4 form of 10.0.0.1, a private address"),
+]
+
+
+@pytest.mark.parametrize("host, why", EMBEDDED_PRIVATE)
+async def test_ipv6_forms_of_private_ipv4_addresses_are_refused_before_connecting(server, pool, host, why):
+    server.route("/feed.xml", RSS)
+    url = f"http://{host}:{server.port}/feed.xml"
+    async with Fetcher(FetchSettings()) as fetcher:
+        with pytest.raises(BlockedURL) as caught:
+            await poll_feed(Feed(id="v6", url=url), etag=None, last_modified=None, fetcher=fetcher, pool=pool)
+    message = str(caught.value)
+    assert message.startswith(f"{url}: address {host.strip('[]')} is not public (")
+    assert why in message and "fetch.allow_private_addresses: true allows it" in message
+    assert "\n" not in message
+    assert server.requests["/feed.xml"] == 0
+
+
+class StaticResolver(AbstractResolver):
+    """DNS answers from a fixed table, as /etc/hosts would give them (the guard filters what any resolver says)."""
+
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table = table
+        self.asked: list[str] = []
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list:
+        self.asked.append(host)
+        return [{"hostname": host, "host": address, "port": port, "family": socket.AF_INET6 if ":" in address
+                 else socket.AF_INET, "proto": 0, "flags": socket.AI_NUMERICHOST} for address in self.table[host]]
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("address", ["::7f00:1", "2002:7f00:1::", "64:ff9b::7f00:1", "::ffff:127.0.0.1"])
+async def test_a_name_resolving_to_an_ipv6_form_of_loopback_is_refused_after_dns(server, address):
+    server.route("/secret", b"internal")
+    resolver = StaticResolver({"feeds.example": [address]})
+    url = f"http://feeds.example:{server.port}/secret"
+    async with aiohttp.ClientSession(connector=guarded_connector(FetchSettings(), resolver=resolver)) as session:
+        fetcher = Fetcher(FetchSettings(), session=session)
+        with pytest.raises(BlockedURL) as caught:
+            await fetcher.get(url)
+    assert resolver.asked == ["feeds.example"]
+    assert str(caught.value).startswith(f"{url}: feeds.example resolves only to non-public addresses ({address}: ")
+    assert "127.0.0.1, a loopback address" in str(caught.value)
+    assert "fetch.allow_private_addresses: true allows it" in str(caught.value)
     assert server.requests["/secret"] == 0
 
 
