@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
+import dataclasses
 import html
 import json
 import logging
@@ -20,30 +22,39 @@ from ..dedup import canonical_url
 from ..errors import PermanentError
 from ..models import Entry, Feed
 from ..net import Fetcher, redact_url
-from ..workers import WorkerCrashed, WorkerPool, WorkerTimeout
+from ..workers import WorkerCrashed, WorkerOutOfMemory, WorkerPool, WorkerTimeout
 
 log = logging.getLogger(__name__)
 
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml;q=0.9, "
                "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5")
 MAX_DECOMPRESSED = 20_000_000  # cap for feeds stored gzip-compressed without Content-Encoding
-SUMMARY_MAX = 2000
+# Caps (characters) on what one entry may carry into the entries stream, whatever the feed holds; a field of Entry
+# not named here gets ENTRY_FIELD_MAX. A link longer than MAX_URL is not cut (that would be another URL): skipped.
+ENTRY_FIELD_CAPS = {"title": 1000, "summary": 2000, "entry_id": 1000, "source": 300}
+ENTRY_FIELD_MAX = 2000
+MAX_URL = 4096
+FEED_TITLE_MAX = 300
+_RAW_TEXT_FACTOR = 8  # markup is stripped from at most cap x this many characters of a raw value
 
 # The DOCTYPE with its internal subset: quoted strings and comments may hold ']' or '>'. No nested quantifiers.
 _DOCTYPE = re.compile(rb"""<!DOCTYPE(?:[^\[>"']|"[^"]*"|'[^']*')*"""
                       rb"""(?:\[(?:[^\]"'<]|"[^"]*"|'[^']*'|<!--.*?-->|<(?!!--))*\])?\s*>""", re.IGNORECASE | re.DOTALL)
+# What may stand before the DOCTYPE in a prolog (whitespace, processing instructions, comments), skipped whole so that
+# a '<' or a DOCTYPE-looking string inside a comment is never taken for markup.
+_PROLOG_SKIP = re.compile(rb"\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
 _DOCTYPE_START = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
-_ROOT_START = re.compile(rb"<[A-Za-z_]")
-_XML_DECL_START = re.compile(rb"(?:\xef\xbb\xbf)?<\?xml")
+_XML_DECL = re.compile(rb"^<\?xml[^>]*>\s*")
 _XML_DECL_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?encoding\s*=\s*)(["'])[^"']*\2""")
-_TAG = re.compile(r"<[^>]*>")
-_SPACE = re.compile(r"\s+")
 _UTF16_32 = (  # (prefix, codec): BOMs first, then the byte patterns of '<?' without a BOM
     (b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),
     (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"),
     (b"\x00\x00\x00<", "utf-32-be"), (b"<\x00\x00\x00", "utf-32-le"),
     (b"\x00<\x00?", "utf-16-be"), (b"<\x00?\x00", "utf-16-le"),
 )
+
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +98,10 @@ def gunzip_body(body: bytes, *, url: str, limit: int = MAX_DECOMPRESSED) -> byte
 
 
 def to_ascii_compatible(body: bytes) -> tuple[bytes, bool]:
-    """UTF-16/32 documents re-encoded as UTF-8 (declaration updated), so byte-level prolog edits can see them.
+    """UTF-16/32 documents (a BOM, or the NUL pattern of '<?') re-encoded as UTF-8, declaration updated.
 
-    The flag says whether the body was re-encoded (a charset from the HTTP header then no longer applies).
+    The flag says whether the body was re-encoded: its bytes said the encoding, so a charset from the HTTP header no
+    longer applies (feedparser alone would believe the header and read NULs).
     """
     for prefix, codec in _UTF16_32:
         if body.startswith(prefix):
@@ -99,16 +111,43 @@ def to_ascii_compatible(body: bytes) -> tuple[bytes, bool]:
     return body, False
 
 
+def to_utf8(body: bytes, content_type: str) -> tuple[bytes, bool, Any]:
+    """The document decoded as feedparser itself would (BOM, XML declaration, HTTP charset by RFC 3023, fallbacks)
+    and re-encoded as UTF-8 with an `encoding='utf-8'` declaration, whatever it was in: UTF-16/32, EBCDIC, UTF-7...
+
+    Every check on the bytes after this (the DOCTYPE) sees what the XML parser will see. Returns the bytes, whether a
+    declaration line was added, and feedparser's note on the encoding (bozo exception or None).
+    """
+    from feedparser.encodings import convert_to_utf8  # imported in the worker only
+
+    note: dict[str, Any] = {}
+    data = convert_to_utf8({"content-type": content_type}, body, note)
+    if not note.get("encoding"):
+        raise PermanentError(f"document encoding unknown ({note.get('bozo_exception')})")
+    head = body.removeprefix(codecs.BOM_UTF8)[:64].decode(note["encoding"], errors="ignore")  # as feedparser does
+    return data, not head.startswith("<?xml"), note.get("bozo_exception")
+
+
 def strip_doctype(body: bytes) -> bytes:
-    """Remove the DOCTYPE (and its internal subset) from the prolog: entity expansion can blow up memory and time."""
+    """Remove every DOCTYPE (and its internal subset) from the prolog: entity expansion can blow up memory and time.
+
+    The prolog is read item by item (whitespace, processing instructions, comments); the first thing that is none of
+    these nor a DOCTYPE ends it: the root element, or something the XML parser stops at before reading any DTD.
+    """
+    kept: list[bytes] = []
+    pos = done = 0
     while True:
-        start = _DOCTYPE_START.search(body)
-        if start is None or _ROOT_START.search(body, 0, start.start()):
-            return body  # none, or it is not in the prolog
-        match = _DOCTYPE.match(body, start.start())
-        end = match.end() if match else (body.find(b">", start.start()) + 1 or len(body))
+        skip = _PROLOG_SKIP.match(body, pos)
+        if skip is not None:
+            pos = skip.end()
+            continue
+        if not _DOCTYPE_START.match(body, pos):
+            return b"".join(kept) + body[done:] if kept else body
+        match = _DOCTYPE.match(body, pos)
+        end = match.end() if match else (body.find(b">", pos) + 1 or len(body))
         # keep its newlines so parser errors still point at the right line
-        body = body[:start.start()] + b"\n" * body.count(b"\n", start.start(), end) + body[end:]
+        kept += [body[done:pos], b"\n" * body.count(b"\n", pos, end)]
+        pos = done = end
 
 
 # ---------------------------------------------------------------------------------------------- small converters
@@ -116,11 +155,12 @@ def _not_a_feed(url: str, reason: str) -> PermanentError:
     return PermanentError(f"{redact_url(url)}: not a feed: {reason}")
 
 
-def _text(value: Any) -> str:
-    """Plain text of a title/summary that may hold markup or entities."""
+def _text(value: Any, limit: int) -> str:
+    """Plain text of a title/summary that may hold markup or entities, at most `limit` characters."""
     if not value:
         return ""
-    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", str(value)))).strip()
+    raw = str(value)[:limit * _RAW_TEXT_FACTOR]  # the markup pass costs more than linear time on hostile input
+    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", raw))).strip()[:limit]
 
 
 def _iso_from_struct(value: Any) -> str | None:
@@ -157,14 +197,27 @@ def _http_url(link: str, base: str) -> str | None:
 def _make_entry(*, feed_id: str, link: str | None, guid: str, base: str, title: Any, summary: Any,
                 published: str | None, source: str) -> Entry | None:
     absolute = _http_url(link or "", base) or (_http_url(guid, base) if guid.startswith(("http:", "https:")) else None)
-    if absolute is None:
+    if absolute is None or len(absolute) > MAX_URL:
         return None
     try:
         url = canonical_url(absolute)
     except ValueError:  # e.g. a port number out of range
         return None
-    return Entry(feed_id=feed_id, url=url, link=absolute, entry_id=guid, title=_text(title),
-                 summary=_text(summary)[:SUMMARY_MAX], published=published, source=source)
+    entry = Entry(feed_id=feed_id, url=url, link=absolute, entry_id=guid, title=_text(title, _cap("title")),
+                  summary=_text(summary, _cap("summary")), published=published, source=source)
+    return _capped(entry)
+
+
+def _cap(name: str) -> int:
+    return ENTRY_FIELD_CAPS.get(name, ENTRY_FIELD_MAX)
+
+
+def _capped(entry: Entry) -> Entry:
+    """Every text field of the entry within its cap (url and link are checked against MAX_URL before)."""
+    long = {f.name: getattr(entry, f.name)[:_cap(f.name)] for f in dataclasses.fields(entry)
+            if f.name not in ("url", "link") and isinstance(getattr(entry, f.name), str)
+            and len(getattr(entry, f.name)) > _cap(f.name)}
+    return dataclasses.replace(entry, **long) if long else entry
 
 
 def _unique(entries: list[Entry]) -> tuple[Entry, ...]:
@@ -198,7 +251,7 @@ def parse_json_feed(body: bytes, *, feed_id: str, url: str, source: str = "") ->
         raise _not_a_feed(url, "JSON document without an 'items' list, not a JSON Feed")
     version = str(data.get("version") or "")
     version = "json11" if version.endswith("/1.1") else "json1" if version.endswith("/1") else "json"
-    title = _text(data.get("title"))
+    title = _text(data.get("title"), FEED_TITLE_MAX)
     base = _http_url(str(data.get("feed_url") or ""), url) or url
     entries, skipped = [], 0
     for item in data["items"]:
@@ -234,11 +287,11 @@ def describe_bozo(exc: Any, *, line_offset: int = 0) -> str:
 
 
 def _not_a_feed_reason(body: bytes, result: Any, line_offset: int) -> str:
-    head = body[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    head = _XML_DECL.sub(b"", body[:2048].lstrip(b"\xef\xbb\xbf \t\r\n"), count=1).lower()
     if head.startswith((b"<!doctype html", b"<html", b"<head")) or b"<html" in head[:512]:
         return "HTML page, not a feed"
     exc = result.get("bozo_exception")
-    if callable(getattr(exc, "getLineNumber", None)):
+    if _is_syntax_error(exc):
         return describe_bozo(exc, line_offset=line_offset)
     root = re.search(rb"<([A-Za-z_][\w.:-]*)", re.sub(rb"<[?!][^>]*>", b"", head))
     if root:
@@ -246,11 +299,14 @@ def _not_a_feed_reason(body: bytes, result: Any, line_offset: int) -> str:
     return describe_bozo(exc) or "no feed elements found"
 
 
+def _is_syntax_error(exc: Any) -> bool:
+    return callable(getattr(exc, "getLineNumber", None))
+
+
 def _run_feedparser(body: bytes, url: str, content_type: str) -> Any:
     import feedparser  # imported in the worker only
 
-    # with no type at all feedparser flags every document as bozo; XML is what a feed URL promises
-    headers = {"content-location": url, "content-type": content_type or "application/xml"}
+    headers = {"content-location": url, "content-type": content_type}
     try:
         # bytes only: given a str, feedparser would open a URL or a local file
         return feedparser.parse(body, response_headers=headers)
@@ -258,19 +314,34 @@ def _run_feedparser(body: bytes, url: str, content_type: str) -> Any:
         raise _not_a_feed(url, f"parser failed ({type(exc).__name__}: {exc})") from exc
 
 
-def parse_xml_feed(body: bytes, *, feed_id: str, url: str, content_type: str = "", source: str = "") -> ParsedFeed:
-    """RSS 0.9x/1.0/2.0 or Atom bytes via feedparser, DOCTYPE stripped first; bozo documents keep their entries."""
-    prepared, reencoded = to_ascii_compatible(body)
-    prepared = strip_doctype(prepared)
-    if reencoded:
+def _prepare_xml(body: bytes, url: str, content_type: str) -> tuple[bytes, str, int, Any]:
+    """UTF-8 bytes without a DOCTYPE, the content type that says so, the lines added before the document, and
+    feedparser's note on the original encoding."""
+    content_type = content_type or "application/xml"  # with no type at all feedparser flags every document
+    body, reencoded = to_ascii_compatible(body)
+    if reencoded:  # a BOM or the NUL pattern of UTF-16/32 outweighs a charset in the HTTP header (RFC 7303 3.3)
         content_type = content_type.split(";", 1)[0]
+    try:
+        utf8, added_line, note = to_utf8(body, content_type)
+    except PermanentError as exc:
+        raise _not_a_feed(url, str(exc)) from exc
+    except (UnicodeError, ValueError) as exc:
+        raise _not_a_feed(url, f"cannot decode the document ({type(exc).__name__}: {exc})") from exc
+    return strip_doctype(utf8), content_type.split(";", 1)[0] + "; charset=utf-8", int(added_line), note
+
+
+def parse_xml_feed(body: bytes, *, feed_id: str, url: str, content_type: str = "", source: str = "") -> ParsedFeed:
+    """RSS 0.9x/1.0/2.0 or Atom bytes via feedparser: decoded to UTF-8 and DOCTYPE stripped first, whatever the
+    encoding; bozo documents keep their entries."""
+    prepared, content_type, line_offset, encoding_note = _prepare_xml(body, url, content_type)
     result = _run_feedparser(prepared, url, content_type)
-    line_offset = 0 if _XML_DECL_START.match(prepared) else 1  # feedparser adds a declaration line if none
+    if encoding_note is not None and not _is_syntax_error(result.get("bozo_exception")):
+        result["bozo"], result["bozo_exception"] = True, encoding_note  # what feedparser says on the original bytes
     version = result.get("version") or ""
     raw_entries = result.get("entries") or []
     if not version and not raw_entries:
         raise _not_a_feed(url, _not_a_feed_reason(prepared, result, line_offset))
-    title = _text(result.get("feed", {}).get("title"))
+    title = _text(result.get("feed", {}).get("title"), FEED_TITLE_MAX)
     entries, skipped = [], 0
     for item in raw_entries:
         entry = _make_entry(
@@ -326,7 +397,7 @@ async def poll_feed(feed: Feed, *, etag: str | None, last_modified: str | None, 
     try:
         parsed: ParsedFeed = await pool.run(parse_feed_job, page.body, feed.id, page.final_url, content_type,
                                             feed.name, timeout=parse_timeout)
-    except (WorkerTimeout, WorkerCrashed) as exc:
+    except (WorkerTimeout, WorkerCrashed, WorkerOutOfMemory) as exc:
         raise type(exc)(f"{redact_url(feed.url)}: parsing the feed: {exc}") from exc
     if parsed.bozo:
         log.debug("feed %s (%s) is ill-formed but gave %d entries: %s", feed.id, redact_url(feed.url),

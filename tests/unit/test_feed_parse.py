@@ -50,6 +50,50 @@ def test_utf16_feed_with_doctype_is_parsed():
     assert [(e.title, e.url) for e in parsed.entries] == [("Привет", "http://example.org/ru/1")]
 
 
+# Nested internal entities: 10^5 x "lol" once expanded. Each document below hides its DOCTYPE from a byte-level look.
+_ENTITIES = '<!ENTITY e0 "lol">' + "".join(f'<!ENTITY e{i} "{("&e%d;" % (i - 1)) * 10}">' for i in range(1, 6))
+_BOMB_ITEM = ('<rss version="2.0"><channel><title>T</title><item><title>&e5;</title>'
+              "<link>http://example.org/bomb</link></item></channel></rss>")
+
+
+def _bomb(decl: str, doctype_open: str = "<!DOCTYPE rss [", before: str = "") -> str:
+    return decl + before + doctype_open + _ENTITIES + "]>" + _BOMB_ITEM
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (_bomb('<?xml version="1.0" encoding="cp037"?>').encode("cp037"), ""),  # EBCDIC
+    (_bomb('<?xml version="1.0" encoding="cp500"?>').encode("cp500"), "application/rss+xml"),
+    (_bomb('<?xml version="1.0" encoding="cp1140"?>').encode("cp1140"), "application/xml"),
+    (_bomb("", before="<!-- x -->").encode("utf-16-le"), "application/xml; charset=utf-16le"),  # no BOM, no '<?'
+    (_bomb('<?xml version="1.0" encoding="utf-7"?>', doctype_open="+ADw-!DOCTYPE rss [").encode(), ""),
+    (_bomb('<?xml version="1.0" encoding="utf-8"?>', before="<!-- <a -->").encode(), ""),  # '<a' in a comment
+    (_bomb('<?xml version="1.0" encoding="utf-8"?>', before="<?pi <b?>").encode(), ""),  # '<b' in a PI
+], ids=["cp037", "cp500", "cp1140", "utf16le-by-header", "utf7", "comment-before", "pi-before"])
+def test_entities_never_expand_whatever_the_encoding_or_what_precedes_the_doctype(body, content_type):
+    parsed = parse(body, content_type=content_type)
+    [entry] = parsed.entries
+    assert entry.url == "http://example.org/bomb"
+    assert "lol" not in entry.title and len(entry.title) < 20
+
+
+def test_a_doctype_inside_a_comment_is_left_alone_and_the_real_one_after_it_is_removed():
+    body = b'<?xml version="1.0"?>\n<!-- <!DOCTYPE x [ <!ENTITY a "b"> ]> -->\n<!DOCTYPE rss [\n<!ENTITY c "d">\n]><rss/>'
+    assert strip_doctype(body) == b'<?xml version="1.0"?>\n<!-- <!DOCTYPE x [ <!ENTITY a "b"> ]> -->\n\n\n<rss/>'
+
+
+def test_every_entry_field_is_capped_and_an_overlong_link_skips_the_entry():
+    huge = "word " * 20000
+    body = rss(f"<item><title>{huge}</title><description>{huge}</description><guid>{'g' * 5000}</guid>"
+               "<link>http://example.org/long-fields</link></item>"
+               f"<item><title>long link</title><link>http://example.org/{'p' * 5000}</link></item>",
+               title="feed " * 1000)
+    parsed = parse(body)
+    [entry] = parsed.entries
+    assert (len(entry.title), len(entry.summary), len(entry.entry_id)) == (1000, 2000, 1000)
+    assert entry.title.startswith("word word") and len(entry.source) == len(parsed.title) == 300
+    assert parsed.skipped == 1
+
+
 def test_json_feed_items_become_entries():
     doc = {"version": "https://jsonfeed.org/version/1.1", "title": "JSON News",
            "feed_url": "https://json.example.com/feed.json",
