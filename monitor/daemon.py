@@ -68,7 +68,7 @@ class Daemon:
         try:
             self.redis_reachable()
             fetcher = Fetcher(c.fetch)
-            pool = WorkerPool(processes=c.workers.processes)
+            pool = WorkerPool(processes=c.workers.processes, memory_limit_mb=c.workers.memory_limit_mb)
             self.pipeline = Pipeline(config=c, redis=self.redis, keys=Keys(c.redis.prefix), fetcher=fetcher,
                                      pool=pool, rules=rules, consumer=c.consumer_name())
             await self.pipeline.sync_feeds()

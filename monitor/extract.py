@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import trafilatura
 from lxml import etree
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import PermanentError
 from .language import detect_language
@@ -36,6 +36,7 @@ BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs
 DATE_LINE = re.compile(r"^\s*(?:date|published|posted|updated)\s*:\s*(.+?)\s*$", re.IGNORECASE)
 # A line of a scraped page that is navigation, not a headline: "News / Foreign Policy / Russia", "Home > Invest".
 BREADCRUMB = re.compile(r"(\s[/>»›|]\s|>\s*\S.*>|^\s*(?:current\s*:|home\s*[>/»›]|you are here))", re.IGNORECASE)
+META_MAX = {"title": 1000, "author": 300, "site_name": 300}  # characters; metadata of a hostile page can be huge
 
 
 class ExtractSettings(BaseModel):
@@ -45,6 +46,8 @@ class ExtractSettings(BaseModel):
 
     timeout: float = 30.0  # deadline per page in the worker process
     min_chars: int = 200  # less text than this -> NoArticle
+    # longer texts are cut in the worker: story assignment (MinHash) and rule matching run in the event loop
+    max_text_chars: int = Field(200_000, ge=1000)
 
 
 class NoArticle(PermanentError):
@@ -53,8 +56,9 @@ class NoArticle(PermanentError):
 
 def extract_article(body: bytes, *, url: str, content_type: str = "", encoding: str | None = None,
                     feed_id: str = "", source: str = "", entry_title: str = "",
-                    entry_published: str | None = None, min_chars: int = 200) -> Article:
-    """Extract the article in `body`. Raises NoArticle when there is none worth keeping."""
+                    entry_published: str | None = None, min_chars: int = 200,
+                    max_chars: int = 200_000) -> Article:
+    """Extract the article in `body`, its text cut to `max_chars`. Raises NoArticle when there is none worth keeping."""
     kind = content_kind(content_type, url)
     if kind is None:
         raise NoArticle(f"{url}: content type {content_type!r} is not an article page")
@@ -66,17 +70,27 @@ def extract_article(body: bytes, *, url: str, content_type: str = "", encoding: 
     text = fields["text"].strip()
     if len(text) < min_chars:
         raise NoArticle(f"{url}: only {len(text)} characters of article text (minimum {min_chars})")
+    if len(text) > max_chars:
+        log.info("%s: article text cut from %d to %d characters (extract.max_text_chars)", url, len(text), max_chars)
+        text = cut_text(text, max_chars)
     return Article(
         url=url,
         feed_id=feed_id,
-        title=fields["title"] or _clean_line(entry_title),
+        title=(fields["title"] or _clean_line(entry_title))[:META_MAX["title"]],
         text=text,
-        author=fields["author"],
+        author=fields["author"][:META_MAX["author"]],
         published=fields["published"] or entry_published or None,
-        site_name=fields["site_name"],
+        site_name=fields["site_name"][:META_MAX["site_name"]],
         language=detect_language(text),
         source=source or fields["site_name"],
     )
+
+
+def cut_text(text: str, max_chars: int) -> str:
+    """`text` cut to at most `max_chars`, at the last white space of its last 1,000 characters if there is one."""
+    cut = text[:max_chars]
+    space = max(cut.rfind(" ", max_chars - 1000), cut.rfind("\n", max_chars - 1000)) if max_chars > 1000 else -1
+    return (cut[:space] if space > 0 else cut).rstrip()
 
 
 def content_kind(content_type: str, url: str) -> str | None:

@@ -24,7 +24,8 @@ operator_alerts = Counter("monitor_operator_alerts", "Operator alerts about fail
 config_reloads = Counter("monitor_config_reloads", "Configuration reloads on SIGHUP by result (ok, failed)",
                          ["result"], registry=REGISTRY)
 rule_reloads = Counter("monitor_rule_reloads", "Rule reloads by result (ok, failed)", ["result"], registry=REGISTRY)
-worker_restarts = Counter("monitor_worker_restarts", "Worker processes killed on deadline or crashed", ["reason"],
+worker_restarts = Counter("monitor_worker_restarts",
+                          "Worker processes killed on deadline, over their memory bound, or crashed", ["reason"],
                           registry=REGISTRY)
 loop_restarts = Counter("monitor_loop_restarts", "Long-running loops restarted after an unexpected error", ["loop"],
                         registry=REGISTRY)

@@ -32,7 +32,7 @@ from .sources.directory import read_local
 from .sources.feed import poll_feed
 from .store import Keys
 from .streams import Message, Stream
-from .workers import WorkerCrashed, WorkerPool, WorkerTimeout
+from .workers import WorkerCrashed, WorkerOutOfMemory, WorkerPool, WorkerTimeout
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,8 @@ class Pipeline:
         article = await self.pool.run(
             extract_article, page.body, timeout=self.config.extract.timeout, url=entry.url,
             content_type=page.content_type, encoding=page.encoding, feed_id=entry.feed_id, source=entry.source,
-            entry_title=entry.title, entry_published=entry.published, min_chars=self.config.extract.min_chars)
+            entry_title=entry.title, entry_published=entry.published, min_chars=self.config.extract.min_chars,
+            max_chars=self.config.extract.max_text_chars)
         return replace(article, fetched_at=utcnow_iso())
 
     async def handle_entry(self, message: Message) -> None:
@@ -164,7 +165,7 @@ class Pipeline:
         url = message.payload.get("url", "?")
         try:
             await self.process_entry(message)
-        except (WorkerTimeout, WorkerCrashed) as exc:
+        except (WorkerTimeout, WorkerCrashed, WorkerOutOfMemory) as exc:
             metrics.worker_restarts.labels(type(exc).__name__).inc()
             metrics.articles.labels("failed").inc()
             log.warning("entry %s: %s", url, exc)

@@ -1,6 +1,7 @@
 """A small pool of worker processes for CPU-bound, untrusted-input work (feed parsing, extraction).
 
-pebble kills a worker that overruns its deadline and starts a fresh one, so a hostile input cannot hang the daemon.
+pebble kills a worker that overruns its deadline and starts a fresh one; a worker that outgrows its memory bound ends
+itself the same way, so a hostile input can neither hang the daemon nor make its process tree balloon.
 """
 
 from __future__ import annotations
@@ -8,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import signal
+import threading
+import time
 from typing import Any, Callable
 
 import pebble
@@ -18,8 +22,32 @@ from .errors import PermanentError, TransientError
 log = logging.getLogger(__name__)
 
 
-def _worker_init() -> None:
-    """In each new worker: forget the daemon's signal set-up inherited through fork.
+EXIT_OVER_MEMORY = 86  # exit status of a worker that ended itself over its memory bound during a task
+EXIT_RECYCLED = 87  # exit status of a worker that still held more than its bound when a task arrived
+MEMORY_CHECK_EVERY = 0.05  # seconds between two looks at the worker's resident memory
+
+
+class _Watch:
+    """In a worker: its memory bound, its resident memory at start, and whether a task runs (under `lock`).
+
+    pebble treats the death of a worker without a running task as a broken pool, so a worker ends itself only while
+    `busy` is set and held: its task then fails, the pool carries on.
+    """
+
+    limit = 0
+    start = 0
+    busy = False
+    lock = threading.Lock()
+    fd = -1
+    page = 4096
+
+    @classmethod
+    def grown(cls) -> int:
+        return int(os.pread(cls.fd, 128, 0).split()[1]) * cls.page - cls.start
+
+
+def _worker_init(memory_limit: int = 0) -> None:
+    """In each new worker: forget the daemon's signal set-up inherited through fork; watch the worker's memory.
 
     asyncio's add_signal_handler points the C signal handler at the event loop's wakeup pipe; a forked worker shares
     that pipe, so the SIGTERM pebble sends a worker it kills on a deadline would otherwise reach the daemon's loop as
@@ -28,6 +56,45 @@ def _worker_init() -> None:
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_DFL)
+    _Watch.limit, _Watch.busy = 0, False
+    if memory_limit <= 0:
+        return
+    try:
+        _Watch.fd = os.open("/proc/self/statm", os.O_RDONLY)
+    except OSError:
+        log.warning("worker %d: /proc/self/statm unreadable; its memory is not bounded", os.getpid())
+        return
+    _Watch.page, _Watch.start = os.sysconf("SC_PAGE_SIZE"), 0
+    _Watch.start = _Watch.grown()
+    _Watch.limit = memory_limit
+    threading.Thread(target=_watch_memory, name="memory-watch", daemon=True).start()
+
+
+def _run_task(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """In a worker: one task, marked busy for the memory watch."""
+    with _Watch.lock:
+        _Watch.busy = True
+        if _Watch.limit and _Watch.grown() > _Watch.limit:  # kept from the last task: start afresh (task retried)
+            os._exit(EXIT_RECYCLED)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        with _Watch.lock:
+            _Watch.busy = False
+
+
+def _watch_memory() -> None:
+    """End the worker (EXIT_OVER_MEMORY) once its resident memory has grown more than the bound during a task.
+
+    Growth, not size: a forked worker starts with the daemon's resident pages, which it shares. The check runs in a
+    thread, so it also fires while the task is busy in Python code or in C that releases the GIL (lxml's parser).
+    """
+    while True:
+        time.sleep(MEMORY_CHECK_EVERY)
+        if _Watch.grown() > _Watch.limit:
+            with _Watch.lock:
+                if _Watch.busy:  # pebble sees the worker die, fails its task and starts a fresh worker
+                    os._exit(EXIT_OVER_MEMORY)
 
 
 class WorkerTimeout(PermanentError):
@@ -35,31 +102,52 @@ class WorkerTimeout(PermanentError):
 
 
 class WorkerCrashed(TransientError):
-    """The worker process died (out of memory, segfault) while handling the item."""
+    """The worker process died (killed by the system, segfault) while handling the item."""
+
+
+class WorkerOutOfMemory(PermanentError):
+    """The worker outgrew its memory bound on this item and was replaced: the same item would do it again."""
 
 
 class WorkerPool:
     """`await pool.run(fn, *args, timeout=..., **kwargs)` runs `fn` in a worker process. `fn` must be importable."""
 
-    def __init__(self, *, processes: int = 2, max_tasks: int = 500) -> None:
+    def __init__(self, *, processes: int = 2, max_tasks: int = 500, memory_limit_mb: int = 0) -> None:
+        """`memory_limit_mb`: how far a worker's resident memory may grow beyond its start (0: unbounded)."""
         self.processes = processes
-        self._pool = pebble.ProcessPool(max_workers=processes, max_tasks=max_tasks, initializer=_worker_init)
+        self.memory_limit_mb = memory_limit_mb
+        self._pool = pebble.ProcessPool(max_workers=processes, max_tasks=max_tasks, initializer=_worker_init,
+                                        initargs=(memory_limit_mb * 1024 * 1024,))
         self.timeouts = 0
         self.crashes = 0
+        self.over_memory = 0
 
     async def run(self, fn: Callable[..., Any], *args: Any, timeout: float, **kwargs: Any) -> Any:
-        future = self._pool.schedule(fn, args=args, kwargs=kwargs, timeout=timeout)
+        future = self._pool.schedule(_run_task, args=(fn, args, kwargs), timeout=timeout)
         try:
             return await asyncio.wrap_future(future)
         except concurrent.futures.TimeoutError as exc:
             self.timeouts += 1
             raise WorkerTimeout(f"{getattr(fn, '__name__', fn)} took longer than {timeout:g}s") from exc
         except pebble.ProcessExpired as exc:
+            if exc.exitcode == EXIT_OVER_MEMORY:
+                raise self._over_memory(fn) from exc
             self.crashes += 1
+            if exc.exitcode == EXIT_RECYCLED:
+                raise WorkerCrashed("worker process replaced before the task: it still held memory of the task "
+                                    "before") from exc
             raise WorkerCrashed(f"worker process died with exit code {exc.exitcode}") from exc
+        except MemoryError as exc:  # an allocation the system refused, raised in the worker and passed back
+            self.over_memory += 1
+            raise WorkerOutOfMemory(f"{getattr(fn, '__name__', fn)} ran out of memory in the worker") from exc
         except asyncio.CancelledError:
             future.cancel()
             raise
+
+    def _over_memory(self, fn: Callable[..., Any]) -> WorkerOutOfMemory:
+        self.over_memory += 1
+        return WorkerOutOfMemory(f"{getattr(fn, '__name__', fn)} took the worker over its memory bound of "
+                                 f"{self.memory_limit_mb} MiB (workers.memory_limit_mb); the worker was replaced")
 
     def close(self) -> None:
         self._pool.stop()

@@ -195,3 +195,25 @@ class LoopbackServer:
         if if_none_match is not None:
             return bool(etag) and etag in [t.strip() for t in if_none_match.split(",")]
         return bool(last_modified) and request.headers.get("If-Modified-Since") == last_modified
+
+
+def flat_html_page(size: int, *, seed: int = 13) -> bytes:
+    """An HTML article of about `size` bytes: one flat run of <p> paragraphs of pseudo-random prose (no nesting)."""
+    import random
+
+    rng = random.Random(seed)
+    words = [w for w in ("the minister said on thursday that allies would send further tanks artillery shells "
+                         "drones and air defence systems worth several billion euros to the front where troops "
+                         "reported heavy fighting near the river while talks in the capital went on late into "
+                         "night and officials from twelve states met again to agree new sanctions on exports "
+                         "of fuel grain steel and microchips").split()]
+    parts = [b"<!DOCTYPE html><html><head><title>A very long report</title></head><body><article>"
+             b"<h1>A very long report</h1>"]
+    total = sum(map(len, parts))
+    while total < size:
+        sentences = (" ".join(rng.choices(words, k=rng.randint(8, 20))).capitalize() + "." for _ in range(5))
+        paragraph = f"<p>{' '.join(sentences)}</p>\n".encode()
+        parts.append(paragraph)
+        total += len(paragraph)
+    parts.append(b"</article></body></html>")
+    return b"".join(parts)

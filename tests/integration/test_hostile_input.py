@@ -3,13 +3,17 @@ an EBCDIC encoding, and a page of 9.5 MB whose text must not reach the event loo
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
-import pytest
-from servers import LoopbackServer
+import aiohttp
+from fleet import Instance, free_port, rss, stop_all, wait_started
+from servers import LoopbackServer, flat_html_page
 
+from monitor.archive import ArchiveSettings, ArticleArchive
 from monitor.config import load_config
+from monitor.dedup import StorySettings, shingles
 from monitor.net import Fetcher
 from monitor.pipeline import Pipeline
 from monitor.rules import RuleWatcher
@@ -38,7 +42,7 @@ pipeline: {{claim_idle: 0.2}}
 """)
     config = load_config(path, environ={})
     return Pipeline(config=config, redis=redis, keys=Keys(config.redis.prefix), fetcher=Fetcher(config.fetch),
-                    pool=pool or WorkerPool(processes=1),
+                    pool=pool or WorkerPool(processes=1, memory_limit_mb=config.workers.memory_limit_mb),
                     rules=RuleWatcher(config.rules.path), consumer="test")
 
 
@@ -81,3 +85,100 @@ async def test_an_ebcdic_feed_with_nested_entities_is_polled_without_expanding_t
     assert len(json.dumps(entry)) < 1000
     state = await pipeline.feed_store.state(feed.id)
     assert state.error_streak == 0
+
+
+# --- item 3: a 9.5 MB page: the text handed on is capped, the main process stays small, the worker is bounded ---------
+
+BIG_PAGE = 9_500_000  # bytes: under fetch.max_bytes (10 MB); about 9.4 M characters of text
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The kernel's high-water mark of the process's resident memory (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmHWM for process {pid}")
+
+
+async def test_a_9_5_mb_page_is_matched_on_capped_text_while_the_daemon_stays_small_and_answers_healthz(
+        tmp_path, redis, keys, redis_url):
+    port = free_port()
+    async with LoopbackServer() as srv, aiohttp.ClientSession() as session:
+        srv.route("/big.html", flat_html_page(BIG_PAGE), content_type="text/html; charset=utf-8")
+        srv.route("/feed.xml", rss("Big", [("A very long report", srv.url("/big.html"))]),
+                  content_type="application/rss+xml")
+        config = daemon_config(tmp_path, redis_url, keys, feed=srv.url("/feed.xml"), port=port)
+        inst = Instance(config, "big", tmp_path)
+        answers: list[tuple[int, bool]] = []  # (status, whether the big entry was in flight at the time)
+        try:
+            await wait_started([inst])
+            extracted = 'monitor_articles_total{outcome="extracted"} 1.0'
+            while True:
+                in_flight = srv.requests["/big.html"] > 0
+                async with session.get(f"http://127.0.0.1:{port}/healthz",
+                                       timeout=aiohttp.ClientTimeout(total=60)) as resp:
+                    answers.append((resp.status, in_flight))
+                async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                    if extracted in await resp.text():
+                        break
+                assert inst.alive(), inst.log()[-3000:]
+                await asyncio.sleep(0.1)
+            main_peak = peak_rss_mib(inst.proc.pid)
+        finally:
+            await stop_all([inst])
+    print(f"main process peak {main_peak:.0f} MiB; {len(answers)} healthz answers, {sum(f for _, f in answers)} in flight")
+    assert srv.requests["/big.html"] == 1
+    assert all(status == 200 for status, _ in answers), answers
+    assert sum(in_flight for _, in_flight in answers) >= 2  # it kept answering while the page was being handled
+    article = await ArticleArchive(redis, keys, settings=ArchiveSettings()).get(srv.url("/big.html"))
+    assert 190_000 < len(article.text) <= 200_000  # extract.max_text_chars, cut in the worker
+    story_size = await redis.hget(keys("{stories}", "story", article.story_id), "size")
+    assert int(story_size) == len(shingles(article.text, StorySettings().shingle_words))  # MinHash saw the cut text
+    assert main_peak < 600, f"main process peaked at {main_peak:.0f} MiB"
+    assert "article text cut from" in inst.log()
+
+
+async def test_a_worker_over_its_memory_bound_is_replaced_and_only_that_entry_fails_with_the_reason(
+        tmp_path, redis, keys, redis_url, corpus):
+    small = (corpus / "pages" / "trafilatura" / "bbc.com.52241221.html").read_bytes()
+    async with LoopbackServer() as srv:
+        for path in ("/small-1.html", "/small-2.html"):
+            srv.route(path, small, content_type="text/html")
+        srv.route("/big.html", flat_html_page(BIG_PAGE), content_type="text/html")
+        items = [(p, srv.url(p)) for p in ("/small-1.html", "/big.html", "/small-2.html")]
+        srv.route("/feed.xml", rss("Mixed", items), content_type="application/rss+xml")
+        # parsing the big page grows a worker by about 240 MiB, a small page by under 100 (imports included)
+        pipeline = build_pipeline(tmp_path, redis, keys, redis_url, feeds=[srv.url("/feed.xml")],
+                                  extra="workers: {processes: 1, memory_limit_mb: 150}")
+        try:
+            assert await pipeline.run_once() == 3
+            dead = await pipeline.entries.dead()
+            archived = [await pipeline.archive.get(srv.url(p)) for p in ("/small-1.html", "/small-2.html")]
+        finally:
+            await close(pipeline)
+    assert [m.payload["url"] for m in dead] == [srv.url("/big.html")]
+    assert dead[0].payload["_error"] == ("WorkerOutOfMemory: extract_article took the worker over its memory bound "
+                                         "of 150 MiB (workers.memory_limit_mb); the worker was replaced")
+    assert all(article is not None and len(article.text) > 1000 for article in archived)
+    assert pipeline.pool.over_memory == 1
+    assert srv.requests["/big.html"] == 1
+
+
+def daemon_config(tmp_path: Path, redis_url: str, keys: Keys, *, feed: str, port: int, extra: str = "") -> Path:
+    rules = tmp_path / "rules"
+    rules.mkdir(exist_ok=True)
+    (rules / "r.yaml").write_text(RULES)
+    path = tmp_path / "monitor.yaml"
+    path.write_text(f"""
+data_dir: {tmp_path / 'data'}
+redis: {{url: "{redis_url}", prefix: "{keys.prefix}"}}
+sources: {{feeds: [{{id: big, url: "{feed}", interval: 3600}}]}}
+fetch: {{allow_private_addresses: true, timeout: 30}}
+extract: {{timeout: 120}}
+rules: {{path: {rules}, watch: false}}
+workers: {{processes: 1}}
+pipeline: {{tick: 0.5}}
+service: {{listen: "127.0.0.1:{port}"}}
+{extra}
+""")
+    return path

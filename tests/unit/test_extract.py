@@ -167,3 +167,11 @@ def test_settings_reject_unknown_keys():
     assert ExtractSettings().min_chars == 200
     with pytest.raises(ValueError):
         ExtractSettings(min_char=10)
+
+
+def test_text_longer_than_the_cap_is_cut_at_a_word_before_it_leaves_extraction():
+    body = ("Headline of a very long wire report\n\n" + "Tanks were pledged to the allies again. " * 5000).encode()
+    article = extract_article(body, url="http://example.org/long.txt", content_type="text/plain", max_chars=20_000)
+    assert 19_000 < len(article.text) <= 20_000
+    assert article.text.endswith("again.") and article.title == "Headline of a very long wire report"
+    assert ExtractSettings().max_text_chars == 200_000
