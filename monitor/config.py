@@ -63,6 +63,7 @@ class FeedSource(_Model):
     tags: list[str] = []
     headers: dict[str, str] = {}
     channels: list[str] = []
+    robots: bool | None = None  # None: as fetch.robots; false: this source's pages are fetched whatever robots.txt says
 
     @field_validator("url")
     @classmethod
@@ -160,7 +161,8 @@ class Config(_Model):
         for f in self.sources.feeds:
             out.append(Feed(id=f.id or _source_id(f.url), url=f.url, name=f.name, kind="feed",
                             interval=f.interval or default, tags=tuple(f.tags),
-                            headers=tuple(sorted(f.headers.items())), channels=tuple(f.channels)))
+                            headers=tuple(sorted(f.headers.items())), channels=tuple(f.channels),
+                            robots=self.fetch.robots if f.robots is None else f.robots))
         for d in self.sources.directories:
             url = Path(d.path).resolve().as_uri()
             out.append(Feed(id=d.id or _source_id(url), url=url, name=d.name or Path(d.path).name, kind="directory",

@@ -51,6 +51,7 @@ class Feed(_Serial):
     tags: tuple[str, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
     channels: tuple[str, ...] = ()
+    robots: bool = True  # its pages are fetched only where robots.txt allows
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import BlockedURL, MonitorError, PermanentError, RetryAfter, TransientError
 from .models import Page
+from .robots import RobotsCache
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class FetchSettings(BaseModel):
     total_connections: int = Field(100, ge=1)
     user_agent: str = "monitor/0.1 (news monitor; +https://github.com/monitor-news/monitor)"
     allow_private_addresses: bool = False  # SSRF guard; tests set True to reach 127.0.0.1
+    robots: bool = True  # page fetches honour robots.txt (a source may say `robots: false`)
 
 
 def redact_url(url: str) -> str:
@@ -204,6 +206,7 @@ class Fetcher:
         self._gates: dict[str, asyncio.Semaphore] = {}
         self._in_flight: dict[str, int] = {}
         self.peak_per_host: dict[str, int] = {}
+        self.robots = RobotsCache(self._get_robots_txt, user_agent=settings.user_agent)
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:  # created lazily: a session must be made inside the running loop
@@ -228,8 +231,12 @@ class Fetcher:
         await self.close()
 
     async def get(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
-                  headers: Mapping[str, str] | None = None, accept: str | None = None) -> Page:
-        """Fetch `url`, following up to max_redirects redirects, all within one total deadline."""
+                  headers: Mapping[str, str] | None = None, accept: str | None = None, robots: bool = False) -> Page:
+        """Fetch `url`, following up to max_redirects redirects, all within one total deadline.
+
+        `robots`: every hop must be allowed by its site's robots.txt (RobotsDisallowed otherwise, before any request
+        for the page) and waits for the site's crawl delay. Pages are fetched so; feeds, made to be polled, are not.
+        """
         conditional: dict[str, str] = {}
         if etag:
             conditional["If-None-Match"] = etag
@@ -237,14 +244,20 @@ class Fetcher:
             conditional["If-Modified-Since"] = last_modified
         if accept:
             conditional["Accept"] = accept
-        return await self._follow(url, dict(headers or {}), conditional)
+        return await self._follow(url, dict(headers or {}), conditional, robots=robots)
 
-    async def _follow(self, url: str, extra: dict[str, str], conditional: dict[str, str]) -> Page:
+    async def _get_robots_txt(self, url: str) -> Page:
+        return await self._follow(url, {}, {"Accept": "text/plain, */*;q=0.5"}, robots=False)
+
+    async def _follow(self, url: str, extra: dict[str, str], conditional: dict[str, str], *,
+                      robots: bool = False) -> Page:
         current = url
         origin = _origin(url)
         budget = self.settings.timeout  # one deadline for all hops; time spent queueing for a host is not counted
         for _hop in range(self.settings.max_redirects + 1):
             host = self._check_url(url, current)
+            if robots:  # waiting for robots.txt or the crawl delay is not counted either
+                await self.robots.check(current, where=_where(url, current))
             # the feed's own headers (perhaps credentials) go only to the feed's origin
             sent = {**(extra if _origin(current) == origin else {}), **conditional}
             async with self._gate(host):
@@ -264,7 +277,7 @@ class Fetcher:
 
     def _check_url(self, url: str, current: str) -> str:
         """The host key of `current`; BlockedURL for another scheme or a non-public IP literal."""
-        where = redact_url(url) if url == current else f"{redact_url(url)} (redirected to {redact_url(current)})"
+        where = _where(url, current)
         try:
             parts = urlsplit(current)
             port = parts.port
@@ -336,6 +349,11 @@ class Fetcher:
                 raise PermanentError(f"{where}: body exceeds the cap of {limit} bytes (decompressed)")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _where(url: str, current: str) -> str:
+    """The URL asked for, and the hop it got to, for messages (secrets masked)."""
+    return redact_url(url) if url == current else f"{redact_url(url)} (redirected to {redact_url(current)})"
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

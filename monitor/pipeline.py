@@ -152,7 +152,8 @@ class Pipeline:
         if entry.url.startswith("file:"):
             page = read_local(entry.url, roots=self._directory_roots, max_bytes=self.config.fetch.max_bytes)
         else:
-            page = await self.fetcher.get(entry.url)
+            feed = self.feeds.get(entry.feed_id)
+            page = await self.fetcher.get(entry.url, robots=feed.robots if feed else self.config.fetch.robots)
         article = await self.pool.run(
             extract_article, page.body, timeout=self.config.extract.timeout, url=entry.url,
             content_type=page.content_type, encoding=page.encoding, feed_id=entry.feed_id, source=entry.source,
