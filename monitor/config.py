@@ -94,7 +94,7 @@ class SourceSettings(_Model):
 class WorkerSettings(_Model):
     processes: int = Field(2, ge=1, le=64)
     parse_timeout: Duration = 10.0
-    memory_limit_mb: int = Field(1024, ge=0)  # a worker growing more than this over its start is replaced; 0: off
+    memory_limit_mb: int = Field(512, ge=0)  # a worker growing more than this over its start is replaced; 0: off
 
 
 class PipelineSettings(_Model):
