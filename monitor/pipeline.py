@@ -27,6 +27,7 @@ from .feedstate import FeedStore
 from .models import Article, Entry, Feed, Match
 from .net import Fetcher, redact_url
 from .replay import record_matched
+from .robots import RobotsDisallowed
 from .rules import RuleWatcher
 from .sources.directory import read_local
 from .sources.feed import poll_feed
@@ -173,7 +174,9 @@ class Pipeline:
             raise
         except PermanentError as exc:
             metrics.articles.labels("failed").inc()
-            log.warning("entry %s: gave up: %s", url, exc)
+            # a page the site asked us not to fetch is policy, not a fault
+            log.log(logging.INFO if isinstance(exc, RobotsDisallowed) else logging.WARNING, "entry %s: gave up: %s",
+                    url, exc)
             raise
         except TransientError as exc:
             log.info("entry %s: will retry: %s", url, exc)
