@@ -55,20 +55,15 @@ def vocabulary(articles: list[Article]) -> list[str]:
 
 
 def aliases() -> list[str]:
-    import yaml
+    """The gazetteers' language-neutral and English names as written (rule terms an English-language desk writes)."""
+    from monitor.rules.loader import load_gazetteer
 
     out = []
-    for path in (ROOT / "rules" / "entities").glob("*.yaml"):
-        for kind in yaml.safe_load(path.read_text()).values():
-            for entry in kind["entries"]:
-                if isinstance(entry, str):
-                    out.append(entry)
-                elif "name" in entry:
-                    out.extend(entry.get("aliases", []))
-                else:
-                    (name, al), = entry.items()
-                    out.extend([name, *al])
-    return [a for a in out if '"' not in a]
+    for kind in load_gazetteer(ROOT / "rules").kinds.values():
+        for entity in kind.entities:
+            if entity.language in ("", "en"):
+                out.extend(entity.aliases)
+    return [a for a in out if '"' not in a and "..." not in a and not a.startswith("*")]
 
 
 TEMPLATES = (
