@@ -83,6 +83,10 @@ class Compiled:
                 else:
                     keys[" " + term.text + " "].append(("t", tid))
         self._add_entities(keys)
+        # kinds a rule needs present (outside NOT) go into the automaton every article is scanned with; the rest
+        # (cue lists used only in NOT, kinds the built-ins and fields read) into a second one, scanned only when a
+        # rule that got that far asks for them: most articles make no rule a candidate and never pay for them
+        self.primary_kinds = {k for r in rules for k in _positive_kinds(r.node)}
         self._build_automaton(keys)
         self.tids = {id(t): self.term_ids[(t.text, t.prefix)] for r in rules for t in _terms(r.node)}
         self.index: dict[tuple, list[int]] = defaultdict(list)
@@ -99,15 +103,16 @@ class Compiled:
                 self.index[key].append(i)
 
     def _build_automaton(self, keys: dict[str, list[tuple]]) -> None:
-        """One automaton over every key; per key, what a hit on it means (terms, entity values, hit keys)."""
+        """Two automata over the keys (see __init__); per key, what a hit on it means (terms, entity values, hit
+        keys). Key indices are shared: a key is in exactly one of them."""
         self.automaton = ahocorasick.Automaton()
+        self.secondary = ahocorasick.Automaton()
         self.key_len: list[int] = []
         self.key_hitkeys: list[frozenset] = []
         self.tid_keys: dict[int, list[tuple[int, bool]]] = defaultdict(list)
         # per key: (kind, canonical, exact spelling or None, language or "", the split verb's tail or None)
         self.key_entities: list[tuple[tuple[str, str, str | None, str, str | None], ...]] = []
         for kidx, (key, payload) in enumerate(keys.items()):
-            self.automaton.add_word(key, kidx)
             self.key_len.append(len(key))  # the automaton reports where a key ends; its length gives the start
             hitkeys = set()
             entities: list[tuple[str, str, str | None, str, str | None]] = []
@@ -120,8 +125,11 @@ class Compiled:
                     hitkeys.add(("k", item[1]))
             self.key_entities.append(tuple(entities))
             self.key_hitkeys.append(frozenset(hitkeys))
-        if keys:
-            self.automaton.make_automaton()
+            primary = any(h[0] == "t" or h[1] in self.primary_kinds for h in hitkeys)
+            (self.automaton if primary else self.secondary).add_word(key, kidx)
+        for automaton in (self.automaton, self.secondary):
+            if len(automaton):
+                automaton.make_automaton()
 
     def _add_entities(self, keys: dict[str, list[tuple]]) -> None:
         for kind in self.gazetteer.kinds.values():
@@ -151,9 +159,6 @@ class Compiled:
                     table.setdefault(normalise_phrase(alias), ent.canonical)
             self._alias_tables[kind] = table
         return table
-
-    def kinds_hit(self, keys: set[tuple]) -> list[str]:
-        return [k for k in self.gazetteer.kinds if ("k", k) in keys]
 
     def tid(self, term: Term) -> int:
         return self.tids[id(term)]
@@ -218,6 +223,18 @@ def _cost(keys: frozenset) -> int:
     return sum(100 if k[0] == "k" else 1 for k in keys)
 
 
+def _positive_kinds(node: Node):
+    """Gazetteer kinds that `node` needs present (entity references outside any NOT)."""
+    if isinstance(node, EntityRef):
+        if node.kind not in PATTERN_KINDS and node.kind not in BUILTIN_KINDS:
+            yield node.kind
+    elif isinstance(node, (And, Or)):
+        for c in node.children:
+            yield from _positive_kinds(c)
+    elif isinstance(node, Scope):
+        yield from _positive_kinds(node.child)
+
+
 def _terms(node: Node):
     if isinstance(node, Term):
         yield node
@@ -253,6 +270,7 @@ class Context:
         self._depth = 0  # how deep in scopes the evaluation is
         self._ends: dict[int, list[int]] = defaultdict(list)  # automaton key -> where its hits end
         self._by_kind: dict[str, list[tuple[int, str, str | None, str | None]]] | None = None
+        self._secondary_done = False
         self._scan()
 
     @property
@@ -273,6 +291,15 @@ class Context:
             ends[kidx].append(end)
         hitkeys = self.c.key_hitkeys
         self.keys = set().union(*(hitkeys[k] for k in ends)) if ends else set()
+
+    def _scan_secondary(self) -> None:
+        """The second pass, for the kinds no rule needs present (cues used in NOT, built-ins' and fields' kinds)."""
+        self._secondary_done = True
+        if len(self.c.secondary):
+            ends = self._ends
+            for end, kidx in self.c.secondary.iter(self.nz.norm):
+                ends[kidx].append(end)
+        self._by_kind = None
 
     def term_hits(self, tid: int) -> list[Hit]:
         hits = self.terms.get(tid)
@@ -300,6 +327,8 @@ class Context:
             self.entities[kind] = []  # a built-in may ask for itself while resolving: it sees none
             self.entities[kind] = hits = document.find(self, kind)
             return hits
+        if not self._secondary_done and kind not in self.c.primary_kinds:
+            self._scan_secondary()
         hits = []
         key_len, norm = self.c.key_len, self.nz.norm
         for kidx, canonical, exact, tail in self._keys_by_kind().get(kind, ()):
@@ -354,7 +383,10 @@ class Context:
 
     def all_entity_hits(self, *, patterns: bool = True) -> dict[str, list[EHit]]:
         """Every gazetteer kind found in the article; pattern kinds too if `patterns` or already computed."""
-        for kind in (*self.c.kinds_hit(self.keys), *((*PATTERN_KINDS, *BUILTIN_KINDS) if patterns else ())):
+        if not self._secondary_done:
+            self._scan_secondary()
+        kinds = {k for kidx in self._ends for k, *_ in self.c.key_entities[kidx]}
+        for kind in (*sorted(kinds), *((*PATTERN_KINDS, *BUILTIN_KINDS) if patterns else ())):
             self.entity_hits(kind)
         return {k: v for k, v in self.entities.items() if v}
 

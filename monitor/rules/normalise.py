@@ -59,9 +59,13 @@ def _without_urls(folded: str, original: str) -> str:
     """Links are not words: a URL's characters become spaces (same length, so offsets still map)."""
     if "://" not in original and "www." not in original:
         return folded
+    parts, cursor = [], 0
     for m in _URL.finditer(original):
-        folded = folded[: m.start()] + " " * (m.end() - m.start()) + folded[m.end() :]
-    return folded
+        parts.append(folded[cursor : m.start()])
+        parts.append(" " * (m.end() - m.start()))
+        cursor = m.end()
+    parts.append(folded[cursor:])
+    return "".join(parts)
 
 
 class Normalised:
