@@ -271,6 +271,7 @@ class Context:
         self._ends: dict[int, list[int]] = defaultdict(list)  # automaton key -> where its hits end
         self._by_kind: dict[str, list[tuple[int, str, str | None, str | None]]] | None = None
         self._secondary_done = False
+        self._by_value: dict[tuple[str, str], list[EHit]] = {}  # @kind:value hits
         self._scan()
 
     @property
@@ -414,11 +415,10 @@ class Context:
         """Hits of @kind, or of @kind:value (filtered once per article, not per window)."""
         if not node.canonical:
             return self.entity_hits(node.kind)
-        key = f"{node.kind}:{node.canonical.casefold()}"
-        hits = self.entities.get(key)
+        key = (node.kind, node.canonical.casefold())
+        hits = self._by_value.get(key)
         if hits is None:
-            want = node.canonical.casefold()
-            hits = self.entities[key] = [h for h in self.entity_hits(node.kind) if h[2].casefold() == want]
+            hits = self._by_value[key] = [h for h in self.entity_hits(node.kind) if h[2].casefold() == key[1]]
         return hits
 
     def _ev_and(self, node: And, lo: int, hi: int, out: list | None) -> bool:
