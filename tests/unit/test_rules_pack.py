@@ -92,3 +92,18 @@ def test_a_state_quoted_as_source_is_not_a_donor(pack):
     (m,) = [m for m in pack.match(Article(url="u", text=text)) if m.rule_id == "arms-pledge"]
     assert m.fields["donors"] == ["Iran"] and m.fields["recipient"] == "Russia"
     assert m.fields["systems"] == ["Shahed"] and m.fields["quantities"] == ["hundreds of Shahed drones"]
+
+
+def test_readme_explain_example_is_what_the_command_prints(pack):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("shows why it fires", 1)[1].split("```", 2)[1]
+    shown = [line for line in block.strip("\n").splitlines() if line.strip() and line.strip() != "..."]
+    path = ROOT / "seeds" / "000_1bb014922f46a2c7.txt"
+    from monitor.config import Config
+    from monitor.explain import load_article
+    import asyncio
+
+    article = asyncio.run(load_article(str(path), Config()))
+    printed = render_explanation(pack, article, color=False).splitlines()
+    missing = [line for line in shown if line not in printed]
+    assert not missing, "README's explain example differs from `monitor rules explain`:\n" + "\n".join(missing)
