@@ -11,7 +11,9 @@ from bisect import bisect_right
 from functools import lru_cache
 from itertools import accumulate
 
-from .segment import segment
+from .segment import segment, sentence_span, wrap_width
+
+LOCAL_LOOKUPS = 12  # beyond this many sentence lookups, segmenting the whole text once is cheaper
 
 # ASCII: letters lowered, digits kept, everything else (hyphens, quotes, dots, slashes) is a word break.
 _ASCII = {i: (chr(i).lower() if chr(i).isalnum() else " ") for i in range(128)}
@@ -71,7 +73,8 @@ def _without_urls(folded: str, original: str) -> str:
 class Normalised:
     """`norm` is ' ' + folded text + ' ' (so every word is surrounded by spaces); maps back to `original`."""
 
-    __slots__ = ("original", "language", "norm", "_translated", "_cuts", "_words", "_sents", "_starts", "_paras")
+    __slots__ = ("original", "language", "norm", "_translated", "_cuts", "_words", "_sents", "_starts", "_paras",
+                 "_local", "_width")
 
     def __init__(self, original: str, language: str = "") -> None:
         self.original = original
@@ -80,6 +83,8 @@ class Normalised:
         self._sents: list[tuple[int, int]] | None = None
         self._starts: list[int] = []
         self._paras: list[int] = []
+        self._local = 0  # sentences found locally so far
+        self._width: int | None | bool = False  # the text's wrap width, once measured
         self._cuts: tuple[list[int], list[int], list[int]] | None = None
         self._translated = translated = _without_urls(fold_text(original), original)
         self.norm = " " + " ".join(translated.split()) + " " if not translated.isspace() and translated else " "
@@ -161,8 +166,17 @@ class Normalised:
         return max(0, bisect_right(self._starts, pos) - 1)
 
     def sentence_at(self, pos: int) -> tuple[int, int]:
-        """The sentence around normalised position `pos`."""
-        return self.sentences()[self.sentence_index(pos)]
+        """The sentence around normalised position `pos`; found locally for the first few asks (most rules need the
+        sentences around a handful of hits), then from one segmentation of the whole text."""
+        if self._sents is not None or self._local >= LOCAL_LOOKUPS:
+            return self.sentences()[self.sentence_index(pos)]
+        self._local += 1
+        if self._width is False:
+            self._width = wrap_width(self.original)
+        start, end = sentence_span(self.original, self.to_orig(pos), self.language, self._width)
+        a = self.to_norm(start) if start > 0 else 0
+        b = self.to_norm(end) if end < len(self.original) else len(self.norm)
+        return (a, max(b, a + 1))
 
     def paragraph_at(self, pos: int) -> tuple[int, int]:
         """The paragraph around normalised position `pos` (a run of sentences; headings and bullets are their own)."""

@@ -52,15 +52,47 @@ class Segments:
 
 def segment(text: str, language: str = "") -> Segments:
     """Paragraph and sentence starts of `text`. Every paragraph start is also a sentence start."""
-    abbrev = ABBREVIATIONS[""] | ABBREVIATIONS.get(language, frozenset())
-    width = wrap_width(text)
     paragraphs: list[int] = []
     sentences: list[int] = []
+    for kind, at in _breaks(text, 0, len(text), _abbreviations(language), wrap_width(text)):
+        if kind == "paragraph" and (not paragraphs or paragraphs[-1] != at):
+            paragraphs.append(at)
+        if not sentences or sentences[-1] != at:
+            sentences.append(at)
+    return Segments(tuple(paragraphs), tuple(sentences))
+
+
+def sentence_span(text: str, offset: int, language: str = "", width: int | None = None) -> tuple[int, int]:
+    """(start, end) of the sentence holding `offset`, found from the breaks near it: the same as segment()'s, at a
+    fraction of the cost when only a few sentences are asked for. `width` is wrap_width(text)."""
+    n, reach, abbrev = len(text), 600, _abbreviations(language)
+    while True:
+        lo = max(0, offset - reach)
+        lo = text.rfind("\n", 0, lo) + 1 if lo else 0  # start at a line, never inside a run of breaks
+        hi = min(n, offset + reach)
+        start, end = 0 if lo == 0 else None, n if hi == n else None
+        for _kind, at in _breaks(text, lo, hi, abbrev, width):
+            if at <= offset:
+                start = at
+            elif end is None or at < end:
+                end = at
+                break
+        if start is not None and end is not None:
+            return start, end
+        reach *= 4
+
+
+def _abbreviations(language: str) -> frozenset[str]:
+    return ABBREVIATIONS[""] | ABBREVIATIONS.get(language, frozenset())
+
+
+def _breaks(text: str, lo: int, hi: int, abbrev: frozenset[str], width: int | None):
+    """(kind, where the next sentence starts) of every break whose candidate starts in [lo, hi)."""
     n = len(text)
-    for m in _CANDIDATE.finditer(text):
+    for m in _CANDIDATE.finditer(text, lo, hi):
         end = m.end()
         if end >= n:
-            break
+            return
         token = m.group()
         if token[0] == "\n":
             kind = "paragraph" if token.count("\n") > 1 else _line_break(text, m.start(), end, width)
@@ -71,12 +103,8 @@ def segment(text: str, language: str = "") -> Segments:
         while end < n and text[end] in " \t\u00a0\n":
             end += 1
         if end >= n:
-            break
-        if kind == "paragraph" and (not paragraphs or paragraphs[-1] != end):
-            paragraphs.append(end)
-        if not sentences or sentences[-1] != end:
-            sentences.append(end)
-    return Segments(tuple(paragraphs), tuple(sentences))
+            return
+        yield kind, end
 
 
 def wrap_width(text: str) -> int | None:
