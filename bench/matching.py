@@ -45,7 +45,11 @@ def extracted_articles() -> list[Article]:
             if data.get("text"):
                 items.append({"url": page.name, "title": data.get("title") or "", "text": data["text"]})
         cache.write_text(json.dumps(items, ensure_ascii=False))
-    return [Article(url=i["url"], title=i["title"], text=i["text"]) for i in json.loads(cache.read_text())]
+    from monitor.language import detect_language  # extraction sets the language; the rules pick cue lists by it
+
+    return [Article(url=i["url"], title=i["title"], text=i["text"],
+                    language=detect_language(f"{i['title']}\n\n{i['text']}"))
+            for i in json.loads(cache.read_text())]
 
 
 def vocabulary(articles: list[Article]) -> list[str]:

@@ -103,15 +103,14 @@ class Compiled:
                 self.index[key].append(i)
 
     def _build_automaton(self, keys: dict[str, list[tuple]]) -> None:
-        """Two automata over the keys (see __init__); per key, what a hit on it means (terms, entity values, hit
-        keys). Key indices are shared: a key is in exactly one of them."""
-        self.automaton = ahocorasick.Automaton()
-        self.secondary = ahocorasick.Automaton()
+        """Per key, what a hit on it means (terms, entity values, hit keys), and for which languages it counts; the
+        automata themselves are built per article language on first use (see automata)."""
         self.key_len: list[int] = []
         self.key_hitkeys: list[frozenset] = []
         self.tid_keys: dict[int, list[tuple[int, bool]]] = defaultdict(list)
         # per key: (kind, canonical, exact spelling or None, language or "", the split verb's tail or None)
         self.key_entities: list[tuple[tuple[str, str, str | None, str, str | None], ...]] = []
+        self._keys: list[tuple[str, bool, frozenset[str]]] = []  # (key, primary, languages; "" = every language)
         for kidx, (key, payload) in enumerate(keys.items()):
             self.key_len.append(len(key))  # the automaton reports where a key ends; its length gives the start
             hitkeys = set()
@@ -126,10 +125,25 @@ class Compiled:
             self.key_entities.append(tuple(entities))
             self.key_hitkeys.append(frozenset(hitkeys))
             primary = any(h[0] == "t" or h[1] in self.primary_kinds for h in hitkeys)
-            (self.automaton if primary else self.secondary).add_word(key, kidx)
-        for automaton in (self.automaton, self.secondary):
-            if len(automaton):
-                automaton.make_automaton()
+            languages = frozenset("" if e[0] in ("t", "p") else e[4] for e in payload)
+            self._keys.append((key, primary, languages))
+        self._automata: dict[str, tuple[ahocorasick.Automaton, ahocorasick.Automaton]] = {}
+        self.automaton = self.automata("")[0]  # every language's keys: for counting and for unknown languages
+
+    def automata(self, language: str) -> tuple[ahocorasick.Automaton, ahocorasick.Automaton]:
+        """(primary, secondary) automata for articles in `language`: rule terms, language-neutral entries and that
+        language's blocks (all blocks when the language is unknown). Smaller automata scan faster."""
+        found = self._automata.get(language)
+        if found is None:
+            found = (ahocorasick.Automaton(), ahocorasick.Automaton())
+            for kidx, (key, primary, languages) in enumerate(self._keys):
+                if not language or "" in languages or language in languages:
+                    found[0 if primary else 1].add_word(key, kidx)
+            for automaton in found:
+                if len(automaton):
+                    automaton.make_automaton()
+            self._automata[language] = found
+        return found
 
     def _add_entities(self, keys: dict[str, list[tuple]]) -> None:
         for kind in self.gazetteer.kinds.values():
@@ -285,10 +299,11 @@ class Context:
 
     def _scan(self) -> None:
         """The one pass: only the end positions per key are kept; hits are built when a rule asks."""
-        if not len(self.c.automaton):
+        automaton = self.c.automata(self.language)[0]
+        if not len(automaton):
             return
         ends = self._ends
-        for end, kidx in self.c.automaton.iter(self.nz.norm):
+        for end, kidx in automaton.iter(self.nz.norm):
             ends[kidx].append(end)
         hitkeys = self.c.key_hitkeys
         self.keys = set().union(*(hitkeys[k] for k in ends)) if ends else set()
@@ -296,9 +311,10 @@ class Context:
     def _scan_secondary(self) -> None:
         """The second pass, for the kinds no rule needs present (cues used in NOT, built-ins' and fields' kinds)."""
         self._secondary_done = True
-        if len(self.c.secondary):
+        secondary = self.c.automata(self.language)[1]
+        if len(secondary):
             ends = self._ends
-            for end, kidx in self.c.secondary.iter(self.nz.norm):
+            for end, kidx in secondary.iter(self.nz.norm):
                 ends[kidx].append(end)
         self._by_kind = None
 

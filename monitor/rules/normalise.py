@@ -54,7 +54,7 @@ def fold_text(text: str) -> str:
     return text.encode("ascii").translate(_BYTES).decode("ascii")
 
 
-_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"'()\[\]]+", re.IGNORECASE)
+_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"'()\[\]]+")
 
 
 def _without_urls(folded: str, original: str) -> str:
