@@ -22,8 +22,8 @@ TIME_KIND = "relative_time"  # today, last week, gestern ... : canonical past | 
 MONTH_KIND = "month"  # canonical 1..12
 WEEKDAY_KIND = "weekday"  # canonical 1..7, Monday = 1
 
-# A transcript speaker label at the start of a paragraph: "THE PRESIDENT:", "MS. JEAN-PIERRE:", "Q:" or "Q  Why".
-SPEAKER_LABEL = re.compile(r"(?:Q|[A-Z][A-Z.'’ -]{1,48}[A-Z.])(?=:[ \t\u00a0])|Q(?=[ \t\u00a0]{1,4}[A-Z\"“—-])")
+# A transcript speaker label at the start of a line: "THE PRESIDENT:", "MS. JEAN-PIERRE:", "Q:" or "Q  Why".
+LABEL_LINE = re.compile(r"(?m)^[ \t\u00a0]*((?:Q|[A-Z][A-Z.'’ -]{1,48}[A-Z.])(?=:[ \t\u00a0])|Q(?=[ \t\u00a0]{1,4}[A-Z\"“—-]))")
 # A dateline: "WASHINGTON —", "BERLIN (Reuters) -", "Kyiv, Ukraine (AP) —" at the start of the text.
 DATELINE = re.compile(r"\s*([A-Z][A-Za-z'’.]+(?: [A-Z][A-Za-z'’.]+){0,2})(?:, [A-Z][A-Za-z .]+)?"
                       r"(?: \([^)]{1,30}\))?\s*[—–-]{1,2}\s")
@@ -45,14 +45,28 @@ def find(ctx: Any, kind: str) -> list[EHit]:
 
 # @question --------------------------------------------------------------------------------------------------------
 def questions(ctx: Any) -> list[EHit]:
-    """Sentences that ask (end with "?"), and every sentence of a transcript's "Q" turn (a reporter asking)."""
+    """Sentences that ask (end with "?"), and every sentence of a transcript's "Q" turn (a reporter asking).
+
+    Found from the question marks and the speaker labels, so an article without either costs one scan."""
     nz = ctx.nz
-    out = []
-    for a, b in nz.sentences():
+    out = set()
+    at = nz.original.find("?")
+    while at >= 0:
+        a, b = nz.sentence_at(nz.to_norm(at))
         tail = nz.original[nz.to_orig(a) : nz.to_orig(max(a, b - 1)) + 1].rstrip(" \t\n\"'”’)]*_")
-        if tail.endswith("?") or turn_label(ctx, a) == "Q":
-            out.append((a, b, "question"))
-    return out
+        if tail.endswith("?"):
+            out.add((a, b, "question"))
+        at = nz.original.find("?", at + 1)
+    starts, names = _labels_of(ctx)
+    for k, name in enumerate(names):
+        if name == "Q":
+            end = starts[k + 1] if k + 1 < len(starts) else len(nz.norm)
+            pos = starts[k]
+            while pos < end:  # each sentence of the turn
+                a, b = nz.sentence_at(pos)
+                out.add((a, min(b, end), "question"))
+                pos = max(b, pos + 1)
+    return sorted(out)
 
 
 # @speaker ---------------------------------------------------------------------------------------------------------
@@ -145,20 +159,12 @@ def turn_label(ctx: Any, pos: int) -> str | None:
 
 
 def _labels(ctx: Any) -> tuple[list[int], list[str]]:
-    """(normalised start, label) of every paragraph that opens with a speaker label."""
+    """(normalised start, label) of every line that opens with a speaker label ("THE PRESIDENT:", "Q  Why ...")."""
     nz = ctx.nz
     starts, names = [], []
-    seen = set()
-    for a, _b in nz.sentences():
-        p = nz.paragraph_at(a)[0]
-        if p in seen:
-            continue
-        seen.add(p)
-        o = nz.to_orig(p)
-        m = SPEAKER_LABEL.match(nz.original, o, o + 60)
-        if m:
-            starts.append(p)
-            names.append("Q" if m.group() == "Q" else " ".join(m.group().split()))
+    for m in LABEL_LINE.finditer(nz.original):
+        starts.append(nz.to_norm(m.start(1)))
+        names.append("Q" if m.group(1) == "Q" else " ".join(m.group(1).split()))
     return starts, names
 
 

@@ -171,18 +171,29 @@ class Normalised:
         if self._sents is not None or self._local >= LOCAL_LOOKUPS:
             return self.sentences()[self.sentence_index(pos)]
         self._local += 1
-        if self._width is False:
-            self._width = wrap_width(self.original)
-        start, end = sentence_span(self.original, self.to_orig(pos), self.language, self._width)
+        start, end = sentence_span(self.original, self.to_orig(pos), self.language, self._wrap())
         a = self.to_norm(start) if start > 0 else 0
         b = self.to_norm(end) if end < len(self.original) else len(self.norm)
         return (a, max(b, a + 1))
 
     def paragraph_at(self, pos: int) -> tuple[int, int]:
-        """The paragraph around normalised position `pos` (a run of sentences; headings and bullets are their own)."""
+        """The paragraph around normalised position `pos` (a run of sentences; headings and bullets are their own);
+        found locally for the first few asks, like sentence_at."""
+        if self._sents is None and self._local < LOCAL_LOOKUPS:
+            self._local += 1
+            start, end = sentence_span(self.original, self.to_orig(pos), self.language, self._wrap(),
+                                       kinds=("paragraph",))
+            a = self.to_norm(start) if start > 0 else 0
+            b = self.to_norm(end) if end < len(self.original) else len(self.norm)
+            return (a, max(b, a + 1))
         paras, _ = self._segments()
         k = bisect_right(paras, pos) - 1
         return paras[max(0, k)], paras[k + 1] if k + 1 < len(paras) else len(self.norm)
+
+    def _wrap(self) -> int | None:
+        if self._width is False:
+            self._width = wrap_width(self.original)
+        return self._width  # type: ignore[return-value]
 
     def paragraph_index(self, pos: int) -> int:
         paras, _ = self._segments()

@@ -62,16 +62,20 @@ def segment(text: str, language: str = "") -> Segments:
     return Segments(tuple(paragraphs), tuple(sentences))
 
 
-def sentence_span(text: str, offset: int, language: str = "", width: int | None = None) -> tuple[int, int]:
-    """(start, end) of the sentence holding `offset`, found from the breaks near it: the same as segment()'s, at a
-    fraction of the cost when only a few sentences are asked for. `width` is wrap_width(text)."""
+def sentence_span(text: str, offset: int, language: str = "", width: int | None = None,
+                  kinds: tuple[str, ...] = ("sentence", "paragraph")) -> tuple[int, int]:
+    """(start, end) of the sentence (or, with kinds=("paragraph",), the paragraph) holding `offset`, found from the
+    breaks near it: the same as segment()'s, at a fraction of the cost when only a few are asked for. `width` is
+    wrap_width(text)."""
     n, reach, abbrev = len(text), 600, _abbreviations(language)
     while True:
         lo = max(0, offset - reach)
         lo = text.rfind("\n", 0, lo) + 1 if lo else 0  # start at a line, never inside a run of breaks
         hi = min(n, offset + reach)
         start, end = 0 if lo == 0 else None, n if hi == n else None
-        for _kind, at in _breaks(text, lo, hi, abbrev, width):
+        for kind, at in _breaks(text, lo, hi, abbrev, width):
+            if kind not in kinds:
+                continue
             if at <= offset:
                 start = at
             elif end is None or at < end:

@@ -93,3 +93,19 @@ def test_a_sentence_found_locally_is_the_one_the_whole_split_gives():
         for pos in range(1, len(full.norm) - 1, 97):
             if full.norm[pos] != " ":
                 assert Normalised(text).sentence_at(pos) == spans[full.sentence_index(pos)], (n, pos)
+
+
+def test_a_paragraph_found_locally_is_the_one_the_whole_split_gives():
+    import json
+    from pathlib import Path
+
+    from monitor.rules.normalise import Normalised
+
+    dev = Path(__file__).resolve().parents[1] / "data" / "pledge-dev" / "dev.jsonl"
+    texts = [json.loads(line)["text"] for line in dev.read_text(encoding="utf-8").splitlines()[:40]]
+    for n, text in enumerate(texts):
+        full = Normalised(text)
+        full.sentences()
+        for pos in range(1, len(full.norm) - 1, 211):
+            if full.norm[pos] != " ":
+                assert Normalised(text).paragraph_at(pos) == full.paragraph_at(pos), (n, pos)
