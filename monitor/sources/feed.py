@@ -44,6 +44,15 @@ _DOCTYPE = re.compile(rb"""<!DOCTYPE(?:[^\[>"']|"[^"]*"|'[^']*')*"""
 # a '<' or a DOCTYPE-looking string inside a comment is never taken for markup.
 _PROLOG_SKIP = re.compile(rb"\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
 _DOCTYPE_START = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+# An internal general entity declaration of a DOCTYPE's subset (not %-parametric, not SYSTEM/PUBLIC), by its name as
+# feedparser accepts it; comments in the subset are removed before looking.
+_ENTITY_DECL = re.compile(rb"""<!ENTITY\s+(\w+)\s+(?:"([^"]*)"|'([^']*)')\s*>""")
+_SUBSET_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
+_CHAR_REF = re.compile(rb"&#(?:[0-9]{1,7}|x[0-9A-Fa-f]{1,6});")
+_PREDEFINED_ENTITIES = {b"amp", b"lt", b"gt", b"quot", b"apos"}
+ENTITY_MAX_CHARS = 1000  # a longer entity stays unexpanded (with its references, the feed is then ill-formed)
+MAX_ENTITIES = 100
+ENTITY_EXPANSION_MAX = 1_000_000  # bytes all references of the kept entities may add to a document
 _XML_DECL = re.compile(rb"^<\?xml[^>]*>\s*")
 _XML_DECL_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?encoding\s*=\s*)(["'])[^"']*\2""")
 _UTF16_32 = (  # (prefix, codec): BOMs first, then the byte patterns of '<?' without a BOM
@@ -134,20 +143,80 @@ def strip_doctype(body: bytes) -> bytes:
     The prolog is read item by item (whitespace, processing instructions, comments); the first thing that is none of
     these nor a DOCTYPE ends it: the root element, or something the XML parser stops at before reading any DTD.
     """
+    return _split_doctypes(body)[0]
+
+
+def _split_doctypes(body: bytes) -> tuple[bytes, list[bytes], int]:
+    """The body without its DOCTYPEs (their newlines kept, so parser errors still point at the right line), the
+    DOCTYPEs removed, and where the first one was (-1: none)."""
     kept: list[bytes] = []
+    removed: list[bytes] = []
     pos = done = 0
+    first = -1
     while True:
         skip = _PROLOG_SKIP.match(body, pos)
         if skip is not None:
             pos = skip.end()
             continue
         if not _DOCTYPE_START.match(body, pos):
-            return b"".join(kept) + body[done:] if kept else body
+            return (b"".join(kept) + body[done:] if kept else body), removed, first
         match = _DOCTYPE.match(body, pos)
         end = match.end() if match else (body.find(b">", pos) + 1 or len(body))
-        # keep its newlines so parser errors still point at the right line
+        first = pos if first < 0 else first
         kept += [body[done:pos], b"\n" * body.count(b"\n", pos, end)]
+        removed.append(body[pos:end])
         pos = done = end
+
+
+def safe_entities(doctypes: list[bytes], body: bytes) -> dict[bytes, bytes]:
+    """The internal general entities of the DOCTYPEs that are safe to expand in `body`: plain text (no reference but
+    at most one character reference, no markup), at most ENTITY_MAX_CHARS each, at most MAX_ENTITIES of them, and
+    all their references in the document together expanding to at most ENTITY_EXPANSION_MAX bytes. Nothing nests,
+    nothing external (SYSTEM, PUBLIC) or parametric (%) is kept: the bombs of nested or huge entities stay inert.
+    """
+    found: dict[bytes, bytes] = {}
+    for doctype in doctypes:
+        for name, double, single in _ENTITY_DECL.findall(_SUBSET_COMMENT.sub(b"", doctype)):
+            value = double or single
+            if name not in found and name not in _PREDEFINED_ENTITIES:  # the first declaration binds (XML 4.2)
+                found[name] = value
+    safe: dict[bytes, bytes] = {}
+    budget = ENTITY_EXPANSION_MAX
+    for name, value in found.items():
+        if len(safe) == MAX_ENTITIES or len(value) > ENTITY_MAX_CHARS or not _is_plain_entity_value(value):
+            continue
+        cost = body.count(b"&" + name + b";") * len(value)
+        if cost <= budget:
+            budget -= cost
+            safe[name] = value
+    return safe
+
+
+def _is_plain_entity_value(value: bytes) -> bool:
+    if _CHAR_REF.fullmatch(value):
+        ref = value[2:-1].lower()
+        code = int(ref[1:], 16) if ref.startswith(b"x") else int(ref)
+        # '&' or '<' would be parsed again as markup where the entity is used
+        return code <= 0x10FFFF and code not in (0x26, 0x3C)
+    return not any(c in value for c in b"&<%\"\r\n")
+
+
+def safe_doctype(body: bytes) -> tuple[bytes, int]:
+    """`body` with every DOCTYPE replaced by one that declares only its safe entities (safe_entities), so a guid
+    such as `&id;2006-05-04:/blog/` reads as its author meant; and the lines that adds before the root element.
+
+    The new DOCTYPE is written as feedparser writes the one it keeps (its own replace_doctype leaves it as is) and
+    on a line of its own, where feedparser looks for it.
+    """
+    stripped, doctypes, first = _split_doctypes(body)
+    entities = safe_entities(doctypes, stripped) if doctypes else {}
+    if not entities:
+        return stripped, 0
+    declared = b"".join(b'<!ENTITY %s "%s">\n' % item for item in entities.items())
+    # white space before it moves after it: feedparser's pattern would take blank lines before it along
+    start = len(stripped[:first].rstrip())
+    doctype = (b"\n" if start else b"") + b"<!DOCTYPE feed [\n" + declared + b"]>"
+    return stripped[:start] + doctype + stripped[start:], doctype.count(b"\n")
 
 
 # ---------------------------------------------------------------------------------------------- small converters
@@ -315,8 +384,8 @@ def _run_feedparser(body: bytes, url: str, content_type: str) -> Any:
 
 
 def _prepare_xml(body: bytes, url: str, content_type: str) -> tuple[bytes, str, int, Any]:
-    """UTF-8 bytes without a DOCTYPE, the content type that says so, the lines added before the document, and
-    feedparser's note on the original encoding."""
+    """UTF-8 bytes whose DOCTYPE declares only safe entities (if any), the content type that says so, the lines
+    added before the root element, and feedparser's note on the original encoding."""
     content_type = content_type or "application/xml"  # with no type at all feedparser flags every document
     body, reencoded = to_ascii_compatible(body)
     if reencoded:  # a BOM or the NUL pattern of UTF-16/32 outweighs a charset in the HTTP header (RFC 7303 3.3)
@@ -327,7 +396,8 @@ def _prepare_xml(body: bytes, url: str, content_type: str) -> tuple[bytes, str, 
         raise _not_a_feed(url, str(exc)) from exc
     except (UnicodeError, ValueError) as exc:
         raise _not_a_feed(url, f"cannot decode the document ({type(exc).__name__}: {exc})") from exc
-    return strip_doctype(utf8), content_type.split(";", 1)[0] + "; charset=utf-8", int(added_line), note
+    prepared, doctype_lines = safe_doctype(utf8)
+    return prepared, content_type.split(";", 1)[0] + "; charset=utf-8", int(added_line) + doctype_lines, note
 
 
 def parse_xml_feed(body: bytes, *, feed_id: str, url: str, content_type: str = "", source: str = "") -> ParsedFeed:

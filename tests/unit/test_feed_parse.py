@@ -22,7 +22,7 @@ def parse(body: bytes, **kw) -> object:
     return parse_feed(body, feed_id="f1", url=kw.pop("url", URL), **kw)
 
 
-def test_doctype_internal_subset_is_stripped_so_entities_never_expand():
+def test_a_large_entity_of_the_internal_subset_never_expands():
     big = "x" * 5000
     head = f'<!DOCTYPE rss [ <!ENTITY big "{big}"> <!ENTITY q "a]>b"> ]>'
     body = rss("<item><title>t &big;&big;&big;</title><link>http://example.org/1</link></item>", extra_head=head)
@@ -199,3 +199,49 @@ def test_entry_source_is_feed_title_else_given_source():
     item = "<item><title>s</title><link>http://example.org/s</link></item>"
     assert parse(rss(item), source="Configured").entries[0].source == "World News"
     assert parse(rss(item, title=""), source="Configured").entries[0].source == "Configured"
+
+
+# --- issue 12: entities declared in the DOCTYPE ---------------------------------------------------------------------
+
+# The shape of FeedWatcher's (zouroboros) "entityInDoctype" test feed, with a link and a title added
+ENTITY_FEED = b"""<!DOCTYPE rss [
+  <!ENTITY id "tag:example.com,">
+  <!ENTITY nbsp "&#160;">
+  <!-- <!ENTITY hidden "never"> -->
+]>
+<rss version="2.0">
+    <channel><title>Entities</title>
+        <item>
+            <guid isPermaLink='false'>&id;2006-05-04:/blog/</guid>
+            <link>http://example.com/blog/2006-05-04</link>
+            <title>Tea&nbsp;time at &id;</title>
+        </item>
+    </channel>
+</rss>"""
+
+
+def test_entities_of_the_internal_subset_are_expanded_in_guid_and_title():
+    parsed = parse(ENTITY_FEED)
+    [entry] = parsed.entries
+    assert not parsed.bozo
+    assert entry.entry_id == "tag:example.com,2006-05-04:/blog/"
+    assert entry.title == "Tea time at tag:example.com,"  # &nbsp; is U+00A0, white space like any other
+
+
+def test_entities_are_expanded_in_an_ill_formed_feed_too_and_errors_keep_their_line():
+    body = ENTITY_FEED.replace(b"<title>Tea", b"<title>Fish & Chips, tea")  # line 11: a bare '&'
+    parsed = parse(body)
+    assert parsed.bozo and parsed.bozo_reason.startswith("XML syntax error at line 11,")
+    assert parsed.entries[0].entry_id == "tag:example.com,2006-05-04:/blog/"
+
+
+def test_huge_or_nested_or_external_entities_stay_unexpanded():
+    wide = "w" * 900
+    head = (f'<!DOCTYPE rss [<!ENTITY wide "{wide}"><!ENTITY nest "&wide;&wide;">'
+            '<!ENTITY ext SYSTEM "file:///etc/passwd"><!ENTITY % par "x"><!ENTITY ok "fine">]>')
+    body = rss("<item><title>&ok; " + "&wide;" * 2000 + "</title><link>http://example.org/w</link></item>"
+               "<item><title>&nest; &ext;</title><link>http://example.org/n</link></item>", extra_head=head)
+    first, second = parse(body).entries
+    assert wide not in first.title + second.title  # 2000 x 900 bytes is over the expansion bound
+    assert "root:" not in second.title
+    assert first.title.startswith("fine &wide;")  # the small plain entity is expanded, the others stay references
