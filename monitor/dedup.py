@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import numpy as np
 from datasketch import MinHash
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .models import Article
 
@@ -28,28 +28,72 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Query parameters that say how a reader arrived, not what they read.
-TRACKING_PARAMS = frozenset({
+# Query parameters that say how a reader arrived, not what they read (dedup.tracking_params; docs/operations.md).
+# Each rule is NAME or NAME=VALUE, both case-insensitive shell patterns; a NAME=VALUE rule drops the parameter only
+# with such a value: `ref`, `src`, `source` and `partner` name a page on some sites, but `ref=rss` never does.
+DEFAULT_TRACKING_PARAMS: tuple[str, ...] = (
+    "utm_*", "pk_*", "mtm_*", "hmb_*", "__twitter*",
     "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid",
     "_ga", "_gl", "ref_src", "ref_url", "cmpid", "ocid", "smid", "sr_share", "ns_mchannel", "ns_source",
     "ns_campaign", "ns_linkname", "ns_fee", "at_medium", "at_campaign", "at_custom1", "wt_mc", "wt.mc_id",
     "mkt_tok", "trk", "spm", "share", "rss", "feed",
-})
-TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hmb_", "__twitter")
+    "xtor", "emc", "cmp", "mwrsm",  # AT Internet (Le Monde, Le Parisien), NYT, Guardian, Macworld campaigns
+    "partner=*rss*", "ref=*rss*", "src=*rss*", "source=*rss*", "ref=feed*", "src=feed*", "source=feed*",
+)
+# The item "defaults" in dedup.tracking_params stands for the list above, so a configuration can extend it.
+TRACKING_DEFAULTS_ITEM = "defaults"
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# Fragments that say where the page scrolls to, not which item: dropped. Every other fragment is kept, because it is
+# the item (a post anchored on a day page, 24.html#a010650) or the route of a script-driven site (#!/story/123).
+_NAVIGATION_FRAGMENT = re.compile(
+    r"top|content|main(?:-?content)?|comments?|comment-form|respond|reply|more(?:-\d+)?|jump|continue(?:-reading)?|"
+    r"read-?more|disqus_thread|page|article|story|body|skip(?:-?to-?content)?", re.IGNORECASE)
+_FEED_WORDS = {"rss", "feed", "feeds", "atom"}
+_WORD_SPLIT = re.compile(r"[\W_]+")
 
 
-def _is_tracking(name: str) -> bool:
-    lowered = name.lower()
-    return lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES)
+def _glob(pattern: str) -> str:
+    """A shell pattern (`*`, `?`) as a regular expression."""
+    return re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
 
 
-def canonical_url(url: str, base: str | None = None) -> str:
-    """The URL an entry is known by: absolute, lower-case scheme and host, no default port, no fragment,
-    no tracking parameters, remaining query parameters in their original order.
+@lru_cache(maxsize=16)
+def tracking_rules(patterns: tuple[str, ...] = DEFAULT_TRACKING_PARAMS) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Two regexes for one rule list: names dropped whatever their value, and `name=value` pairs dropped."""
+    names = [_glob(p) for p in patterns if "=" not in p]
+    pairs = [_glob(p.split("=", 1)[0]) + "=" + _glob(p.split("=", 1)[1]) for p in patterns if "=" in p]
+    never = r"(?!)"
+    return (re.compile("|".join(names) or never, re.IGNORECASE | re.DOTALL),
+            re.compile("|".join(pairs) or never, re.IGNORECASE | re.DOTALL))
+
+
+def _is_tracking(name: str, value: str, rules: tuple[re.Pattern[str], re.Pattern[str]]) -> bool:
+    by_name, by_pair = rules
+    return by_name.fullmatch(name) is not None or by_pair.fullmatch(f"{name}={value}") is not None
+
+
+def item_fragment(fragment: str) -> str:
+    """The fragment when it names an item or a route; "" for one that only scrolls or tracks.
+
+    >>> [item_fragment(f) for f in ("a010650", "!/story/123", "xtor=RSS-1", "ref=rss", "top", "more-42", ".VtCA1e")]
+    ['a010650', '!/story/123', '', '', '', '', '']
+    """
+    if fragment.startswith("!"):  # a hashbang route is the page itself, whatever it holds
+        return fragment
+    if (not fragment or "=" in fragment or "&" in fragment or fragment.startswith(".")  # key=value; share-button ids
+            or _NAVIGATION_FRAGMENT.fullmatch(fragment) or _FEED_WORDS & set(_WORD_SPLIT.split(fragment.lower()))):
+        return ""
+    return fragment
+
+
+def canonical_url(url: str, base: str | None = None, *, tracking: tuple[str, ...] = DEFAULT_TRACKING_PARAMS) -> str:
+    """The URL an entry is known by: absolute, lower-case scheme and host, no default port, no tracking parameters
+    (remaining ones in their original order), and a fragment only if it names an item or a route (item_fragment).
 
     >>> canonical_url("../a?utm_source=x&id=3#top", "HTTP://Example.COM:80/news/b")
     'http://example.com/a?id=3'
+    >>> canonical_url("http://scripting.com/2017/06/24.html?ref=rss#a010650")
+    'http://scripting.com/2017/06/24.html#a010650'
     """
     url = (url or "").strip()
     if base:
@@ -66,9 +110,11 @@ def canonical_url(url: str, base: str | None = None) -> str:
         netloc += f":{parts.port}"
     if parts.username:
         netloc = parts.username + (f":{parts.password}" if parts.password else "") + "@" + netloc
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)])
+    rules = tracking_rules(tracking)
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                       if not _is_tracking(k, v, rules)])
     path = parts.path or "/"
-    return urlunsplit((scheme, netloc, path, query, ""))
+    return urlunsplit((scheme, netloc, path, query, item_fragment(parts.fragment)))
 
 
 def url_hash(url: str) -> str:
@@ -133,6 +179,21 @@ class StorySettings(BaseModel):
     num_perm: int = Field(128, ge=16, le=1024)  # MinHash permutations; changing it orphans stored signatures
     shingle_words: int = Field(5, ge=1, le=20)
     retention_days: float = Field(30, gt=0)
+    # query parameters dropped from entry URLs (NAME or NAME=VALUE shell patterns); "defaults" = the built-in list
+    tracking_params: tuple[str, ...] = DEFAULT_TRACKING_PARAMS
+
+    @field_validator("tracking_params")
+    @classmethod
+    def _expand_tracking(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        out: list[str] = []
+        for pattern in patterns:
+            if pattern.strip() == TRACKING_DEFAULTS_ITEM:
+                out += DEFAULT_TRACKING_PARAMS
+            elif not pattern.strip() or pattern.startswith("=") or pattern != pattern.strip():
+                raise ValueError(f"{pattern!r}: a rule is NAME or NAME=VALUE (shell patterns, e.g. utm_* or ref=*rss*)")
+            else:
+                out.append(pattern)
+        return tuple(dict.fromkeys(out))
 
 
 @dataclass(frozen=True)

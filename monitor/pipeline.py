@@ -81,7 +81,8 @@ class Pipeline:
         state = await self.feed_store.state(feed.id)
         try:
             result = await poll_feed(feed, etag=state.etag, last_modified=state.last_modified, fetcher=self.fetcher,
-                                     pool=self.pool, parse_timeout=self.config.workers.parse_timeout)
+                                     pool=self.pool, parse_timeout=self.config.workers.parse_timeout,
+                                     tracking=self.config.dedup.tracking_params)
         except MonitorError as exc:
             await self._poll_failed(feed, exc, now)
             return 0

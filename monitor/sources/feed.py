@@ -8,17 +8,18 @@ from __future__ import annotations
 import asyncio
 import codecs
 import dataclasses
-import html
+import hashlib
 import json
 import logging
 import re
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from ..dedup import canonical_url
+from ..dedup import DEFAULT_TRACKING_PARAMS, canonical_url
 from ..errors import PermanentError
 from ..models import Entry, Feed
 from ..net import Fetcher, redact_url
@@ -44,6 +45,15 @@ _DOCTYPE = re.compile(rb"""<!DOCTYPE(?:[^\[>"']|"[^"]*"|'[^']*')*"""
 # a '<' or a DOCTYPE-looking string inside a comment is never taken for markup.
 _PROLOG_SKIP = re.compile(rb"\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
 _DOCTYPE_START = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+# An internal general entity declaration of a DOCTYPE's subset (not %-parametric, not SYSTEM/PUBLIC), by its name as
+# feedparser accepts it; comments in the subset are removed before looking.
+_ENTITY_DECL = re.compile(rb"""<!ENTITY\s+(\w+)\s+(?:"([^"]*)"|'([^']*)')\s*>""")
+_SUBSET_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
+_CHAR_REF = re.compile(rb"&#(?:[0-9]{1,7}|x[0-9A-Fa-f]{1,6});")
+_PREDEFINED_ENTITIES = {b"amp", b"lt", b"gt", b"quot", b"apos"}
+ENTITY_MAX_CHARS = 1000  # a longer entity stays unexpanded (with its references, the feed is then ill-formed)
+MAX_ENTITIES = 100
+ENTITY_EXPANSION_MAX = 1_000_000  # bytes all references of the kept entities may add to a document
 _XML_DECL = re.compile(rb"^<\?xml[^>]*>\s*")
 _XML_DECL_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?encoding\s*=\s*)(["'])[^"']*\2""")
 _UTF16_32 = (  # (prefix, codec): BOMs first, then the byte patterns of '<?' without a BOM
@@ -53,8 +63,10 @@ _UTF16_32 = (  # (prefix, codec): BOMs first, then the byte patterns of '<?' wit
     (b"\x00<\x00?", "utf-16-be"), (b"<\x00?\x00", "utf-16-le"),
 )
 
-_TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
+# feedparser's types (title_detail.type, summary_detail.type, content[].type) of values that hold markup
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
+_SKIPPED_TAGS = frozenset({"script", "style", "template"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,20 +146,80 @@ def strip_doctype(body: bytes) -> bytes:
     The prolog is read item by item (whitespace, processing instructions, comments); the first thing that is none of
     these nor a DOCTYPE ends it: the root element, or something the XML parser stops at before reading any DTD.
     """
+    return _split_doctypes(body)[0]
+
+
+def _split_doctypes(body: bytes) -> tuple[bytes, list[bytes], int]:
+    """The body without its DOCTYPEs (their newlines kept, so parser errors still point at the right line), the
+    DOCTYPEs removed, and where the first one was (-1: none)."""
     kept: list[bytes] = []
+    removed: list[bytes] = []
     pos = done = 0
+    first = -1
     while True:
         skip = _PROLOG_SKIP.match(body, pos)
         if skip is not None:
             pos = skip.end()
             continue
         if not _DOCTYPE_START.match(body, pos):
-            return b"".join(kept) + body[done:] if kept else body
+            return (b"".join(kept) + body[done:] if kept else body), removed, first
         match = _DOCTYPE.match(body, pos)
         end = match.end() if match else (body.find(b">", pos) + 1 or len(body))
-        # keep its newlines so parser errors still point at the right line
+        first = pos if first < 0 else first
         kept += [body[done:pos], b"\n" * body.count(b"\n", pos, end)]
+        removed.append(body[pos:end])
         pos = done = end
+
+
+def safe_entities(doctypes: list[bytes], body: bytes) -> dict[bytes, bytes]:
+    """The internal general entities of the DOCTYPEs that are safe to expand in `body`: plain text (no reference but
+    at most one character reference, no markup), at most ENTITY_MAX_CHARS each, at most MAX_ENTITIES of them, and
+    all their references in the document together expanding to at most ENTITY_EXPANSION_MAX bytes. Nothing nests,
+    nothing external (SYSTEM, PUBLIC) or parametric (%) is kept: the bombs of nested or huge entities stay inert.
+    """
+    found: dict[bytes, bytes] = {}
+    for doctype in doctypes:
+        for name, double, single in _ENTITY_DECL.findall(_SUBSET_COMMENT.sub(b"", doctype)):
+            value = double or single
+            if name not in found and name not in _PREDEFINED_ENTITIES:  # the first declaration binds (XML 4.2)
+                found[name] = value
+    safe: dict[bytes, bytes] = {}
+    budget = ENTITY_EXPANSION_MAX
+    for name, value in found.items():
+        if len(safe) == MAX_ENTITIES or len(value) > ENTITY_MAX_CHARS or not _is_plain_entity_value(value):
+            continue
+        cost = body.count(b"&" + name + b";") * len(value)
+        if cost <= budget:
+            budget -= cost
+            safe[name] = value
+    return safe
+
+
+def _is_plain_entity_value(value: bytes) -> bool:
+    if _CHAR_REF.fullmatch(value):
+        ref = value[2:-1].lower()
+        code = int(ref[1:], 16) if ref.startswith(b"x") else int(ref)
+        # '&' or '<' would be parsed again as markup where the entity is used
+        return code <= 0x10FFFF and code not in (0x26, 0x3C)
+    return not any(c in value for c in b"&<%\"\r\n")
+
+
+def safe_doctype(body: bytes) -> tuple[bytes, int]:
+    """`body` with every DOCTYPE replaced by one that declares only its safe entities (safe_entities), so a guid
+    such as `&id;2006-05-04:/blog/` reads as its author meant; and the lines that adds before the root element.
+
+    The new DOCTYPE is written as feedparser writes the one it keeps (its own replace_doctype leaves it as is) and
+    on a line of its own, where feedparser looks for it.
+    """
+    stripped, doctypes, first = _split_doctypes(body)
+    entities = safe_entities(doctypes, stripped) if doctypes else {}
+    if not entities:
+        return stripped, 0
+    declared = b"".join(b'<!ENTITY %s "%s">\n' % item for item in entities.items())
+    # white space before it moves after it: feedparser's pattern would take blank lines before it along
+    start = len(stripped[:first].rstrip())
+    doctype = (b"\n" if start else b"") + b"<!DOCTYPE feed [\n" + declared + b"]>"
+    return stripped[:start] + doctype + stripped[start:], doctype.count(b"\n")
 
 
 # ---------------------------------------------------------------------------------------------- small converters
@@ -155,12 +227,67 @@ def _not_a_feed(url: str, reason: str) -> PermanentError:
     return PermanentError(f"{redact_url(url)}: not a feed: {reason}")
 
 
-def _text(value: Any, limit: int) -> str:
-    """Plain text of a title/summary that may hold markup or entities, at most `limit` characters."""
+class _HTMLText(HTMLParser):
+    """The text of an HTML fragment: every tag becomes a space (so "by<a>user</a>to" keeps its words apart), script
+    and style are skipped, character references decoded once, and a '<' that opens no tag ("rates < 2%") is text,
+    as browsers read it."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        self._skipping += tag in _SKIPPED_TAGS
+        self.parts.append(" ")
+
+    def handle_startendtag(self, tag: str, attrs: Any) -> None:
+        self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIPPED_TAGS:
+            self._skipping = max(0, self._skipping - 1)
+        self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(data)
+
+
+def html_text(markup: str) -> str:
+    """The text of an HTML or XHTML fragment (see _HTMLText)."""
+    parser = _HTMLText()
+    parser.feed(markup)
+    parser.close()
+    return "".join(parser.parts)
+
+
+def _text(value: Any, limit: int, *, html: bool = False) -> str:
+    """A title or summary as plain text, at most `limit` characters, white space collapsed.
+
+    Only a value that is HTML (`html`, from feedparser's type of it) loses its tags and has its references decoded;
+    plain text stays exactly as written: feedparser has already decoded the XML, and "History of the <blink> tag" or
+    "AT&amp;T" in a plain-text title are what the publisher wrote.
+    """
     if not value:
         return ""
     raw = str(value)[:limit * _RAW_TEXT_FACTOR]  # the markup pass costs more than linear time on hostile input
-    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", raw))).strip()[:limit]
+    return _SPACE.sub(" ", html_text(raw) if html else raw).strip()[:limit]
+
+
+def _is_html(detail: Any) -> bool:
+    return isinstance(detail, dict) and str(detail.get("type") or "").lower() in HTML_TYPES
+
+
+def _summary_is_html(item: Any) -> bool:
+    """Whether feedparser's `summary` of the item is HTML: its summary_detail says so, or, for a summary feedparser
+    copied from the content (it keeps no detail then), that content's type does; HTML when nothing says."""
+    if item.get("summary_detail"):
+        return _is_html(item["summary_detail"])
+    for content in item.get("content") or ():
+        if content.get("value") == item.get("summary"):
+            return _is_html(content)
+    return True
 
 
 def _iso_from_struct(value: Any) -> str | None:
@@ -194,17 +321,26 @@ def _http_url(link: str, base: str) -> str | None:
     return absolute if scheme in ("http", "https") else None
 
 
-def _make_entry(*, feed_id: str, link: str | None, guid: str, base: str, title: Any, summary: Any,
-                published: str | None, source: str) -> Entry | None:
-    absolute = _http_url(link or "", base) or (_http_url(guid, base) if guid.startswith(("http:", "https:")) else None)
+def _is_absolute_http(value: str) -> bool:
+    return value.strip().lower().startswith(("http://", "https://"))
+
+
+def _make_entry(*, feed_id: str, link: str | None, guid: str, base: str, title: str, summary: str,
+                published: str | None, source: str, tracking: tuple[str, ...]) -> Entry | None:
+    """The Entry of one item, or None when it has no usable http(s) URL.
+
+    The URL comes from the item's link; its id stands in only when it is itself an absolute http(s) URL (an RSS
+    permalink guid without a link). A relative id ("12345") is a name, not a reference: it is never resolved.
+    """
+    absolute = _http_url(link or "", base) or (guid.strip() if _is_absolute_http(guid) else None)
     if absolute is None or len(absolute) > MAX_URL:
         return None
     try:
-        url = canonical_url(absolute)
+        url = canonical_url(absolute, tracking=tracking)
     except ValueError:  # e.g. a port number out of range
         return None
-    entry = Entry(feed_id=feed_id, url=url, link=absolute, entry_id=guid, title=_text(title, _cap("title")),
-                  summary=_text(summary, _cap("summary")), published=published, source=source)
+    entry = Entry(feed_id=feed_id, url=url, link=absolute, entry_id=guid, title=title, summary=summary,
+                  published=published, source=source)
     return _capped(entry)
 
 
@@ -221,13 +357,34 @@ def _capped(entry: Entry) -> Entry:
 
 
 def _unique(entries: list[Entry]) -> tuple[Entry, ...]:
-    seen: set[str] = set()
-    kept = []
+    """One entry per item of the document, in document order.
+
+    Entries with the same URL are one item (listed twice, or with different tracking parameters) unless their guids
+    differ: podcast episodes on one show page, posts of one day page whose links lack the anchor. Those stay apart,
+    each keyed by its URL with `guid-<hash of its guid>` in the fragment (see docs/decisions.md, entry keys).
+    """
+    guids: dict[str, list[str]] = {}
     for entry in entries:
-        if entry.url not in seen:
-            seen.add(entry.url)
-            kept.append(entry)
+        known = guids.setdefault(entry.url, [])
+        if entry.entry_id and entry.entry_id not in known:
+            known.append(entry.entry_id)
+    kept, taken = [], set()
+    for entry in entries:
+        shared = len(guids[entry.url]) > 1
+        key = (entry.url, entry.entry_id if shared else "")
+        if key in taken or (shared and not entry.entry_id):  # a repeat, or an entry without guid among distinct ones
+            continue
+        taken.add(key)
+        kept.append(dataclasses.replace(entry, url=guid_keyed(entry.url, entry.entry_id)) if shared else entry)
     return tuple(kept)
+
+
+def guid_keyed(url: str, guid: str) -> str:
+    """`url` with `guid-<12 hex digits of the guid's hash>` added to its fragment: the key of one of several items
+    sharing a URL. The fragment is not sent when the page is fetched, and canonical_url keeps it."""
+    base, _, fragment = url.partition("#")
+    digest = hashlib.blake2b(guid.encode("utf-8"), digest_size=6).hexdigest()
+    return f"{base}#{fragment + ',' if fragment else ''}guid-{digest}"
 
 
 # ---------------------------------------------------------------------------------------------- JSON Feed
@@ -236,7 +393,8 @@ def _looks_like_json(body: bytes, content_type: str) -> bool:
     return head.startswith(b"{") or ("json" in content_type.lower() and not head.startswith(b"<"))
 
 
-def parse_json_feed(body: bytes, *, feed_id: str, url: str, source: str = "") -> ParsedFeed:
+def parse_json_feed(body: bytes, *, feed_id: str, url: str, source: str = "",
+                    tracking: tuple[str, ...] = DEFAULT_TRACKING_PARAMS) -> ParsedFeed:
     """A JSON Feed (1.0/1.1) document; other JSON is 'not a feed'."""
     try:
         data = json.loads(body)
@@ -260,15 +418,24 @@ def parse_json_feed(body: bytes, *, feed_id: str, url: str, source: str = "") ->
             continue
         entry = _make_entry(
             feed_id=feed_id, link=item.get("url") or item.get("external_url"), guid=str(item.get("id") or ""),
-            base=base, title=item.get("title"), summary=item.get("summary") or item.get("content_text")
-            or item.get("content_html"), published=_iso_from_text(item.get("date_published"))
-            or _iso_from_text(item.get("date_modified")), source=title or source)
+            base=base, title=_text(item.get("title"), _cap("title")), summary=_json_summary(item),
+            published=_iso_from_text(item.get("date_published")) or _iso_from_text(item.get("date_modified")),
+            source=title or source, tracking=tracking)
         if entry is None:
             skipped += 1
         else:
             entries.append(entry)
     return ParsedFeed(title=title, entries=_unique(entries), bozo=False, bozo_reason="", version=version,
                       skipped=skipped)
+
+
+def _json_summary(item: dict[str, Any]) -> str:
+    """The item's summary, else its content: `summary` and `content_text` are plain text (JSON Feed 1.1), only
+    `content_html` is HTML."""
+    for key in ("summary", "content_text", "content_html"):
+        if item.get(key):
+            return _text(item[key], _cap("summary"), html=key == "content_html")
+    return ""
 
 
 # ---------------------------------------------------------------------------------------------- RSS / Atom
@@ -303,9 +470,23 @@ def _is_syntax_error(exc: Any) -> bool:
     return callable(getattr(exc, "getLineNumber", None))
 
 
-def _run_feedparser(body: bytes, url: str, content_type: str) -> Any:
-    import feedparser  # imported in the worker only
+def _feedparser() -> Any:
+    """feedparser (imported in the worker only), told to leave ids as written.
 
+    feedparser resolves an id against the document's base like a link and, when the entry has no link yet, copies it
+    into `link`: an Atom <id>12345</id> became http://feed.host/path/12345 and was fetched. An id is a name (RFC 4287
+    4.2.6: it must not change when the document moves), so 'id' is taken out of the elements it resolves.
+    """
+    import feedparser
+    from feedparser.mixin import _FeedParserMixin
+
+    if "id" in _FeedParserMixin.can_be_relative_uri:
+        _FeedParserMixin.can_be_relative_uri = frozenset(_FeedParserMixin.can_be_relative_uri - {"id"})
+    return feedparser
+
+
+def _run_feedparser(body: bytes, url: str, content_type: str) -> Any:
+    feedparser = _feedparser()
     headers = {"content-location": url, "content-type": content_type}
     try:
         # bytes only: given a str, feedparser would open a URL or a local file
@@ -315,8 +496,8 @@ def _run_feedparser(body: bytes, url: str, content_type: str) -> Any:
 
 
 def _prepare_xml(body: bytes, url: str, content_type: str) -> tuple[bytes, str, int, Any]:
-    """UTF-8 bytes without a DOCTYPE, the content type that says so, the lines added before the document, and
-    feedparser's note on the original encoding."""
+    """UTF-8 bytes whose DOCTYPE declares only safe entities (if any), the content type that says so, the lines
+    added before the root element, and feedparser's note on the original encoding."""
     content_type = content_type or "application/xml"  # with no type at all feedparser flags every document
     body, reencoded = to_ascii_compatible(body)
     if reencoded:  # a BOM or the NUL pattern of UTF-16/32 outweighs a charset in the HTTP header (RFC 7303 3.3)
@@ -327,10 +508,29 @@ def _prepare_xml(body: bytes, url: str, content_type: str) -> tuple[bytes, str, 
         raise _not_a_feed(url, str(exc)) from exc
     except (UnicodeError, ValueError) as exc:
         raise _not_a_feed(url, f"cannot decode the document ({type(exc).__name__}: {exc})") from exc
-    return strip_doctype(utf8), content_type.split(";", 1)[0] + "; charset=utf-8", int(added_line), note
+    prepared, doctype_lines = safe_doctype(utf8)
+    return prepared, content_type.split(";", 1)[0] + "; charset=utf-8", int(added_line) + doctype_lines, note
 
 
-def parse_xml_feed(body: bytes, *, feed_id: str, url: str, content_type: str = "", source: str = "") -> ParsedFeed:
+def _entry_link(item: Any) -> str | None:
+    """The entry's link from a link element of the document; None when feedparser made its `link` from the id."""
+    link = item.get("link")
+    if link and any(link == found.get("href") for found in item.get("links") or ()):
+        return link
+    return None
+
+
+def _xml_entry(item: Any, *, feed_id: str, url: str, source: str, tracking: tuple[str, ...]) -> Entry | None:
+    return _make_entry(
+        feed_id=feed_id, link=_entry_link(item), guid=str(item.get("id") or ""), base=url,
+        title=_text(item.get("title"), _cap("title"), html=_is_html(item.get("title_detail"))),
+        summary=_text(item.get("summary"), _cap("summary"), html=_summary_is_html(item)),
+        published=_iso_from_struct(item.get("published_parsed") or item.get("updated_parsed")),
+        source=source, tracking=tracking)
+
+
+def parse_xml_feed(body: bytes, *, feed_id: str, url: str, content_type: str = "", source: str = "",
+                   tracking: tuple[str, ...] = DEFAULT_TRACKING_PARAMS) -> ParsedFeed:
     """RSS 0.9x/1.0/2.0 or Atom bytes via feedparser: decoded to UTF-8 and DOCTYPE stripped first, whatever the
     encoding; bozo documents keep their entries."""
     prepared, content_type, line_offset, encoding_note = _prepare_xml(body, url, content_type)
@@ -341,14 +541,11 @@ def parse_xml_feed(body: bytes, *, feed_id: str, url: str, content_type: str = "
     raw_entries = result.get("entries") or []
     if not version and not raw_entries:
         raise _not_a_feed(url, _not_a_feed_reason(prepared, result, line_offset))
-    title = _text(result.get("feed", {}).get("title"), FEED_TITLE_MAX)
+    channel = result.get("feed", {})
+    title = _text(channel.get("title"), FEED_TITLE_MAX, html=_is_html(channel.get("title_detail")))
     entries, skipped = [], 0
     for item in raw_entries:
-        entry = _make_entry(
-            feed_id=feed_id, link=item.get("link"), guid=str(item.get("id") or ""), base=url,
-            title=item.get("title"), summary=item.get("summary"),
-            published=_iso_from_struct(item.get("published_parsed") or item.get("updated_parsed")),
-            source=title or source)
+        entry = _xml_entry(item, feed_id=feed_id, url=url, source=title or source, tracking=tracking)
         if entry is None:
             skipped += 1
         else:
@@ -359,27 +556,34 @@ def parse_xml_feed(body: bytes, *, feed_id: str, url: str, content_type: str = "
                       version=version, skipped=skipped)
 
 
-def parse_feed(body: bytes, *, feed_id: str, url: str, content_type: str = "", source: str = "") -> ParsedFeed:
-    """Any feed document (gzip-wrapped or not) -> ParsedFeed; PermanentError 'not a feed: <reason>' otherwise."""
+def parse_feed(body: bytes, *, feed_id: str, url: str, content_type: str = "", source: str = "",
+               tracking: tuple[str, ...] = DEFAULT_TRACKING_PARAMS) -> ParsedFeed:
+    """Any feed document (gzip-wrapped or not) -> ParsedFeed; PermanentError 'not a feed: <reason>' otherwise.
+
+    `tracking`: the query-parameter rules dropped from entry URLs (dedup.tracking_params).
+    """
     body = gunzip_body(body, url=url)
     if not body.strip():
         raise _not_a_feed(url, "empty body")
     if _looks_like_json(body, content_type):
-        return parse_json_feed(body, feed_id=feed_id, url=url, source=source)
-    return parse_xml_feed(body, feed_id=feed_id, url=url, content_type=content_type, source=source)
+        return parse_json_feed(body, feed_id=feed_id, url=url, source=source, tracking=tracking)
+    return parse_xml_feed(body, feed_id=feed_id, url=url, content_type=content_type, source=source, tracking=tracking)
 
 
-def parse_feed_job(body: bytes, feed_id: str, url: str, content_type: str, source: str) -> ParsedFeed:
+def parse_feed_job(body: bytes, feed_id: str, url: str, content_type: str, source: str,
+                   tracking: tuple[str, ...] = DEFAULT_TRACKING_PARAMS) -> ParsedFeed:
     """parse_feed with positional arguments, for WorkerPool.run."""
-    return parse_feed(body, feed_id=feed_id, url=url, content_type=content_type, source=source)
+    return parse_feed(body, feed_id=feed_id, url=url, content_type=content_type, source=source, tracking=tracking)
 
 
 # ---------------------------------------------------------------------------------------------- polling
 async def poll_feed(feed: Feed, *, etag: str | None, last_modified: str | None, fetcher: Fetcher,
-                    pool: WorkerPool, parse_timeout: float = 10.0) -> PollResult:
+                    pool: WorkerPool, parse_timeout: float = 10.0,
+                    tracking: tuple[str, ...] = DEFAULT_TRACKING_PARAMS) -> PollResult:
     """Conditional GET of the feed; 304 -> nothing parsed; else parse in the worker pool with a deadline.
 
-    Directory sources (kind="directory") are scanned instead; they have no validators.
+    Directory sources (kind="directory") are scanned instead; they have no validators. `tracking`: the rules of
+    dedup.tracking_params.
     """
     if feed.kind == "directory":
         from .directory import scan_directory
@@ -396,7 +600,7 @@ async def poll_feed(feed: Feed, *, etag: str | None, last_modified: str | None, 
     content_type = page.content_type + (f"; charset={page.encoding}" if page.encoding else "")
     try:
         parsed: ParsedFeed = await pool.run(parse_feed_job, page.body, feed.id, page.final_url, content_type,
-                                            feed.name, timeout=parse_timeout)
+                                            feed.name, tracking, timeout=parse_timeout)
     except (WorkerTimeout, WorkerCrashed, WorkerOutOfMemory) as exc:
         raise type(exc)(f"{redact_url(feed.url)}: parsing the feed: {exc}") from exc
     if parsed.bozo:

@@ -1,11 +1,12 @@
-"""Pure parts of dedup: text normalisation, fingerprints, shingles, MinHash signatures, LSH bands, similarity."""
+"""Pure parts of dedup: canonical URLs (tracking parameters, fragments), text normalisation, fingerprints, shingles,
+MinHash signatures, LSH bands, similarity."""
 
 from __future__ import annotations
 
 import pytest
 
-from monitor.dedup import (StorySettings, band_values, canonical_url, fingerprint, lsh_bands, minhash_signature,
-                           normalise_text, shingles, similarity, url_hash)
+from monitor.dedup import (DEFAULT_TRACKING_PARAMS, StorySettings, band_values, canonical_url, fingerprint, lsh_bands,
+                           minhash_signature, normalise_text, shingles, similarity, url_hash)
 
 STORY = ("Germany will send four more IRIS-T air defence systems to Ukraine this year, the defence minister said "
          "on Thursday after meeting his counterparts in Brussels. The systems are worth about 600 million euros "
@@ -87,3 +88,49 @@ def test_story_settings_validate():
 def test_url_helpers_are_unchanged():
     assert canonical_url("../a?utm_source=x&id=3#top", "HTTP://Example.COM:80/news/b") == "http://example.com/a?id=3"
     assert len(url_hash("http://example.com/a")) == 24
+
+
+@pytest.mark.parametrize("url, canonical", [
+    # what the corpus feeds append (issue 12): AT Internet, NYT, Guardian, Macworld, Medium, Spiegel, FAZ, ...
+    ("https://www.lemonde.fr/a.html?xtor=RSS-3208", "https://www.lemonde.fr/a.html"),
+    ("https://www.nytimes.com/2017/a.html?partner=rss&emc=rss", "https://www.nytimes.com/2017/a.html"),
+    ("https://www.theguardian.com/a?CMP=share_btn_url", "https://www.theguardian.com/a"),
+    ("https://www.macworld.com/a.html?mwrsm=Email&id=7", "https://www.macworld.com/a.html?id=7"),
+    ("https://medium.com/p/abc?source=rss----d12c403d4976--food", "https://medium.com/p/abc"),
+    ("https://www.faz.net/a.html?ref=FexRss", "https://www.faz.net/a.html"),
+    ("https://example.org/a?ref=rss&src=rss", "https://example.org/a"),
+    ("https://example.org/a?src=feedly&source=feed", "https://example.org/a"),
+    # `ref`, `src`, `source`, `partner` with another value name something: kept
+    ("https://example.org/a?ref=home&src=archive&source=reuters&partner=ap",
+     "https://example.org/a?ref=home&src=archive&source=reuters&partner=ap"),
+])
+def test_tracking_parameters_of_the_corpus_feeds_are_dropped(url, canonical):
+    assert canonical_url(url) == canonical
+
+
+def test_tracking_rules_are_configurable_and_defaults_extend():
+    settings = StorySettings(tracking_params=["defaults", "from=newsletter*", "x_*"])
+    url = "https://example.org/a?from=newsletter-12&x_y=1&utm_source=z&from=home"
+    assert canonical_url(url, tracking=settings.tracking_params) == "https://example.org/a?from=home"
+    only_own = StorySettings(tracking_params=["x_*"]).tracking_params
+    assert canonical_url(url, tracking=only_own) == "https://example.org/a?from=newsletter-12&utm_source=z&from=home"
+    assert StorySettings().tracking_params == DEFAULT_TRACKING_PARAMS
+    for bad in ("", "=rss", " ref"):
+        with pytest.raises(ValueError, match="a rule is NAME or NAME=VALUE"):
+            StorySettings(tracking_params=[bad])
+
+
+@pytest.mark.parametrize("url, canonical", [
+    ("http://scripting.com/2017/06/24.html#a010650", "http://scripting.com/2017/06/24.html#a010650"),
+    ("http://app.example.org/#!/story/123?ref=rss", "http://app.example.org/#!/story/123?ref=rss"),
+    ("http://example.org/a#xtor=RSS-1481423633", "http://example.org/a"),
+    ("http://example.org/a#ref=rss", "http://example.org/a"),
+    ("http://example.org/a#tk.rss_all", "http://example.org/a"),
+    ("http://example.org/a#.VtCA1eS6FaQ", "http://example.org/a"),
+    ("http://example.org/a#:~:text=quoted", "http://example.org/a"),
+    ("http://example.org/a#more-1234", "http://example.org/a"),
+    ("http://example.org/a#comments", "http://example.org/a"),
+])
+def test_fragments_naming_an_item_or_a_route_are_kept_others_dropped(url, canonical):
+    assert canonical_url(url) == canonical
+    assert canonical_url(canonical) == canonical  # idempotent: the archive canonicalises article URLs again

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 from pathlib import Path
 
 import pytest
 
 from monitor.errors import PermanentError
-from monitor.extract import ExtractSettings, NoArticle, content_kind, decode_body, detect_language, extract_article
+from monitor.extract import (META_CHARSET, ExtractSettings, NoArticle, content_kind, decode_body, detect_language,
+                             extract_article)
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 LONG_GERMAN = ("Die Bundesregierung hat am Donnerstag weitere Waffenlieferungen an die Ukraine angekündigt. "
@@ -175,3 +177,41 @@ def test_text_longer_than_the_cap_is_cut_at_a_word_before_it_leaves_extraction()
     assert 19_000 < len(article.text) <= 20_000
     assert article.text.endswith("again.") and article.title == "Headline of a very long wire report"
     assert ExtractSettings().max_text_chars == 200_000
+
+
+# --- issue 12: a page in another charset than UTF-8 that declares none --------------------------------------------
+
+def _undeclared(html: bytes) -> bytes:
+    """The page without its charset declaration (the <meta> keeps its other attributes)."""
+    return re.sub(rb"(?i);?\s*charset\s*=\s*[\w-]+", b"", html)
+
+
+def _page(corpus: Path, name: str) -> tuple[bytes, dict]:
+    pages = json.loads((corpus / "pages" / "manifest.json").read_text())["pages"]
+    page = next(p for p in pages if p["file"] == f"trafilatura/{name}")
+    return (corpus / "pages" / page["file"]).read_bytes(), page
+
+
+def test_a_latin1_page_without_declared_charset_is_decoded_by_detection(corpus: Path):
+    # a real Latin-1 page (kyffhaeuser-nachrichten.de); with its declaration gone, "für" was "f\ufffdr"
+    raw, page = _page(corpus, "kyffhaeuser-nachrichten.de-Regen.html")
+    body = _undeclared(raw)
+    assert META_CHARSET.search(body) is None and b"f\xfcr" in body
+    text = decode_body(body, content_type="text/html")
+    assert "\ufffd" not in text and "Login für Vote" in text
+    assert text == body.decode("cp1252")
+
+
+@pytest.mark.parametrize("name, codec", [
+    ("tagesschau.de.rheinmetall.html", "latin-1"),  # every umlaut a byte of its own
+    ("football.ua.podolski.html", "cp1251"),  # Cyrillic: detection must not fall back to windows-1252
+])
+def test_a_page_reencoded_without_declared_charset_extracts_as_the_original(corpus: Path, name: str, codec: str):
+    raw, page = _page(corpus, name)
+    body = _undeclared(raw.decode("utf-8").encode(codec, errors="xmlcharrefreplace"))
+    assert META_CHARSET.search(body) is None
+    article = extract_article(body, url=page["url"], content_type="text/html")
+    assert "\ufffd" not in article.text + article.title
+    assert [s for s in page["must_contain"] if s not in article.text] == []
+    original = extract_article(raw, url=page["url"], content_type="text/html")
+    assert (article.title, article.text) == (original.title, original.text)

@@ -22,7 +22,7 @@ def parse(body: bytes, **kw) -> object:
     return parse_feed(body, feed_id="f1", url=kw.pop("url", URL), **kw)
 
 
-def test_doctype_internal_subset_is_stripped_so_entities_never_expand():
+def test_a_large_entity_of_the_internal_subset_never_expands():
     big = "x" * 5000
     head = f'<!DOCTYPE rss [ <!ENTITY big "{big}"> <!ENTITY q "a]>b"> ]>'
     body = rss("<item><title>t &big;&big;&big;</title><link>http://example.org/1</link></item>", extra_head=head)
@@ -199,3 +199,150 @@ def test_entry_source_is_feed_title_else_given_source():
     item = "<item><title>s</title><link>http://example.org/s</link></item>"
     assert parse(rss(item), source="Configured").entries[0].source == "World News"
     assert parse(rss(item, title=""), source="Configured").entries[0].source == "Configured"
+
+
+# --- issue 12: ingestion defects found on other projects' test data ------------------------------------------------
+
+def corpus_feed(corpus, rel: str, **kw) -> object:
+    return parse((corpus / "feeds" / rel).read_bytes(), url="http://127.0.0.1/feeds/" + rel, **kw)
+
+
+def test_posts_anchored_on_one_day_page_are_distinct_entries(corpus):
+    # Scripting News: 50 items, each an anchor on its day's page (2017/06/26.html#a080605); two are listed twice
+    parsed = corpus_feed(corpus, "real/netnewswire__scriptingNews.rss")
+    urls = [e.url for e in parsed.entries]
+    assert len(urls) == len(set(urls)) == 48
+    assert "http://scripting.com/2017/06/26.html#a080605" in urls
+    assert all(e.url == e.entry_id for e in parsed.entries)  # each post's guid is its anchored link
+
+
+def test_podcast_episodes_sharing_the_show_link_are_distinct_entries(corpus):
+    # Taverncast: 131 episodes, 130 distinct guids (the mp3 URLs); 123 link only the show's home page
+    parsed = corpus_feed(corpus, "real/rss-parser__itunes-missing-image.rss")
+    assert len({e.entry_id for e in parsed.entries}) == len(parsed.entries) == 130
+    shared = [e for e in parsed.entries if e.link in ("http://www.taverncast.com", "http://taverncast.com/")]
+    assert len(shared) == 123
+    assert len({e.url for e in parsed.entries}) == 130
+    assert all(e.url.split("#")[1].startswith("guid-") for e in shared)
+    again = corpus_feed(corpus, "real/rss-parser__itunes-missing-image.rss")
+    assert [e.url for e in again.entries] == [e.url for e in parsed.entries]  # the key of an episode is stable
+
+
+def test_items_with_one_link_and_one_guid_are_one_entry_whatever_else_differs():
+    item = "<item><title>{}</title><link>http://example.org/same?utm_campaign={}</link><guid>g1</guid></item>"
+    parsed = parse(rss(item.format("first", 1) + item.format("again", 2)))
+    assert [(e.title, e.url) for e in parsed.entries] == [("first", "http://example.org/same")]
+
+
+def test_hashbang_routes_stay_distinct_and_tracking_fragments_go():
+    body = rss("<item><title>a</title><link>http://app.example.org/#!/story/123</link></item>"
+               "<item><title>b</title><link>http://app.example.org/#!/story/456</link></item>"
+               "<item><title>c</title><link>http://www.leparisien.fr/x-6537822.php#xtor=RSS-1481423633</link></item>"
+               "<item><title>d</title><link>http://www.spiegel.de/a-1128846.html#ref=rss</link></item>"
+               "<item><title>e</title><link>http://www.macworld.com/article/3238868.html#tk.rss_all</link></item>")
+    assert [e.url for e in parse(body).entries] == [
+        "http://app.example.org/#!/story/123", "http://app.example.org/#!/story/456",
+        "http://www.leparisien.fr/x-6537822.php", "http://www.spiegel.de/a-1128846.html",
+        "http://www.macworld.com/article/3238868.html"]
+
+
+def test_plain_text_titles_stay_as_written_and_only_html_loses_its_tags():
+    body = rss("<item><title>Inflation &lt; 2% and rates &gt; 4%: what next</title>"
+               "<description>Inflation &lt; 2% and rates &gt; 4%: what next</description>"
+               "<link>http://example.org/1</link></item>"
+               "<item><title>History of the &lt;blink&gt; tag</title>"
+               "<description>&lt;p&gt;Tom &amp;amp; Jerry&lt;/p&gt;&lt;p&gt;again&lt;/p&gt;</description>"
+               "<link>http://example.org/2</link></item>")
+    first, second = parse(body).entries
+    assert first.title == first.summary == "Inflation < 2% and rates > 4%: what next"
+    assert second.title == "History of the <blink> tag"
+    assert second.summary == "Tom & Jerry again"  # HTML: tags dropped, references decoded once
+
+
+def test_atom_text_constructs_are_decoded_once_by_their_type():
+    atom = b"""<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom">
+      <title type="text">AT&amp;amp;T news</title>
+      <entry><title type="text">AT&amp;amp;T &lt;b&gt;deal&lt;/b&gt;</title><link href="http://example.com/1"/>
+        <id>tag:example.com,2024:1</id><summary type="html">AT&amp;amp;T &lt;b&gt;deal&lt;/b&gt;</summary></entry>
+      <entry><title type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">a &lt; b <b>bold</b></div></title>
+        <link href="http://example.com/2"/><id>tag:example.com,2024:2</id></entry>
+    </feed>"""
+    parsed = parse(atom)
+    first, second = parsed.entries
+    assert parsed.title == "AT&amp;T news"
+    assert (first.title, first.summary) == ("AT&amp;T <b>deal</b>", "AT&T deal")
+    assert second.title == "a < b bold"
+
+
+def test_json_feed_title_and_summary_are_plain_text_and_content_html_is_html():
+    doc = {"version": "https://jsonfeed.org/version/1.1", "title": "Q&amp;A <live>",
+           "items": [{"id": "1", "url": "https://json.example.com/1", "title": "2 < 3 <b>not bold</b>",
+                      "summary": "AT&amp;T"},
+                     {"id": "2", "url": "https://json.example.com/2", "title": "t",
+                      "content_html": "<p>a &lt; b</p><script>x()</script>"}]}
+    parsed = parse(json.dumps(doc).encode(), url="https://json.example.com/feed.json")
+    assert parsed.title == "Q&amp;A <live>"
+    assert [(e.title, e.summary) for e in parsed.entries] == [("2 < 3 <b>not bold</b>", "AT&amp;T"), ("t", "a < b")]
+
+
+def test_a_relative_id_is_never_made_into_a_url():
+    atom = b"""<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom" xml:base="http://example.com/news/">
+      <title>Ids</title>
+      <entry><title>no link, relative id</title><id>12345</id></entry>
+      <entry><title>link after a relative id</title><id>right</id><link href="story/2"/></entry>
+      <entry><title>no link, absolute id</title><id>https://example.com/news/3</id></entry>
+      <entry><title>enclosure only</title><id>777</id><link rel="enclosure" href="/a.mp3"/></entry>
+    </feed>"""
+    parsed = parse(atom)
+    assert [(e.title, e.url, e.entry_id) for e in parsed.entries] == [
+        ("link after a relative id", "http://example.com/news/story/2", "right"),
+        ("no link, absolute id", "https://example.com/news/3", "https://example.com/news/3")]
+    assert parsed.skipped == 2
+    feed = rss("<item><title>p</title><guid>12345</guid></item>"
+               "<item><title>q</title><guid>https://example.org/permalink</guid></item>")
+    parsed = parse(feed)
+    assert [e.url for e in parsed.entries] == ["https://example.org/permalink"] and parsed.skipped == 1
+
+
+# The shape of FeedWatcher's (zouroboros) "entityInDoctype" test feed, with a link and a title added
+ENTITY_FEED = b"""<!DOCTYPE rss [
+  <!ENTITY id "tag:example.com,">
+  <!ENTITY nbsp "&#160;">
+  <!-- <!ENTITY hidden "never"> -->
+]>
+<rss version="2.0">
+    <channel><title>Entities</title>
+        <item>
+            <guid isPermaLink='false'>&id;2006-05-04:/blog/</guid>
+            <link>http://example.com/blog/2006-05-04</link>
+            <title>Tea&nbsp;time at &id;</title>
+        </item>
+    </channel>
+</rss>"""
+
+
+def test_entities_of_the_internal_subset_are_expanded_in_guid_and_title():
+    parsed = parse(ENTITY_FEED)
+    [entry] = parsed.entries
+    assert not parsed.bozo
+    assert entry.entry_id == "tag:example.com,2006-05-04:/blog/"
+    assert entry.title == "Tea time at tag:example.com,"  # &nbsp; is U+00A0, white space like any other
+
+
+def test_entities_are_expanded_in_an_ill_formed_feed_too_and_errors_keep_their_line():
+    body = ENTITY_FEED.replace(b"<title>Tea", b"<title>Fish & Chips, tea")  # line 11: a bare '&'
+    parsed = parse(body)
+    assert parsed.bozo and parsed.bozo_reason.startswith("XML syntax error at line 11,")
+    assert parsed.entries[0].entry_id == "tag:example.com,2006-05-04:/blog/"
+
+
+def test_huge_or_nested_or_external_entities_stay_unexpanded():
+    wide = "w" * 900
+    head = (f'<!DOCTYPE rss [<!ENTITY wide "{wide}"><!ENTITY nest "&wide;&wide;">'
+            '<!ENTITY ext SYSTEM "file:///etc/passwd"><!ENTITY % par "x"><!ENTITY ok "fine">]>')
+    body = rss("<item><title>&ok; " + "&wide;" * 2000 + "</title><link>http://example.org/w</link></item>"
+               "<item><title>&nest; &ext;</title><link>http://example.org/n</link></item>", extra_head=head)
+    first, second = parse(body).entries
+    assert wide not in first.title + second.title  # 2000 x 900 bytes is over the expansion bound
+    assert "root:" not in second.title
+    assert first.title.startswith("fine &wide;")  # the small plain entity is expanded, the others stay references
