@@ -133,8 +133,9 @@ def _window_fields(specs: dict, ctx: Any, window: tuple[int, int]) -> dict[str, 
 
 def _fallback(spec: Any, ctx: Any, best: list, taken: set) -> Any:
     """A value next to the given words in the paragraph or the title; else, in the window, a value that is not the
-    window's first (the subject: "Norwegen liefert der Ukraine ..."); else, of the values in the title and the
-    paragraph, the one the article names most often (what it is about)."""
+    subject (followed within four words by one of `subject_before`: "UK to send ...", or else the window's first:
+    "Norwegen liefert der Ukraine ..."); else, of the values in the title and the paragraph, the one the article
+    names most often (what it is about)."""
     paragraphs = [ctx.nz.paragraph_at(a) for a, _b in best]
     title = [(0, ctx.title_end)]
     for reach in (paragraphs, title):
@@ -142,7 +143,10 @@ def _fallback(spec: Any, ctx: Any, best: list, taken: set) -> Any:
         if found not in (None, []):
             return found
     values = _field_values(spec.kinds(), spec, ctx, best, taken, False)
-    if len(values) > 1:
+    subjects = _subjects(spec, ctx, best) if spec.subject_before else set()
+    if any(v not in subjects for v in values):
+        values = [v for v in values if v not in subjects]
+    elif len(values) > 1:
         values = values[1:]
     if not values:
         near = _field_values(spec.kinds(), spec, ctx, title + paragraphs, taken, False)
@@ -155,6 +159,35 @@ def _fallback(spec: Any, ctx: Any, best: list, taken: set) -> Any:
     if not values:
         return None if spec.single else []
     return values[0] if spec.single else values
+
+
+def _subjects(spec: Any, ctx: Any, windows: list) -> set[str]:
+    """Values in the windows followed within four words by one of `subject_before` (phrases or "@kind")."""
+    nz, out = ctx.nz, set()
+    cues = _phrases(spec.subject_before)
+    for a, b in windows:
+        for kind in spec.kinds():
+            for s, e, value in ctx.entity_hits(kind):
+                if a <= s and e <= b:
+                    w = nz.word_index(e)
+                    reach = nz.word_span(w, w + 4)[1]
+                    if any(_cue_within(ctx, cue, e, reach) for cue in cues):
+                        out.add(value)
+    return out
+
+
+def _cue_within(ctx: Any, cue: str, start: int, stop: int) -> bool:
+    """Does `cue` start between `start` and `stop`, with no clause punctuation in between ("Ukraine war: UK to")?"""
+    if cue.startswith(" @"):
+        at = next((s for s, _e, _v in ctx.entity_hits(cue.strip()[1:]) if start < s < stop), -1)
+    else:
+        at = ctx.nz.norm.find(cue, start)
+        at = at + 1 if 0 <= at < stop else -1
+    if at < 0:
+        return False
+    nz = ctx.nz
+    between = nz.original[nz.to_orig(max(0, start - 1)) + 1 : nz.to_orig(at)]
+    return not any(c in ",.;:!?()[]—–" for c in between)
 
 
 def _field(spec: Any, ctx: Any, windows: list, taken: set, *, filtered: bool) -> Any:

@@ -65,6 +65,7 @@ class FieldSpec(BaseModel):
     required: bool = False  # the rule fires only when this field has a value
     within: int = Field(default=0, ge=0, le=10)  # also look in this many sentences after the evidence sentence
     fallback_any: bool = False  # nothing next to the given phrases: take any value (not taken by `exclude`)
+    subject_before: list[str] = Field(default_factory=list)  # in that fallback, a value these follow is the subject
 
     def kinds(self) -> list[str]:
         return [self.entity] if isinstance(self.entity, str) else list(self.entity)
