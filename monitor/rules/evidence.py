@@ -6,6 +6,7 @@ Pure functions over a matcher Context; used by RuleSet.match and RuleSet.explain
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,8 @@ def build_match(rule: Any, ctx: Any, evidence: list, scopes: list) -> Match | No
     nz = ctx.nz
     evidence = _outermost(sorted(set(evidence)))
     windows = innermost(scopes) or list(dict.fromkeys(nz.sentence_at(s) for s, *_ in evidence))
-    windows.sort(key=lambda w: _rank(ctx, evidence, w))  # the best window first (stable)
+    starts = sorted(s for s, *_ in evidence)
+    windows.sort(key=lambda w: _rank(ctx, starts, w))  # the best window first (stable)
     fields = extract_fields(rule.fields, ctx, windows)
     missing = [name for name, spec in rule.fields.items() if spec.required and fields.get(name) in (None, [])]
     if missing:
@@ -84,10 +86,9 @@ def _entities(ctx: Any, evidence: list, windows: list) -> dict[str, list[str]]:
     for kind, hits in ctx.all_entity_hits(patterns=False).items():
         if not ctx.c.gazetteer.reportable(kind):
             continue
-        for s, e, value in hits:
-            if any(a <= s and e <= b for a, b in windows):
-                out.setdefault(kind, []).append(value)
-    return {k: most_specific(v) for k, v in out.items()}
+        for a, b in windows:
+            out.setdefault(kind, []).extend(v for _s, _e, v in _within(hits, a, b))
+    return {k: most_specific(v) for k, v in out.items() if v}
 
 
 def most_specific(values: list[str]) -> list[str]:
@@ -96,11 +97,26 @@ def most_specific(values: list[str]) -> list[str]:
     return [v for v in values if not any(w != v and w.startswith(v + " ") for w in values)]
 
 
-def _rank(ctx: Any, evidence: list, window: tuple[int, int]) -> tuple[int, int]:
-    """Windows that say "today" first (today's news), then those holding the most evidence."""
+def _rank(ctx: Any, starts: list[int], window: tuple[int, int]) -> tuple[int, int]:
+    """Windows that say "today" first (today's news), then those holding the most evidence (`starts`, sorted)."""
     a, b = window
-    today = any(a <= s and e <= b and v == "today" for s, e, v in ctx.entity_hits("date"))
-    return (0 if today else 1, -sum(1 for s, e, *_ in evidence if a <= s and e <= b))
+    today = any(v == "today" for _s, _e, v in _within(ctx.entity_hits("date"), a, b))
+    return (0 if today else 1, -(bisect_left(starts, b) - bisect_left(starts, a)))
+
+
+def _within(hits: list, a: int, b: int) -> list:
+    """The hits (sorted by start) that lie inside [a, b)."""
+    out = []
+    for k in range(bisect_left(hits, a, key=_first), len(hits)):
+        if hits[k][0] >= b:
+            break
+        if hits[k][1] <= b:
+            out.append(hits[k])
+    return out
+
+
+def _first(hit: tuple) -> int:
+    return hit[0]
 
 
 def extract_fields(specs: dict, ctx: Any, windows: list) -> dict[str, Any]:

@@ -285,6 +285,7 @@ class Context:
         self._ends: dict[int, list[int]] = defaultdict(list)  # automaton key -> where its hits end
         self._by_kind: dict[str, list[tuple[int, str, str | None, str | None]]] | None = None
         self._secondary_done = False
+        self._kinds_found: list[str] | None = None  # every gazetteer kind with hits (all_entity_hits)
         self._by_value: dict[tuple[str, str], list[EHit]] = {}  # @kind:value hits
         self._scan()
 
@@ -400,10 +401,11 @@ class Context:
 
     def all_entity_hits(self, *, patterns: bool = True) -> dict[str, list[EHit]]:
         """Every gazetteer kind found in the article; pattern kinds too if `patterns` or already computed."""
-        if not self._secondary_done:
-            self._scan_secondary()
-        kinds = {k for kidx in self._ends for k, *_ in self.c.key_entities[kidx]}
-        for kind in (*sorted(kinds), *((*PATTERN_KINDS, *BUILTIN_KINDS) if patterns else ())):
+        if self._kinds_found is None:
+            if not self._secondary_done:
+                self._scan_secondary()
+            self._kinds_found = sorted({k for kidx in self._ends for k, *_ in self.c.key_entities[kidx]})
+        for kind in (*self._kinds_found, *((*PATTERN_KINDS, *BUILTIN_KINDS) if patterns else ())):
             self.entity_hits(kind)
         return {k: v for k, v in self.entities.items() if v}
 
