@@ -169,6 +169,17 @@ def inflect_gazetteer(gazetteer: Gazetteer) -> Gazetteer:
     """The gazetteer with each inflecting alias's words replaced by all their forms (see lemmas.py)."""
     from .lemmas import inflections
 
+    forms = inflections(inflecting_words(gazetteer))
+    out = Gazetteer()
+    for name, kind in gazetteer.kinds.items():
+        entities = tuple(_inflected(ent, forms.get(ent.language, {})) if ent.inflect else ent
+                         for ent in kind.entities)
+        out.kinds[name] = EntityKind(kind.name, entities, kind.report, kind.description, kind.source)
+    return out
+
+
+def inflecting_words(gazetteer: Gazetteer) -> dict[str, set[str]]:
+    """language -> the words of its blocks' aliases whose inflected forms are needed."""
     wanted: dict[str, set[str]] = {}
     for kind in gazetteer.kinds.values():
         for ent in kind.entities:
@@ -177,13 +188,7 @@ def inflect_gazetteer(gazetteer: Gazetteer) -> Gazetteer:
                     words = alias.split()
                     wanted.setdefault(ent.language, set()).update(
                         words[i].lstrip("*") for i in _inflecting(words, ent.language))
-    forms = inflections(wanted)
-    out = Gazetteer()
-    for name, kind in gazetteer.kinds.items():
-        entities = tuple(_inflected(ent, forms.get(ent.language, {})) if ent.inflect else ent
-                         for ent in kind.entities)
-        out.kinds[name] = EntityKind(kind.name, entities, kind.report, kind.description, kind.source)
-    return out
+    return wanted
 
 
 def _head(words: list[str], language: str) -> int:

@@ -99,17 +99,10 @@ def _seed() -> dict[str, dict[str, list[str]]]:
 def write_seed(rules_folder: str) -> None:
     """Regenerate SEED for the words of a rules folder (the shipped pack): `python -m monitor.rules.lemmas --seed
     rules`. The seed is only a cache of what simplemma gives; a different simplemma version ignores it."""
-    from .entities import _inflecting
+    from .entities import inflecting_words
     from .loader import load_gazetteer
 
-    wanted: dict[str, set[str]] = {}
-    for kind in load_gazetteer(rules_folder).kinds.values():
-        for ent in kind.entities:
-            if ent.inflect:
-                for alias in ent.aliases:
-                    words = alias.split()
-                    wanted.setdefault(ent.language, set()).update(
-                        words[i].lstrip("*") for i in _inflecting(words, ent.language))
+    wanted = inflecting_words(load_gazetteer(rules_folder))
     languages = {lang: scan(lang, sorted(words)) for lang, words in sorted(wanted.items())}
     with gzip.open(SEED, "wt", encoding="utf-8") as f:
         json.dump({"simplemma": _simplemma_version(), "version": CACHE_VERSION, "languages": languages}, f,
