@@ -104,9 +104,9 @@ def write_seed(rules_folder: str) -> None:
 
     wanted = inflecting_words(load_gazetteer(rules_folder))
     languages = {lang: scan(lang, sorted(words)) for lang, words in sorted(wanted.items())}
-    with gzip.open(SEED, "wt", encoding="utf-8") as f:
-        json.dump({"simplemma": _simplemma_version(), "version": CACHE_VERSION, "languages": languages}, f,
-                  ensure_ascii=False, sort_keys=True)
+    data = json.dumps({"simplemma": _simplemma_version(), "version": CACHE_VERSION, "languages": languages},
+                      ensure_ascii=False, sort_keys=True).encode("utf-8")
+    SEED.write_bytes(gzip.compress(data, mtime=0))  # mtime 0: the same words give the same bytes
 
 
 def _write_cache(language: str, data: dict[str, list[str]]) -> None:
