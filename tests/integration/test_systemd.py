@@ -121,6 +121,20 @@ def test_documentation_points_at_what_the_install_steps_put_there(name):
             f"{name}: Documentation={uri}: docs/operations.md does not install it"
 
 
+def test_the_shipped_rules_examples_pass_after_the_documented_copy(tmp_path):
+    """The install steps' commands that put rules under /etc/monitor/rules, run into a scratch folder: `monitor
+    rules test` on the copy passes (examples name files beside the rules, which a copy of *.yaml alone loses)."""
+    etc = tmp_path / "etc"
+    (etc / "rules").mkdir(parents=True)
+    copies = [line.split("#", 1)[0].replace("sudo ", "").replace("/etc/monitor", str(etc))
+              for line in install_steps().splitlines() if "/etc/monitor/rules" in line and " cp " in f" {line}"]
+    assert copies, "docs/operations.md copies no rules to /etc/monitor/rules"
+    for command in copies:
+        subprocess.run(command, shell=True, check=True, cwd=ROOT)
+    result = subprocess.run([str(MONITOR_BIN), "rules", "test", str(etc / "rules")], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
 def bind_notify_socket(tmp_path: Path) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(tmp_path / "notify.sock"))
