@@ -15,12 +15,13 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from .normalise import fold_text
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 SEED = Path(__file__).with_name("inflections.json.gz")  # the shipped pack's words, so a first start is quick
 TIMEOUT = 120.0  # seconds for one language's dictionary (Polish, the largest, takes ~5 s here)
 
@@ -157,6 +158,34 @@ def _candidates(lemma: str, language: str) -> set[str]:
     return out
 
 
+INSEPARABLE = ("be", "emp", "ent", "er", "ge", "miss", "ver", "zer")
+
+
+def participles(lemma: str, language: str) -> set[str]:
+    """The regular past participle of a German verb ("bedanken" -> "bedankt", "danken" -> "gedankt"). simplemma's
+    dictionary lists many participles as words of their own (an adjective "bedankt" with lemma "bedankt"), so the
+    lemma check of `_candidates` cannot find them; only the participle the regular rule builds from the verb's own
+    stem is taken, and only when the dictionary knows that word."""
+    if language != "de" or " " in lemma or not lemma.islower() or not lemma.endswith(("en", "ern", "eln")):
+        return set()
+    stem = lemma[:-2] if lemma.endswith("en") and not lemma.endswith(("ern", "eln")) else lemma[:-1]
+    ending = "et" if stem.endswith(("d", "t")) else "t"
+    if lemma.startswith(INSEPARABLE) or lemma.endswith("ieren"):
+        return {stem + ending}
+    return {"ge" + stem + ending}
+
+
+def _own_entry(dictionary: Any, word: str) -> bool:
+    """Whether the dictionary lists `word` as its own lemma (a participle kept as an adjective)."""
+    try:
+        lemma = dictionary.get(word)
+    except (TypeError, AttributeError):
+        return False
+    if isinstance(lemma, bytes):
+        lemma = lemma.decode()
+    return lemma == word
+
+
 def scan(language: str, words: list[str]) -> dict[str, list[str]]:
     """word -> folded forms of its lemma: every dictionary form with that lemma, and the regular forms simplemma
     lemmatises back to it. The lemma is the word as written when the dictionary has forms of it ("levere"), else
@@ -189,6 +218,7 @@ def scan(language: str, words: list[str]) -> dict[str, list[str]]:
         for candidate in _candidates(lemma, language):
             if len(candidate) > 2 and _folded(lemmatizer.lemmatize(candidate, lang=language)) in (lemma, own):
                 found.add(_folded(candidate))
+        found |= {_folded(p) for p in participles(lemma, language) if _own_entry(dictionary, p)}
         out[w] = sorted(found | {own})
     return out
 

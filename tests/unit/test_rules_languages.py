@@ -76,6 +76,12 @@ def test_scan_lemmatises_the_word_first_and_keeps_it():
     assert {"liefern", "liefert", "geliefert", "lieferte"} <= set(forms)
 
 
+def test_a_german_participle_the_dictionary_keeps_as_an_adjective_is_still_a_form_of_its_verb():
+    # simplemma lists "bedankt" and "gedankt" as lemmas of their own, so "hat sich bedankt" missed "bedanken"
+    forms = scan("de", ["bedanken", "danken", "debattieren", "Werk"])
+    assert "bedankt" in forms["bedanken"] and "gedankt" in forms["danken"] and "debattiert" in forms["debattieren"]
+    assert forms["Werk"] == scan("de", ["Werk"])["Werk"] and "wert" not in forms["Werk"]  # nouns: no participles
+
 def test_the_shipped_pack_recognises_german_pledge_phrasing():
     pack = load_rules(RULES)
     rule = next(r for r in pack.rules if r.id == "arms-pledge")
