@@ -32,7 +32,8 @@ _SYMBOL = r"US\$|A\$|C\$|CA\$|AU\$|NZ\$|HK\$|\$|€|£|¥|₴|₽|zł|USD|EUR|GB
 _CURRENCY = (
     r"(?:us\s)?dollars?|euros?|pounds?(?:\ssterling)?|(?:swiss\s)?francs?|franken|pfund|kronor|kroner|kronen|crowns|"
     r"kr\.?|kroon|yen|zlotys?|złotych|złote|zł|hryvnias?|hryvnia|гривень|гривні|гривня|грн\.?|рублей|рублів|руб\.?|"
-    r"долларов|доларів|долара|дол\.?|євро|евро|d['’]euros|de\sdollars|dollar|dolarów|dolary|euro"
+    r"долларов|доларів|долара|дол\.?|євро|евро|d['’]euros|de\sdollars|de\scouronnes|couronnes|dollar|dolarów|dolary|"
+    r"euro"
 )
 _QUALIFIER = (
     r"(?:up\sto|more\sthan|over|nearly|almost|about|around|roughly|some|at\sleast|approximately|an\sadditional|"

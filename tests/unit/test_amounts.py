@@ -16,6 +16,7 @@ from monitor.rules.amounts import amounts, find_money, find_quantities
     ("$5 to 10 billion", "$5 to 10 billion", {5e9, 10e9}),
     ("Hilfe über 1,2 Milliarden Euro", "über 1,2 Milliarden Euro", {1.2e9}),
     ("für 2 Mrd. Euro", "2 Mrd. Euro", {2e9}),
+    ("une aide de 6,5 milliards de couronnes", "6,5 milliards de couronnes", {6.5e9}),
     ("500 millions d'euros", "500 millions d'euros", {500e6}),
     ("en pakke på 2 mia. kr.", "2 mia. kr", {2e9}),
     ("10 mln zł", "10 mln zł", {10e6}),
