@@ -72,6 +72,9 @@ class TreeSampler:
     peak_bytes: int = 0
     peak_pss_bytes: int = 0
     samples: list[tuple[float, int]] = field(default_factory=list)
+    # at the PSS peak: [(role "main" | "worker", PSS, USS)] per process, USS being the pages only it holds
+    peak_split: list[tuple[str, int, int]] = field(default_factory=list)
+    _split: list[tuple[str, int, int]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -83,11 +86,15 @@ class TreeSampler:
         except psutil.Error:
             return 0, 0
         rss = pss = 0
+        split = []
         for proc in procs:
             with contextlib.suppress(psutil.Error):
                 full = proc.memory_full_info() if with_pss else proc.memory_info()
                 rss += full.rss
                 pss += getattr(full, "pss", full.rss)
+                split.append(("main" if proc.pid == self.pid else "worker", getattr(full, "pss", full.rss),
+                              getattr(full, "uss", full.rss)))
+        self._split = split
         return rss, pss
 
     def _loop(self) -> None:
@@ -99,6 +106,8 @@ class TreeSampler:
             if rss:
                 self.peak_bytes = max(self.peak_bytes, rss)
                 if with_pss:
+                    if pss > self.peak_pss_bytes:
+                        self.peak_split = self._split
                     self.peak_pss_bytes = max(self.peak_pss_bytes, pss)
                     self.samples.append((time.monotonic(), pss))
             self._stop.wait(self.every)

@@ -123,12 +123,16 @@ def write_config(work: Path, feeds: list[str], prefix: str, hook: str, args: arg
     return path
 
 
-def start_instances(n: int, config: Path, work: Path) -> list[subprocess.Popen[bytes]]:
+def start_instances(n: int, config: Path, work: Path, trace: str | None = None) -> list[subprocess.Popen[bytes]]:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith("MONITOR_")}
     procs = []
     for i in range(n):
         log = open(work / f"instance{i}.log", "wb")  # noqa: SIM115 - closed with the process
-        procs.append(subprocess.Popen([str(ROOT / ".venv" / "bin" / "monitor"), "run", "-c", str(config)],
+        # --trace: the same daemon with each stage of an entry stamped (bench/stagetrace.py)
+        command = [sys.executable, "-m", "bench.stagetrace", f"{trace}.{i}"] if trace else [
+            str(Path(sys.executable).with_name("monitor"))]
+        env["PYTHONPATH"] = str(ROOT)
+        procs.append(subprocess.Popen(command + ["run", "-c", str(config)],
                                       cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL))
     return procs
@@ -168,7 +172,7 @@ async def run_case(instances: int, args: argparse.Namespace) -> dict[str, Any]:
                      rotate=rotate, rotate_new=2, rotate_on_demand=True) as server:
         config = write_config(work, server.feeds, prefix, hook.url, args)
         load = OtherLoad().__enter__()
-        procs = start_instances(instances, config, work)
+        procs = start_instances(instances, config, work, args.trace)
         samplers = [TreeSampler(p.pid, every=0.2).start() for p in procs]
         try:
             result.update(await burst_phase(redis, prefix, n_entries, procs, args))
@@ -191,9 +195,14 @@ async def run_case(instances: int, args: argparse.Namespace) -> dict[str, Any]:
         hook.stop()
         stamps = await seen_stamps(redis, prefix)
         result.update(latencies(hook.arrivals, stamps, steady_from, canonical_url, url_hash))
+        if args.trace:
+            Path(args.trace + ".run.json").write_text(json.dumps(
+                {"steady_from": steady_from, "arrivals": hook.arrivals, "seen": stamps}))
         result["peak_pss_mb"] = sum(s.peak_pss_mb for s in samplers)
         result["peak_rss_mb"] = sum(s.peak_mb for s in samplers)
         result["peak_pss_mb_each"] = [round(s.peak_pss_mb, 1) for s in samplers]
+        result["peak_split_mb"] = [[(role, round(pss / 1e6), round(uss / 1e6)) for role, pss, uss in s.peak_split]
+                                   for s in samplers]
         result["alerts"] = len(hook.arrivals)
         result["log_tail"] = [(work / f"instance{i}.log").read_text(errors="replace")[-1500:]
                               for i in range(instances)]
@@ -281,7 +290,7 @@ def run_figure(args: argparse.Namespace, command: str) -> dict[str, Any]:
                   f"({r['burst_entries']} in {r['burst_seconds']:.1f} s{'' if r['burst_complete'] else ', TIMEOUT'});"
                   f" steady p50 {r['steady_p50']:.2f} s p99 {r['steady_p99']:.2f} s ({r['steady_alerts']} alerts); "
                   f"burst p50 {r['burst_p50']:.1f} s; peak PSS {r['peak_pss_mb']:.0f} MB RSS "
-                  f"{r['peak_rss_mb']:.0f} MB; alerts {r['alerts']} for {r['alert_articles']} articles; cpu {r.get('cpu')}; other load "
+                  f"{r['peak_rss_mb']:.0f} MB (role, PSS, USS: {r['peak_split_mb'][0]}); alerts {r['alerts']} for {r['alert_articles']} articles; cpu {r.get('cpu')}; other load "
                   f"{r['other_cores']:.2f} cores", flush=True)
     save_result("endtoend", {"args": vars(args), "results": results})
     summary = {n: summarise(rs) for n, rs in results.items() if rs}
@@ -396,6 +405,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=900.0, help="longest wait for the burst to drain")
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--max-instances", type=int, default=2)
+    p.add_argument("--trace", help="write each entry's stage stamps to TRACE.<instance> (bench/stagetrace.py); "
+                                   "bench.e2e_profile reads them")
 
 
 def main(argv: list[str] | None = None) -> None:

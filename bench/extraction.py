@@ -207,10 +207,11 @@ def main(argv: list[str] | None = None) -> None:
     add_arguments(p)
     p.add_argument("--child", choices=("bare", "monitor"), help=argparse.SUPPRESS)
     p.add_argument("--processes", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--pages", type=int, default=0, help="the first N corpus pages only (0: all); for a loaded machine")
     p.add_argument("--no-write", dest="write", action="store_false")
     args = p.parse_args(argv)
     if args.child:
-        bodies = page_bodies()
+        bodies = page_bodies()[:args.pages or None]
         if args.child == "bare":
             result = run_bare(bodies, args.passes, args.processes)
         else:

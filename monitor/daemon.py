@@ -23,6 +23,7 @@ from . import metrics
 from .alerts.channels import resolve_channel_urls
 from .config import Config, known_channels, load_config
 from .errors import ConfigError, MonitorError
+from .language import load_model as load_language_model
 from .models import Feed
 from .net import Fetcher, redact_url
 from .pipeline import Pipeline
@@ -68,6 +69,7 @@ class Daemon:
         try:
             self.redis_reachable()
             fetcher = Fetcher(c.fetch)
+            load_language_model()  # before the workers fork, so they share it
             pool = WorkerPool(processes=c.workers.processes, memory_limit_mb=c.workers.memory_limit_mb)
             self.pipeline = Pipeline(config=c, redis=self.redis, keys=Keys(c.redis.prefix), fetcher=fetcher,
                                      pool=pool, rules=rules, consumer=c.consumer_name())

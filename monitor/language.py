@@ -7,8 +7,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-LANGUAGE_SAMPLE = 5000  # characters: enough for a confident guess, cheap on long pages
+LANGUAGE_SAMPLE = 1500  # characters: every extracted corpus text gets the same language from 1,000 as from 5,000
 LANGUAGE_MIN_CONFIDENCE = 0.5
+
+
+def load_model() -> None:
+    """Load the model now. The daemon does so before its workers fork: they then share its ~75 MB instead of each
+    loading a private copy at its first article."""
+    _identifier()
 
 
 @lru_cache(maxsize=1)

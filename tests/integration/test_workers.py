@@ -31,3 +31,25 @@ async def test_a_worker_killed_on_its_deadline_does_not_signal_the_daemon():
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
         pool.close()
+
+
+def _worker_view() -> tuple[int, int]:
+    """In a worker: (language models loaded in this process's cache, objects frozen out of the cyclic GC)."""
+    import gc
+
+    from monitor import language
+
+    return language._identifier.cache_info().currsize, gc.get_freeze_count()
+
+
+async def test_workers_share_the_language_model_loaded_before_they_fork():
+    from monitor import language
+
+    language.load_model()
+    pool = WorkerPool(processes=1)
+    try:
+        loaded, frozen = await pool.run(_worker_view, timeout=30)
+    finally:
+        pool.close()
+    assert loaded == 1  # inherited from the parent: the worker does not load a private ~75 MB copy
+    assert frozen > 0  # and its GC leaves the inherited pages alone (they stay shared with the parent)
