@@ -23,6 +23,7 @@ from . import metrics
 from .alerts.channels import resolve_channel_urls
 from .config import Config, known_channels, load_config
 from .errors import ConfigError, MonitorError
+from .hosts import LEASE_MARGIN, SharedHosts
 from .models import Feed
 from .net import Fetcher, redact_url
 from .pipeline import Pipeline
@@ -67,9 +68,12 @@ class Daemon:
         self.redis, self.embedded = await open_redis(c.redis.url, c.data_dir, timeout=c.redis.connect_timeout)
         try:
             self.redis_reachable()
-            fetcher = Fetcher(c.fetch)
+            keys = Keys(c.redis.prefix)
+            # one per-host limit and Retry-After hold for every instance on this Redis (hosts.py)
+            fetcher = Fetcher(c.fetch, shared=SharedHosts(self.redis, keys, per_host=c.fetch.per_host,
+                                                          lease=c.fetch.timeout + LEASE_MARGIN))
             pool = WorkerPool(processes=c.workers.processes, memory_limit_mb=c.workers.memory_limit_mb)
-            self.pipeline = Pipeline(config=c, redis=self.redis, keys=Keys(c.redis.prefix), fetcher=fetcher,
+            self.pipeline = Pipeline(config=c, redis=self.redis, keys=keys, fetcher=fetcher,
                                      pool=pool, rules=rules, consumer=c.consumer_name())
             await self.pipeline.sync_feeds()
         except BaseException:
