@@ -10,6 +10,8 @@ import asyncio
 import time
 
 import pytest
+from fleet import RULE, Instance, TimedServer, rss, stop_all, wait_started, wait_until
+from receivers import WebhookReceiver
 from servers import LoopbackServer
 
 from monitor.errors import HostHeld, RetryAfter
@@ -105,3 +107,46 @@ async def test_without_shared_limits_a_hold_still_holds_within_the_fetcher(serve
         with pytest.raises(HostHeld, match="not requested"):
             await fetcher.get(server.url("/other"))
     assert server.requests == {"/busy": 1}
+
+
+async def test_a_page_answering_503_retry_after_is_not_asked_again_and_its_site_is_held_back(tmp_path, redis, keys,
+                                                                                             redis_url):
+    """Issue 13.4: the daemon asked the page again every few seconds (each redelivery of its entry)."""
+    async with TimedServer() as busy_site, TimedServer() as other_site, WebhookReceiver() as hook:
+        busy_site.route("/p/busy.html", status=503, retry_after="120")
+        busy_site.route("/feed.xml", rss("Busy", [("Busy", busy_site.url("/p/busy.html"))]),
+                        content_type="application/rss+xml")
+        other_site.route("/feed.xml", rss("Other", []), content_type="application/rss+xml")
+        config = tmp_path / "monitor.yaml"
+        rules = tmp_path / "rules"
+        rules.mkdir()
+        (rules / "virus.yaml").write_text(RULE)
+        config.write_text(f"""
+data_dir: {tmp_path / 'data'}
+redis: {{url: "{redis_url}", prefix: "{keys.prefix}"}}
+sources:
+  feeds: [{{id: busy, url: "{busy_site.url('/feed.xml')}", interval: 1}},
+          {{id: other, url: "{other_site.url('/feed.xml')}", interval: 1}}]
+fetch: {{allow_private_addresses: true, timeout: 5}}
+rules: {{path: {rules}, watch: false}}
+workers: {{processes: 1}}
+channels: {{desk: {{urls: ["{hook.url()}"]}}}}
+alerts: {{default_channels: [desk]}}
+pipeline: {{tick: 0.2, claim_idle: 0.5, max_deliveries: 50}}
+service: {{listen: null}}
+""")
+        inst = Instance(config, "solo", tmp_path)
+        try:
+            await wait_started([inst])
+            await wait_until(lambda: busy_site.times.get("/p/busy.html"), timeout=30, what="the page asked once")
+            refused = busy_site.times["/p/busy.html"][0]
+            polls_of_other = len(other_site.times["/feed.xml"])
+            # the entry is redelivered every claim_idle (0.5 s): each time it must meet the hold, not the site
+            await wait_until(lambda: len(other_site.times["/feed.xml"]) >= polls_of_other + 5, timeout=30,
+                             what="five more polls of the other site")
+        finally:
+            await stop_all([inst])
+        assert len(busy_site.times["/p/busy.html"]) == 1, busy_site.times["/p/busy.html"]
+        assert "not requested: 127.0.0.1" in inst.log()  # each redelivery met the hold
+        assert [t for t in busy_site.times["/feed.xml"] if t > refused] == []  # the site's feed waits as well
+        assert await redis.pttl(keys.host_hold(f"127.0.0.1:{busy_site.port}")) > 100_000
