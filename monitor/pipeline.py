@@ -89,6 +89,8 @@ class Pipeline:
         found = result.entries
         # publish before marking seen: a crash in between repeats entries (handled idempotently), never loses them
         new = await self.feed_store.unseen(found)
+        if state.baseline_since is not None:  # the first poll after Redis lost its state
+            new = await self._baseline(feed, new, since=state.baseline_since, now=now)
         await self.entries.publish_many([entry.to_dict() for entry in new])
         await self.feed_store.mark_seen(new, now=now)
         metrics.entries.labels("new").inc(len(new))
@@ -105,6 +107,19 @@ class Pipeline:
         log.info("feed %s: %d entries, %d new%s", feed.id, len(found), len(new),
                  " (not modified)" if result.not_modified else "")
         return len(new)
+
+    async def _baseline(self, feed: Feed, entries: list[Entry], *, since: float, now: float) -> list[Entry]:
+        """After a state loss nothing is known seen: entries published before `since` (the last moment the state
+        was known intact) less one interval, or undated, are marked seen without alerting; the newer ones are new."""
+        cutoff = since - feed.interval
+        quiet = [e for e in entries if not _published_after(e, cutoff)]
+        await self.feed_store.mark_seen(quiet, now=now)
+        log.warning("feed %s: first poll since Redis lost its state: %d entries published before %s or undated "
+                    "marked seen without alerting (their alerts, if any, were sent before); %d newer handled as new",
+                    feed.id, len(quiet), datetime.fromtimestamp(cutoff, timezone.utc).isoformat(timespec="seconds"),
+                    len(entries) - len(quiet))
+        quiet_ids = {id(e) for e in quiet}
+        return [e for e in entries if id(e) not in quiet_ids]
 
     async def _poll_failed(self, feed: Feed, exc: MonitorError, now: float) -> None:
         kind = "retry_after" if isinstance(exc, RetryAfter) else "transient" if isinstance(exc, TransientError) \
@@ -213,6 +228,17 @@ class Pipeline:
         new = await self.poll_all()
         await self.drain()
         return new
+
+
+def _published_after(entry: Entry, cutoff: float) -> bool:
+    """True if the entry's published time (ISO 8601; naive = UTC) is after `cutoff` (Unix time)."""
+    try:
+        when = datetime.fromisoformat(entry.published or "")
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp() > cutoff
 
 
 def utcnow_iso() -> str:
