@@ -46,6 +46,7 @@ class SharedHosts:
         self.lease_ms = int(lease * 1000)  # a slot not given back in time is free again after this
         self._script = redis.register_script(SCRIPT)
         self._turns: dict[str, asyncio.Lock] = {}
+        self._waiting: dict[str, int] = {}  # callers of acquire per host, queued or polling
         self._released: dict[str, asyncio.Event] = {}
         self._down_logged = 0.0
 
@@ -54,12 +55,14 @@ class SharedHosts:
 
     async def acquire(self, host: str) -> tuple[str | None, float]:
         turn = self._turns.setdefault(host, asyncio.Lock())
+        self._waiting[host] = self._waiting.get(host, 0) + 1
         try:
             async with turn:
                 return await self._take(host)
         finally:
-            if not turn.locked() and self._turns.get(host) is turn:  # forget idle hosts
-                del self._turns[host]
+            self._waiting[host] -= 1
+            if not self._waiting[host]:  # nobody else queues for this host: forget it
+                del self._waiting[host], self._turns[host]
                 self._released.pop(host, None)
 
     async def _take(self, host: str) -> tuple[str | None, float]:
