@@ -319,8 +319,9 @@ class Daemon:
             metrics.state_losses.inc()
             log.error("Redis lost monitor's state (the schedule's marker is gone: restarted without persistence or "
                       "flushed); %d sources scheduled again from the configuration. Entries seen before are "
-                      "unknown: each feed's first poll marks those published before %s seen without alerting; "
-                      "entries and alerts that were queued in Redis are lost", len(self.pipeline.feeds),
+                      "unknown: each feed's first poll marks those published before %s (less its interval) "
+                      "seen without alerting; entries and alerts that were queued in Redis are lost",
+                      len(self.pipeline.feeds),
                       _iso(since))
 
     async def _poll(self, feed: Feed) -> None:

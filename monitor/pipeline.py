@@ -112,14 +112,15 @@ class Pipeline:
         """After a state loss nothing is known seen: entries published before `since` (the last moment the state
         was known intact) less one interval, or undated, are marked seen without alerting; the newer ones are new."""
         cutoff = since - feed.interval
-        quiet = [e for e in entries if not _published_after(e, cutoff)]
+        quiet, fresh = [], []
+        for entry in entries:
+            (fresh if _published_after(entry, cutoff) else quiet).append(entry)
         await self.feed_store.mark_seen(quiet, now=now)
         log.warning("feed %s: first poll since Redis lost its state: %d entries published before %s or undated "
                     "marked seen without alerting (their alerts, if any, were sent before); %d newer handled as new",
                     feed.id, len(quiet), datetime.fromtimestamp(cutoff, timezone.utc).isoformat(timespec="seconds"),
-                    len(entries) - len(quiet))
-        quiet_ids = {id(e) for e in quiet}
-        return [e for e in entries if id(e) not in quiet_ids]
+                    len(fresh))
+        return fresh
 
     async def _poll_failed(self, feed: Feed, exc: MonitorError, now: float) -> None:
         kind = "retry_after" if isinstance(exc, RetryAfter) else "transient" if isinstance(exc, TransientError) \
