@@ -13,6 +13,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 REDIS_DOWN_LOG_EVERY = 60.0  # while Redis stays unreachable, repeat the error this often (not on every tick)
 OPS_MARKER_TTL = 90 * 86400  # operator-alert markers of feeds that vanished from the configuration expire
 STATE_LOSS_WARN_FOR = 86400.0  # /healthz warns this long after Redis lost the state
+STATE_FILE = "redis-state.json"  # in data_dir: when this instance last saw its Redis state intact, per prefix
+STATE_FILE_EVERY = 60.0  # seconds between updates of it
 
 
 @dataclass
@@ -61,6 +64,7 @@ class Daemon:
     config_error: str | None = None  # the last configuration reload failed with this (the running one stays)
     rebuild_error: str | None = None  # Redis lost the state and rebuilding the schedule failed (retried each tick)
     starting: bool = False  # run() is starting up: /healthz is served from before Redis is opened, and says so
+    _state_noted: float = 0.0  # when STATE_FILE was last written
 
     async def start(self) -> Pipeline:
         """Connect (or start the embedded Redis), load rules, build the pipeline. Raises MonitorError."""
@@ -79,7 +83,7 @@ class Daemon:
             pool = WorkerPool(processes=c.workers.processes, memory_limit_mb=c.workers.memory_limit_mb)
             self.pipeline = Pipeline(config=c, redis=self.redis, keys=keys, fetcher=fetcher,
                                      pool=pool, rules=rules, consumer=c.consumer_name())
-            await self.pipeline.sync_feeds()
+            await self._check_state_at_start(await self.pipeline.sync_feeds())
         except BaseException:
             await self.close()  # the embedded redis-server and the workers must not outlive a failed start
             raise
@@ -295,10 +299,48 @@ class Daemon:
             return
         if not self.redis_ok:
             self.redis_reachable()
+        if time.time() - self._state_noted >= STATE_FILE_EVERY:
+            self._note_state_intact()
         for feed_id in due:
             feed = self.pipeline.feeds.get(feed_id)
             if feed is not None:
                 self._spawn(self._poll(feed))
+
+    def _state_path(self) -> Path:
+        return Path(self.config.data_dir) / STATE_FILE
+
+    def _note_state_intact(self) -> None:
+        """Remember (in data_dir, if there is one) that this Redis prefix held our state now."""
+        self._state_noted = now = time.time()
+        path = self._state_path()
+        if not path.parent.is_dir():
+            return
+        try:
+            known = json.loads(path.read_text()) if path.exists() else {}
+            known[self.config.redis.prefix] = {"intact_at": now}
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(known))
+            tmp.replace(path)
+        except (OSError, ValueError) as exc:
+            log.debug("cannot note the Redis state in %s: %s", path, exc)
+
+    async def _check_state_at_start(self, marker_was_missing: bool) -> None:
+        """A Redis without our marker while this data_dir says it had our state: lost while no instance ran."""
+        assert self.pipeline is not None
+        try:
+            known = json.loads(self._state_path().read_text()).get(self.config.redis.prefix) or {}
+            since = float(known["intact_at"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            since = None
+        if marker_was_missing and since is not None:
+            feeds = list(self.pipeline.feeds.values())
+            await self.pipeline.feed_store.mark_baseline(feeds, since=since, now=time.time())
+            metrics.state_losses.inc()
+            log.error("Redis holds none of monitor's state, which it held at %s (%s): lost while no instance ran "
+                      "(restarted without persistence or flushed). Entries seen before are unknown: each feed's "
+                      "first poll marks those published before then (less its interval) seen without alerting",
+                      _iso(since), self._state_path())
+        self._note_state_intact()
 
     async def _rebuild(self, lost: StateLost) -> None:
         """Redis came back without our data: schedule every configured source again at once (first polls quiet)."""

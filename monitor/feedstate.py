@@ -114,8 +114,9 @@ class FeedStore:
     def _seen_key(self, hashed: str) -> str:
         return self.keys("seen", "url", hashed[:2])
 
-    async def sync_feeds(self, feeds: Sequence[Feed], *, now: float) -> None:
-        """Register the configured feeds; a feed never seen is due now (+ spread); unconfigured feeds leave the ZSET."""
+    async def sync_feeds(self, feeds: Sequence[Feed], *, now: float) -> bool:
+        """Register the configured feeds; a feed never seen is due now (+ spread); unconfigured feeds leave the ZSET.
+        True if the state marker was missing (a first start, or a Redis without our data) and is set now."""
         ids = [f.id for f in feeds]
         known_ids = await self.redis.smembers(self.keys.feeds)
         stored_next = await self._next_checks(ids)
@@ -136,8 +137,17 @@ class FeedStore:
         if gone:
             log.info("feeds no longer configured, unscheduled (state kept): %s", ", ".join(gone))
         # a first start (or the first of this version) sets the marker; one already there is kept
-        await self.redis.set(self.keys.state_marker, uuid.uuid4().hex, nx=True)
+        created = bool(await self.redis.set(self.keys.state_marker, uuid.uuid4().hex, nx=True))
         self.epoch, self.intact_at = await self.redis.get(self.keys.state_marker), now
+        return created
+
+    async def mark_baseline(self, feeds: Sequence[Feed], *, since: float, now: float) -> None:
+        """Each feed's next poll is a baseline for entries published before `since` (see Pipeline._baseline)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for feed in feeds:
+                pipe.hset(self.keys.feed(feed.id), "baseline_since", repr(since))
+            await pipe.execute()
+        self.lost_at = now
 
     async def rebuild(self, feeds: Sequence[Feed], *, now: float, since: float) -> bool:
         """After a state loss: schedule `feeds` again (due now + spread), each feed's next poll a baseline for entries
@@ -146,13 +156,10 @@ class FeedStore:
         if not await self.redis.set(self.keys.state_marker, REBUILDING, nx=True, ex=REBUILD_TIMEOUT):
             return False
         await self.sync_feeds(feeds, now=now)
+        await self.mark_baseline(feeds, since=since, now=now)
         epoch = uuid.uuid4().hex
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for feed in feeds:
-                pipe.hset(self.keys.feed(feed.id), "baseline_since", repr(since))
-            pipe.set(self.keys.state_marker, epoch)
-            await pipe.execute()
-        self.epoch, self.intact_at, self.lost_at = epoch, now, now
+        await self.redis.set(self.keys.state_marker, epoch)  # after the baselines: claims resume now
+        self.epoch, self.intact_at = epoch, now
         return True
 
     async def _next_checks(self, ids: Sequence[str]) -> list[float | None]:

@@ -201,8 +201,9 @@ class Pipeline:
 
     # --- one cycle (run --once, tests) --------------------------------------------------------------------------
 
-    async def sync_feeds(self) -> None:
-        await self.feed_store.sync_feeds(list(self.feeds.values()), now=time.time())
+    async def sync_feeds(self) -> bool:
+        """True if Redis held no state marker (a first start, or state lost while no instance ran)."""
+        return await self.feed_store.sync_feeds(list(self.feeds.values()), now=time.time())
 
     async def poll_all(self, feeds: list[Feed] | None = None) -> int:
         feeds = list(self.feeds.values()) if feeds is None else feeds
