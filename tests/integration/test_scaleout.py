@@ -112,7 +112,9 @@ async def test_a_poison_entry_goes_to_the_dead_letter_stream_after_max_deliverie
     finally:
         codes = await stop_all(instances)
     assert codes == [0, 0, 0]
-    [(_id, record)] = await redis.xrange(dead)
+    letters = await redis.xrange(dead)
+    assert len(letters) == 1, letters
+    [(_id, record)] = letters
     assert srv.url(poison) in record["data"]
     assert "503" in record["error"]
     assert record["deliveries"] == "4"  # handled three times, dead-lettered on the fourth delivery
