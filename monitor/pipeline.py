@@ -98,8 +98,10 @@ class Pipeline:
         metrics.polls.labels("not_modified" if result.not_modified else "ok").inc()
         self.last_poll_success = time.time()
         metrics.last_poll_success.set(self.last_poll_success)
+        # the next check counts from now, the poll's end: a poll that queued for its host's shared slot must not
+        # bring the next request closer than one interval to this one
         await self.feed_store.record_success(
-            feed.id, now=now, interval=feed.interval, jitter=feed.interval * self.config.sources.jitter,
+            feed.id, now=time.time(), interval=feed.interval, jitter=feed.interval * self.config.sources.jitter,
             etag=result.etag, last_modified=result.last_modified, new_entries=len(new), title=result.title)
         if result.bozo_reason:
             log.info("feed %s (%s): ill-formed, kept %d entries: %s", feed.id, redact_url(feed.url), len(found),
