@@ -13,6 +13,8 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -23,6 +25,8 @@ from . import metrics
 from .alerts.channels import resolve_channel_urls
 from .config import Config, known_channels, load_config
 from .errors import ConfigError, MonitorError
+from .feedstate import StateLost
+from .hosts import LEASE_MARGIN, SharedHosts
 from .language import load_model as load_language_model
 from .models import Feed
 from .net import Fetcher, redact_url
@@ -36,6 +40,9 @@ log = logging.getLogger(__name__)
 
 REDIS_DOWN_LOG_EVERY = 60.0  # while Redis stays unreachable, repeat the error this often (not on every tick)
 OPS_MARKER_TTL = 90 * 86400  # operator-alert markers of feeds that vanished from the configuration expire
+STATE_LOSS_WARN_FOR = 86400.0  # /healthz warns this long after Redis lost the state
+STATE_FILE = "redis-state.json"  # in data_dir: when this instance last saw its Redis state intact, per prefix
+STATE_FILE_EVERY = 60.0  # seconds between updates of it
 
 
 @dataclass
@@ -56,7 +63,9 @@ class Daemon:
     _polling: set[str] = field(default_factory=set)  # feeds whose poll runs now (leased by this instance)
     _poll_slots: asyncio.Semaphore | None = None
     config_error: str | None = None  # the last configuration reload failed with this (the running one stays)
+    rebuild_error: str | None = None  # Redis lost the state and rebuilding the schedule failed (retried each tick)
     starting: bool = False  # run() is starting up: /healthz is served from before Redis is opened, and says so
+    _state_noted: float = 0.0  # when STATE_FILE was last written
 
     async def start(self) -> Pipeline:
         """Connect (or start the embedded Redis), load rules, build the pipeline. Raises MonitorError."""
@@ -68,12 +77,15 @@ class Daemon:
         self.redis, self.embedded = await open_redis(c.redis.url, c.data_dir, timeout=c.redis.connect_timeout)
         try:
             self.redis_reachable()
-            fetcher = Fetcher(c.fetch)
+            keys = Keys(c.redis.prefix)
+            # one per-host limit and Retry-After hold for every instance on this Redis (hosts.py)
+            fetcher = Fetcher(c.fetch, shared=SharedHosts(self.redis, keys, per_host=c.fetch.per_host,
+                                                          lease=c.fetch.timeout + LEASE_MARGIN))
             load_language_model()  # before the workers fork, so they share it
             pool = WorkerPool(processes=c.workers.processes, memory_limit_mb=c.workers.memory_limit_mb)
-            self.pipeline = Pipeline(config=c, redis=self.redis, keys=Keys(c.redis.prefix), fetcher=fetcher,
+            self.pipeline = Pipeline(config=c, redis=self.redis, keys=keys, fetcher=fetcher,
                                      pool=pool, rules=rules, consumer=c.consumer_name())
-            await self.pipeline.sync_feeds()
+            await self._check_state_at_start(await self.pipeline.sync_feeds())
         except BaseException:
             await self.close()  # the embedded redis-server and the workers must not outlive a failed start
             raise
@@ -278,6 +290,9 @@ class Daemon:
         try:
             free = max(0, p.claim_batch - len(self._in_flight))
             due = await self.pipeline.feed_store.claim_due(now=time.time(), limit=free, lease=p.lease) if free else []
+        except StateLost as lost:
+            await self._rebuild(lost)
+            return
         except Exception as exc:  # noqa: BLE001 - Redis away: say so, keep ticking
             if _is_redis_down(exc):
                 self.redis_unreachable(exc)
@@ -286,10 +301,72 @@ class Daemon:
             return
         if not self.redis_ok:
             self.redis_reachable()
+        if time.time() - self._state_noted >= STATE_FILE_EVERY:
+            self._note_state_intact()
         for feed_id in due:
             feed = self.pipeline.feeds.get(feed_id)
             if feed is not None:
                 self._spawn(self._poll(feed))
+
+    def _state_path(self) -> Path:
+        return Path(self.config.data_dir) / STATE_FILE
+
+    def _note_state_intact(self) -> None:
+        """Remember (in data_dir, if there is one) that this Redis prefix held our state now."""
+        self._state_noted = now = time.time()
+        path = self._state_path()
+        if not path.parent.is_dir():
+            return
+        try:
+            known = json.loads(path.read_text()) if path.exists() else {}
+            known[self.config.redis.prefix] = {"intact_at": now}
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(known))
+            tmp.replace(path)
+        except (OSError, ValueError) as exc:
+            log.debug("cannot note the Redis state in %s: %s", path, exc)
+
+    async def _check_state_at_start(self, marker_was_missing: bool) -> None:
+        """A Redis without our marker while this data_dir says it had our state: lost while no instance ran."""
+        assert self.pipeline is not None
+        try:
+            known = json.loads(self._state_path().read_text()).get(self.config.redis.prefix) or {}
+            since = float(known["intact_at"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            since = None
+        if marker_was_missing and since is not None:
+            feeds = list(self.pipeline.feeds.values())
+            await self.pipeline.feed_store.mark_baseline(feeds, since=since, now=time.time())
+            metrics.state_losses.inc()
+            log.error("Redis holds none of monitor's state, which it held at %s (%s): lost while no instance ran "
+                      "(restarted without persistence or flushed). Entries seen before are unknown: each feed's "
+                      "first poll marks those published before then (less its interval) seen without alerting",
+                      _iso(since), self._state_path())
+        self._note_state_intact()
+
+    async def _rebuild(self, lost: StateLost) -> None:
+        """Redis came back without our data: schedule every configured source again at once (first polls quiet)."""
+        assert self.pipeline is not None
+        if not self.redis_ok:
+            self.redis_reachable()
+        now = time.time()
+        since = lost.intact_at or now
+        try:
+            won = await self.pipeline.feed_store.rebuild(list(self.pipeline.feeds.values()), now=now, since=since)
+        except Exception as exc:  # noqa: BLE001 - the next tick tries again
+            self.rebuild_error = f"{type(exc).__name__}: {exc}"
+            log.error("Redis lost monitor's state and rebuilding the schedule failed (%s); retrying at the next "
+                      "tick", self.rebuild_error)
+            return
+        self.rebuild_error = None
+        if won:
+            metrics.state_losses.inc()
+            log.error("Redis lost monitor's state (the schedule's marker is gone: restarted without persistence or "
+                      "flushed); %d sources scheduled again from the configuration. Entries seen before are "
+                      "unknown: each feed's first poll marks those published before %s (less its interval) "
+                      "seen without alerting; entries and alerts that were queued in Redis are lost",
+                      len(self.pipeline.feeds),
+                      _iso(since))
 
     async def _poll(self, feed: Feed) -> None:
         assert self.pipeline is not None and self._poll_slots is not None
@@ -461,6 +538,13 @@ class Daemon:
             warnings.append("last rule reload failed; previous rules active")
         if self.config_error:
             warnings.append("last configuration reload failed; previous configuration active")
+        lost_at = p.feed_store.lost_at if p else None
+        if self.rebuild_error:
+            reasons.append("redis lost monitor's state; rebuilding the schedule failed: " + self.rebuild_error)
+        elif lost_at is not None and time.time() - lost_at < STATE_LOSS_WARN_FOR:
+            warnings.append(f"redis lost monitor's state at {_iso(lost_at)}; schedule rebuilt from the "
+                            "configuration; entries seen before are unknown (each feed's first poll is a quiet "
+                            "baseline); queued entries and alerts were lost")
         down_for = time.monotonic() - self.redis_down_since if self.redis_down_since is not None else None
         body = {
             "ok": not reasons, "reasons": reasons, "warnings": warnings,
@@ -473,6 +557,7 @@ class Daemon:
             "config": {"path": self.config.source_path, "last_reload_failed": self.config_error is not None,
                        "last_error": self.config_error},
             "last_poll_success_age_s": _age(p.last_poll_success if p else 0.0),
+            "redis_state_lost_at": _iso(lost_at) if lost_at is not None else None,
             "polls_in_flight": len(self._in_flight),
             "consumer": p.consumer if p else None,
         }
@@ -509,6 +594,10 @@ class Daemon:
             except Exception as exc:  # noqa: BLE001 - serve the last known values instead
                 log.debug("metrics: stream gauges not refreshed: %s: %s", type(exc).__name__, exc)
         return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
 
 
 def _age(timestamp: float) -> float | None:

@@ -5,6 +5,7 @@
      +-- RuleError          a rule or entity file is wrong: fix the file (file:line:column in the message)
      +-- TransientError     try again later: timeouts, 5xx, 429, connection refused, Redis away
      |    +-- RetryAfter    the server said when (seconds in .delay)
+     |         +-- HostHeld  not sent: the host asked every instance to wait (a Retry-After or 429 still in force)
      +-- PermanentError     give up on this item: 4xx, not a feed, body too large, blocked address, bad content
           +-- BlockedURL    scheme or address not allowed (SSRF guard)
 
@@ -44,6 +45,10 @@ class RetryAfter(TransientError):
     def __init__(self, message: str, delay: float) -> None:
         super().__init__(message)
         self.delay = delay
+
+
+class HostHeld(RetryAfter):
+    """No request was made: the host is held back (its Retry-After or 429 is still in force) for `delay` seconds."""
 
 
 class PermanentError(MonitorError):

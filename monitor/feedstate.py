@@ -1,6 +1,8 @@
 """Per-feed scheduling state in Redis (due-time ZSET, one hash per feed) and the seen-URL hashes shared by all feeds.
 
 The claim is one Lua script, so instances sharing one Redis never poll a feed twice; all state survives restarts.
+A marker key set with the schedule tells a Redis that lost its data (restarted without persistence, flushed): the
+claim then raises StateLost, and `rebuild` schedules the configured feeds again, each one's first poll a baseline.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,12 +28,20 @@ FIRST_POLL_SPREAD = 30.0  # new feeds start within this many seconds (at most on
 LAST_ERROR_MAX = 500
 _URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
 
+REBUILDING = "rebuilding"  # the state marker while one instance rebuilds the schedule (expires if it dies)
+REBUILD_TIMEOUT = 30  # seconds
+
 # Take up to ARGV[2] feeds due by ARGV[1] and lease them until ARGV[3]: atomic, so no two claimers share a feed.
+# The reply starts with the state marker KEYS[2] ('' when missing: Redis lost the schedule; nothing is claimed).
 _CLAIM_DUE = """
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then return {''} end
+if epoch == 'rebuilding' then return {epoch} end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
   redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id)
 end
+table.insert(ids, 1, epoch)
 return ids
 """
 
@@ -64,6 +75,15 @@ class FeedState:
     title: str = ""
     url: str = ""
     name: str = ""
+    baseline_since: float | None = None  # set after a state loss: the next poll is a baseline (see rebuild)
+
+
+class StateLost(Exception):
+    """The schedule's marker is gone: Redis lost its data. `intact_at`: when this instance last saw it in place."""
+
+    def __init__(self, intact_at: float | None) -> None:
+        super().__init__("the feed schedule's marker is missing from Redis")
+        self.intact_at = intact_at
 
 
 def _float(value: Any) -> float | None:
@@ -87,12 +107,16 @@ class FeedStore:
         self.keys = keys
         self._claim_due = redis.register_script(_CLAIM_DUE)
         self._claim = redis.register_script(_CLAIM)
+        self.epoch: str | None = None  # the state marker this instance last saw
+        self.intact_at: float | None = None  # when it last saw it
+        self.lost_at: float | None = None  # when it learnt that Redis had lost the state (here or by another)
 
     def _seen_key(self, hashed: str) -> str:
         return self.keys("seen", "url", hashed[:2])
 
-    async def sync_feeds(self, feeds: Sequence[Feed], *, now: float) -> None:
-        """Register the configured feeds; a feed never seen is due now (+ spread); unconfigured feeds leave the ZSET."""
+    async def sync_feeds(self, feeds: Sequence[Feed], *, now: float) -> bool:
+        """Register the configured feeds; a feed never seen is due now (+ spread); unconfigured feeds leave the ZSET.
+        True if the state marker was missing (a first start, or a Redis without our data) and is set now."""
         ids = [f.id for f in feeds]
         known_ids = await self.redis.smembers(self.keys.feeds)
         stored_next = await self._next_checks(ids)
@@ -112,6 +136,31 @@ class FeedStore:
             await pipe.execute()
         if gone:
             log.info("feeds no longer configured, unscheduled (state kept): %s", ", ".join(gone))
+        # a first start (or the first of this version) sets the marker; one already there is kept
+        created = bool(await self.redis.set(self.keys.state_marker, uuid.uuid4().hex, nx=True))
+        self.epoch, self.intact_at = await self.redis.get(self.keys.state_marker), now
+        return created
+
+    async def mark_baseline(self, feeds: Sequence[Feed], *, since: float, now: float) -> None:
+        """Each feed's next poll is a baseline for entries published before `since` (see Pipeline._baseline)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for feed in feeds:
+                pipe.hset(self.keys.feed(feed.id), "baseline_since", repr(since))
+            await pipe.execute()
+        self.lost_at = now
+
+    async def rebuild(self, feeds: Sequence[Feed], *, now: float, since: float) -> bool:
+        """After a state loss: schedule `feeds` again (due now + spread), each feed's next poll a baseline for entries
+        published before `since`. One instance does it (the marker says "rebuilding" meanwhile); False for the
+        others, or if the marker came back already."""
+        if not await self.redis.set(self.keys.state_marker, REBUILDING, nx=True, ex=REBUILD_TIMEOUT):
+            return False
+        await self.sync_feeds(feeds, now=now)
+        await self.mark_baseline(feeds, since=since, now=now)
+        epoch = uuid.uuid4().hex
+        await self.redis.set(self.keys.state_marker, epoch)  # after the baselines: claims resume now
+        self.epoch, self.intact_at = epoch, now
+        return True
 
     async def _next_checks(self, ids: Sequence[str]) -> list[float | None]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -123,7 +172,17 @@ class FeedStore:
         """Up to `limit` feeds due by `now`, leased until now + lease (a dead claimer's feeds come back then)."""
         if limit <= 0:
             return []
-        return list(await self._claim_due(keys=[self.keys.due], args=[repr(now), limit, repr(now + lease)]))
+        epoch, *ids = await self._claim_due(keys=[self.keys.due, self.keys.state_marker],
+                                            args=[repr(now), limit, repr(now + lease)])
+        if not epoch:
+            raise StateLost(self.intact_at)
+        if epoch != REBUILDING:
+            if self.epoch is not None and epoch != self.epoch:  # another instance rebuilt after a loss
+                self.lost_at = now
+                log.warning("Redis lost monitor's state; another instance rebuilt the schedule from the "
+                            "configuration (entries seen before are unknown)")
+            self.epoch, self.intact_at = epoch, now
+        return list(ids)
 
     async def claim(self, feed_ids: Sequence[str], *, now: float, lease: float) -> list[str]:
         """Lease the given feeds whatever their due time (run --once); returns those still configured."""
@@ -161,7 +220,8 @@ class FeedStore:
             error_streak=int(data.get("error_streak") or 0), last_error=data.get("last_error", ""),
             last_error_at=_float(data.get("last_error_at")), last_success=_float(data.get("last_success")),
             last_poll=_float(data.get("last_poll")), entries_seen=int(data.get("entries_seen") or 0),
-            title=data.get("title", ""), url=data.get("url", ""), name=data.get("name", ""))
+            title=data.get("title", ""), url=data.get("url", ""), name=data.get("name", ""),
+            baseline_since=_float(data.get("baseline_since")))
 
     async def record_success(self, feed_id: str, *, now: float, interval: float, jitter: float,
                              etag: str | None, last_modified: str | None, new_entries: int,
@@ -181,6 +241,7 @@ class FeedStore:
                     pipe.hdel(key, name)
             if new_entries:
                 pipe.hincrby(key, "entries_seen", new_entries)
+            pipe.hdel(key, "baseline_since")  # a baseline poll after a state loss is done
             pipe.zadd(self.keys.due, {feed_id: next_check}, xx=True)  # XX: an unconfigured feed stays out
             await pipe.execute()
         return next_check

@@ -33,6 +33,8 @@ stream_length = Gauge("monitor_stream_length", "Entries in a stream", ["stream"]
 stream_pending = Gauge("monitor_stream_pending", "Delivered but unacknowledged messages", ["stream"], registry=REGISTRY)
 stream_lag = Gauge("monitor_stream_lag", "Messages not yet delivered to the group", ["stream"], registry=REGISTRY)
 dead_letters = Gauge("monitor_dead_letters", "Messages in a dead-letter stream", ["stream"], registry=REGISTRY)
+state_losses = Counter("monitor_state_losses", "Times Redis was found without monitor's state and the schedule was "
+                       "rebuilt by this instance", registry=REGISTRY)
 redis_up = Gauge("monitor_redis_up", "1 while Redis answers this instance, else 0", registry=REGISTRY)
 last_poll_success = Gauge("monitor_last_poll_success_timestamp", "Unix time of the last successful poll",
                           registry=REGISTRY)

@@ -14,15 +14,15 @@ import re
 import socket
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Annotated, Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from .errors import BlockedURL, MonitorError, PermanentError, RetryAfter, TransientError
+from .errors import BlockedURL, HostHeld, MonitorError, PermanentError, RetryAfter, TransientError
 from .models import Page
 from .robots import RobotsCache
 
@@ -30,8 +30,15 @@ log = logging.getLogger(__name__)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_RETRY_AFTER = 7 * 86400.0  # a server asking for more than a week is treated as asking for a week
+HOLD_429 = 60.0  # seconds a 429 without (a readable) Retry-After holds its host back
 ALLOW_PRIVATE_HINT = "fetch.allow_private_addresses: true allows it"
 _SECRET_QUERY = re.compile(r"(?i)([?&](?:[^=&]*(?:key|token|secret|password|passwd|auth|sig|signature)[^=&]*)=)[^&#]*")
+
+
+def _seconds(value: Any) -> float:
+    from .config import parse_duration  # config imports this module; at validation time it is loaded
+
+    return parse_duration(value)
 
 
 class FetchSettings(BaseModel):
@@ -43,7 +50,9 @@ class FetchSettings(BaseModel):
     connect_timeout: float = Field(10.0, gt=0)
     max_bytes: int = Field(10_000_000, gt=0)  # cap on the decompressed body (gzip bombs)
     max_redirects: int = Field(5, ge=0)
-    per_host: int = Field(4, ge=1)  # concurrent requests per host
+    per_host: int = Field(4, ge=1)  # concurrent requests per host, across all instances sharing the Redis
+    # a Retry-After (or a 429) holds back every request to its host, for every instance, for at most this long
+    max_retry_after: Annotated[float, BeforeValidator(_seconds), Field(gt=0)] = 3600.0
     total_connections: int = Field(100, ge=1)
     user_agent: str = "monitor/0.1 (news monitor; +https://github.com/monitor-news/monitor)"
     allow_private_addresses: bool = False  # SSRF guard; tests set True to reach 127.0.0.1
@@ -192,17 +201,30 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return min(max(delay, 0.0), MAX_RETRY_AFTER)
 
 
+class SharedLimits(Protocol):
+    """The per-host limit and Retry-After holds shared by every instance (hosts.SharedHosts)."""
+
+    async def acquire(self, host: str) -> tuple[str | None, float]: ...
+    async def release(self, host: str, token: str) -> None: ...
+    async def hold(self, host: str, seconds: float) -> float: ...
+
+
 class Fetcher:
     """`await fetcher.get(url)` returns a Page or raises TransientError / RetryAfter / PermanentError / BlockedURL.
 
     An injected session is used as given: IP literals are still refused, but host names resolve through the
     session's own connector, so build it with `guarded_connector(settings)` to keep the SSRF guard.
+    `shared` (hosts.SharedHosts) makes `per_host` and Retry-After holds count across instances; without it they
+    hold within this Fetcher only.
     """
 
-    def __init__(self, settings: FetchSettings, *, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(self, settings: FetchSettings, *, session: aiohttp.ClientSession | None = None,
+                 shared: SharedLimits | None = None) -> None:
         self.settings = settings
         self._session = session
         self._own_session = session is None
+        self.shared = shared
+        self._holds: dict[str, float] = {}  # host -> time.time() before which no request to it starts
         self._gates: dict[str, asyncio.Semaphore] = {}
         self._in_flight: dict[str, int] = {}
         self.peak_per_host: dict[str, int] = {}
@@ -256,11 +278,12 @@ class Fetcher:
         budget = self.settings.timeout  # one deadline for all hops; time spent queueing for a host is not counted
         for _hop in range(self.settings.max_redirects + 1):
             host = self._check_url(url, current)
+            self._check_hold(host, url, current)
             if robots:  # waiting for robots.txt or the crawl delay is not counted either
                 await self.robots.check(current, where=_where(url, current))
             # the feed's own headers (perhaps credentials) go only to the feed's origin
             sent = {**(extra if _origin(current) == origin else {}), **conditional}
-            async with self._gate(host):
+            async with self._gate(host, url, current):
                 started = time.monotonic()
                 try:
                     async with asyncio.timeout(max(budget, 0.001)):
@@ -268,6 +291,9 @@ class Fetcher:
                 except TimeoutError as exc:
                     raise TransientError(f"{redact_url(url)}: no complete response within "
                                          f"{self.settings.timeout:g}s") from exc
+                except RetryAfter as exc:
+                    await self._hold(host, exc.delay)
+                    raise
                 budget -= time.monotonic() - started
             if isinstance(result, Page):
                 return result
@@ -294,12 +320,37 @@ class Fetcher:
                 raise BlockedURL(f"{where}: address {host} is not public ({problem}); {ALLOW_PRIVATE_HINT}")
         return f"{host}:{port}" if port else host
 
+    def _check_hold(self, host: str, url: str, current: str) -> None:
+        """HostHeld (no request made) while a Retry-After or 429 of `host` is in force."""
+        until = self._holds.get(host)
+        if until is None:
+            return
+        left = until - time.time()
+        if left <= 0:
+            del self._holds[host]
+            return
+        raise HostHeld(f"{_where(url, current)}: not requested: {host} asked to wait (Retry-After or 429), "
+                       f"{left:.0f}s left", left)
+
+    async def _hold(self, host: str, delay: float) -> None:
+        """Hold `host` back (this Fetcher, and every instance if shared) for `delay`, capped at max_retry_after."""
+        delay = min(delay, self.settings.max_retry_after)
+        if delay <= 0:
+            return
+        if self.shared is not None:
+            delay = await self.shared.hold(host, delay)
+        self._holds[host] = max(self._holds.get(host, 0.0), time.time() + delay)
+        log.info("%s asked to wait: no request to it for %.0fs (Retry-After / 429, capped at "
+                 "fetch.max_retry_after %gs)", host, delay, self.settings.max_retry_after)
+
     @contextlib.asynccontextmanager
-    async def _gate(self, host: str) -> AsyncIterator[None]:
+    async def _gate(self, host: str, url: str, current: str) -> AsyncIterator[None]:
+        """This Fetcher's per-host semaphore, then (if shared) a slot of the host's limit across instances."""
         gate = self._gates.get(host)
         if gate is None:
             gate = self._gates[host] = asyncio.Semaphore(self.settings.per_host)
         async with gate:
+            token = await self._shared_slot(host, url, current)
             n = self._in_flight[host] = self._in_flight.get(host, 0) + 1
             self.peak_per_host[host] = max(self.peak_per_host.get(host, 0), n)
             try:
@@ -310,6 +361,19 @@ class Fetcher:
                     del self._in_flight[host]
                     if not gate.locked() and self._gates.get(host) is gate:
                         del self._gates[host]
+                if token is not None and self.shared is not None:
+                    await self.shared.release(host, token)
+
+    async def _shared_slot(self, host: str, url: str, current: str) -> str | None:
+        """A slot of the shared per-host limit (None without one); HostHeld if another instance saw a hold."""
+        if self.shared is None:
+            return None
+        token, held = await self.shared.acquire(host)
+        if held > 0:
+            self._holds[host] = max(self._holds.get(host, 0.0), time.time() + held)
+            raise HostHeld(f"{_where(url, current)}: not requested: {host} asked to wait (Retry-After or 429), "
+                           f"{held:.0f}s left", held)
+        return token
 
     async def _fetch_once(self, url: str, current: str, headers: dict[str, str]) -> Page | str:
         """One request: a Page, or the absolute URL of the next redirect hop."""
@@ -373,6 +437,8 @@ def _raise_for_status(where: str, resp: aiohttp.ClientResponse) -> None:
         delay = parse_retry_after(resp.headers.get("Retry-After"))
         if delay is not None:
             raise RetryAfter(f"{reason} (retry after {delay:.0f}s)", delay)
+        if status == 429:  # too many requests, without saying how long to wait: HOLD_429
+            raise RetryAfter(f"{reason} (no Retry-After: waiting {HOLD_429:.0f}s)", HOLD_429)
     if status in (408, 429) or status >= 500:
         raise TransientError(reason)
     raise PermanentError(reason)

@@ -89,6 +89,8 @@ class Pipeline:
         found = result.entries
         # publish before marking seen: a crash in between repeats entries (handled idempotently), never loses them
         new = await self.feed_store.unseen(found)
+        if state.baseline_since is not None:  # the first poll after Redis lost its state
+            new = await self._baseline(feed, new, since=state.baseline_since, now=now)
         await self.entries.publish_many([entry.to_dict() for entry in new])
         await self.feed_store.mark_seen(new, now=now)
         metrics.entries.labels("new").inc(len(new))
@@ -96,8 +98,10 @@ class Pipeline:
         metrics.polls.labels("not_modified" if result.not_modified else "ok").inc()
         self.last_poll_success = time.time()
         metrics.last_poll_success.set(self.last_poll_success)
+        # the next check counts from now, the poll's end: a poll that queued for its host's shared slot must not
+        # bring the next request closer than one interval to this one
         await self.feed_store.record_success(
-            feed.id, now=now, interval=feed.interval, jitter=feed.interval * self.config.sources.jitter,
+            feed.id, now=time.time(), interval=feed.interval, jitter=feed.interval * self.config.sources.jitter,
             etag=result.etag, last_modified=result.last_modified, new_entries=len(new), title=result.title)
         if result.bozo_reason:
             log.info("feed %s (%s): ill-formed, kept %d entries: %s", feed.id, redact_url(feed.url), len(found),
@@ -105,6 +109,20 @@ class Pipeline:
         log.info("feed %s: %d entries, %d new%s", feed.id, len(found), len(new),
                  " (not modified)" if result.not_modified else "")
         return len(new)
+
+    async def _baseline(self, feed: Feed, entries: list[Entry], *, since: float, now: float) -> list[Entry]:
+        """After a state loss nothing is known seen: entries published before `since` (the last moment the state
+        was known intact) less one interval, or undated, are marked seen without alerting; the newer ones are new."""
+        cutoff = since - feed.interval
+        quiet, fresh = [], []
+        for entry in entries:
+            (fresh if _published_after(entry, cutoff) else quiet).append(entry)
+        await self.feed_store.mark_seen(quiet, now=now)
+        log.warning("feed %s: first poll since Redis lost its state: %d entries published before %s or undated "
+                    "marked seen without alerting (their alerts, if any, were sent before); %d newer handled as new",
+                    feed.id, len(quiet), datetime.fromtimestamp(cutoff, timezone.utc).isoformat(timespec="seconds"),
+                    len(fresh))
+        return fresh
 
     async def _poll_failed(self, feed: Feed, exc: MonitorError, now: float) -> None:
         kind = "retry_after" if isinstance(exc, RetryAfter) else "transient" if isinstance(exc, TransientError) \
@@ -185,8 +203,9 @@ class Pipeline:
 
     # --- one cycle (run --once, tests) --------------------------------------------------------------------------
 
-    async def sync_feeds(self) -> None:
-        await self.feed_store.sync_feeds(list(self.feeds.values()), now=time.time())
+    async def sync_feeds(self) -> bool:
+        """True if Redis held no state marker (a first start, or state lost while no instance ran)."""
+        return await self.feed_store.sync_feeds(list(self.feeds.values()), now=time.time())
 
     async def poll_all(self, feeds: list[Feed] | None = None) -> int:
         feeds = list(self.feeds.values()) if feeds is None else feeds
@@ -213,6 +232,17 @@ class Pipeline:
         new = await self.poll_all()
         await self.drain()
         return new
+
+
+def _published_after(entry: Entry, cutoff: float) -> bool:
+    """True if the entry's published time (ISO 8601; naive = UTC) is after `cutoff` (Unix time)."""
+    try:
+        when = datetime.fromisoformat(entry.published or "")
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp() > cutoff
 
 
 def utcnow_iso() -> str:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from protego import Protego
 
-from .errors import PermanentError, RetryAfter, TransientError
+from .errors import HostHeld, PermanentError, RetryAfter, TransientError
 from .models import Page
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,8 @@ class RobotsCache:
         now = time.monotonic()
         try:
             page = await self._fetch(robots_url)
+        except HostHeld:  # not asked at all: the site holds every request back; nothing learnt, nothing cached
+            raise
         except RetryAfter as exc:
             rules = SiteRules(robots_url, None, 0.0, now + min(max(exc.delay, UNREACHABLE_TTL), self.ttl),
                               unreachable=str(exc))

@@ -131,6 +131,18 @@ class Keys:
     def feeds(self) -> str:
         return self("{feeds}", "all")
 
+    @property
+    def state_marker(self) -> str:
+        """Set when the schedule is built; its absence while running means Redis lost its data (feedstate.py)."""
+        return self("{feeds}", "epoch")
+
+    # per-host politeness (hosts.py): a host's request slots and its Retry-After hold share the host's slot
+    def host_slots(self, host: str) -> str:
+        return self("{host:" + host + "}", "slots")
+
+    def host_hold(self, host: str) -> str:
+        return self("{host:" + host + "}", "hold")
+
     def stream(self, name: str) -> str:
         """A stream and its dead-letter stream share the `{name}` tag: one slot, so one transaction moves a message."""
         return self("stream", "{" + name + "}")

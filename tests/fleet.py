@@ -92,8 +92,9 @@ class FeedWorld:
 
 
 def write_config(tmp_path: Path, *, redis_url: str, prefix: str, world: FeedWorld, hook: str,
-                 interval: float = 2.0, extra: str = "") -> Path:
-    """A monitor.yaml for the instances: the world's feeds, a rules folder with RULE, alerts to `hook`."""
+                 interval: float = 2.0, extra: str = "", fetch: str = "") -> Path:
+    """A monitor.yaml for the instances: the world's feeds, a rules folder with RULE, alerts to `hook`; `fetch`:
+    more fetch settings (", per_host: 4")."""
     rules = tmp_path / "rules"
     rules.mkdir(exist_ok=True)
     (rules / "virus.yaml").write_text(RULE)
@@ -106,7 +107,7 @@ redis: {{url: "{redis_url}", prefix: "{prefix}"}}
 sources:
   jitter: 0.05
   feeds: [{feeds}]
-fetch: {{allow_private_addresses: true, timeout: 10}}
+fetch: {{allow_private_addresses: true, timeout: 10{fetch}}}
 rules: {{path: {rules}, watch: false}}
 workers: {{processes: 1}}
 channels:

@@ -94,7 +94,7 @@ async def test_retry_after_becomes_retry_after_error(server, fetcher, status, re
 
 @pytest.mark.parametrize("status, error", [
     (500, TransientError), (502, TransientError), (503, TransientError), (408, TransientError),
-    (429, TransientError), (404, PermanentError), (410, PermanentError), (403, PermanentError),
+    (429, RetryAfter), (404, PermanentError), (410, PermanentError), (403, PermanentError),
 ])
 async def test_status_codes_map_to_transient_or_permanent(server, fetcher, status, error):
     server.route("/s", status=status)

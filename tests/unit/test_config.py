@@ -111,3 +111,12 @@ def test_monitor_check_accepts_the_shipped_configurations(tmp_path):
 def test_monitor_corpus_and_config_variables_are_not_setting_overrides():
     config = load_config(None, environ={"MONITOR_CORPUS": "../shared/corpus", "MONITOR_CONFIG": "x.yaml"})
     assert config.data_dir.endswith("data")
+
+
+def test_fetch_max_retry_after_is_a_duration_named_by_file_and_line(tmp_path):
+    assert load_config(write(tmp_path, "fetch:\n  max_retry_after: 2m\n"), environ={}).fetch.max_retry_after == 120
+    path = write(tmp_path, "fetch:\n  max_retry_after: soon\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    [problem] = info.value.problems
+    assert problem.startswith(f"{path}:2:") and "fetch.max_retry_after" in problem and "not a duration" in problem
