@@ -53,7 +53,7 @@ def corpus_articles() -> list[Article]:
         tree = lxml.html.fromstring(page.read_bytes())
         for bad in tree.xpath("//script|//style"):
             bad.drop_tree()
-        title = " ".join(tree.findtext(".//title") or "".split())
+        title = " ".join((tree.findtext(".//title") or "").split())
         text = re.sub(r"[ \t]*\n\s*\n\s*", "\n\n", tree.text_content()).strip()
         out.append(Article(url=page.name, title=title, text=text))
     return out
