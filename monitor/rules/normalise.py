@@ -86,7 +86,7 @@ class Normalised:
     """`norm` is ' ' + folded text + ' ' (so every word is surrounded by spaces); maps back to `original`."""
 
     __slots__ = ("original", "language", "norm", "_translated", "_cuts", "_words", "_sents", "_starts", "_paras",
-                 "_local", "_width")
+                 "_local", "_width", "_found")
 
     def __init__(self, original: str, language: str = "") -> None:
         self.original = original
@@ -96,6 +96,7 @@ class Normalised:
         self._starts: list[int] = []
         self._paras: list[int] = []
         self._local = 0  # sentences found locally so far
+        self._found: list[tuple[int, int, int, int]] = []  # sentences found locally: original and normalised spans
         self._width: int | None | bool = False  # the text's wrap width, once measured
         self._cuts: tuple[list[int], list[int], list[int]] | None = None
         self._translated = translated = _without_urls(fold_text(original), original)
@@ -180,12 +181,19 @@ class Normalised:
     def sentence_at(self, pos: int) -> tuple[int, int]:
         """The sentence around normalised position `pos`; found locally for the first few asks (most rules need the
         sentences around a handful of hits), then from one segmentation of the whole text."""
-        if self._sents is not None or self._local >= LOCAL_LOOKUPS:
+        if self._sents is not None:
+            return self._sents[self.sentence_index(pos)]
+        offset = self.to_orig(pos)
+        for start, end, a, b in self._found:  # many rules ask for the same few sentences: each is found once
+            if start <= offset < end:
+                return (a, b)
+        if self._local >= LOCAL_LOOKUPS:
             return self.sentences()[self.sentence_index(pos)]
         self._local += 1
-        start, end = sentence_span(self.original, self.to_orig(pos), self.language, self._wrap())
+        start, end = sentence_span(self.original, offset, self.language, self._wrap())
         a = self.to_norm(start) if start > 0 else 0
         b = self.to_norm(end) if end < len(self.original) else len(self.norm)
+        self._found.append((start, end, a, max(b, a + 1)))
         return (a, max(b, a + 1))
 
     def paragraph_at(self, pos: int) -> tuple[int, int]:
