@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import Match
+from .entities import PATTERN_KINDS
 from .normalise import normalise_phrase
 from .query import And, EntityRef, Node, Not, Or, Proximity, Regex, Scope, Term
 
@@ -83,8 +84,10 @@ def _entities(ctx: Any, evidence: list, windows: list) -> dict[str, list[str]]:
     for s, _e, label, canonical in evidence:
         if canonical and label.startswith("@") and ctx.c.gazetteer.reportable(label[1:]):
             out.setdefault(label[1:], []).append(canonical)
-    for kind, hits in ctx.all_entity_hits(patterns=False).items():
-        if not ctx.c.gazetteer.reportable(kind):
+    found = ctx.all_entity_hits(patterns=False)  # gazetteer kinds, and always the sums and quantities:
+    found.update({kind: ctx.entity_hits(kind) for kind in PATTERN_KINDS})  # the same for every rule and order
+    for kind, hits in found.items():
+        if not hits or not ctx.c.gazetteer.reportable(kind):
             continue
         for a, b in windows:
             out.setdefault(kind, []).extend(v for _s, _e, v in _within(hits, a, b))

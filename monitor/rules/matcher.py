@@ -404,14 +404,16 @@ class Context:
         return None
 
     def all_entity_hits(self, *, patterns: bool = True) -> dict[str, list[EHit]]:
-        """Every gazetteer kind found in the article; pattern kinds too if `patterns` or already computed."""
+        """Every gazetteer kind found in the article, and the pattern and document kinds if `patterns`. Only what
+        was asked for, never what another rule happened to compute first: a match's evidence must not depend on
+        which rules ran before it on the same article."""
         if self._kinds_found is None:
             if not self._secondary_done:
                 self._scan_secondary()
             self._kinds_found = sorted({k for kidx in self._ends for k, *_ in self.c.key_entities[kidx]})
-        for kind in (*self._kinds_found, *((*PATTERN_KINDS, *BUILTIN_KINDS) if patterns else ())):
-            self.entity_hits(kind)
-        return {k: v for k, v in self.entities.items() if v}
+        kinds = (*self._kinds_found, *((*PATTERN_KINDS, *BUILTIN_KINDS) if patterns else ()))
+        found = {kind: self.entity_hits(kind) for kind in kinds}
+        return {k: v for k, v in found.items() if v}
 
     def regex_hits(self, node: Regex) -> list[Hit]:
         if node.pattern not in self._regex:
