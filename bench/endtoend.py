@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from bench.common import (REDIS_URL, ROOT, OtherLoad, TreeSampler, feed_server, fmt, free_port, median, percentile,
+from bench.common import (MONITOR, REDIS_URL, OtherLoad, TreeSampler, feed_server, fmt, free_port, median, percentile,
                           save_result, table, utc_now, write_section, drop_prefix)
 
 MARKER = "Germany said Ukraine would get a further 14 Leopard 2 battle tanks before the spring."
@@ -128,7 +128,7 @@ def start_instances(n: int, config: Path, work: Path) -> list[subprocess.Popen[b
     procs = []
     for i in range(n):
         log = open(work / f"instance{i}.log", "wb")  # noqa: SIM115 - closed with the process
-        procs.append(subprocess.Popen([str(ROOT / ".venv" / "bin" / "monitor"), "run", "-c", str(config)],
+        procs.append(subprocess.Popen([*MONITOR, "run", "-c", str(config)],
                                       cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL))
     return procs
