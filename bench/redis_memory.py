@@ -119,7 +119,8 @@ async def store_articles(redis_url: str, items: list[dict[str, Any]]) -> dict[st
     await redis.aclose()
     import monitor
 
-    return {"code": str(Path(monitor.__file__).parent), "used_delta": used - before, "entries": len(items), "by_kind": dict(by_kind), "keys": dict(count),
+    return {"code": str(Path(monitor.__file__).parent), "used_delta": used - before, "entries": len(items),
+            "by_kind": dict(by_kind), "keys": dict(count),
             "replayed": replayed}
 
 
@@ -221,7 +222,7 @@ def section(now: dict[str, Any], base: dict[str, Any], comp: list[dict[str, Any]
         "`ArticleArchive.put`, `record_matched`; `StoryIndex.members` for the matched ones), each on a private "
         "redis-server 7 (`EmbeddedRedis`, persistence off for the count), once with this checkout and once with "
         f"`{args.baseline}` (the layout before), the same articles in one run. Articles: 9 paragraphs of the "
-        f"corpus's annotated bodies each (~{statistics.mean(len(i['text']) for i in json.loads(args.items_path.read_text())):,.0f} "
+        f"corpus's annotated bodies each (~{_mean_chars(args.items_path):,.0f} "
         f"characters), {COPY_SHARE:.0%} of them another site's copy of an earlier story, {MATCH_SHARE:.0%} matched by "
         "a rule; retention 30 days (the defaults). Per entry: INFO used_memory after minus before, divided by the "
         "entries; the kinds are MEMORY USAGE of every key (SAMPLES 0), summed per kind. The entries stream is not "
@@ -246,6 +247,10 @@ def section(now: dict[str, Any], base: dict[str, Any], comp: list[dict[str, Any]
         "",
         table(["articles a day"] + [f"kept {d} days" for d in RETENTIONS], sizing),
     ])
+
+
+def _mean_chars(items_path: Path) -> float:
+    return statistics.mean(len(item["text"]) for item in json.loads(items_path.read_text()))
 
 
 def _gb(value: float) -> str:

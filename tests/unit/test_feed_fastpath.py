@@ -45,8 +45,8 @@ def _differences(fast, slow) -> list[str]:
     if len(fast["entries"]) != len(slow["entries"]):
         return out + [f"{len(fast['entries'])} entries against {len(slow['entries'])}"]
     for i, (a, b) in enumerate(zip(fast["entries"], slow["entries"])):
-        out += [f"entry {i} {key}: {a.get(key)!r} != {b.get(key)!r}" for key in ENTRY_KEYS
-            if dict.get(a, key) != dict.get(b, key)]
+        out += [f"entry {i} {key}: {dict.get(a, key)!r} != {dict.get(b, key)!r}" for key in ENTRY_KEYS
+                if dict.get(a, key) != dict.get(b, key)]  # the stored keys, not FeedParserDict's fallbacks
     out += [f"feed {key}" for key in ("title", "title_detail") if fast["feed"].get(key) != slow["feed"].get(key)]
     return out
 
