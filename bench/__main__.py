@@ -16,10 +16,10 @@ import shutil
 import subprocess
 import sys
 
-from bench import endtoend, extraction, feeds, memory
+from bench import endtoend, extraction, feeds, memory, redis_memory
 from bench.common import R2E_VERSION_CMD, machine_facts, package_versions, utc_now, write_section
 
-FIGURES = ("feeds", "extraction", "matching", "endtoend", "memory")
+FIGURES = ("feeds", "extraction", "matching", "endtoend", "memory", "redis_memory")
 
 
 def machine_section() -> str:
@@ -93,6 +93,7 @@ def main() -> None:
         "matching": ["--sizes", "10,100,1000", "--runs", "1"],
         "endtoend": ["--feeds", "50", "--steady", "20", "--max-instances", "1"],
         "memory": ["--minutes", "3", "--warmup", "1", "--feeds", "200", "--rotate", "60", "--table-every", "1"],
+        "redis_memory": ["--entries", "200", "--runs", "1"],
     }
     for figure in chosen:
         extra = (quick[figure] if args.quick else []) + flag
@@ -103,7 +104,8 @@ def main() -> None:
                 continue
             subprocess.run([sys.executable, "-m", "bench.matching", *extra], check=False)
             continue
-        module = {"feeds": feeds, "extraction": extraction, "endtoend": endtoend, "memory": memory}[figure]
+        module = {"feeds": feeds, "extraction": extraction, "endtoend": endtoend, "memory": memory,
+                  "redis_memory": redis_memory}[figure]
         module.main(extra)
 
 
