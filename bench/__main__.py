@@ -1,5 +1,7 @@
 """`python -m bench`: every figure of BENCHMARKS.md, one after the other (they must not share the 2 cores).
 
+Every child (the feed server, `monitor run`, contenders' drivers) runs with the interpreter that started this.
+
     .venv/bin/python -m bench                         # all figures, full sizes (about 60 minutes, memory is 30)
     .venv/bin/python -m bench --quick                 # small sizes, a few minutes; writes the tables too
     .venv/bin/python -m bench --only feeds,extraction # some figures
@@ -14,15 +16,15 @@ import shutil
 import subprocess
 import sys
 
-from bench import endtoend, extraction, feeds, memory
+from bench import endtoend, extraction, feeds, memory, redis_memory
 from bench.common import R2E_VERSION_CMD, machine_facts, package_versions, utc_now, write_section
 
-FIGURES = ("feeds", "extraction", "matching", "endtoend", "memory")
+FIGURES = ("feeds", "extraction", "matching", "endtoend", "memory", "redis_memory")
 
 
 def machine_section() -> str:
     facts = machine_facts()
-    lines = [f"Recorded {utc_now()} by `.venv/bin/python -m bench`.", ""]
+    lines = [f"Recorded {utc_now()} by `python -m bench` ({sys.executable}; every child runs with it too).", ""]
     lines += [f"- {name}: {value}" for name, value in facts.items()]
     lines.append("- monitor's stack: " + package_versions(
         ["aiohttp", "feedparser", "trafilatura", "redis", "pebble", "apprise", "pyahocorasick", "datasketch"]))
@@ -36,7 +38,8 @@ def machine_section() -> str:
         "- the machine is shared: other sessions' test suites ran on the same 2 cores during these measurements; "
         "each section says how many cores other processes kept busy (\"other load\")",
         "",
-        "Reproduce: `.venv/bin/python -m bench` (every figure, about an hour: the memory figure alone runs 30 "
+        "Reproduce: `python -m bench` from the checkout, with the Python of any virtualenv that has "
+        "`pip install -e '.[test,bench]'` (every figure, about an hour: the memory figure alone runs 30 "
         "minutes), `.venv/bin/python -m bench --only feeds,extraction` for some, `--quick` for a smoke run with "
         "small sizes, `--no-write` to leave this file alone. Each figure also runs alone: `python -m bench.feeds`, "
         "`bench.extraction`, `bench.matching`, `bench.endtoend`, `bench.memory` (`--help` lists the sizes). "
@@ -90,6 +93,7 @@ def main() -> None:
         "matching": ["--sizes", "10,100,1000", "--runs", "1"],
         "endtoend": ["--feeds", "50", "--steady", "20", "--max-instances", "1"],
         "memory": ["--minutes", "3", "--warmup", "1", "--feeds", "200", "--rotate", "60", "--table-every", "1"],
+        "redis_memory": ["--entries", "200", "--runs", "1"],
     }
     for figure in chosen:
         extra = (quick[figure] if args.quick else []) + flag
@@ -100,7 +104,8 @@ def main() -> None:
                 continue
             subprocess.run([sys.executable, "-m", "bench.matching", *extra], check=False)
             continue
-        module = {"feeds": feeds, "extraction": extraction, "endtoend": endtoend, "memory": memory}[figure]
+        module = {"feeds": feeds, "extraction": extraction, "endtoend": endtoend, "memory": memory,
+                  "redis_memory": redis_memory}[figure]
         module.main(extra)
 
 

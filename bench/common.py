@@ -30,7 +30,9 @@ BENCHMARKS = ROOT / "BENCHMARKS.md"
 CACHE = ROOT / "bench" / ".cache"
 VENVS = ROOT / "bench" / ".venvs"
 PAGES = ROOT.parent / "shared" / "corpus" / "pages"
-PYTHON = str(ROOT / ".venv" / "bin" / "python")
+# The interpreter that runs the benchmark runs its children too (any virtualenv, not only ./.venv).
+PYTHON = sys.executable
+MONITOR = [PYTHON, "-m", "monitor.cli"]  # the `monitor` command of that interpreter's install
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from bench.common import (REDIS_URL, ROOT, OtherLoad, TreeSampler, feed_server, fmt, free_port, median, percentile,
+from bench.common import (MONITOR, REDIS_URL, OtherLoad, TreeSampler, feed_server, fmt, free_port, median, percentile,
                           save_result, table, utc_now, write_section, drop_prefix)
 
 MARKER = "Germany said Ukraine would get a further 14 Leopard 2 battle tanks before the spring."
@@ -129,8 +129,7 @@ def start_instances(n: int, config: Path, work: Path, trace: str | None = None) 
     for i in range(n):
         log = open(work / f"instance{i}.log", "wb")  # noqa: SIM115 - closed with the process
         # --trace: the same daemon with each stage of an entry stamped (bench/stagetrace.py)
-        command = [sys.executable, "-m", "bench.stagetrace", f"{trace}.{i}"] if trace else [
-            str(Path(sys.executable).with_name("monitor"))]
+        command = [sys.executable, "-m", "bench.stagetrace", f"{trace}.{i}"] if trace else list(MONITOR)
         env["PYTHONPATH"] = str(ROOT)
         procs.append(subprocess.Popen(command + ["run", "-c", str(config)],
                                       cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -10,7 +10,6 @@ import json
 import logging
 import math
 import re
-import time
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -257,30 +256,44 @@ def similarity(signature_a: str, size_a: int, signature_b: str, size_b: int) -> 
 
 # One script per article, so N instances never split a story: exact check, candidate lookup, verification and the
 # new-story claim happen atomically. Candidate story keys are built from ARGV (same {stories} hash slot).
-# KEYS: 1 fingerprint, 2.. band keys.  ARGV: 1 new story id, 2 url, 3 source, 4 signature hex, 5 shingle count,
-# 6 threshold, 7 ttl seconds, 8 story key prefix, 9 "1" if the fingerprint is usable, 10 created (unix time),
-# 11 Jaccard floor, 12 minimum estimated shingles in common.
+# KEYS: 1 fingerprint, 2.. band keys.  ARGV: 1 new story id, 2 url, 3 source, 4 signature (binary, 4 bytes a hash
+# value), 5 shingle count, 6 threshold, 7 ttl seconds, 8 story key prefix, 9 "1" if the fingerprint is usable,
+# 10 unused (was the creation time, which nothing read), 11 Jaccard floor, 12 minimum estimated shingles in common.
+# Stories written before signatures were binary hold them in hex (twice as long): read as such until they expire.
+# Their ':urls' sets are no longer written or read (the members list says who is in); they expire with the story.
 ASSIGN_SCRIPT = """
 local new_id, url, source, sig = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local size, threshold, ttl, prefix = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local use_fp, jaccard_floor, min_common = ARGV[9] == '1', tonumber(ARGV[11]), tonumber(ARGV[12])
 
+local function is_member(key)
+  for _, member in ipairs(redis.call('LRANGE', key .. ':members', 0, -1)) do
+    if cjson.decode(member)[2] == url then return true end
+  end
+  return false
+end
+
 local function join(id)
   local key = prefix .. id
-  if redis.call('SADD', key .. ':urls', url) == 1 then
+  if not is_member(key) then
     redis.call('RPUSH', key .. ':members', cjson.encode({source, url}))
   end
-  for _, k in ipairs({key, key .. ':urls', key .. ':members'}) do redis.call('EXPIRE', k, ttl) end
+  for _, k in ipairs({key, key .. ':members'}) do redis.call('EXPIRE', k, ttl) end
   if use_fp then redis.call('SET', KEYS[1], id, 'EX', ttl) end
   return redis.call('HGET', key, 'first_url') or url
 end
 
+local function unhex(text)
+  return (string.gsub(text, '..', function(pair) return string.char(tonumber(pair, 16)) end))
+end
+
 local function similarity(other, other_size)
-  local n = #sig / 8
+  local n = #sig / 4
+  if #other == 2 * #sig then other = unhex(other) end
   if #other ~= #sig or n == 0 or size == 0 or other_size == 0 then return 0, 0 end
   local same = 0
   for i = 0, n - 1 do
-    if string.sub(sig, i * 8 + 1, i * 8 + 8) == string.sub(other, i * 8 + 1, i * 8 + 8) then same = same + 1 end
+    if string.sub(sig, i * 4 + 1, i * 4 + 4) == string.sub(other, i * 4 + 1, i * 4 + 4) then same = same + 1 end
   end
   local j = same / n
   local common = j * (size + other_size) / (1 + j)
@@ -314,7 +327,7 @@ end
 if redis.call('EXISTS', prefix .. new_id) == 1 then
   return {'same_url', new_id, join(new_id), tostring(best)}
 end
-redis.call('HSET', prefix .. new_id, 'sig', sig, 'size', size, 'first_url', url, 'created', ARGV[10])
+redis.call('HSET', prefix .. new_id, 'sig', sig, 'size', size, 'first_url', url)
 for i = 2, #KEYS do redis.call('SET', KEYS[i], new_id, 'NX', 'EX', ttl) end
 return {'new', new_id, join(new_id), tostring(best)}
 """
@@ -329,7 +342,8 @@ class StoryIndex:
 
     Keys (all expire after `retention_days`): fp:<fingerprint> -> story id; b:<band>:<values> -> the first story
     with that band (a bucket holds one story: plain strings cost a fraction of sets, and a clash only loses that
-    band); story:<id> hash (sig, size, first_url, created); story:<id>:members list and :urls set. Joining refreshes
+    band); story:<id> hash (sig: the MinHash values as 4-byte big-endian binary, size, first_url); story:<id>:members
+    list of [source, url] (membership is read from it: stories are a few copies). Joining refreshes
     a story's expiry; its band keys expire `retention_days` after its first copy, so late copies of an old story
     start a new one.
     """
@@ -348,7 +362,9 @@ class StoryIndex:
         return self.keys("{stories}", "story", story_id)
 
     async def assign(self, article: Article, *, now: float | None = None) -> StoryAssignment:
-        """Put `article` in a story: its exact copy's, else the most similar one's above threshold, else a new one.
+        """`now` is accepted for callers' sake; nothing of a story records its creation time any more.
+
+        Put `article` in a story: its exact copy's, else the most similar one's above threshold, else a new one.
 
         One Lua script decides and claims atomically, so instances racing on copies of one new story agree on it.
         The MinHash runs here in the event loop: about 3 ms for an 800-word article, 85 ms for 200,000 characters.
@@ -362,9 +378,9 @@ class StoryIndex:
         story_id = url_hash(article.url)[:16]
         result = await self._script(
             keys=[self.keys("{stories}", "fp", fp or "-"), *band_keys],
-            args=[story_id, article.url, article.source or article.site_name, sig, len(shingle_set),
+            args=[story_id, article.url, article.source or article.site_name, bytes.fromhex(sig), len(shingle_set),
                   repr(self.settings.threshold), self.ttl, self._story_key(), "1" if fp else "0",
-                  int(now if now is not None else time.time()), repr(self.jaccard_floor),
+                  "", repr(self.jaccard_floor),
                   self.min_common])
         outcome, assigned, first_url, similarity = (_text(v) for v in result)
         assignment = StoryAssignment(story_id=assigned, new_story=outcome == "new", exact_duplicate=outcome == "exact",

@@ -23,6 +23,11 @@ def matched_key(keys: Keys, url: str) -> str:
 
 
 async def record_matched(redis: Any, keys: Keys, url: str, rule_ids: list[str], *, ttl: float) -> None:
+    """The rules that fired on the article now; nothing is kept when none did (most articles: replay reads a
+    missing record as "none"), and an earlier record of the same URL is then removed."""
+    if not rule_ids:
+        await redis.delete(matched_key(keys, url))
+        return
     await redis.set(matched_key(keys, url), json.dumps(sorted(rule_ids)), ex=max(1, int(ttl)))
 
 

@@ -126,3 +126,15 @@ async def test_works_with_a_client_that_returns_bytes(redis_url: str, keys: Keys
 def test_settings_reject_unknown_keys():
     with pytest.raises(ValueError):
         ArchiveSettings(retention=3)
+
+
+async def test_no_record_is_kept_for_an_article_no_rule_fired_on(redis, keys: Keys):
+    from monitor.replay import matched_key, record_matched
+
+    url = "https://example.org/a"
+    await record_matched(redis, keys, url, ["rule-b", "rule-a"], ttl=3600)
+    assert await redis.get(matched_key(keys, url)) == '["rule-a", "rule-b"]'
+    await record_matched(redis, keys, url, [], ttl=3600)  # the article again (edited): nothing fires now
+    assert not await redis.exists(matched_key(keys, url))
+    await record_matched(redis, keys, "https://example.org/b", [], ttl=3600)
+    assert [key async for key in redis.scan_iter(match=keys.prefix + "matched:*")] == []

@@ -199,3 +199,39 @@ async def test_article_without_text_or_title_is_a_story_of_its_own(redis, keys: 
     a = await stories.assign(Article(url="https://x.example/1"))
     b = await stories.assign(Article(url="https://x.example/2"))
     assert a.new_story and b.new_story and a.story_id != b.story_id and a.fingerprint == ""
+
+
+async def test_a_story_keeps_only_what_joining_and_alerts_read(redis, redis_url: str, keys: Keys,
+                                                               articles: list[Article]):
+    stories = index(redis, keys)
+    first = await stories.assign(articles[0])
+    await stories.assign(republish(articles[0], random.Random(4), 0))
+    story = keys("{stories}", "story", first.story_id)
+    client = connect(redis_url, decode_responses=False)
+    try:
+        fields = await client.hgetall(story)
+    finally:
+        await client.aclose()
+    assert sorted(fields) == [b"first_url", b"sig", b"size"]
+    assert len(fields[b"sig"]) == 4 * StorySettings().num_perm  # binary, not hex
+    assert not await redis.exists(story + ":urls")
+    assert len(await stories.members(first.story_id)) == 2
+
+
+async def test_a_story_stored_before_binary_signatures_is_still_joined(redis, keys: Keys, articles: list[Article]):
+    """Stories written by the earlier layout (hex signature, a ':urls' set, 'created') stay joinable until they
+    expire."""
+    from monitor.dedup import minhash_signature, shingles
+
+    stories = index(redis, keys)
+    first = await stories.assign(articles[0])
+    story = keys("{stories}", "story", first.story_id)
+    old_sig = minhash_signature(shingles(articles[0].text, 5), StorySettings().num_perm)
+    await redis.hset(story, mapping={"sig": old_sig, "created": "1700000000"})
+    await redis.sadd(story + ":urls", articles[0].url)
+    got = await stories.assign(republish(articles[0], random.Random(9), 0))
+    assert got.story_id == first.story_id and not got.new_story and got.similarity >= 0.5
+    again = await stories.assign(articles[0])  # already a member: not listed twice
+    assert again.story_id == first.story_id
+    assert [url for _, url in await stories.members(first.story_id)] == [
+        articles[0].url, republish(articles[0], random.Random(9), 0).url]
