@@ -43,6 +43,7 @@ class WebhookReceiver:
         self.port = free_port()
         self.user, self.password = user, password
         self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # request headers of the accepted bodies, in order
         self.failed = 0  # requests answered with an error status
         self.requests = 0
         self._fail = 0
@@ -69,6 +70,7 @@ class WebhookReceiver:
             self.failed += 1
             return web.Response(status=self._status, text="receiver told to fail")
         self.bodies.append(await request.json())
+        self.headers.append(dict(request.headers))
         self._arrived.set()
         return web.json_response({"ok": True})
 

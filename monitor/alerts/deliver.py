@@ -20,12 +20,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
-from urllib.parse import unquote
+import base64
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import apprise
+from apprise.manager_plugins import NotificationManager
 from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 
-from .. import metrics
+from .. import logs, metrics
 from ..errors import PermanentError
 from ..models import Alert
 from ..store import Keys
@@ -124,11 +126,51 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
 
 
+# apprise URL arguments whose values may be secrets: +Header=, -GETparam=, :payload_field= and secret-looking names
+_SECRET_ARG = re.compile(r"^[+\-:]|key|token|secret|pass|sig|cred|authori", re.I)
+
+
+def privacy_url(privacy: str) -> str:
+    """apprise's privacy form with every argument value that may be a secret masked: apprise keeps the values of
+    custom headers (+X-Api-Token=...), GET parameters and payload fields as they are."""
+    parts = urlsplit(privacy)
+    if not parts.query:
+        return privacy
+    args = [(k, "****" if _SECRET_ARG.search(k) and v else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(query=urlencode(args, safe="*/@")))
+
+
 def secret_parts(url: str, privacy: str) -> list[str]:
-    """Pieces of `url` that apprise's privacy form hides: scrubbed from every text we log or store."""
-    tokens = {t for t in re.split(r"[/:@?&=#,+;]", url) if len(t) >= 4}
+    """Pieces of `url` that its privacy form hides: masked in every text we log or store, and in every log record.
+
+    Candidates are the tokens before the query (user, password, path tokens), the values of secret-looking
+    arguments, and the Basic auth header value apprise sends (base64 of user:password)."""
+    parts = urlsplit(url)
+    head = url.split("?", 1)[0]
+    tokens = {t for t in re.split(r"[/:@?&=#,+;]", head) if len(t) >= 4}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if _SECRET_ARG.search(key):
+            tokens |= {value} | {t for t in re.split(r"[/:@?&=#,+;]", value) if len(t) >= 4}
     tokens |= {unquote(t) for t in tokens}
-    return sorted((t for t in tokens if t not in privacy), key=len, reverse=True)
+    if parts.password:
+        basic = f"{unquote(parts.username or '')}:{unquote(parts.password)}".encode()
+        tokens.add(base64.b64encode(basic).decode())
+    privacy = unquote(privacy)
+    return sorted((t for t in tokens if len(t) >= 4 and t not in privacy), key=len, reverse=True)
+
+
+def load_service(url: str) -> Any | None:
+    """The apprise plugin of `url`, made as Apprise.add() makes it but without add()'s DEBUG line "Loaded ... URL",
+    which shows custom header values (kept in apprise's privacy form) before their masking is set up."""
+    results = apprise.plugins.url_to_dict(url, secure_logging=True)
+    if not results:
+        return None
+    results.update(asset=apprise.AppriseAsset(), tag=set())
+    try:
+        service = NotificationManager()[results["schema"]](**results)
+    except Exception:  # noqa: BLE001 - apprise's own add() treats any plugin error as "not a valid URL"
+        return None
+    return service if service.enabled else None
 
 
 class Deliverer:
@@ -173,9 +215,10 @@ class Deliverer:
     def _target(self, channel: str, index: int, url: str, settings: ChannelSettings) -> Target:
         scheme = url.split("://", 1)[0].lower()
         ap = apprise.Apprise()
-        if not ap.add(url):
+        service = load_service(url)
+        if service is None or not ap.add(service):
             privacy = f"{scheme}://****"
-            self._secrets.extend(secret_parts(url, privacy))
+            self._add_secrets(secret_parts(url, privacy))
             log.error("channel %s: url %d (%s) is not a valid apprise URL; its sends will fail", channel, index,
                       privacy)
             return Target(index, privacy, "text", None, error=f"not a valid apprise URL: {privacy}")
@@ -185,8 +228,8 @@ class Deliverer:
                 ap = apprise.Apprise()
                 ap.add(webhook)
         service = ap[0]
-        privacy = url if scheme in _OWN_SCHEMES else service.url(privacy=True)
-        self._secrets.extend(secret_parts(url, privacy))
+        privacy = url if scheme in _OWN_SCHEMES else privacy_url(service.url(privacy=True))
+        self._add_secrets(secret_parts(url, privacy))
         if settings.format == "json":
             fmt = "document"
         elif scheme == "jsonl":
@@ -198,6 +241,10 @@ class Deliverer:
             preferred = preferred[0] if isinstance(preferred, (tuple, list)) else preferred
             fmt = _FORMAT_OF.get(str(getattr(preferred, "value", preferred)), "text")
         return Target(index, privacy, fmt, ap)
+
+    def _add_secrets(self, secrets: list[str]) -> None:
+        self._secrets = sorted(set(self._secrets) | set(secrets), key=len, reverse=True)
+        logs.add_secrets(secrets)  # apprise's and urllib3's own records too
 
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
