@@ -13,6 +13,7 @@ transaction) sends that message again once the claim lease runs out. Nothing els
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import re
@@ -37,6 +38,7 @@ from .channels import (AlertSettings, ChannelSettings, register_plugins, resolve
 from .history import AlertHistory
 from .outbox import OUTBOX_STREAM
 from .render import Renderer, alert_document, render_record
+from .sending import send_in_child
 from .webhook import AlertWebhook
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,7 @@ class Target:
     fmt: str  # text | markdown | html | json (audit files) | document (format: json webhooks)
     apprise: apprise.Apprise | None = None
     error: str = ""  # the URL could not be loaded: every send fails permanently
+    local: bool = False  # console:// or jsonl://: written here, not through a killable child process
 
 
 @dataclass
@@ -157,6 +160,14 @@ def secret_parts(url: str, privacy: str) -> list[str]:
         tokens.add(base64.b64encode(basic).decode())
     privacy = unquote(privacy)
     return sorted((t for t in tokens if len(t) >= 4 and t not in privacy), key=len, reverse=True)
+
+
+def with_alert_id(body: str, alert_id: str, fmt: str) -> str:
+    """The alert id as the message's last line: the idempotency key for services whose payload is only text (ntfy,
+    Slack, Telegram, mail bodies), so a receiver (person or bot) can drop a repeat after a crash."""
+    if fmt == "html":
+        return f"{body}\n<p><small>id: {alert_id}</small></p>"
+    return f"{body}\n\nid: {alert_id}"
 
 
 def load_service(url: str) -> Any | None:
@@ -240,7 +251,7 @@ class Deliverer:
             preferred = service.notify_format
             preferred = preferred[0] if isinstance(preferred, (tuple, list)) else preferred
             fmt = _FORMAT_OF.get(str(getattr(preferred, "value", preferred)), "text")
-        return Target(index, privacy, fmt, ap)
+        return Target(index, privacy, fmt, ap, local=scheme in _OWN_SCHEMES)
 
     def _add_secrets(self, secrets: list[str]) -> None:
         self._secrets = sorted(set(self._secrets) | set(secrets), key=len, reverse=True)
@@ -335,10 +346,18 @@ class Deliverer:
         except PermanentError as exc:
             await self._finish(alert_id, channel, state, {}, error=self.scrub(str(exc)), permanent=True)
             return
-        done = state.get("targets") or {}
+        inflight = await self._inflight(alert_id, channel)
+        # a URL whose answer was written just before a crash is done; one left "sending" is sent again (same id)
+        outcome = {i: r for i, r in inflight.items() if r.get("status") == "sent"}
+        done = {**(state.get("targets") or {}), **outcome}
         pending = [t for t in spec.targets if done.get(str(t.index), {}).get("status") != "sent"]
-        results = await asyncio.gather(*(self._send_target(t, messages[t.fmt]) for t in pending))
-        outcome = {str(t.index): r for t, r in zip(pending, results)}
+        for target in pending:
+            if inflight.get(str(target.index), {}).get("status") == "sending":
+                log.warning("alert %s channel %s: %s: an earlier attempt stopped during the send (crash); sending "
+                            "again with the same alert id, which the receiver can use to drop a repeat",
+                            alert_id, channel, target.privacy)
+        results = await asyncio.gather(*(self._send_marked(alert_id, channel, t, messages[t.fmt]) for t in pending))
+        outcome.update({str(t.index): r for t, r in zip(pending, results)})
         failed = [f"{r['url']}: {r['answer']}" for r in outcome.values() if r["status"] != "sent"]
         await self._finish(alert_id, channel, state, outcome, error="; ".join(failed), permanent=False)
 
@@ -356,7 +375,9 @@ class Deliverer:
             else:
                 title, body = self.renderer.render(alert, fmt=text_fmt, sources=sources, overrides=overrides,
                                                    suppressed=int(state.get("suppressed") or 0))
-            if fmt == "json":
+            if fmt in _FORMAT_OF:
+                body = with_alert_id(body, alert.id, fmt)
+            elif fmt == "json":
                 body = render_record(alert, title=title, body=body, sources=sources,
                                      items=[a for a, _ in items] if items is not None else None)
             elif fmt == "document":
@@ -373,23 +394,48 @@ class Deliverer:
                 out.append((item, await self.history.sources(await self.history.base_of(item_id))))
         return out
 
-    async def _send_target(self, target: Target, message: tuple[str, str, str]) -> dict[str, Any]:
-        """One URL: apprise's answer as {"url", "status": sent|failed, "answer", "at"} (secrets scrubbed)."""
+    async def _inflight(self, alert_id: str, channel: str) -> dict[str, dict[str, Any]]:
+        """URL index -> what the last attempt wrote for it before its outcome was recorded ("sending" or its answer)."""
+        raw = await self.redis.hgetall(self.ak.inflight(alert_id, channel))
+        return {index: json.loads(value) for index, value in raw.items()}
+
+    async def _send_marked(self, alert_id: str, channel: str, target: Target,
+                           message: tuple[str, str, str]) -> dict[str, Any]:
+        """One URL's send between two marks: "sending" before it, its answer right after it. A crash then resends
+        only URLs caught in mid-send (marked "sending"), not those that answered while others were still going."""
+        key = self.ak.inflight(alert_id, channel)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, str(target.index), json.dumps({"status": "sending", "at": round(self.clock(), 3)}))
+            pipe.expire(key, int(self.settings.history_retention))
+            await pipe.execute()
+        result = await self._send_target(target, message, alert_id)
+        try:
+            await self.redis.hset(key, str(target.index), json.dumps(result))
+        except (RedisConnectionError, RedisTimeoutError):  # _finish records it, waiting for Redis while it can
+            pass
+        return result
+
+    async def _send_target(self, target: Target, message: tuple[str, str, str], alert_id: str) -> dict[str, Any]:
+        """One URL: apprise's answer as {"url", "status": sent|failed, "answer", "at"} (secrets scrubbed).
+
+        A service's send runs in a child process killed at send_timeout (see sending.py); our own console:// and
+        jsonl:// write locally and run here."""
         at = round(self.clock(), 3)
         if target.apprise is None:
             return {"url": target.privacy, "status": "failed", "answer": target.error, "at": at, "permanent": True}
         title, body, severity = message
-        body_format = "text" if target.fmt in _JSON_FORMATS else target.fmt
-        result = await target.apprise.async_notify(body=body, title=title, body_format=body_format,
-                                                   notify_type=NOTIFY_TYPE.get(severity, apprise.NotifyType.INFO),
-                                                   timeout=self.settings.send_timeout)
-        ok = bool(result)
-        answer = result.status.name
-        if not ok:
-            notes = [e.message for r in result.results for e in r.logs() if e.level in ("WARNING", "ERROR")]
-            notes += [e.message for e in result.call_logs() if e.level in ("WARNING", "ERROR")]
-            answer = self.scrub(f"{answer}: {' | '.join(notes)[-400:]}" if notes else answer)
-        return {"url": target.privacy, "status": "sent" if ok else "failed", "answer": answer, "at": at}
+        kwargs = {"body": body, "title": title, "body_format": "text" if target.fmt in _JSON_FORMATS else target.fmt,
+                  "notify_type": NOTIFY_TYPE.get(severity, apprise.NotifyType.INFO)}
+        if target.local:
+            result = await target.apprise.async_notify(**kwargs, timeout=self.settings.send_timeout)
+            ok, answer = bool(result), result.status.name
+        else:
+            sent = await send_in_child(target.apprise, alert_id=alert_id, timeout=self.settings.send_timeout,
+                                       **kwargs)
+            ok, answer = sent["ok"], sent["status"]
+            if not ok and sent["notes"]:
+                answer = f"{answer}: {' | '.join(sent['notes'])[-400:]}"
+        return {"url": target.privacy, "status": "sent" if ok else "failed", "answer": self.scrub(answer), "at": at}
 
     async def _finish(self, alert_id: str, channel: str, state: dict[str, Any], outcome: dict[str, Any], *,
                       error: str, permanent: bool) -> None:
@@ -426,6 +472,7 @@ class Deliverer:
             try:
                 async with self.redis.pipeline(transaction=True) as pipe:
                     self.history.queue_delivery(pipe, alert_id, channel, new)
+                    pipe.delete(self.ak.inflight(alert_id, channel))  # now in the delivery record
                     if new["status"] == "retrying":
                         pipe.zadd(self.ak.due(channel), {alert_id: new["next_at"]})
                     else:
