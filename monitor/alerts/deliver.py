@@ -6,8 +6,9 @@ Per channel a due-time ZSET holds first sends and retries (so a channel that is 
     outbox stream --handle--> route: held (digest / quiet hours) | throttled (counted) | due ZSET of the channel
     channel loop  --claim (lease)--> render + apprise per URL --> sent | retry at now+backoff | dead-letter stream
 
-Remaining window: a crash after a service accepted a message and before its result is written (one Redis
-transaction) sends that message again once the claim lease runs out. Nothing else resends.
+Remaining window: a crash after a service accepted a message and before that URL's answer is written (each URL is
+marked "sending" before and answered right after its send) sends it again to that URL once the claim lease runs
+out, with the same alert id in the payload for the receiver to drop it. Nothing else resends.
 """
 
 from __future__ import annotations
