@@ -14,6 +14,7 @@ out, with the same alert id in the payload for the receiver to drop it. Nothing 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import random
@@ -22,7 +23,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
-import base64
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import apprise
@@ -140,7 +140,8 @@ def privacy_url(privacy: str) -> str:
     parts = urlsplit(privacy)
     if not parts.query:
         return privacy
-    args = [(k, "****" if _SECRET_ARG.search(k) and v else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    args = [(k, "****" if _SECRET_ARG.search(k) and v else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)]
     return urlunsplit(parts._replace(query=urlencode(args, safe="*/@")))
 
 
