@@ -122,7 +122,8 @@ class FeedStore:
         stored_next = await self._next_checks(ids)
         async with self.redis.pipeline(transaction=True) as pipe:
             for feed, next_check in zip(feeds, stored_next):
-                pipe.hset(self.keys.feed(feed.id), mapping={"url": feed.url, "name": feed.name})
+                # the feed record is for people: never a token or password of the URL (the configuration keeps the real one)
+                pipe.hset(self.keys.feed(feed.id), mapping={"url": redact_url(feed.url), "name": feed.name})
                 # a feed removed and configured again keeps its schedule; NX: never disturb a running lease
                 spread = min(FIRST_POLL_SPREAD, feed.interval)  # a 10 s feed must not wait 30 s for its first poll
                 due = next_check if next_check is not None else now + random.uniform(0, spread)

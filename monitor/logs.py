@@ -1,7 +1,9 @@
 """Logging set-up: readable text by default, JSON lines for journald and log shippers; credentials masked.
 
 Every record passes a filter that masks the password part of URLs (scheme://user:secret@host) as a last line of
-defence; code logs apprise URLs only in their privacy form in the first place.
+defence; code logs apprise URLs only in their privacy form in the first place. Secrets known exactly (the pieces of
+channel URLs, see `add_secrets`) are masked in every record at its creation, whoever logs it (apprise, urllib3) and
+whichever handler takes it.
 """
 
 from __future__ import annotations
@@ -10,15 +12,49 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
+from typing import Iterable
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^\s/:@]*):(?P<secret>[^\s/@]+)@")
 _SECRET_PARAMS = re.compile(r"(?i)(?P<key>[?&](?:token|key|apikey|api_key|pass|password|secret|auth)=)[^&\s]+")
 
 
+_known: list[str] = []  # exact secret strings, longest first
+_known_lock = threading.Lock()
+_base_factory = logging.getLogRecordFactory()
+
+
 def mask_secrets(text: str) -> str:
     text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:****@", text)
-    return _SECRET_PARAMS.sub(lambda m: f"{m['key']}****", text)
+    text = _SECRET_PARAMS.sub(lambda m: f"{m['key']}****", text)
+    for secret in _known:
+        if secret in text:
+            text = text.replace(secret, "****")
+    return text
+
+
+def add_secrets(secrets: Iterable[str]) -> None:
+    """Mask these exact strings in every log record from now on (any logger, any level, any handler)."""
+    global _known
+    with _known_lock:
+        _known = sorted(set(_known) | {s for s in secrets if s}, key=len, reverse=True)
+    if logging.getLogRecordFactory() is not _masked_record:
+        logging.setLogRecordFactory(_masked_record)
+
+
+def _masked_record(*args: object, **kwargs: object) -> logging.LogRecord:
+    """Records are created only once a logger accepted the level: masking costs nothing for what is not logged."""
+    record = _base_factory(*args, **kwargs)
+    if not _known:
+        return record
+    message = record.getMessage()
+    masked = mask_secrets(message)
+    if masked != message:
+        record.msg, record.args = masked, None
+    if record.exc_info and record.exc_info[0] is not None:
+        record.exc_text = mask_secrets(logging.Formatter().formatException(record.exc_info))
+    return record
 
 
 class RedactingFilter(logging.Filter):
@@ -42,7 +78,7 @@ class JsonFormatter(logging.Formatter):
         if problems:
             data["problems"] = [mask_secrets(p) for p in problems]
         if record.exc_info:
-            data["exc"] = mask_secrets(self.formatException(record.exc_info))
+            data["exc"] = mask_secrets(record.exc_text or self.formatException(record.exc_info))
         return json.dumps(data, ensure_ascii=False)
 
 

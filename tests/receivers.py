@@ -43,6 +43,7 @@ class WebhookReceiver:
         self.port = free_port()
         self.user, self.password = user, password
         self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # request headers of the accepted bodies, in order
         self.failed = 0  # requests answered with an error status
         self.requests = 0
         self._fail = 0
@@ -69,6 +70,7 @@ class WebhookReceiver:
             self.failed += 1
             return web.Response(status=self._status, text="receiver told to fail")
         self.bodies.append(await request.json())
+        self.headers.append(dict(request.headers))
         self._arrived.set()
         return web.json_response({"ok": True})
 
@@ -212,3 +214,68 @@ def wire_copy(i: int, *, title: str = "Denmark and Netherlands pledge Leopard 2 
 
     return Article(url=f"https://site{i}.example/news/leopard-{i}", title=title, source=f"Site {i}",
                    published="2026-11-20T09:30:00+00:00", text="full text " * 50)
+
+
+class DripReceiver:
+    """An HTTP service on 127.0.0.1 that answers its first `slow` requests one byte every `every` seconds (a service
+    that drips), the rest at once. Records each request's alert id header and whether the client hung up early."""
+
+    ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}"
+
+    def __init__(self, *, slow: int = 1_000_000, every: float = 0.25) -> None:
+        self.port = free_port()
+        self.slow, self.every = slow, every
+        self.requests = 0
+        self.open = 0  # connections still open
+        self.hung_up = 0  # dripping answers the client stopped reading (closed the connection)
+        self.completed = 0  # answers sent in full
+        self.alert_ids: list[str] = []
+        self._server: asyncio.AbstractServer | None = None
+
+    def url(self, scheme: str = "json", path: str = "/hook") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open += 1
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            self.requests += 1
+            for line in head.decode("latin-1").split("\r\n"):
+                if line.lower().startswith("x-monitor-alert-id:"):
+                    self.alert_ids.append(line.split(":", 1)[1].strip())
+            gone = asyncio.ensure_future(reader.read())  # ends (b"") when the client closes its side
+            answer = self.ANSWER if self.requests <= self.slow else None
+            if answer is None:
+                writer.write(self.ANSWER)
+                await writer.drain()
+                self.completed += 1
+                gone.cancel()
+                return
+            for i in range(len(answer)):
+                if gone.done():
+                    self.hung_up += 1
+                    return
+                writer.write(answer[i:i + 1])
+                await writer.drain()
+                await asyncio.sleep(self.every)
+            self.completed += 1
+            gone.cancel()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            self.hung_up += 1
+        finally:
+            self.open -= 1
+            writer.close()
+
+    async def wait_closed(self, timeout: float = 10.0) -> None:
+        """Until no connection is open (bounded wait)."""
+        deadline = time.monotonic() + timeout
+        while self.open and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def __aenter__(self) -> DripReceiver:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._server is not None:
+            self._server.close()

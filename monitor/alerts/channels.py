@@ -201,7 +201,7 @@ class AlertSettings(BaseModel):
     retry_max_delay: float = Field(300.0, gt=0)
     retry_max_age: float = Field(86400.0, gt=0)  # give up on an alert this old even with attempts left
     templates_dir: str | None = None  # files here override the built-in templates of the same name
-    send_timeout: float = Field(30.0, gt=0)  # one apprise call per URL; a hung service is a failed attempt
+    send_timeout: float = Field(30.0, gt=0)  # total deadline of one URL's send (its child is killed)
     poll_interval: float = Field(1.0, gt=0)  # how often each channel looks for due sends
     claim_idle: float = Field(60.0, gt=0)  # outbox messages of a dead deliverer are taken over after this
     history_retention: float = Field(90 * 86400.0, gt=0)  # alert records and (rule, story) keys expire after this

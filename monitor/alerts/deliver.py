@@ -6,13 +6,16 @@ Per channel a due-time ZSET holds first sends and retries (so a channel that is 
     outbox stream --handle--> route: held (digest / quiet hours) | throttled (counted) | due ZSET of the channel
     channel loop  --claim (lease)--> render + apprise per URL --> sent | retry at now+backoff | dead-letter stream
 
-Remaining window: a crash after a service accepted a message and before its result is written (one Redis
-transaction) sends that message again once the claim lease runs out. Nothing else resends.
+Remaining window: a crash after a service accepted a message and before that URL's answer is written (each URL is
+marked "sending" before and answered right after its send) sends it again to that URL once the claim lease runs
+out, with the same alert id in the payload for the receiver to drop it. Nothing else resends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import random
 import re
@@ -20,12 +23,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import apprise
+from apprise.manager_plugins import NotificationManager
 from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 
-from .. import metrics
+from .. import logs, metrics
 from ..errors import PermanentError
 from ..models import Alert
 from ..store import Keys
@@ -35,6 +39,7 @@ from .channels import (AlertSettings, ChannelSettings, register_plugins, resolve
 from .history import AlertHistory
 from .outbox import OUTBOX_STREAM
 from .render import Renderer, alert_document, render_record
+from .sending import send_in_child
 from .webhook import AlertWebhook
 
 log = logging.getLogger(__name__)
@@ -111,6 +116,7 @@ class Target:
     fmt: str  # text | markdown | html | json (audit files) | document (format: json webhooks)
     apprise: apprise.Apprise | None = None
     error: str = ""  # the URL could not be loaded: every send fails permanently
+    local: bool = False  # console:// or jsonl://: written here, not through a killable child process
 
 
 @dataclass
@@ -124,11 +130,60 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
 
 
+# apprise URL arguments whose values may be secrets: +Header=, -GETparam=, :payload_field= and secret-looking names
+_SECRET_ARG = re.compile(r"^[+\-:]|key|token|secret|pass|sig|cred|authori", re.I)
+
+
+def privacy_url(privacy: str) -> str:
+    """apprise's privacy form with every argument value that may be a secret masked: apprise keeps the values of
+    custom headers (+X-Api-Token=...), GET parameters and payload fields as they are."""
+    parts = urlsplit(privacy)
+    if not parts.query:
+        return privacy
+    args = [(k, "****" if _SECRET_ARG.search(k) and v else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(query=urlencode(args, safe="*/@")))
+
+
 def secret_parts(url: str, privacy: str) -> list[str]:
-    """Pieces of `url` that apprise's privacy form hides: scrubbed from every text we log or store."""
-    tokens = {t for t in re.split(r"[/:@?&=#,+;]", url) if len(t) >= 4}
+    """Pieces of `url` that its privacy form hides: masked in every text we log or store, and in every log record.
+
+    Candidates are the tokens before the query (user, password, path tokens), the values of secret-looking
+    arguments, and the Basic auth header value apprise sends (base64 of user:password)."""
+    parts = urlsplit(url)
+    head = url.split("?", 1)[0]
+    tokens = {t for t in re.split(r"[/:@?&=#,+;]", head) if len(t) >= 4}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if _SECRET_ARG.search(key):
+            tokens |= {value} | {t for t in re.split(r"[/:@?&=#,+;]", value) if len(t) >= 4}
     tokens |= {unquote(t) for t in tokens}
-    return sorted((t for t in tokens if t not in privacy), key=len, reverse=True)
+    if parts.password:
+        basic = f"{unquote(parts.username or '')}:{unquote(parts.password)}".encode()
+        tokens.add(base64.b64encode(basic).decode())
+    privacy = unquote(privacy)
+    return sorted((t for t in tokens if len(t) >= 4 and t not in privacy), key=len, reverse=True)
+
+
+def with_alert_id(body: str, alert_id: str, fmt: str) -> str:
+    """The alert id as the message's last line: the idempotency key for services whose payload is only text (ntfy,
+    Slack, Telegram, mail bodies), so a receiver (person or bot) can drop a repeat after a crash."""
+    if fmt == "html":
+        return f"{body}\n<p><small>id: {alert_id}</small></p>"
+    return f"{body}\n\nid: {alert_id}"
+
+
+def load_service(url: str) -> Any | None:
+    """The apprise plugin of `url`, made as Apprise.add() makes it but without add()'s DEBUG line "Loaded ... URL",
+    which shows custom header values (kept in apprise's privacy form) before their masking is set up."""
+    results = apprise.plugins.url_to_dict(url, secure_logging=True)
+    if not results:
+        return None
+    results.update(asset=apprise.AppriseAsset(), tag=set())
+    try:
+        service = NotificationManager()[results["schema"]](**results)
+    except Exception:  # noqa: BLE001 - apprise's own add() treats any plugin error as "not a valid URL"
+        return None
+    return service if service.enabled else None
 
 
 class Deliverer:
@@ -173,9 +228,10 @@ class Deliverer:
     def _target(self, channel: str, index: int, url: str, settings: ChannelSettings) -> Target:
         scheme = url.split("://", 1)[0].lower()
         ap = apprise.Apprise()
-        if not ap.add(url):
+        service = load_service(url)
+        if service is None or not ap.add(service):
             privacy = f"{scheme}://****"
-            self._secrets.extend(secret_parts(url, privacy))
+            self._add_secrets(secret_parts(url, privacy))
             log.error("channel %s: url %d (%s) is not a valid apprise URL; its sends will fail", channel, index,
                       privacy)
             return Target(index, privacy, "text", None, error=f"not a valid apprise URL: {privacy}")
@@ -185,8 +241,8 @@ class Deliverer:
                 ap = apprise.Apprise()
                 ap.add(webhook)
         service = ap[0]
-        privacy = url if scheme in _OWN_SCHEMES else service.url(privacy=True)
-        self._secrets.extend(secret_parts(url, privacy))
+        privacy = url if scheme in _OWN_SCHEMES else privacy_url(service.url(privacy=True))
+        self._add_secrets(secret_parts(url, privacy))
         if settings.format == "json":
             fmt = "document"
         elif scheme == "jsonl":
@@ -197,7 +253,11 @@ class Deliverer:
             preferred = service.notify_format
             preferred = preferred[0] if isinstance(preferred, (tuple, list)) else preferred
             fmt = _FORMAT_OF.get(str(getattr(preferred, "value", preferred)), "text")
-        return Target(index, privacy, fmt, ap)
+        return Target(index, privacy, fmt, ap, local=scheme in _OWN_SCHEMES)
+
+    def _add_secrets(self, secrets: list[str]) -> None:
+        self._secrets = sorted(set(self._secrets) | set(secrets), key=len, reverse=True)
+        logs.add_secrets(secrets)  # apprise's and urllib3's own records too
 
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -288,10 +348,18 @@ class Deliverer:
         except PermanentError as exc:
             await self._finish(alert_id, channel, state, {}, error=self.scrub(str(exc)), permanent=True)
             return
-        done = state.get("targets") or {}
+        inflight = await self._inflight(alert_id, channel)
+        # a URL whose answer was written just before a crash is done; one left "sending" is sent again (same id)
+        outcome = {i: r for i, r in inflight.items() if r.get("status") == "sent"}
+        done = {**(state.get("targets") or {}), **outcome}
         pending = [t for t in spec.targets if done.get(str(t.index), {}).get("status") != "sent"]
-        results = await asyncio.gather(*(self._send_target(t, messages[t.fmt]) for t in pending))
-        outcome = {str(t.index): r for t, r in zip(pending, results)}
+        for target in pending:
+            if inflight.get(str(target.index), {}).get("status") == "sending":
+                log.warning("alert %s channel %s: %s: an earlier attempt stopped during the send (crash); sending "
+                            "again with the same alert id, which the receiver can use to drop a repeat",
+                            alert_id, channel, target.privacy)
+        results = await asyncio.gather(*(self._send_marked(alert_id, channel, t, messages[t.fmt]) for t in pending))
+        outcome.update({str(t.index): r for t, r in zip(pending, results)})
         failed = [f"{r['url']}: {r['answer']}" for r in outcome.values() if r["status"] != "sent"]
         await self._finish(alert_id, channel, state, outcome, error="; ".join(failed), permanent=False)
 
@@ -309,7 +377,9 @@ class Deliverer:
             else:
                 title, body = self.renderer.render(alert, fmt=text_fmt, sources=sources, overrides=overrides,
                                                    suppressed=int(state.get("suppressed") or 0))
-            if fmt == "json":
+            if fmt in _FORMAT_OF:
+                body = with_alert_id(body, alert.id, fmt)
+            elif fmt == "json":
                 body = render_record(alert, title=title, body=body, sources=sources,
                                      items=[a for a, _ in items] if items is not None else None)
             elif fmt == "document":
@@ -326,23 +396,48 @@ class Deliverer:
                 out.append((item, await self.history.sources(await self.history.base_of(item_id))))
         return out
 
-    async def _send_target(self, target: Target, message: tuple[str, str, str]) -> dict[str, Any]:
-        """One URL: apprise's answer as {"url", "status": sent|failed, "answer", "at"} (secrets scrubbed)."""
+    async def _inflight(self, alert_id: str, channel: str) -> dict[str, dict[str, Any]]:
+        """URL index -> what the last attempt wrote for it before its outcome was recorded ("sending" or its answer)."""
+        raw = await self.redis.hgetall(self.ak.inflight(alert_id, channel))
+        return {index: json.loads(value) for index, value in raw.items()}
+
+    async def _send_marked(self, alert_id: str, channel: str, target: Target,
+                           message: tuple[str, str, str]) -> dict[str, Any]:
+        """One URL's send between two marks: "sending" before it, its answer right after it. A crash then resends
+        only URLs caught in mid-send (marked "sending"), not those that answered while others were still going."""
+        key = self.ak.inflight(alert_id, channel)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, str(target.index), json.dumps({"status": "sending", "at": round(self.clock(), 3)}))
+            pipe.expire(key, int(self.settings.history_retention))
+            await pipe.execute()
+        result = await self._send_target(target, message, alert_id)
+        try:
+            await self.redis.hset(key, str(target.index), json.dumps(result))
+        except (RedisConnectionError, RedisTimeoutError):  # _finish records it, waiting for Redis while it can
+            pass
+        return result
+
+    async def _send_target(self, target: Target, message: tuple[str, str, str], alert_id: str) -> dict[str, Any]:
+        """One URL: apprise's answer as {"url", "status": sent|failed, "answer", "at"} (secrets scrubbed).
+
+        A service's send runs in a child process killed at send_timeout (see sending.py); our own console:// and
+        jsonl:// write locally and run here."""
         at = round(self.clock(), 3)
         if target.apprise is None:
             return {"url": target.privacy, "status": "failed", "answer": target.error, "at": at, "permanent": True}
         title, body, severity = message
-        body_format = "text" if target.fmt in _JSON_FORMATS else target.fmt
-        result = await target.apprise.async_notify(body=body, title=title, body_format=body_format,
-                                                   notify_type=NOTIFY_TYPE.get(severity, apprise.NotifyType.INFO),
-                                                   timeout=self.settings.send_timeout)
-        ok = bool(result)
-        answer = result.status.name
-        if not ok:
-            notes = [e.message for r in result.results for e in r.logs() if e.level in ("WARNING", "ERROR")]
-            notes += [e.message for e in result.call_logs() if e.level in ("WARNING", "ERROR")]
-            answer = self.scrub(f"{answer}: {' | '.join(notes)[-400:]}" if notes else answer)
-        return {"url": target.privacy, "status": "sent" if ok else "failed", "answer": answer, "at": at}
+        kwargs = {"body": body, "title": title, "body_format": "text" if target.fmt in _JSON_FORMATS else target.fmt,
+                  "notify_type": NOTIFY_TYPE.get(severity, apprise.NotifyType.INFO)}
+        if target.local:
+            result = await target.apprise.async_notify(**kwargs, timeout=self.settings.send_timeout)
+            ok, answer = bool(result), result.status.name
+        else:
+            sent = await send_in_child(target.apprise, alert_id=alert_id, timeout=self.settings.send_timeout,
+                                       **kwargs)
+            ok, answer = sent["ok"], sent["status"]
+            if not ok and sent["notes"]:
+                answer = f"{answer}: {' | '.join(sent['notes'])[-400:]}"
+        return {"url": target.privacy, "status": "sent" if ok else "failed", "answer": self.scrub(answer), "at": at}
 
     async def _finish(self, alert_id: str, channel: str, state: dict[str, Any], outcome: dict[str, Any], *,
                       error: str, permanent: bool) -> None:
@@ -379,6 +474,7 @@ class Deliverer:
             try:
                 async with self.redis.pipeline(transaction=True) as pipe:
                     self.history.queue_delivery(pipe, alert_id, channel, new)
+                    pipe.delete(self.ak.inflight(alert_id, channel))  # now in the delivery record
                     if new["status"] == "retrying":
                         pipe.zadd(self.ak.due(channel), {alert_id: new["next_at"]})
                     else:

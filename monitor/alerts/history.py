@@ -40,6 +40,9 @@ class AlertKeys:
     def deliveries(self, alert_id: str) -> str:  # HASH channel -> JSON state
         return self.k(TAG, "deliv", alert_id)
 
+    def inflight(self, alert_id: str, channel: str) -> str:  # HASH url index -> "sending" mark or answer, until
+        return self.k(TAG, "sending", alert_id, channel)  # the delivery record holds the attempt's outcome
+
     @property
     def index(self) -> str:  # ZSET alert id -> created
         return self.k(TAG, "index")
