@@ -228,3 +228,74 @@ async def test_a_source_whose_pages_all_fail_is_a_healthz_warning_and_an_operato
     assert [b["title"] for b in hook.bodies] == ["monitor: articles of Loopback Wire [wire] failing",
                                                 "monitor: articles of Loopback Wire [wire] recovered"]
     assert daemon.health()[1]["articles_failing"] == []
+
+
+async def monitor_cli(*args: str, timeout: float = 120) -> tuple[int, str, str]:
+    """The `monitor` command as a user runs it, without blocking the loop the loopback servers live in."""
+    import os
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("monitor")), *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={k: v for k, v in os.environ.items() if k != "REDIS_URL"})
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+async def test_monitor_feeds_shows_the_counts_and_why_pages_failed_and_dead_entries_can_be_retried(
+        tmp_path, redis, keys, redis_url):
+    import json
+
+    async with LoopbackServer() as srv, WebhookReceiver() as hook:
+        srv.route("/a.xml", rss([{"title": HEADLINE, "link": srv.url("/a/walled.html"), "description": SUMMARY}]),
+                  content_type="application/rss+xml")
+        srv.route("/a/walled.html", b"denied", status=403, content_type="text/html")
+        srv.route("/b.xml", rss([{"title": "Strict", "link": srv.url("/b/gone.html"), "description": "Short."}]),
+                  content_type="application/rss+xml")
+        feeds = (f'{{id: a, name: Wire A, url: "{srv.url("/a.xml")}"}}, '
+                 f'{{id: b, url: "{srv.url("/b.xml")}", fetch_page: always}}')
+        build(tmp_path, redis, keys, redis_url, hook.url(), feeds).pool.close()
+        config = str(tmp_path / "monitor.yaml")
+        code, _, err = await monitor_cli("run", "--once", "-c", config)
+        assert code == 0, err[-3000:]
+        assert pledged(await hook.wait_for(1))
+
+        code, out, err = await monitor_cli("feeds", "--json", "-c", config)
+        assert code == 0, err
+        report = {r["id"]: r for r in json.loads(out)}
+        assert {k: report["a"]["articles"][k] for k in ("ok", "feed_text", "failed")} == {
+            "ok": 0, "feed_text": 1, "failed": 1}
+        assert report["a"]["dead"] == 0 and "HTTP 403" in report["a"]["articles"]["last_error"]
+        assert report["b"]["dead"] == 1 and report["b"]["articles"]["failed"] == 1
+        gone = srv.url("/b/gone.html")
+        assert report["b"]["articles"]["last_error"] == f"PermanentError: {gone}: HTTP 404 Not Found"  # in full
+        code, wide, _ = await monitor_cli("feeds", "--wide", "-c", config)
+        assert "feed text" in wide.splitlines()[0] and srv.url("/b/gone.html") in wide
+
+        code, listed, _ = await monitor_cli("entries", "list", "--dead", "--feed", "b", "-c", config)
+        [row] = listed.splitlines()[1:]
+        assert srv.url("/b/gone.html") in row and " b " in row
+        assert (await monitor_cli("entries", "list", "--dead", "--feed", "a", "-c", config))[1].strip() == \
+            "no dead-lettered entries"
+        srv.route("/b/gone.html", SEED.encode(), content_type="text/plain; charset=utf-8")  # the page is back
+        code, out, err = await monitor_cli("entries", "retry", "--feed", "b", "-c", config)
+        assert (code, out.strip()) == (0, "1 entry queued again"), err
+        code, _, err = await monitor_cli("run", "--once", "-c", config)
+        assert code == 0, err[-3000:]
+        assert srv.requests["/b/gone.html"] == 2
+        report = {r["id"]: r for r in json.loads((await monitor_cli("feeds", "--json", "-c", config))[1])}
+        assert report["b"]["dead"] == 0 and report["b"]["articles"]["ok"] == 1
+        code, _, err = await monitor_cli("entries", "retry", "--feed", "b", "-c", config)
+        assert code == 1 and err.startswith("error: no dead-lettered entry")
+
+
+async def test_run_once_where_every_source_failed_exits_1(tmp_path, redis, keys, redis_url):
+    async with LoopbackServer() as srv, WebhookReceiver() as hook:
+        srv.route("/broken.xml", b"oops", status=500)
+        feeds = f'{{id: a, url: "{srv.url("/broken.xml")}"}}, {{id: b, url: "{srv.url("/missing.xml")}"}}'
+        build(tmp_path, redis, keys, redis_url, hook.url(), feeds).pool.close()
+        code, _, err = await monitor_cli("run", "--once", "-c", str(tmp_path / "monitor.yaml"))
+        assert code == 1 and "every source failed to poll (2 sources; monitor feeds shows why)" in err, err[-2000:]
+        srv.route("/missing.xml", rss([]), content_type="application/rss+xml")  # one source works: exit 0
+        code, _, err = await monitor_cli("run", "--once", "-c", str(tmp_path / "monitor.yaml"))
+        assert code == 0, err[-2000:]
