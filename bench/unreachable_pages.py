@@ -21,7 +21,9 @@ import argparse
 import asyncio
 import collections
 import json
+import os
 import re
+import resource
 import shutil
 import sys
 import tempfile
@@ -85,11 +87,17 @@ service: {{listen: null}}
     return path
 
 
-async def run(cmd: list[str]) -> tuple[int, str, str, float]:
+async def run(cmd: list[str]) -> tuple[int, str, str, float, float]:
+    """Exit code, stdout, stderr, wall seconds, CPU seconds (user + system, the command and the children it waited
+    for: the worker processes)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
-    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"), time.monotonic() - start
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"), wall, cpu
 
 
 async def main(count: int, keep: Path | None) -> None:
@@ -123,9 +131,11 @@ async def main(count: int, keep: Path | None) -> None:
                   f"http://{address}:{port}/gone"][n % 3]
         feeds[f"/feed/{n:02d}"] = point_links(path.read_bytes(), target)
     config = write_config(folder, [f"{base}/feed/{n:02d}" for n in range(len(chosen))])
+    load = os.getloadavg()[0]
     try:
-        code, _, err, seconds = await run([str(MONITOR), "run", "--once", "-c", str(config)])
-        _, out, _, _ = await run([str(MONITOR), "feeds", "--json", "-c", str(config)])
+        code, _, err, seconds, cpu = await run([str(MONITOR), "run", "--once", "-c", str(config)])
+        (folder / "run-once.log").write_text(err)
+        _, out, _, _, _ = await run([str(MONITOR), "feeds", "--json", "-c", str(config)])
     finally:
         await runner.cleanup()
     report = json.loads(out)
@@ -139,7 +149,8 @@ async def main(count: int, keep: Path | None) -> None:
         reason = re.sub(r"https?://\S+", "URL", a["last_error"])
         reasons[reason[:160]] += 1
     print(f"feeds: {len(chosen)} ({', '.join(p.name for p in chosen[:2])}, ...)")
-    print(f"run --once: {seconds:.1f} s wall, exit code {code}, {len(err.splitlines())} log lines")
+    print(f"run --once: {seconds:.1f} s wall, {cpu:.1f} s CPU, exit code {code}, {len(err.splitlines())} log lines "
+          f"(load average {load:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} cores)")
     print("totals: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
     print(f"alerts: {len(alerts)}, text from: "
           + ", ".join(f"{k} {v}" for k, v in collections.Counter(
