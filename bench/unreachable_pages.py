@@ -87,12 +87,14 @@ service: {{listen: null}}
     return path
 
 
-async def run(cmd: list[str]) -> tuple[int, str, str, float, float]:
+async def run(cmd: list[str], code_dir: Path | None = None) -> tuple[int, str, str, float, float]:
     """Exit code, stdout, stderr, wall seconds, CPU seconds (user + system, the command and the children it waited
     for: the worker processes)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    env = dict(os.environ, PYTHONPATH=str(code_dir)) if code_dir else None  # another checkout's monitor package
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                env=env)
     out, err = await proc.communicate()
     wall = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -100,7 +102,7 @@ async def run(cmd: list[str]) -> tuple[int, str, str, float, float]:
     return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"), wall, cpu
 
 
-async def main(count: int, keep: Path | None) -> None:
+async def main(count: int, keep: Path | None, code_dir: Path | None = None) -> None:
     folder = keep or Path(tempfile.mkdtemp(prefix="unreachable-"))
     if keep:
         shutil.rmtree(keep, ignore_errors=True)
@@ -133,7 +135,7 @@ async def main(count: int, keep: Path | None) -> None:
     config = write_config(folder, [f"{base}/feed/{n:02d}" for n in range(len(chosen))])
     load = os.getloadavg()[0]
     try:
-        code, _, err, seconds, cpu = await run([str(MONITOR), "run", "--once", "-c", str(config)])
+        code, _, err, seconds, cpu = await run([str(MONITOR), "run", "--once", "-c", str(config)], code_dir)
         (folder / "run-once.log").write_text(err)
         _, out, _, _, _ = await run([str(MONITOR), "feeds", "--json", "-c", str(config)])
     finally:
@@ -168,5 +170,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--feeds", type=int, default=42)
     parser.add_argument("--keep", type=Path, default=None, help="keep the data folder here")
+    parser.add_argument("--code", type=Path, default=None,
+                        help="run --once with the monitor package of this folder (e.g. `git archive main` unpacked)")
     args = parser.parse_args()
-    asyncio.run(main(args.feeds, args.keep))
+    asyncio.run(main(args.feeds, args.keep, args.code))
