@@ -186,7 +186,8 @@ class Pipeline:
             error = f"{type(exc).__name__}: {exc}"
             streak = await self.source_stats.page_error(entry.feed_id, error, url=redact_url(entry.url), final=final)
             metrics.articles.labels("failed").inc(int(final))
-            self._articles_health(entry.feed_id, streak, error)
+            if final:  # a try that will be retried changes nothing about the source's health
+                self._articles_health(entry.feed_id, streak, error)
             if not final or mode == "always":
                 raise
             await self.source_stats.from_feed(entry.feed_id)
@@ -203,11 +204,11 @@ class Pipeline:
 
     def _articles_health(self, feed_id: str, streak: int, error: str) -> None:
         """Keep the per-source gauge and the set /healthz reports in step with the page failure streak."""
-        failing = 0 < self.config.pipeline.articles_failing_after <= streak
-        metrics.source_articles_failing.labels(feed_id).set(int(failing))
-        if failing:
+        if 0 < self.config.pipeline.articles_failing_after <= streak:
+            metrics.source_articles_failing.labels(feed_id).set(1)
             self.articles_failing[feed_id] = error
-        else:
+        elif streak == 0:  # a page that worked; a failure never makes a source healthier (they finish in any order)
+            metrics.source_articles_failing.labels(feed_id).set(0)
             self.articles_failing.pop(feed_id, None)
 
     async def fetch_article(self, entry: Entry) -> Article:
