@@ -28,6 +28,8 @@ rules_app = typer.Typer(no_args_is_help=True, help="Test, explain and replay the
 alerts_app = typer.Typer(no_args_is_help=True, help="Alert history, dead letters and re-sending.")
 app.add_typer(rules_app, name="rules")
 app.add_typer(alerts_app, name="alerts")
+entries_app = typer.Typer(no_args_is_help=True, help="Feed entries that gave up (dead letters): list, retry.")
+app.add_typer(entries_app, name="entries")
 log = logging.getLogger("monitor")
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="monitor.yaml (default: $MONITOR_CONFIG, else ./monitor.yaml)")
@@ -95,10 +97,20 @@ def run(config: Optional[Path] = ConfigOpt,
     logs.setup(level=(log_level or cfg.log.level).upper(), fmt=_OUTPUT["format"])
     daemon = Daemon(cfg)
     if once:
-        new = _run(daemon.run_once())
+        new = _run(_once(daemon))
         log.info("cycle finished: %d new entries", new)
     else:
         _run(daemon.run())
+
+
+async def _once(daemon: Any) -> int:
+    """run --once; a run where every source failed to poll is a failed check (exit 1)."""
+    from .daemon import AllSourcesFailed
+
+    try:
+        return await daemon.run_once()
+    except AllSourcesFailed as exc:
+        fail(str(exc), 1)
 
 
 @app.command()
@@ -252,24 +264,100 @@ def _with_redis(cfg: Config, fn: Callable[[Any, Any], Awaitable[Any]]) -> Any:
 
 
 @app.command()
-def feeds(config: Optional[Path] = ConfigOpt) -> None:
-    """Per source: last success, last error, next check, entries seen, error streak."""
-    from .feedstate import FeedStore
-
+def feeds(config: Optional[Path] = ConfigOpt,
+          wide: bool = typer.Option(False, "--wide", help="errors in full, not cut to the terminal"),
+          as_json: bool = typer.Option(False, "--json", help="one JSON document")) -> None:
+    """Per source: last success, next check, entries, articles from the page / from feed text / failed /
+    dead-lettered, and the last poll and page errors."""
     cfg = _config(config)
     sources = {f.id: f for f in cfg.feeds()}
+    report = _with_redis(cfg, lambda client, keys: _feeds_report(client, keys, cfg, sources))
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    cut = (lambda text: text) if wide else (lambda text: text[:70])
+    rows = [("id", "name", "last success", "next check", "entries", "ok", "feed text", "failed", "dead", "errors",
+             "last error", "last page error")]
+    for r in report:
+        a = r["articles"]
+        rows.append((r["id"], (r["name"] or r["url"])[:40], _when(r["last_success"]), _when(r["next_check"]),
+                     str(r["entries"]), str(a["ok"]), str(a["feed_text"]), str(a["failed"]), str(r["dead"]),
+                     str(r["error_streak"]), cut(r["last_error"]),
+                     cut(" ".join(filter(None, (a["last_error_url"], a["last_error"]))))))
+    typer.echo(_table(rows))
+
+
+async def _feeds_report(client: Any, keys: Any, cfg: Config, sources: dict[str, Any]) -> list[dict[str, Any]]:
+    from .feedstate import FeedStore
+    from .sourcestats import SourceStats
+    from .streams import Stream
+
+    states = {s.feed_id: s for s in await FeedStore(client, keys).states()}
+    stats = await SourceStats(client, keys).many(list(sources))
+    dead: dict[str, int] = {}
+    for m in await Stream(client, keys, "entries", consumer="cli").dead_all():
+        dead[str(m.payload.get("feed_id", ""))] = dead.get(str(m.payload.get("feed_id", "")), 0) + 1
+    out = []
+    for fid, feed in sources.items():
+        s, a = states.get(fid), stats[fid]
+        out.append({"id": fid, "name": feed.name, "url": feed.url, "fetch_page": feed.fetch_page,
+                    "last_success": s.last_success if s else None, "next_check": s.next_check if s else None,
+                    "entries": s.entries_seen if s else 0, "error_streak": s.error_streak if s else 0,
+                    "last_error": (s.last_error if s else "") or "", "articles": a.to_dict(), "dead": dead.get(fid, 0),
+                    "articles_failing": a.failing(cfg.pipeline.articles_failing_after)})
+    return out
+
+
+@entries_app.command("list")
+def entries_list(dead: bool = typer.Option(False, "--dead", help="the dead-lettered entries"),
+                 feed: Optional[str] = typer.Option(None, "--feed", help="only this source's (its id)"),
+                 limit: int = typer.Option(50, help="how many, newest first"),
+                 wide: bool = typer.Option(False, "--wide", help="errors in full"),
+                 config: Optional[Path] = ConfigOpt) -> None:
+    """Dead-lettered entries (--dead) with their source, deliveries and error; without --dead, the counts."""
+    from .streams import Stream
+
+    cfg = _config(config)
 
     async def show(client: Any, keys: Any) -> str:
-        states = {s.feed_id: s for s in await FeedStore(client, keys).states()}
-        rows = [("id", "name", "last success", "next check", "seen", "errors", "last error")]
-        for fid, feed in sources.items():
-            s = states.get(fid)
-            rows.append((fid, (feed.name or feed.url)[:40], _when(s.last_success if s else None),
-                         _when(s.next_check if s else None), str(s.entries_seen if s else 0),
-                         str(s.error_streak if s else 0), ((s.last_error if s else "") or "")[:70]))
-        return _table(rows)
+        stream = Stream(client, keys, "entries", consumer="cli")
+        found = [m for m in await stream.dead_all() if feed is None or m.payload.get("feed_id") == feed]
+        if not dead:
+            return (f"entries stream: {await stream.length()} messages, {await stream.pending_count()} pending, "
+                    f"{len(found)} dead-lettered (monitor entries list --dead)")
+        rows = [("ID", "SOURCE", "DELIVERIES", "URL", "ERROR")]
+        for m in reversed(found[-limit:] if limit > 0 else found):
+            error = str(m.payload.get("_error", ""))
+            rows.append((m.id, str(m.payload.get("feed_id", "?")), str(m.deliveries), str(m.payload.get("url", "?")),
+                         error if wide else error[:80]))
+        return _table(rows) if len(rows) > 1 else "no dead-lettered entries"
 
     typer.echo(_with_redis(cfg, show))
+
+
+@entries_app.command("retry")
+def entries_retry(entry_id: Optional[str] = typer.Argument(None, help="a dead-letter id (monitor entries list --dead)"),
+                  feed: Optional[str] = typer.Option(None, "--feed", help="every dead-lettered entry of this source"),
+                  config: Optional[Path] = ConfigOpt) -> None:
+    """Queue dead-lettered entries again: the daemon (or the next run --once) fetches and matches them."""
+    from .streams import Stream
+
+    if (entry_id is None) == (feed is None):
+        fail("entries retry: give one dead-letter ID or --feed SOURCE_ID", 2)
+    cfg = _config(config)
+
+    async def go(client: Any, keys: Any) -> int:
+        stream = Stream(client, keys, "entries", consumer="cli")
+        chosen = [m for m in await stream.dead_all()
+                  if (m.id == entry_id if entry_id is not None else m.payload.get("feed_id") == feed)]
+        return await stream.requeue_dead(chosen)
+
+    count = _with_redis(cfg, go)
+    if not count:
+        fail(f"no dead-lettered entry {entry_id or 'of source ' + str(feed)} (monitor entries list --dead)", 1)
+    typer.echo(f"{count} entr{'y' if count == 1 else 'ies'} queued again")
 
 
 @alerts_app.command("list")

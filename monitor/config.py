@@ -64,6 +64,9 @@ class FeedSource(_Model):
     headers: dict[str, str] = {}
     channels: list[str] = []
     robots: bool | None = None  # None: as fetch.robots; false: this source's pages are fetched whatever robots.txt says
+    # auto: the entry's own full text when the feed carries it, else the page, and the feed's text if the page
+    # fails; always: the page (a failure is retried, then dead-lettered); never: the feed's text only
+    fetch_page: Literal["auto", "always", "never"] = "auto"
 
     @field_validator("url")
     @classmethod
@@ -105,6 +108,8 @@ class PipelineSettings(_Model):
     page_concurrency: int = 16
     max_deliveries: int = 5  # a stream message delivered more often goes to the dead-letter stream
     claim_idle: Duration = 120.0  # pending messages of a silent consumer are taken over after this
+    burst_backoff: Duration = 0.25  # run --once: wait before retrying a failed entry in the same run, doubled each time
+    articles_failing_after: int = Field(3, ge=0)  # this many page failures in a row: the source is unhealthy; 0 off
     seen_retention: Duration = 90 * 86400.0
 
 
@@ -162,7 +167,7 @@ class Config(_Model):
             out.append(Feed(id=f.id or _source_id(f.url), url=f.url, name=f.name, kind="feed",
                             interval=f.interval or default, tags=tuple(f.tags),
                             headers=tuple(sorted(f.headers.items())), channels=tuple(f.channels),
-                            robots=self.fetch.robots if f.robots is None else f.robots))
+                            robots=self.fetch.robots if f.robots is None else f.robots, fetch_page=f.fetch_page))
         for d in self.sources.directories:
             url = Path(d.path).resolve().as_uri()
             out.append(Feed(id=d.id or _source_id(url), url=url, name=d.name or Path(d.path).name, kind="directory",

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from . import metrics
 from .alerts.channels import resolve_channel_urls
 from .config import Config, known_channels, load_config
-from .errors import ConfigError, MonitorError
+from .errors import ConfigError, MonitorError, TransientError
 from .feedstate import StateLost
 from .hosts import LEASE_MARGIN, SharedHosts
 from .language import load_model as load_language_model
@@ -43,6 +43,10 @@ OPS_MARKER_TTL = 90 * 86400  # operator-alert markers of feeds that vanished fro
 STATE_LOSS_WARN_FOR = 86400.0  # /healthz warns this long after Redis lost the state
 STATE_FILE = "redis-state.json"  # in data_dir: when this instance last saw its Redis state intact, per prefix
 STATE_FILE_EVERY = 60.0  # seconds between updates of it
+
+
+class AllSourcesFailed(TransientError):
+    """run --once: not one source could be polled."""
 
 
 @dataclass
@@ -131,11 +135,16 @@ class Daemon:
     # --- run --once ---------------------------------------------------------------------------------------------
 
     async def run_once(self) -> int:
+        """One cycle; raises AllSourcesFailed when every source failed to poll (`run --once` exits 1 then)."""
         pipeline = await self.start()
         try:
-            return await pipeline.run_once()
+            new = await pipeline.run_once()
         finally:
             await self.close()
+        if pipeline.all_polls_failed():
+            raise AllSourcesFailed(f"run --once: every source failed to poll ({len(pipeline.feeds)} sources; "
+                                 "monitor feeds shows why)")
+        return new
 
     # --- run (forever) ------------------------------------------------------------------------------------------
 
@@ -262,6 +271,7 @@ class Daemon:
                       **common)
         sched.add_job(self._guard(self._retention), "interval", hours=1, id="retention", **common)
         sched.add_job(self._guard(self._refresh_gauges), "interval", seconds=15, id="gauges", **common)
+        sched.add_job(self._guard(self._articles_health), "interval", seconds=15, id="articles-health", **common)
         if self.config.service.operator_channel:
             sched.add_job(self._guard(self._feed_health), "interval", seconds=self._feed_health_period(),
                           id="feed-health", **common)
@@ -474,7 +484,6 @@ class Daemon:
         """Send straight to the operator channel's apprise URLs (not through rules and the outbox)."""
         assert self.pipeline is not None
         name = self.config.service.operator_channel or ""
-        channel = self.pipeline.deliverer.channels.get(name)
         feed = self.pipeline.feeds.get(state.feed_id)
         url = redact_url(feed.url if feed else state.url)
         if recovered:
@@ -485,16 +494,54 @@ class Daemon:
             title = f"monitor: feed {state.feed_id} failing"
             body = (f"Feed {state.feed_id} ({url}) has failed for {hours:.1f} h ({state.error_streak} polls in a "
                     f"row).\nLast error: {state.last_error}")
+        ok = await self._send_operator(title, body)
+        metrics.operator_alerts.labels("recovered" if recovered else "failing").inc(1 if ok else 0)
+        log.log(logging.WARNING if ok else logging.ERROR, "feed %s: operator alert %s on channel %s%s",
+                state.feed_id, "recovered" if recovered else "failing", name, "" if ok else " FAILED (will retry)")
+        return ok
+
+    async def _send_operator(self, title: str, body: str) -> bool:
+        """Send straight to the operator channel's apprise URLs; False when not sent (not configured, or failed)."""
+        assert self.pipeline is not None
+        name = self.config.service.operator_channel or ""
+        channel = self.pipeline.deliverer.channels.get(name)
         if channel is None or not channel.targets:
             log.error("operator channel %r is not configured; cannot send: %s", name, title)
             return False
         results = [await t.apprise.async_notify(title=title, body=body, body_format="text")
                    for t in channel.targets if t.apprise is not None]
-        ok = bool(results) and all(results)
-        metrics.operator_alerts.labels("recovered" if recovered else "failing").inc(1 if ok else 0)
-        log.log(logging.WARNING if ok else logging.ERROR, "feed %s: operator alert %s on channel %s%s",
-                state.feed_id, "recovered" if recovered else "failing", name, "" if ok else " FAILED (will retry)")
-        return ok
+        return bool(results) and all(results)
+
+    async def _articles_health(self) -> None:
+        """Sources whose pages all fail (pipeline.articles_failing_after in a row), from the stats every instance
+        writes: the per-source gauge, /healthz's warnings, and one operator alert per episode (and its recovery)."""
+        p = self.pipeline
+        assert p is not None
+        after = self.config.pipeline.articles_failing_after
+        stats = await p.source_stats.many(sorted(p.feeds))
+        for feed_id, st in stats.items():
+            failing = st.failing(after)
+            metrics.source_articles_failing.labels(feed_id).set(int(failing))
+            if failing:
+                p.articles_failing[feed_id] = st.last_error
+            else:
+                p.articles_failing.pop(feed_id, None)
+            if self.config.service.operator_channel:
+                await self._articles_alert(feed_id, st, failing)
+
+    async def _articles_alert(self, feed_id: str, st: Any, failing: bool) -> None:
+        assert self.pipeline is not None
+        marker = self._ops_key("articles", feed_id)
+        label = self.pipeline.source_label(feed_id)
+        if failing and await self.redis.set(marker, repr(time.time()), nx=True, ex=OPS_MARKER_TTL):
+            body = (f"Source {label}: the last {st.fail_streak} article pages all failed; its entries are matched "
+                    f"on the feed's own text (fetch_page: always: dead-lettered).\nLast error ({st.last_error_url}): "
+                    f"{st.last_error}")
+            if not await self._send_operator(f"monitor: articles of {label} failing", body):
+                await self.redis.delete(marker)  # not sent: the next run tries again
+        elif not failing and await self.redis.delete(marker):
+            await self._send_operator(f"monitor: articles of {label} recovered",
+                                      f"Source {label}: article pages are fetched again.")
 
     async def reload(self) -> None:
         """SIGHUP: rules from disk, and the list of sources from the configuration file."""
@@ -545,6 +592,8 @@ class Daemon:
             warnings.append(f"redis lost monitor's state at {_iso(lost_at)}; schedule rebuilt from the "
                             "configuration; entries seen before are unknown (each feed's first poll is a quiet "
                             "baseline); queued entries and alerts were lost")
+        for feed_id, error in sorted((p.articles_failing if p else {}).items()):
+            warnings.append(f"source {p.source_label(feed_id) if p else feed_id}: article pages failing: {error}")
         down_for = time.monotonic() - self.redis_down_since if self.redis_down_since is not None else None
         body = {
             "ok": not reasons, "reasons": reasons, "warnings": warnings,
@@ -559,6 +608,7 @@ class Daemon:
             "last_poll_success_age_s": _age(p.last_poll_success if p else 0.0),
             "redis_state_lost_at": _iso(lost_at) if lost_at is not None else None,
             "polls_in_flight": len(self._in_flight),
+            "articles_failing": sorted(p.articles_failing) if p else [],
             "consumer": p.consumer if p else None,
         }
         return not reasons, body

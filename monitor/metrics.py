@@ -13,7 +13,8 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 polls = Counter("monitor_polls", "Feed polls by result (ok, not_modified, error)", ["result"], registry=REGISTRY)
 fetch_errors = Counter("monitor_fetch_errors", "Fetch and parse errors by kind", ["kind"], registry=REGISTRY)
 entries = Counter("monitor_entries", "Feed entries by outcome (new, seen)", ["outcome"], registry=REGISTRY)
-articles = Counter("monitor_articles", "Articles by outcome (extracted, failed, duplicate)", ["outcome"],
+articles = Counter("monitor_articles", "Articles by outcome (extracted: from the page, feed_text: from the feed's "
+                   "content/summary/title, duplicate; failed: the page could not be had)", ["outcome"],
                    registry=REGISTRY)
 matches = Counter("monitor_matches", "Rule matches", ["rule"], registry=REGISTRY)
 alerts = Counter("monitor_alerts", "Alerts submitted to the outbox by kind (new, update)", ["kind"], registry=REGISTRY)
@@ -38,3 +39,6 @@ state_losses = Counter("monitor_state_losses", "Times Redis was found without mo
 redis_up = Gauge("monitor_redis_up", "1 while Redis answers this instance, else 0", registry=REGISTRY)
 last_poll_success = Gauge("monitor_last_poll_success_timestamp", "Unix time of the last successful poll",
                           registry=REGISTRY)
+source_articles_failing = Gauge("monitor_source_articles_failing",
+                                "1 while a source's last pipeline.articles_failing_after pages all failed, else 0",
+                                ["source"], registry=REGISTRY)

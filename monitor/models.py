@@ -52,6 +52,7 @@ class Feed(_Serial):
     headers: tuple[tuple[str, str], ...] = ()
     channels: tuple[str, ...] = ()
     robots: bool = True  # its pages are fetched only where robots.txt allows
+    fetch_page: str = "auto"  # "auto": the feed's full text when it has it, else the page; "always"; "never"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,7 @@ class Entry(_Serial):
     summary: str = ""
     published: str | None = None  # ISO 8601, UTC
     source: str = ""  # human name of the feed / site
+    content: str = ""  # the item's full text as the feed carries it (content:encoded, Atom content), plain text
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,12 @@ class Article(_Serial):
     fetched_at: str = ""
     fingerprint: str = ""  # exact-content fingerprint (set by dedup)
     story_id: str = ""  # story cluster id (set by dedup)
+    text_from: str = "page"  # where the text came from: TEXT_FROM_PAGE, _CONTENT, _SUMMARY or _TITLE
+
+
+# Article.text_from: the page, the feed's full text of the item, its summary, or only its headline
+TEXT_FROM_PAGE, TEXT_FROM_CONTENT, TEXT_FROM_SUMMARY, TEXT_FROM_TITLE = "page", "feed content", "feed summary", \
+    "feed title"
 
 
 @dataclass(frozen=True, slots=True)

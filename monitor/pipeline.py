@@ -24,13 +24,14 @@ from .dedup import StoryIndex
 from .errors import MonitorError, PermanentError, RetryAfter, TransientError
 from .extract import extract_article
 from .feedstate import FeedStore
-from .models import Article, Entry, Feed, Match
+from .feedtext import feed_article, has_full_text
+from .models import TEXT_FROM_PAGE, Article, Entry, Feed, Match
 from .net import Fetcher, redact_url
 from .replay import record_matched
-from .robots import RobotsDisallowed
 from .rules import RuleWatcher
 from .sources.directory import read_local
 from .sources.feed import poll_feed
+from .sourcestats import SourceStats
 from .store import Keys
 from .streams import Message, Stream
 from .workers import WorkerCrashed, WorkerOutOfMemory, WorkerPool, WorkerTimeout
@@ -53,18 +54,23 @@ class Pipeline:
     consumer: str
     feeds: dict[str, Feed] = field(default_factory=dict)
     feed_store: FeedStore = field(init=False)
+    source_stats: SourceStats = field(init=False)
     entries: Stream = field(init=False)
     stories: StoryIndex = field(init=False)
     archive: ArticleArchive = field(init=False)
     outbox: Outbox = field(init=False)
     deliverer: Deliverer = field(init=False)
     last_poll_success: float = 0.0  # unix time; /healthz reports its age
+    polls_failed: set[str] = field(default_factory=set)  # sources whose last poll here failed (run --once's exit)
+    articles_failing: dict[str, str] = field(default_factory=dict)  # source id -> last page error, while failing
 
     def __post_init__(self) -> None:
         c, p = self.config, self.config.pipeline
         self.feed_store = FeedStore(self.redis, self.keys)
+        self.source_stats = SourceStats(self.redis, self.keys)
         self.entries = Stream(self.redis, self.keys, ENTRIES, consumer=self.consumer,
-                              max_deliveries=p.max_deliveries, claim_idle=p.claim_idle)
+                              max_deliveries=p.max_deliveries, claim_idle=p.claim_idle,
+                              burst_backoff=p.burst_backoff, describe=self._describe_entry)
         self.stories = StoryIndex(self.redis, self.keys, settings=c.dedup)
         self.archive = ArticleArchive(self.redis, self.keys, settings=c.archive)
         self.outbox = Outbox(self.redis, self.keys, settings=c.alerts, channels=c.channels)
@@ -84,8 +90,10 @@ class Pipeline:
                                      pool=self.pool, parse_timeout=self.config.workers.parse_timeout,
                                      tracking=self.config.dedup.tracking_params)
         except MonitorError as exc:
+            self.polls_failed.add(feed.id)
             await self._poll_failed(feed, exc, now)
             return 0
+        self.polls_failed.discard(feed.id)
         found = result.entries
         # publish before marking seen: a crash in between repeats entries (handled idempotently), never loses them
         new = await self.feed_store.unseen(found)
@@ -104,9 +112,9 @@ class Pipeline:
             feed.id, now=time.time(), interval=feed.interval, jitter=feed.interval * self.config.sources.jitter,
             etag=result.etag, last_modified=result.last_modified, new_entries=len(new), title=result.title)
         if result.bozo_reason:
-            log.info("feed %s (%s): ill-formed, kept %d entries: %s", feed.id, redact_url(feed.url), len(found),
-                     result.bozo_reason)
-        log.info("feed %s: %d entries, %d new%s", feed.id, len(found), len(new),
+            log.info("feed %s (%s): ill-formed, kept %d entries: %s", self.source_label(feed.id),
+                     redact_url(feed.url), len(found), result.bozo_reason)
+        log.info("feed %s: %d entries, %d new%s", self.source_label(feed.id), len(found), len(new),
                  " (not modified)" if result.not_modified else "")
         return len(new)
 
@@ -132,17 +140,27 @@ class Pipeline:
         next_check = await self.feed_store.record_error(feed.id, exc, now=now, interval=feed.interval,
                                                         max_backoff=self.config.sources.max_backoff)
         delay = next_check - now  # record_error returns the due time, not the delay
-        log.warning("feed %s (%s): %s: %s; next try in %.0fs", feed.id, redact_url(feed.url), type(exc).__name__,
-                    exc, delay)
+        log.warning("feed %s (%s): %s: %s; next try in %.0fs", self.source_label(feed.id), redact_url(feed.url),
+                    type(exc).__name__, exc, delay)
+
+    def source_label(self, feed_id: str) -> str:
+        """How log lines name a source: its `name:` with the id, else the id."""
+        feed = self.feeds.get(feed_id)
+        return f"{feed.name} [{feed_id}]" if feed is not None and feed.name else feed_id
+
+    def _describe_entry(self, message: Message) -> str:
+        payload = message.payload
+        return f"entry {payload.get('url', message.id)} of {self.source_label(str(payload.get('feed_id', '?')))}"
 
     # --- stage 2: one entry -> article -> story -> matches -> outbox --------------------------------------------
 
     async def process_entry(self, message: Message) -> list[Match]:
         entry = Entry.from_dict(message.payload)
-        article = await self.fetch_article(entry)
+        article = await self.article_for(entry, last_try=message.deliveries >= self.config.pipeline.max_deliveries)
         assignment = await self.stories.assign(article)
         article = replace(article, story_id=assignment.story_id, fingerprint=assignment.fingerprint)
-        metrics.articles.labels("duplicate" if assignment.exact_duplicate else "extracted").inc()
+        metrics.articles.labels("duplicate" if assignment.exact_duplicate else "extracted"
+                                if article.text_from == TEXT_FROM_PAGE else "feed_text").inc()
         await self.archive.put(article, now=time.time())
         matches = self.rules.current.match(article)
         await record_matched(self.redis, self.keys, article.url, [m.rule_id for m in matches],
@@ -167,6 +185,50 @@ class Pipeline:
         base = match.channels or tuple(self.config.alerts.default_channels)
         return replace(match, channels=tuple(dict.fromkeys(base + feed.channels)))
 
+    async def article_for(self, entry: Entry, *, last_try: bool = False) -> Article:
+        """The entry's article, as its source's `fetch_page` says: the feed's own full text, the page, or (the page
+        failed for good, or on the last try) the feed's content, summary or title. Counted per source."""
+        feed = self.feeds.get(entry.feed_id)
+        mode = feed.fetch_page if feed is not None else "auto"
+        if entry.url.startswith("file:"):
+            return await self.fetch_article(entry)
+        if mode == "never" or (mode == "auto" and has_full_text(entry, min_chars=self.config.extract.min_chars)):
+            await self.source_stats.from_feed(entry.feed_id)
+            return self._feed_article(entry)
+        try:
+            article = await self.fetch_article(entry)
+        except MonitorError as exc:
+            if isinstance(exc, (WorkerTimeout, WorkerCrashed, WorkerOutOfMemory)):
+                metrics.worker_restarts.labels(type(exc).__name__).inc()
+            final = isinstance(exc, PermanentError) or last_try
+            error = f"{type(exc).__name__}: {exc}"
+            streak = await self.source_stats.page_error(entry.feed_id, error, url=redact_url(entry.url), final=final)
+            metrics.articles.labels("failed").inc(int(final))
+            if final:  # a try that will be retried changes nothing about the source's health
+                self._articles_health(entry.feed_id, streak, error)
+            if not final or mode == "always":
+                raise
+            await self.source_stats.from_feed(entry.feed_id)
+            article = self._feed_article(entry)
+            log.warning("entry %s of %s: page failed, matching on the %s: %s", entry.url,
+                        self.source_label(entry.feed_id), article.text_from, error)
+            return article
+        await self.source_stats.page_ok(entry.feed_id)
+        self._articles_health(entry.feed_id, 0, "")
+        return article
+
+    def _feed_article(self, entry: Entry) -> Article:
+        return replace(feed_article(entry, max_chars=self.config.extract.max_text_chars), fetched_at=utcnow_iso())
+
+    def _articles_health(self, feed_id: str, streak: int, error: str) -> None:
+        """Keep the per-source gauge and the set /healthz reports in step with the page failure streak."""
+        if 0 < self.config.pipeline.articles_failing_after <= streak:
+            metrics.source_articles_failing.labels(feed_id).set(1)
+            self.articles_failing[feed_id] = error
+        elif streak == 0:  # a page that worked; a failure never makes a source healthier (they finish in any order)
+            metrics.source_articles_failing.labels(feed_id).set(0)
+            self.articles_failing.pop(feed_id, None)
+
     async def fetch_article(self, entry: Entry) -> Article:
         """Fetch (or read) the page and extract it in a worker process. Failures name the URL."""
         if entry.url.startswith("file:"):
@@ -182,24 +244,8 @@ class Pipeline:
         return replace(article, fetched_at=utcnow_iso())
 
     async def handle_entry(self, message: Message) -> None:
-        """Stream handler: count and log what fails, let the stream decide retry or dead-letter."""
-        url = message.payload.get("url", "?")
-        try:
-            await self.process_entry(message)
-        except (WorkerTimeout, WorkerCrashed, WorkerOutOfMemory) as exc:
-            metrics.worker_restarts.labels(type(exc).__name__).inc()
-            metrics.articles.labels("failed").inc()
-            log.warning("entry %s: %s", url, exc)
-            raise
-        except PermanentError as exc:
-            metrics.articles.labels("failed").inc()
-            # a page the site asked us not to fetch is policy, not a fault
-            log.log(logging.INFO if isinstance(exc, RobotsDisallowed) else logging.WARNING, "entry %s: gave up: %s",
-                    url, exc)
-            raise
-        except TransientError as exc:
-            log.info("entry %s: will retry: %s", url, exc)
-            raise
+        """Stream handler: the stream logs what fails (one line) and decides retry or dead-letter."""
+        await self.process_entry(message)
 
     # --- one cycle (run --once, tests) --------------------------------------------------------------------------
 
@@ -232,6 +278,10 @@ class Pipeline:
         new = await self.poll_all()
         await self.drain()
         return new
+
+    def all_polls_failed(self) -> bool:
+        """Every configured source failed its last poll here (run --once exits non-zero then)."""
+        return bool(self.feeds) and set(self.feeds) <= self.polls_failed
 
 
 def _published_after(entry: Entry, cutoff: float) -> bool:

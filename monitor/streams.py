@@ -8,6 +8,7 @@ one whose handler raised PermanentError, moves to the "<name>:dead" stream with 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import logging
 import time
@@ -33,6 +34,7 @@ class Message:
 
 Handler = Callable[[Message], Awaitable[Any]]
 REFILL_POLL = 0.1  # seconds: with slots busy, how often to look for new messages for the free ones
+BURST_BACKOFF_MAX = 5.0  # seconds: the longest wait before a retry within one burst run
 
 
 def _fields(payload: dict[str, Any]) -> dict[str, str]:
@@ -48,7 +50,8 @@ class Stream:
     """One stream and its consumer group, seen by one consumer."""
 
     def __init__(self, redis: Any, keys: Keys, name: str, *, group: str = "monitor", consumer: str,
-                 maxlen: int = 100_000, max_deliveries: int = 5, claim_idle: float = 60.0) -> None:
+                 maxlen: int = 100_000, max_deliveries: int = 5, claim_idle: float = 60.0,
+                 burst_backoff: float = 0.25, describe: Callable[[Message], str] | None = None) -> None:
         self.redis = redis
         self.name = name
         self.key = keys.stream(name)
@@ -59,6 +62,9 @@ class Stream:
         self.maxlen = maxlen
         self.max_deliveries = max_deliveries
         self.claim_idle_ms = int(claim_idle * 1000)
+        self.burst_backoff = burst_backoff  # burst mode: the first wait before a retry, doubled for each next one
+        self.describe = describe or (lambda message: f"message {message.id}")  # names a message in log lines
+        self._retries: list[tuple[float, str, Message]] = []  # burst mode: (due, id, message) of the next tries
         self._group_ready = False
         self._claim_cursor = "0-0"
         self.errors: dict[str, str] = {}  # message id -> last error text, for the dead-letter record
@@ -173,19 +179,27 @@ class Stream:
         return _text(await self.redis.xadd(self.dead_key, _fields(payload), maxlen=self.maxlen, approximate=True))
 
     async def dead_letter(self, message: Message, error: str) -> None:
+        """Move the message to the dead-letter stream. The deliveries counted are those its handler ran for: a
+        message taken over past the limit (its consumer died while handling it) is not run again."""
+        deliveries = min(message.deliveries, self.max_deliveries)
         record = {"data": json.dumps(message.payload, ensure_ascii=False), "error": error[:2000],
-                  "source_id": message.id, "deliveries": str(message.deliveries), "at": f"{time.time():.3f}"}
+                  "source_id": message.id, "deliveries": str(deliveries), "at": f"{time.time():.3f}"}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(self.dead_key, record, maxlen=self.maxlen, approximate=True)
             pipe.xack(self.key, self.group, message.id)
             pipe.hdel(self.errors_key, message.id)
             await pipe.execute()
         self.errors.pop(message.id, None)
-        log.error("stream %s: message %s moved to dead-letter after %d deliveries: %s",
-                  self.name, message.id, message.deliveries, error)
+        log.error("stream %s: %s moved to dead-letter after %d deliveries: %s",
+                  self.name, self.describe(message), deliveries, error)
 
-    async def handle(self, handler: Handler, message: Message) -> bool:
-        """Run one message through `handler`; True when it is finished (acked or dead-lettered)."""
+    async def handle(self, handler: Handler, message: Message, *, burst: bool = False) -> bool:
+        """Run one message through `handler`; True when it is finished (acked or dead-lettered).
+
+        A transient failure on the last allowed delivery dead-letters the message at once. In burst mode a failed
+        message is tried again in this run, after burst_backoff (doubled per delivery), not after claim_idle.
+        One log line per failure.
+        """
         if message.deliveries > self.max_deliveries:
             await self.dead_letter(message, await self._last_error(message))
             return True
@@ -195,12 +209,35 @@ class Stream:
             await self.dead_letter(message, f"{type(exc).__name__}: {exc}")
             return True
         except TransientError as exc:
-            await self._remember_error(message, f"{type(exc).__name__}: {exc}")
-            log.warning("stream %s: message %s failed (delivery %d of %d), will retry: %s",
-                        self.name, message.id, message.deliveries, self.max_deliveries, exc)
+            error = f"{type(exc).__name__}: {exc}"
+            if message.deliveries >= self.max_deliveries:
+                await self.dead_letter(message, error)
+                return True
+            await self._remember_error(message, error)
+            when = ""
+            if burst:
+                delay = self._burst_delay(message, exc)
+                heapq.heappush(self._retries, (time.monotonic() + delay, message.id,
+                                               Message(message.id, message.payload, message.deliveries + 1)))
+                when = f" in {delay:.1f}s"
+            log.warning("stream %s: %s failed (delivery %d of %d), will retry%s: %s", self.name,
+                        self.describe(message), message.deliveries, self.max_deliveries, when, exc)
             return False
         await self.ack(message)
         return True
+
+    def _burst_delay(self, message: Message, exc: TransientError) -> float:
+        delay = self.burst_backoff * 2 ** (message.deliveries - 1)
+        asked = getattr(exc, "delay", None)  # RetryAfter: the server's wait, within the same cap
+        return min(max(delay, float(asked or 0.0)), BURST_BACKOFF_MAX)
+
+    def _due_retries(self, limit: int) -> list[Message]:
+        """Burst mode: up to `limit` messages whose next try is due."""
+        due: list[Message] = []
+        now = time.monotonic()
+        while self._retries and len(due) < limit and self._retries[0][0] <= now:
+            due.append(heapq.heappop(self._retries)[2])
+        return due
 
     async def consume(self, handler: Handler, *, stop: asyncio.Event, burst: bool = False,
                       count: int = 10, concurrency: int = 1, block_ms: int = 1000) -> int:
@@ -214,21 +251,25 @@ class Stream:
         running: set[asyncio.Task[bool]] = set()
         in_flight: dict[asyncio.Task[bool], str] = {}
         last_reclaim = 0.0
+        self._retries = []
         try:
             while not stop.is_set():
                 free = concurrency - len(running)
                 messages: list[Message] = []
                 if free > 0:
+                    messages = self._due_retries(free)
+                if free > len(messages):
                     wait_ms = 0 if (burst or running) else block_ms  # never block Redis while slots are busy
                     # While busy, look for others' stale messages only every claim_idle/2: XAUTOCLAIM would also
                     # take back our own in-flight messages once they run longer than claim_idle.
                     reclaim = not running or time.monotonic() - last_reclaim > self.claim_idle_ms / 2000
                     last_reclaim = time.monotonic() if reclaim else last_reclaim
-                    taken = set(in_flight.values())
-                    messages = [m for m in await self.read(count=min(free, max(count, 1)), block_ms=wait_ms,
-                                                           reclaim=reclaim) if m.id not in taken]
+                    taken = set(in_flight.values()) | {m.id for m in messages} | {r[1] for r in self._retries}
+                    messages += [m for m in await self.read(count=min(free - len(messages), max(count, 1)),
+                                                            block_ms=wait_ms, reclaim=reclaim) if m.id not in taken]
+                if free > 0:
                     for m in messages:
-                        task = asyncio.create_task(self.handle(handler, m))
+                        task = asyncio.create_task(self.handle(handler, m, burst=burst))
                         running.add(task)
                         in_flight[task] = m.id
                 if running and (free <= len(messages) or not messages):
@@ -238,7 +279,7 @@ class Stream:
                         in_flight.pop(task, None)
                     done += sum(task.result() for task in finished)
                 elif not running and not messages:
-                    if burst and await self._burst_finished():
+                    if burst and not self._retries and await self._burst_finished():
                         break
                     if burst:
                         await asyncio.sleep(min(0.05, self.claim_idle_ms / 1000))
@@ -284,3 +325,29 @@ class Stream:
             msg.payload.setdefault("_error", _text(fields.get("error", "")))
             out.append(msg)
         return out
+
+    async def dead_all(self, *, batch: int = 500) -> list[Message]:
+        """Every record of the dead-letter stream, oldest first (their ids are the dead-letter stream's)."""
+        out: list[Message] = []
+        start = "-"
+        while True:
+            entries = await self.redis.xrange(self.dead_key, min=start, max="+", count=batch)
+            for entry_id, fields in entries:
+                msg = self._decode(entry_id, fields, int(fields.get("deliveries", 0) or 0))
+                msg.payload.setdefault("_error", _text(fields.get("error", "")))
+                out.append(msg)
+            if len(entries) < batch:
+                return out
+            start = "(" + _text(entries[-1][0])
+
+    async def requeue_dead(self, dead: list[Message]) -> int:
+        """Publish dead-lettered messages (from dead_all) again as new messages, and remove their dead records."""
+        if not dead:
+            return 0
+        async with self.redis.pipeline(transaction=True) as pipe:  # one slot: the stream's hash tag
+            for msg in dead:
+                payload = {k: v for k, v in msg.payload.items() if not k.startswith("_")}
+                pipe.xadd(self.key, _fields(payload), maxlen=self.maxlen, approximate=True)
+            pipe.xdel(self.dead_key, *[msg.id for msg in dead])
+            await pipe.execute()
+        return len(dead)

@@ -171,6 +171,7 @@ class AlertHistory:
             "rule_title": match.get("rule_title", ""), "severity": match.get("severity", ""),
             "story_id": alert.story_id, "created_at": alert.created_at, "headline": article.get("title", ""),
             "url": article.get("url", ""), "published": raw.get("published") == "1",
+            "text_from": article.get("text_from") or "page",
             "deliveries": await self.deliveries(alert_id),
         }
         if with_sources:
@@ -202,7 +203,8 @@ class History(AlertHistory):
             return None
         lines = [f"{a['id']}  {a['kind']}  {a['created_at']}",
                  f"rule:     {a['rule_id']} ({a['rule_title']}, {a['severity']})",
-                 f"story:    {a['story_id']}", f"headline: {a['headline']}", f"url:      {a['url']}"]
+                 f"story:    {a['story_id']}", f"headline: {a['headline']}", f"url:      {a['url']}",
+                 f"text:     from the {a['text_from']}"]
         lines += [f"change:   {k}: {describe_change(v)}" for k, v in (a["changes"] or {}).items() if k != "items"]
         if a["changes"].get("items"):
             lines.append(f"items:    {', '.join(a['changes']['items'])}")

@@ -93,6 +93,7 @@ def alert_context(alert: Alert, sources: Iterable[tuple[str, str]] | None = None
         "link": article.get("url", ""),
         "date": _when(article.get("published") or article.get("fetched_at")),
         "source": article.get("source") or article.get("site_name") or "",
+        "text_from": article.get("text_from") or "page",  # page, feed content, feed summary or feed title
         "sources": [{"name": n or u, "url": u} for n, u in srcs],
         "facts": facts,
         "facts_text": "; ".join(f"{k}: {_show(v)}" for k, v in facts),
@@ -169,7 +170,7 @@ def alert_document(alert: Alert, *, title: str, sources: Iterable[tuple[str, str
         "severity": match.get("severity") or "info", "story": alert.story_id, "title": title,
         "headline": article.get("title") or "", "url": article.get("url") or "",
         "published": article.get("published") or None, "source": article.get("source") or "",
-        "fields": match.get("fields") or {}, "entities": match.get("entities") or {},
+        "text_from": article.get("text_from") or "page", "fields": match.get("fields") or {}, "entities": match.get("entities") or {},
         "terms": list(match.get("terms") or []), "snippet": match.get("snippet") or "",
         "changes": {k: v for k, v in (alert.changes or {}).items() if k != "items"},
         "sources": [{"name": name or "", "url": url} for name, url in sources],

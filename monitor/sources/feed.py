@@ -33,7 +33,7 @@ FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json
 MAX_DECOMPRESSED = 20_000_000  # cap for feeds stored gzip-compressed without Content-Encoding
 # Caps (characters) on what one entry may carry into the entries stream, whatever the feed holds; a field of Entry
 # not named here gets ENTRY_FIELD_MAX. A link longer than MAX_URL is not cut (that would be another URL): skipped.
-ENTRY_FIELD_CAPS = {"title": 1000, "summary": 2000, "entry_id": 1000, "source": 300}
+ENTRY_FIELD_CAPS = {"title": 1000, "summary": 2000, "entry_id": 1000, "source": 300, "content": 50_000}
 ENTRY_FIELD_MAX = 2000
 MAX_URL = 4096
 FEED_TITLE_MAX = 300
@@ -327,7 +327,7 @@ def _is_absolute_http(value: str) -> bool:
 
 
 def _make_entry(*, feed_id: str, link: str | None, guid: str, base: str, title: str, summary: str,
-                published: str | None, source: str, tracking: tuple[str, ...]) -> Entry | None:
+                published: str | None, source: str, tracking: tuple[str, ...], content: str = "") -> Entry | None:
     """The Entry of one item, or None when it has no usable http(s) URL.
 
     The URL comes from the item's link; its id stands in only when it is itself an absolute http(s) URL (an RSS
@@ -341,7 +341,7 @@ def _make_entry(*, feed_id: str, link: str | None, guid: str, base: str, title: 
     except ValueError:  # e.g. a port number out of range
         return None
     entry = Entry(feed_id=feed_id, url=url, link=absolute, entry_id=guid, title=title, summary=summary,
-                  published=published, source=source)
+                  published=published, source=source, content=content)
     return _capped(entry)
 
 
@@ -421,7 +421,7 @@ def parse_json_feed(body: bytes, *, feed_id: str, url: str, source: str = "",
             feed_id=feed_id, link=item.get("url") or item.get("external_url"), guid=str(item.get("id") or ""),
             base=base, title=_text(item.get("title"), _cap("title")), summary=_json_summary(item),
             published=_iso_from_text(item.get("date_published")) or _iso_from_text(item.get("date_modified")),
-            source=title or source, tracking=tracking)
+            source=title or source, tracking=tracking, content=_json_content(item))
         if entry is None:
             skipped += 1
         else:
@@ -437,6 +437,13 @@ def _json_summary(item: dict[str, Any]) -> str:
         if item.get(key):
             return _text(item[key], _cap("summary"), html=key == "content_html")
     return ""
+
+
+def _json_content(item: dict[str, Any]) -> str:
+    """The item's full text: content_html (HTML) or content_text (plain), whichever has more text."""
+    texts = [_text(item.get(key), _cap("content"), html=key == "content_html")
+             for key in ("content_html", "content_text") if isinstance(item.get(key), str)]
+    return max(texts, key=len, default="")
 
 
 # ---------------------------------------------------------------------------------------------- RSS / Atom
@@ -527,7 +534,14 @@ def _xml_entry(item: Any, *, feed_id: str, url: str, source: str, tracking: tupl
         title=_text(item.get("title"), _cap("title"), html=_is_html(item.get("title_detail"))),
         summary=_text(item.get("summary"), _cap("summary"), html=_summary_is_html(item)),
         published=_iso_from_struct(item.get("published_parsed") or item.get("updated_parsed")),
-        source=source, tracking=tracking)
+        source=source, tracking=tracking, content=_xml_content(item))
+
+
+def _xml_content(item: Any) -> str:
+    """The item's full text as plain text: the longest of its content elements (content:encoded, Atom content)."""
+    texts = [_text(c.get("value"), _cap("content"), html=_is_html(c)) for c in item.get("content") or ()
+             if isinstance(c, dict)]
+    return max(texts, key=len, default="")
 
 
 def parse_xml_feed(body: bytes, *, feed_id: str, url: str, content_type: str = "", source: str = "",

@@ -79,13 +79,14 @@ async def test_healthz_and_metrics_of_a_running_instance(tmp_path, redis, keys, 
             assert sample(text, "monitor_fetch_errors_total", kind="transient") >= 1  # the broken feed: HTTP 500
             assert sample(text, "monitor_entries_total", outcome="new") == len(world.pages) + 1
             assert sample(text, "monitor_articles_total", outcome="extracted") == len(world.pages)
-            assert sample(text, "monitor_articles_total", outcome="failed") == 1  # the 404 page
+            assert sample(text, "monitor_articles_total", outcome="failed") == 1  # the 404 page...
+            assert sample(text, "monitor_articles_total", outcome="feed_text") == 1  # ...matched on its feed text
             assert sample(text, "monitor_matches_total", rule="virus-watch") == len(world.matching)
             assert sample(text, "monitor_deliveries_total", channel="desk", result="sent") == len(world.matching)
             assert sample(text, "monitor_stream_length", stream="entries") == len(world.pages) + 1
             assert sample(text, "monitor_stream_pending", stream="entries") == 0
             assert sample(text, "monitor_stream_lag", stream="entries") == 0
-            assert sample(text, "monitor_dead_letters", stream="entries") == 1
+            assert sample(text, "monitor_dead_letters", stream="entries") == 0  # fetch_page auto: not dead-lettered
             assert sample(text, "monitor_stream_length", stream="alerts") == len(world.matching)
             assert sample(text, "monitor_redis_up") == 1
 

@@ -80,7 +80,7 @@ def feed_entry(srv: TimedServer, name: str, paths: list[str], extra: str = "") -
 
 async def test_pages_that_robots_txt_disallows_are_never_fetched_and_fail_with_the_reason(
         site, tmp_path, redis, keys, redis_url):
-    feed = feed_entry(site, "wire", ALLOWED + DISALLOWED)
+    feed = feed_entry(site, "wire", ALLOWED + DISALLOWED, extra=", fetch_page: always")  # no feed-text fallback
     dead = await run_once(pipeline_for(tmp_path, redis, redis_url, keys, [feed]))
     assert {path: site.requests[path] for path in DISALLOWED} == {path: 0 for path in DISALLOWED}
     assert {path: site.requests[path] for path in ALLOWED} == {path: 1 for path in ALLOWED}
@@ -92,8 +92,8 @@ async def test_pages_that_robots_txt_disallows_are_never_fetched_and_fail_with_t
 
 
 async def test_robots_false_for_one_source_or_for_all_fetches_their_pages(site, tmp_path, redis, keys, redis_url):
-    own = feed_entry(site, "own", DISALLOWED[:2], extra=", robots: false")  # e.g. the operator's own site
-    other = feed_entry(site, "other", DISALLOWED[2:])
+    own = feed_entry(site, "own", DISALLOWED[:2], extra=", robots: false, fetch_page: always")  # the operator's site
+    other = feed_entry(site, "other", DISALLOWED[2:], extra=", fetch_page: always")
     dead = await run_once(pipeline_for(tmp_path, redis, redis_url, keys, [own, other]))
     assert [site.requests[p] for p in DISALLOWED] == [1, 1, 0]
     assert [d["url"] for d in dead] == [site.url(DISALLOWED[2])]

@@ -346,3 +346,41 @@ def test_huge_or_nested_or_external_entities_stay_unexpanded():
     assert wide not in first.title + second.title  # 2000 x 900 bytes is over the expansion bound
     assert "root:" not in second.title
     assert first.title.startswith("fine &wide;")  # the small plain entity is expanded, the others stay references
+
+
+# --- the entry's own full text (fetch_page: auto uses it instead of the page) ------------------------------------
+
+def _corpus_feed(corpus, name: str):
+    return parse_feed((corpus / "feeds" / name).read_bytes(), feed_id="f1", url="http://127.0.0.1:8080/feed")
+
+
+def test_content_encoded_of_a_real_rss_feed_is_the_entry_content_as_plain_text(corpus):
+    parsed = _corpus_feed(corpus, "real/feedreader__Rss20NYTimes.xml")
+    with_content = [e for e in parsed.entries if e.content]
+    assert len(with_content) == 27  # the NYT items that carry content:encoded
+    first = parsed.entries[0]
+    assert first.content.startswith("U.S. intelligence agencies presented their unanimous conclusions")
+    assert first.summary.startswith("President-elect Donald J. Trump left One World Trade Center")  # description
+    assert not any("<" in e.content and ">" in e.content for e in with_content)
+
+
+def test_atom_content_is_the_entry_content(corpus):
+    parsed = _corpus_feed(corpus, "real/netnewswire__qemu.atom")
+    assert all(len(e.content) >= 200 for e in parsed.entries)
+    assert parsed.entries[0].content.startswith("We’d like to announce the availability of the QEMU 10.1.0 release.")
+    assert "<p>" not in parsed.entries[0].content
+
+
+def test_json_feed_content_html_and_content_text_are_the_entry_content(corpus):
+    parsed = _corpus_feed(corpus, "jsonfeed/feedjira__json_feed.json")
+    assert parsed.entries[0].content.startswith("On Wednesday night I know where I’ll be")
+    assert "<a href" not in parsed.entries[0].content
+    body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": [
+        {"id": "1", "url": "http://example.org/1", "content_text": "Rates < 2% & <b>plain</b> text"}]}).encode()
+    [entry] = parse(body).entries
+    assert entry.content == "Rates < 2% & <b>plain</b> text"  # content_text is plain: nothing stripped
+
+
+def test_an_item_without_content_has_none_and_the_summary_stays_the_summary(corpus):
+    parsed = _corpus_feed(corpus, "real/feedreader__Rss20Reuters.xml")
+    assert all(e.content == "" and len(e.summary) > 100 for e in parsed.entries)
