@@ -389,7 +389,10 @@ def feeds_add(url: str = typer.Argument(..., help="a site's page, or a feed's UR
         async with Fetcher(cfg.fetch) as fetcher:
             return await discover(url, fetcher)
 
-    found = _run(find())
+    try:
+        found = asyncio.run(find())
+    except MonitorError as exc:  # the page could not be had: a lookup that failed, not a daemon that cannot start
+        fail(exc, 1)
     for why in found.rejected:
         typer.echo(f"# not a feed: {why}", err=True)
     if not found.feeds:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import html
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -84,12 +85,10 @@ def _xml_problem(raw: bytes, label: str) -> str | None:
 
 
 def _root_name(raw: bytes) -> str:
-    try:
-        root = etree.fromstring(raw, etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                                                     recover=True))
-    except etree.XMLSyntaxError:
-        root = None
-    return etree.QName(root).localname if root is not None else "?"
+    """The name of the first element (past the XML declaration, DOCTYPE and comments), for messages."""
+    head = re.sub(rb"<!--.*?-->|<[?!][^>]*>", b"", raw[:4096], flags=re.DOTALL)
+    found = re.search(rb"<([A-Za-z_][\w.:-]*)", head)
+    return found.group(1).decode("ascii", "replace").lower() if found else "?"
 
 
 def _listed(item: dict, text: str) -> ListedFeed:
