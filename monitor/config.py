@@ -338,7 +338,7 @@ def _read_feed_list(path: str, loaded: Any, *, source: str) -> list[FeedSource]:
         problems = [f"{where}: sources.opml: {p}" if CANNOT_READ in p else p for p in exc.problems]
         raise ConfigError(f"{source}: {len(problems)} error(s) in the configuration", problems) from None
     for warning in warnings:
-        log.warning("%s", warning)
+        log.warning("sources.opml: %s", warning)
     return feeds
 
 

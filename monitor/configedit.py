@@ -1,7 +1,8 @@
 """Add feed sources to monitor.yaml as text, keeping every comment and the file's layout (`feeds add/import --write`).
 
 The new items go after the last item of `sources.feeds` (block or flow list), or into a new `feeds:` key after the
-last setting of `sources:`, or a new `sources:` section at the end. The edited file is validated as `monitor check` would before it replaces the old one.
+last setting of `sources:`, or a new `sources:` section at the end. The edited file is validated as `monitor check`
+would validate it before it replaces the old one.
 """
 
 from __future__ import annotations

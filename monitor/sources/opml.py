@@ -128,7 +128,8 @@ def write_opml(feeds: Iterable[ListedFeed], *, title: str) -> bytes:
             attrs["category"] = ",".join(categories)
         ET.SubElement(parent, "outline", attrs)
     ET.indent(root, space="  ")
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False) + b"\n"
+    body = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"
 
 
 def _folder(body: ET.Element, folders: dict[tuple[str, ...], ET.Element], tag: str) -> ET.Element:
