@@ -121,6 +121,7 @@ def write_feed_items(path: Path, items: list[str]) -> None:
     from .config import load_config
 
     label = str(path)
+    path = path.resolve()  # a symlinked monitor.yaml: its target is edited, the link stays
     try:
         raw = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,9 +38,9 @@ service: {{listen: null}}
 """
 
 
-def monitor(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    env = {k: v for k, v in (env or os.environ).items() if k != "REDIS_URL"}
-    done = __import__("subprocess").run([str(MONITOR_BIN), *args], capture_output=True, timeout=120, env=env)
+def monitor(*args: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    done = subprocess.run([str(MONITOR_BIN), *args], capture_output=True, timeout=120, env=env)
     return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
@@ -99,7 +100,8 @@ def test_export_writes_opml_2_that_imports_back_to_the_same_sources(tmp_path):
 
     code, stdout, err = monitor("feeds", "export", "-c", str(config))
     assert code == 0 and stdout.startswith("<?xml")
-    fresh = write_config(tmp_path / "fresh" if (tmp_path / "fresh").mkdir() is None else tmp_path)
+    (tmp_path / "fresh").mkdir()
+    fresh = write_config(tmp_path / "fresh")
     code, out, err = monitor("feeds", "import", str(exported), "-c", str(fresh))
     assert code == 0, err
     originals = {f["url"]: f for f in configured_feeds(config)}
@@ -164,6 +166,11 @@ async def test_the_daemon_polls_the_feeds_of_sources_opml_and_rereads_the_file_o
             (tmp_path / "reader.opml").write_text(opml_of(server.url("/one.xml"), server.url("/two.xml")))
             proc.send_signal(signal.SIGHUP)
             await until(lambda: server.requests["/two.xml"] > 0, what="the feed added to the OPML file to be polled")
+            (tmp_path / "reader.opml").write_text("<opml><body><outline xmlUrl=")  # broken: the sources stay
+            proc.send_signal(signal.SIGHUP)
+            polled = server.requests["/two.xml"]
+            await until(lambda: server.requests["/two.xml"] >= polled + 2, what="the running sources to stay")
+            assert proc.returncode is None
         finally:
             proc.send_signal(signal.SIGTERM)
             await asyncio.wait_for(proc.wait(), timeout=60)

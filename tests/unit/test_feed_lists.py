@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from monitor.config import listed_sources
-from monitor.configedit import feed_item, insert_feed_items
+from monitor.configedit import feed_item, insert_feed_items, write_feed_items
 from monitor.errors import ConfigError
 from monitor.sources.discover import feed_links
 from monitor.sources.opml import ListedFeed, parse_opml, read_opml, write_opml
@@ -160,6 +160,22 @@ def test_the_shipped_demo_configuration_gets_a_feeds_key_after_its_directories()
     edited = insert_feed_items(raw, NEW[:1], label="monitor.yaml")
     assert edited.replace("  feeds:\n    - " + NEW[0] + "\n", "") == raw
     assert yaml.safe_load(edited)["sources"]["directories"] == [{"path": "seeds", "name": "seeds"}]
+
+
+def test_write_replaces_the_file_keeping_its_mode_and_refuses_an_invalid_result(tmp_path):
+    config = tmp_path / "monitor.yaml"
+    config.write_text("# mine\nsources:\n  feeds: []\nrules: {path: %s}\n" % (DATA.parent.parent / "rules"))
+    config.chmod(0o640)
+    write_feed_items(config, NEW[:1])
+    assert config.stat().st_mode & 0o777 == 0o640
+    assert config.read_text().startswith("# mine\n") and "https://n.example/rss" in config.read_text()
+
+    broken = "sources:\n  feeds: []\n  intervall: 5m\n"
+    config.write_text(broken)
+    with pytest.raises(ConfigError) as caught:
+        write_feed_items(config, NEW[:1])
+    assert caught.value.problems == [f"{config}:3:3: sources.intervall: unknown setting (check the spelling)"]
+    assert config.read_text() == broken and list(tmp_path.iterdir()) == [config]
 
 
 # --- feed links on a page ----------------------------------------------------------------------------------------
