@@ -71,11 +71,11 @@ async def discover(url: str, fetcher: Fetcher) -> Discovery:
     private addresses).
     """
     page = await fetcher.get(url, accept=PAGE_ACCEPT)
-    if page.content_type not in HTML_TYPES:
+    candidates = feed_links(page.body, page_url=page.final_url, encoding=page.encoding)
+    if page.content_type not in HTML_TYPES or not candidates:  # some servers label their feed text/html
         title = await _feed_title(page.body, page.final_url, page.content_type)
         if title is not None:
             return Discovery(feeds=(FoundFeed(url=url, title=title, kind="feed"),))
-    candidates = feed_links(page.body, page_url=page.final_url, encoding=page.encoding)
     checked = await asyncio.gather(*(_check(c, fetcher) for c in candidates))
     return Discovery(feeds=tuple(f for f, _ in checked if f is not None),
                      rejected=tuple(why for _, why in checked if why))

@@ -238,10 +238,14 @@ async def test_add_of_a_feed_url_offers_the_feed_itself_with_its_title(tmp_path)
     config = write_config(tmp_path)
     async with LoopbackServer() as server:
         server.route("/feed.json", JSON_FEED.read_bytes(), content_type="application/feed+json")
+        server.route("/mislabelled", RSS.read_bytes(), content_type="text/html")  # what some servers send
         code, out, err = await amonitor("feeds", "add", server.url("/feed.json"), "-c", str(config))
-    assert code == 0, err
-    (item,) = yaml.safe_load(out)
-    assert item["url"] == server.url("/feed.json") and item["name"]
+        assert code == 0, err
+        (item,) = yaml.safe_load(out)
+        assert item["url"] == server.url("/feed.json") and item["name"] == "inessential.com"
+        code, out, err = await amonitor("feeds", "add", server.url("/mislabelled"), "-c", str(config))
+        assert code == 0, err
+        assert yaml.safe_load(out) == [{"url": server.url("/mislabelled"), "name": "Aktuell - FAZ.NET"}]
 
 
 async def test_add_of_a_page_without_feeds_says_so_in_one_line(tmp_path):
