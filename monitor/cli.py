@@ -26,8 +26,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="monitor: a n
                   pretty_exceptions_show_locals=False)
 rules_app = typer.Typer(no_args_is_help=True, help="Test, explain and replay the analysts' rules.")
 alerts_app = typer.Typer(no_args_is_help=True, help="Alert history, dead letters and re-sending.")
+feeds_app = typer.Typer(help="Per source state; feed lists (OPML import/export) and finding a site's feeds.")
 app.add_typer(rules_app, name="rules")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(feeds_app, name="feeds")
 entries_app = typer.Typer(no_args_is_help=True, help="Feed entries that gave up (dead letters): list, retry.")
 app.add_typer(entries_app, name="entries")
 log = logging.getLogger("monitor")
@@ -263,12 +265,14 @@ def _with_redis(cfg: Config, fn: Callable[[Any, Any], Awaitable[Any]]) -> Any:
     return _run(go())
 
 
-@app.command()
-def feeds(config: Optional[Path] = ConfigOpt,
+@feeds_app.callback(invoke_without_command=True)
+def feeds(ctx: typer.Context, config: Optional[Path] = ConfigOpt,
           wide: bool = typer.Option(False, "--wide", help="errors in full, not cut to the terminal"),
           as_json: bool = typer.Option(False, "--json", help="one JSON document")) -> None:
     """Per source: last success, next check, entries, articles from the page / from feed text / failed /
     dead-lettered, and the last poll and page errors."""
+    if ctx.invoked_subcommand is not None:
+        return
     cfg = _config(config)
     sources = {f.id: f for f in cfg.feeds()}
     report = _with_redis(cfg, lambda client, keys: _feeds_report(client, keys, cfg, sources))
@@ -412,6 +416,107 @@ def alerts_retry(alert_id: str, config: Optional[Path] = ConfigOpt) -> None:
     if reason:
         fail(reason, 1)
     typer.echo(f"alert {alert_id} sent again")
+
+
+# --- feed lists: OPML import / export, finding a site's feeds -----------------------------------------------------
+
+WriteOpt = typer.Option(False, "--write", help="add them to monitor.yaml (comments and layout kept) instead of "
+                                               "printing the YAML")
+
+
+@feeds_app.command("import")
+def feeds_import(opml: Path = typer.Argument(..., help="an OPML file exported by a feed reader"),
+                 write: bool = WriteOpt, config: Optional[Path] = ConfigOpt) -> None:
+    """The feeds of an OPML file as sources (folders and categories become tags): print the YAML, or --write."""
+    from .config import listed_sources
+
+    cfg = _config(config)
+    try:
+        sources, warnings = listed_sources(opml, label=str(opml))
+    except ConfigError as exc:
+        fail(exc, 2)
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if not sources:
+        fail(f"{opml}: no feed outlines (outline elements with an xmlUrl)", 1)
+    items = [(s.url, s.name, tuple(s.tags)) for s in sources]
+    _add_sources(cfg, config, items, write=write, origin=f"{len(items)} feeds of {opml}")
+
+
+@feeds_app.command("export")
+def feeds_export(output: Optional[Path] = typer.Option(None, "--output", "-o", help="file (default: standard output)"),
+                 config: Optional[Path] = ConfigOpt) -> None:
+    """Every feed source (sources.feeds and sources.opml) as OPML 2.0, names as titles, tags as folders/categories."""
+    from .sources.opml import ListedFeed, write_opml
+
+    cfg = _config(config)
+    listed = [ListedFeed(url=s.url, name=s.name, tags=tuple(s.tags)) for s in cfg.feed_sources()]
+    body = write_opml(listed, title=f"monitor feeds ({cfg.source_path})")
+    if output is None:
+        sys.stdout.buffer.write(body)
+        return
+    try:
+        output.write_bytes(body)
+    except OSError as exc:
+        fail(f"{output}: cannot write: {exc.strerror or exc}", 1)
+    typer.echo(f"{len(listed)} feeds written to {output}", err=True)
+
+
+@feeds_app.command("add")
+def feeds_add(url: str = typer.Argument(..., help="a site's page, or a feed's URL"), write: bool = WriteOpt,
+              every: bool = typer.Option(False, "--all", help="with --write: every feed found, not only the first"),
+              config: Optional[Path] = ConfigOpt) -> None:
+    """Find the feeds a page links to (<link rel="alternate"> RSS, Atom, JSON Feed) or the URL itself if it is one."""
+    from .net import Fetcher
+    from .sources.discover import discover
+
+    cfg = _config(config)
+
+    async def find() -> Any:
+        async with Fetcher(cfg.fetch) as fetcher:
+            return await discover(url, fetcher)
+
+    try:
+        found = asyncio.run(find())
+    except MonitorError as exc:  # the page could not be had: a lookup that failed, not a daemon that cannot start
+        fail(exc, 1)
+    for why in found.rejected:
+        typer.echo(f"# not a feed: {why}", err=True)
+    if not found.feeds:
+        fail(f"{url}: no feed found: the page links no RSS, Atom or JSON Feed (<link rel=\"alternate\" "
+             "type=...>) that could be read, and is not a feed itself", 1)
+    for feed in found.feeds:
+        typer.echo(f"# {feed.kind}: {feed.title or '(no title)'}", err=True)
+    chosen = found.feeds if every or not write else found.feeds[:1]
+    if write and len(found.feeds) > 1 and not every:
+        typer.echo(f"# {len(found.feeds)} feeds found; --write adds the first, --all adds every one", err=True)
+    _add_sources(cfg, config, [(f.url, f.title, ()) for f in chosen], write=write, origin=url)
+
+
+def _add_sources(cfg: Config, config: Optional[Path], items: list[tuple[str, str, tuple[str, ...]]], *,
+                 write: bool, origin: str) -> None:
+    """Print the sources.feeds items to add (those not configured yet), or write them into monitor.yaml."""
+    from .configedit import feed_item, write_feed_items
+
+    known = {s.url for s in cfg.feed_sources()}
+    new = [feed_item(url, name=name, tags=tags) for url, name, tags in items if url not in known]
+    if len(new) < len(items):
+        typer.echo(f"# {len(items) - len(new)} of {origin} already configured, left out", err=True)
+    if not new:
+        typer.echo("nothing to add", err=True)
+        return
+    if not write:
+        typer.echo("# add under sources: feeds: in monitor.yaml (or run again with --write)", err=True)
+        typer.echo("\n".join(f"- {item}" for item in new))
+        return
+    path = config or (Path(p) if (p := default_config_path()) else None)
+    if path is None:
+        fail("--write: no monitor.yaml to write to (pass -c FILE or set $MONITOR_CONFIG)", 2)
+    try:
+        write_feed_items(path, new)
+    except ConfigError as exc:
+        fail(exc, 2)
+    typer.echo(f"{path}: {len(new)} feed source(s) added")
 
 
 def _when(ts: float | None) -> str:

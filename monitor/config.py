@@ -6,6 +6,7 @@ The configuration is read and validated once at start-up (and on SIGHUP); nothin
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import socket
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from .alerts.channels import AlertSettings, ChannelSettings, channel_names
 from .archive import ArchiveSettings
@@ -23,7 +24,10 @@ from .extract import ExtractSettings
 from .models import Feed
 from .net import FetchSettings
 from .rules import RuleSettings
+from .sources.opml import CANNOT_READ, read_opml
 from .yamlsafe import did_you_mean, parse_yaml_text
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "MONITOR_"
 # MONITOR_* variables that are not setting overrides: the configuration file, the test corpus (tests/conftest.py)
@@ -92,6 +96,7 @@ class SourceSettings(_Model):
     max_backoff: Duration = 86400.0
     feeds: list[FeedSource] = []
     directories: list[DirectorySource] = []
+    opml: str | None = None  # an OPML feed list (relative to this file) whose feeds join `feeds`, re-read on reload
 
 
 class WorkerSettings(_Model):
@@ -155,6 +160,7 @@ class Config(_Model):
 
     # where the file was, for messages; not a setting
     source_path: str = Field("", exclude=True)
+    _listed: tuple[FeedSource, ...] = PrivateAttr(default=())  # the feeds of sources.opml, read by load_config
 
     def consumer_name(self) -> str:
         return self.service.consumer or f"{socket.gethostname()}-{os.getpid()}"
@@ -163,7 +169,7 @@ class Config(_Model):
         """Every configured source as a Feed; ids are stable across restarts (explicit id, else a URL hash)."""
         out: list[Feed] = []
         default = self.sources.interval
-        for f in self.sources.feeds:
+        for f in self.feed_sources():
             out.append(Feed(id=f.id or _source_id(f.url), url=f.url, name=f.name, kind="feed",
                             interval=f.interval or default, tags=tuple(f.tags),
                             headers=tuple(sorted(f.headers.items())), channels=tuple(f.channels),
@@ -173,6 +179,28 @@ class Config(_Model):
             out.append(Feed(id=d.id or _source_id(url), url=url, name=d.name or Path(d.path).name, kind="directory",
                             interval=d.interval or default, tags=tuple(d.tags), channels=tuple(d.channels)))
         return out
+
+
+    def feed_sources(self) -> list[FeedSource]:
+        """sources.feeds, then the feeds of sources.opml that sources.feeds does not list (its entry, with its
+        settings, wins)."""
+        configured = {f.url for f in self.sources.feeds}
+        return [*self.sources.feeds, *(f for f in self._listed if f.url not in configured)]
+
+
+def listed_sources(path: Path, *, label: str) -> tuple[list[FeedSource], list[str]]:
+    """The feeds of an OPML file as sources, and warnings; ConfigError with one `file:line: ...` per problem."""
+    listed = read_opml(path, label=label)
+    sources, problems = [], []
+    for feed in listed.feeds:
+        try:
+            sources.append(FeedSource(url=feed.url, name=feed.name, tags=list(feed.tags)))
+        except ValidationError as exc:
+            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            problems.append(f"{label}:{feed.line or 1}: outline {feed.name or feed.url!r}: {message}")
+    if problems:
+        raise ConfigError(f"{label}: {len(problems)} error(s) in the feed list", problems)
+    return sources, list(listed.warnings)
 
 
 def _source_id(url: str) -> str:
@@ -215,7 +243,8 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     updates: dict[str, Any] = {"data_dir": rel(config.data_dir),
                                "rules": config.rules.model_copy(update={"path": rel(config.rules.path)})}
     dirs = [d.model_copy(update={"path": rel(d.path)}) for d in config.sources.directories]
-    updates["sources"] = config.sources.model_copy(update={"directories": dirs})
+    opml = rel(config.sources.opml) if config.sources.opml else None
+    updates["sources"] = config.sources.model_copy(update={"directories": dirs, "opml": opml})
     if config.alerts.templates_dir:
         updates["alerts"] = config.alerts.model_copy(update={"templates_dir": rel(config.alerts.templates_dir)})
     return config.model_copy(update=updates)
@@ -299,8 +328,23 @@ def load_config(path: str | os.PathLike[str] | None, *, environ: Mapping[str, st
         data = {}
     env_keys = apply_env(data, environ) if isinstance(data, dict) else []
     config = validate(data, loaded, source=source, env_keys=env_keys)
-    config = _resolve_paths(config, base)
-    return config.model_copy(update={"source_path": source})
+    config = _resolve_paths(config, base).model_copy(update={"source_path": source})
+    if config.sources.opml:
+        config._listed = tuple(_read_feed_list(config.sources.opml, loaded, source=source))
+    return config
+
+
+def _read_feed_list(path: str, loaded: Any, *, source: str) -> list[FeedSource]:
+    """sources.opml's feeds; a file that cannot be read is an error at the sources.opml line of monitor.yaml."""
+    try:
+        feeds, warnings = listed_sources(Path(path), label=path)
+    except ConfigError as exc:
+        where = loaded.where(("sources", "opml")) if loaded else source
+        problems = [f"{where}: sources.opml: {p}" if CANNOT_READ in p else p for p in exc.problems]
+        raise ConfigError(f"{source}: {len(problems)} error(s) in the configuration", problems) from None
+    for warning in warnings:
+        log.warning("sources.opml: %s", warning)
+    return feeds
 
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> str | None:
