@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from bench.common import (MONITOR, REDIS_URL, OtherLoad, TreeSampler, feed_server, fmt, free_port, median, percentile,
+from bench.common import (MONITOR, REDIS_URL, ROOT, OtherLoad, TreeSampler, feed_server, fmt, free_port, median, percentile,
                           save_result, table, utc_now, write_section, drop_prefix)
 
 MARKER = "Germany said Ukraine would get a further 14 Leopard 2 battle tanks before the spring."

@@ -92,13 +92,13 @@ class FeedWorld:
 
 
 def write_config(tmp_path: Path, *, redis_url: str, prefix: str, world: FeedWorld, hook: str,
-                 interval: float = 2.0, extra: str = "", fetch: str = "") -> Path:
+                 interval: float = 2.0, extra: str = "", fetch: str = "", source: str = "") -> Path:
     """A monitor.yaml for the instances: the world's feeds, a rules folder with RULE, alerts to `hook`; `fetch`:
-    more fetch settings (", per_host: 4")."""
+    more fetch settings (", per_host: 4"); `source`: more settings of every feed (", fetch_page: always")."""
     rules = tmp_path / "rules"
     rules.mkdir(exist_ok=True)
     (rules / "virus.yaml").write_text(RULE)
-    feeds = ", ".join(f'{{id: f{n}, url: "{world.server.url(p)}", interval: {interval}}}'
+    feeds = ", ".join(f'{{id: f{n}, url: "{world.server.url(p)}", interval: {interval}{source}}}'
                       for n, p in enumerate(world.feeds))
     path = tmp_path / "monitor.yaml"
     path.write_text(f"""
