@@ -546,7 +546,7 @@ class Daemon:
     async def reload(self) -> None:
         """SIGHUP: rules from disk, and the list of sources from the configuration file."""
         assert self.pipeline is not None
-        self.pipeline.rules.reload()  # False also when nothing changed: last_error tells a failure
+        await self.pipeline.rules.reload_aside()  # False also when nothing changed: last_error tells a failure
         self._count_reloads()
         if self.pipeline.rules.last_error:
             log.error("rule reload failed; the previous rules stay active: %s", self.pipeline.rules.last_error)

@@ -44,10 +44,26 @@ class RuleWatcher:
         try:
             new = self._load()
         except RuleError as exc:
-            self.reloads_failed += 1
-            self.last_error = str(exc)
-            log.error("rules reload failed, keeping version %s: %s", self.current.version[:12], exc)
-            return False
+            return self._failed(exc)
+        return self._swap(new)
+
+    async def reload_aside(self) -> bool:
+        """`reload` with the loading (seconds for a large pack, more when new words need their inflected forms) in a
+        thread, so the event loop, /healthz and the watchdog keep answering; the swap happens on the loop."""
+        self.last_reload_at = time.time()
+        try:
+            new = await asyncio.to_thread(self._load)
+        except RuleError as exc:
+            return self._failed(exc)
+        return self._swap(new)
+
+    def _failed(self, exc: RuleError) -> bool:
+        self.reloads_failed += 1
+        self.last_error = str(exc)
+        log.error("rules reload failed, keeping version %s: %s", self.current.version[:12], exc)
+        return False
+
+    def _swap(self, new: RuleSet) -> bool:
         self.reloads_ok += 1
         self.last_error = None
         if new.version == self.current.version:
@@ -75,13 +91,13 @@ class RuleWatcher:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), FOLDER_POLL)
                 if self.path.is_dir():
-                    self.reload()
+                    await self.reload_aside()
                 continue
             try:
                 async for changes in awatch(self.path, stop_event=stop, debounce=self.debounce_ms, recursive=True,
                                             watch_filter=_yaml_change):
                     log.debug("rules folder changed: %s", sorted(p for _c, p in changes))
-                    self.reload()
+                    await self.reload_aside()
                     if not self.path.is_dir():
                         break  # the watch on a deleted folder is dead: wait for it to come back
             except FileNotFoundError:
