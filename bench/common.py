@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 CACHE = ROOT / "bench" / ".cache"
 VENVS = ROOT / "bench" / ".venvs"
-PAGES = ROOT.parent / "shared" / "corpus" / "pages"
+# the shared corpus: $MONITOR_CORPUS (as for the tests' sweeps), else ../shared/corpus beside the checkout
+CORPUS = Path(os.environ.get("MONITOR_CORPUS") or ROOT.parent / "shared" / "corpus")
+PAGES = CORPUS / "pages"
 # The interpreter that runs the benchmark runs its children too (any virtualenv, not only ./.venv).
 PYTHON = sys.executable
 MONITOR = [PYTHON, "-m", "monitor.cli"]  # the `monitor` command of that interpreter's install

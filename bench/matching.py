@@ -28,7 +28,7 @@ from monitor.models import Article
 from monitor.rules import load_rules
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ROOT.parent / "shared" / "corpus" / "pages"
+PAGES = Path(os.environ.get("MONITOR_CORPUS") or ROOT.parent / "shared" / "corpus") / "pages"  # as bench.common
 CACHE = ROOT / "bench" / ".cache"
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 SIZES = (10, 100, 1000, 10000)

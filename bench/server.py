@@ -15,6 +15,7 @@ import email.utils
 import hashlib
 import html
 import json
+import os
 import random
 import resource
 import signal
@@ -25,7 +26,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-PAGES = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "pages"
+# $MONITOR_CORPUS, else ../shared/corpus beside the checkout (as bench.common; this server imports nothing of it)
+PAGES = Path(os.environ.get("MONITOR_CORPUS") or Path(__file__).resolve().parents[2] / "shared" / "corpus") / "pages"
 START = 1_700_000_000.0  # Last-Modified of generation 0; later generations add the rotation period
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL = ROOT.parent / "shared" / "corpus" / "feeds" / "real"
+REAL = Path(os.environ.get("MONITOR_CORPUS") or ROOT.parent / "shared" / "corpus") / "feeds" / "real"
 MONITOR = Path(sys.executable).with_name("monitor")
 CLOSED_PORT = 9  # the discard port: nothing listens, the connection is refused
 MUST = ("feedreader__Rss20Reuters.xml", "feedreader__Rss20NYTimes.xml")
