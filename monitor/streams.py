@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from .errors import PermanentError, TransientError
 from .store import Keys
@@ -42,6 +42,11 @@ def _fields(payload: dict[str, Any]) -> dict[str, str]:
     return {"data": json.dumps(payload, ensure_ascii=False, separators=(",", ":"))}
 
 
+def _is_redis_error(exc: BaseException) -> bool:
+    """A Redis error (or one a store repository mapped from it) is one log line; anything else is a bug: trace it."""
+    return isinstance(exc, (RedisError, OSError)) or isinstance(exc.__cause__, RedisError)
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -51,7 +56,8 @@ class Stream:
 
     def __init__(self, redis: Any, keys: Keys, name: str, *, group: str = "monitor", consumer: str,
                  maxlen: int = 100_000, max_deliveries: int = 5, claim_idle: float = 60.0,
-                 burst_backoff: float = 0.25, describe: Callable[[Message], str] | None = None) -> None:
+                 burst_backoff: float = 0.25, describe: Callable[[Message], str] | None = None,
+                 delete_on_ack: bool = False) -> None:
         self.redis = redis
         self.name = name
         self.key = keys.stream(name)
@@ -68,6 +74,9 @@ class Stream:
         self._group_ready = False
         self._claim_cursor = "0-0"
         self.errors: dict[str, str] = {}  # message id -> last error text, for the dead-letter record
+        # a stream of large messages (articles) drops each one once it is handled (XACK + XDEL, one round trip), so
+        # it holds only the work still to do; a stream of small ones keeps `maxlen` handled messages for inspection
+        self.delete_on_ack = delete_on_ack
 
     async def ensure_group(self) -> None:
         try:
@@ -136,10 +145,13 @@ class Stream:
         return out
 
     async def ack(self, message: Message) -> None:
-        if message.deliveries > 1:  # it may have failed before, here or on another instance: forget that error
+        if message.deliveries > 1 or self.delete_on_ack:
             async with self.redis.pipeline(transaction=False) as pipe:  # one slot: the stream's hash tag
                 pipe.xack(self.key, self.group, message.id)
-                pipe.hdel(self.errors_key, message.id)
+                if self.delete_on_ack:
+                    pipe.xdel(self.key, message.id)
+                if message.deliveries > 1:  # it may have failed before, here or on another instance: forget that
+                    pipe.hdel(self.errors_key, message.id)
                 await pipe.execute()
         else:
             await self.redis.xack(self.key, self.group, message.id)
@@ -187,6 +199,8 @@ class Stream:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(self.dead_key, record, maxlen=self.maxlen, approximate=True)
             pipe.xack(self.key, self.group, message.id)
+            if self.delete_on_ack:
+                pipe.xdel(self.key, message.id)
             pipe.hdel(self.errors_key, message.id)
             await pipe.execute()
         self.errors.pop(message.id, None)
@@ -198,8 +212,17 @@ class Stream:
 
         A transient failure on the last allowed delivery dead-letters the message at once. In burst mode a failed
         message is tried again in this run, after burst_backoff (doubled per delivery), not after claim_idle.
-        One log line per failure.
+        One log line per failure. Whatever else the handler raises (a bug, a Redis error nothing mapped) is retried
+        like a transient failure; it fails this message only, never the other messages in flight.
         """
+        try:
+            return await self._handle(handler, message, burst=burst)
+        except Exception as exc:  # noqa: BLE001 - acking or recording failed (Redis): this message only
+            log.error("stream %s: %s: could not record its outcome, left pending for redelivery: %s: %s", self.name,
+                      self.describe(message), type(exc).__name__, exc, exc_info=not _is_redis_error(exc))
+            return False
+
+    async def _handle(self, handler: Handler, message: Message, *, burst: bool) -> bool:
         if message.deliveries > self.max_deliveries:
             await self.dead_letter(message, await self._last_error(message))
             return True
@@ -208,7 +231,7 @@ class Stream:
         except PermanentError as exc:
             await self.dead_letter(message, f"{type(exc).__name__}: {exc}")
             return True
-        except TransientError as exc:
+        except Exception as exc:  # noqa: BLE001 - TransientError, and what nothing mapped (a bug, a Redis error)
             error = f"{type(exc).__name__}: {exc}"
             if message.deliveries >= self.max_deliveries:
                 await self.dead_letter(message, error)
@@ -220,13 +243,18 @@ class Stream:
                 heapq.heappush(self._retries, (time.monotonic() + delay, message.id,
                                                Message(message.id, message.payload, message.deliveries + 1)))
                 when = f" in {delay:.1f}s"
-            log.warning("stream %s: %s failed (delivery %d of %d), will retry%s: %s", self.name,
-                        self.describe(message), message.deliveries, self.max_deliveries, when, exc)
+            if isinstance(exc, TransientError):
+                log.warning("stream %s: %s failed (delivery %d of %d), will retry%s: %s", self.name,
+                            self.describe(message), message.deliveries, self.max_deliveries, when, exc)
+            else:  # one line for a Redis error; with the traceback for anything else, which is a bug
+                log.error("stream %s: %s failed unexpectedly (delivery %d of %d), will retry%s: %s", self.name,
+                          self.describe(message), message.deliveries, self.max_deliveries, when, error,
+                          exc_info=not _is_redis_error(exc))
             return False
         await self.ack(message)
         return True
 
-    def _burst_delay(self, message: Message, exc: TransientError) -> float:
+    def _burst_delay(self, message: Message, exc: Exception) -> float:
         delay = self.burst_backoff * 2 ** (message.deliveries - 1)
         asked = getattr(exc, "delay", None)  # RetryAfter: the server's wait, within the same cap
         return min(max(delay, float(asked or 0.0)), BURST_BACKOFF_MAX)

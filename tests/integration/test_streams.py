@@ -109,3 +109,46 @@ async def test_lost_consumer_group_is_recreated(redis, keys):
 
     await s.consume(handle, stop=asyncio.Event(), burst=True)
     assert got == [1, 2]
+
+
+async def test_an_unmapped_redis_error_in_one_handler_does_not_cancel_the_others_in_flight(redis, keys):
+    """A real WRONGTYPE from Redis (a ResponseError no stage maps) in one message's handler: the three messages in
+    flight beside it still finish and are acked; the failing one is retried, then dead-lettered with its error."""
+    s = stream(redis, keys, "w", max_deliveries=2, burst_backoff=0.01)
+    wrong = keys("test", "a-string")
+    await redis.set(wrong, "not a hash")
+    for n in range(4):
+        await s.publish({"n": n})
+    release = asyncio.Event()
+    finished: list[int] = []
+
+    async def handle(msg: Message) -> None:
+        n = msg.payload["n"]
+        if n == 0:
+            await redis.hset(wrong, "field", "value")  # raises redis.exceptions.ResponseError (WRONGTYPE)
+        await release.wait()  # the others are in flight while message 0 fails
+        finished.append(n)
+
+    async def let_go() -> None:
+        await asyncio.sleep(0.3)
+        release.set()
+
+    done, _ = await asyncio.gather(s.consume(handle, stop=asyncio.Event(), burst=True, concurrency=4), let_go())
+    assert sorted(finished) == [1, 2, 3]
+    assert done == 4 and await s.pending_count() == 0
+    [dead] = await s.dead()
+    assert dead.payload["n"] == 0 and "WRONGTYPE" in dead.payload["_error"]
+
+
+async def test_a_stream_that_deletes_on_ack_keeps_only_the_work_left(redis, keys):
+    s = stream(redis, keys, "big", delete_on_ack=True, max_deliveries=1)
+    for n in range(5):
+        await s.publish({"n": n})
+
+    async def handle(msg: Message) -> None:
+        if msg.payload["n"] == 4:
+            raise PermanentError("poison")
+
+    assert await s.consume(handle, stop=asyncio.Event(), burst=True) == 5
+    assert await s.length() == 0  # handled and dead-lettered messages are gone from the stream itself
+    assert [m.payload["n"] for m in await s.dead()] == [4]
