@@ -301,8 +301,9 @@ async def _feeds_report(client: Any, keys: Any, cfg: Config, sources: dict[str, 
     states = {s.feed_id: s for s in await FeedStore(client, keys).states()}
     stats = await SourceStats(client, keys).many(list(sources))
     dead: dict[str, int] = {}
-    for m in await Stream(client, keys, "entries", consumer="cli").dead_all():
-        dead[str(m.payload.get("feed_id", ""))] = dead.get(str(m.payload.get("feed_id", "")), 0) + 1
+    for name in WORK_STREAMS:
+        for m in await Stream(client, keys, name, consumer="cli").dead_all():
+            dead[str(m.payload.get("feed_id", ""))] = dead.get(str(m.payload.get("feed_id", "")), 0) + 1
     out = []
     for fid, feed in sources.items():
         s, a = states.get(fid), stats[fid]
@@ -312,6 +313,9 @@ async def _feeds_report(client: Any, keys: Any, cfg: Config, sources: dict[str, 
                     "last_error": (s.last_error if s else "") or "", "articles": a.to_dict(), "dead": dead.get(fid, 0),
                     "articles_failing": a.failing(cfg.pipeline.articles_failing_after)})
     return out
+
+
+WORK_STREAMS = {"entries": "fetch", "articles": "match"}  # stream -> the stage that consumes it (pipeline.py)
 
 
 @entries_app.command("list")
@@ -326,16 +330,22 @@ def entries_list(dead: bool = typer.Option(False, "--dead", help="the dead-lette
     cfg = _config(config)
 
     async def show(client: Any, keys: Any) -> str:
-        stream = Stream(client, keys, "entries", consumer="cli")
-        found = [m for m in await stream.dead_all() if feed is None or m.payload.get("feed_id") == feed]
+        found: list[tuple[str, Any]] = []  # (stage, dead-letter record), oldest first
+        counts = []
+        for name in WORK_STREAMS:
+            stream = Stream(client, keys, name, consumer="cli")
+            mine = [m for m in await stream.dead_all() if feed is None or m.payload.get("feed_id") == feed]
+            found += [(WORK_STREAMS[name], m) for m in mine]
+            counts.append(f"{name} stream: {await stream.length()} messages, {await stream.pending_count()} pending, "
+                          f"{len(mine)} dead-lettered")
         if not dead:
-            return (f"entries stream: {await stream.length()} messages, {await stream.pending_count()} pending, "
-                    f"{len(found)} dead-lettered (monitor entries list --dead)")
-        rows = [("ID", "SOURCE", "DELIVERIES", "URL", "ERROR")]
-        for m in reversed(found[-limit:] if limit > 0 else found):
+            return "\n".join(counts) + "\n(monitor entries list --dead)"
+        found.sort(key=lambda item: tuple(int(part) for part in item[1].id.split("-")))
+        rows = [("ID", "STAGE", "SOURCE", "DELIVERIES", "URL", "ERROR")]
+        for stage, m in reversed(found[-limit:] if limit > 0 else found):
             error = str(m.payload.get("_error", ""))
-            rows.append((m.id, str(m.payload.get("feed_id", "?")), str(m.deliveries), str(m.payload.get("url", "?")),
-                         error if wide else error[:80]))
+            rows.append((m.id, stage, str(m.payload.get("feed_id", "?")), str(m.deliveries),
+                         str(m.payload.get("url", "?")), error if wide else error[:80]))
         return _table(rows) if len(rows) > 1 else "no dead-lettered entries"
 
     typer.echo(_with_redis(cfg, show))
@@ -345,7 +355,8 @@ def entries_list(dead: bool = typer.Option(False, "--dead", help="the dead-lette
 def entries_retry(entry_id: Optional[str] = typer.Argument(None, help="a dead-letter id (monitor entries list --dead)"),
                   feed: Optional[str] = typer.Option(None, "--feed", help="every dead-lettered entry of this source"),
                   config: Optional[Path] = ConfigOpt) -> None:
-    """Queue dead-lettered entries again: the daemon (or the next run --once) fetches and matches them."""
+    """Queue dead-lettered entries again, each at the stage where it gave up: the daemon (or the next run --once)
+    fetches and matches it (fetch stage) or matches it (match stage)."""
     from .streams import Stream
 
     if (entry_id is None) == (feed is None):
@@ -353,10 +364,13 @@ def entries_retry(entry_id: Optional[str] = typer.Argument(None, help="a dead-le
     cfg = _config(config)
 
     async def go(client: Any, keys: Any) -> int:
-        stream = Stream(client, keys, "entries", consumer="cli")
-        chosen = [m for m in await stream.dead_all()
-                  if (m.id == entry_id if entry_id is not None else m.payload.get("feed_id") == feed)]
-        return await stream.requeue_dead(chosen)
+        count = 0
+        for name in WORK_STREAMS:  # an entry that failed in the match stage goes back there, not to its fetch
+            stream = Stream(client, keys, name, consumer="cli")
+            chosen = [m for m in await stream.dead_all()
+                      if (m.id == entry_id if entry_id is not None else m.payload.get("feed_id") == feed)]
+            count += await stream.requeue_dead(chosen)
+        return count
 
     count = _with_redis(cfg, go)
     if not count:

@@ -174,6 +174,8 @@ class Daemon:
         loops = [
             asyncio.create_task(self._supervise("entries", lambda: pipeline.entries.consume(
                 pipeline.handle_entry, stop=self.stop, concurrency=self.config.pipeline.page_concurrency))),
+            asyncio.create_task(self._supervise("articles", lambda: pipeline.articles.consume(
+                pipeline.handle_article, stop=self.stop, concurrency=self.config.pipeline.page_concurrency))),
             asyncio.create_task(self._supervise("delivery", lambda: pipeline.deliverer.run(self.stop))),
         ]
         if self.config.rules.watch:
@@ -216,7 +218,7 @@ class Daemon:
             except Exception as exc:  # noqa: BLE001 - their leases run out anyway
                 log.warning("could not release %d leased feeds (%s); they are due when the lease ends",
                             len(self._polling), exc)
-        for stream in (pipeline.entries, pipeline.deliverer.stream):
+        for stream in pipeline.streams:
             try:
                 count = await asyncio.wait_for(stream.hand_back(), timeout=5.0)
             except Exception as exc:  # noqa: BLE001 - Redis away: the messages come back after claim_idle anyway
@@ -418,7 +420,7 @@ class Daemon:
         """Stream sizes from Redis (every 15 s and on each scrape of /metrics) and the rule reload counters."""
         assert self.pipeline is not None
         self._count_reloads()
-        for stream in (self.pipeline.entries, self.pipeline.deliverer.stream):
+        for stream in self.pipeline.streams:
             metrics.stream_length.labels(stream.name).set(await stream.length())
             metrics.stream_pending.labels(stream.name).set(await stream.pending_count())
             lag = await stream.lag()

@@ -1,7 +1,10 @@
-"""The stages wired together: poll a source, process an entry, and what runs them once (`run --once`).
+"""The stages wired together, one per stream, and what runs them once (`run --once`).
 
-One function per stage: a message in, messages out. Stages talk through Redis Streams ("entries", then the alert
-outbox), so any instance can pick up what another one started.
+    poll a source  -> "entries"  -> fetch + extract -> "articles" -> story + match + submit -> "alerts" -> deliver
+
+Each handler takes one message, publishes what it produced to the next stream, and is acknowledged only then; a
+retry repeats only its own step (an outbox retry never fetches the page again). Any instance may take up what
+another one started.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from .workers import WorkerCrashed, WorkerOutOfMemory, WorkerPool, WorkerTimeout
 
 log = logging.getLogger(__name__)
 
-ENTRIES = "entries"
+ENTRIES, ARTICLES = "entries", "articles"
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Pipeline:
     feed_store: FeedStore = field(init=False)
     source_stats: SourceStats = field(init=False)
     entries: Stream = field(init=False)
+    articles: Stream = field(init=False)
     stories: StoryIndex = field(init=False)
     archive: ArticleArchive = field(init=False)
     outbox: Outbox = field(init=False)
@@ -71,6 +75,10 @@ class Pipeline:
         self.entries = Stream(self.redis, self.keys, ENTRIES, consumer=self.consumer,
                               max_deliveries=p.max_deliveries, claim_idle=p.claim_idle,
                               burst_backoff=p.burst_backoff, describe=self._describe_entry)
+        # articles carry their text (up to extract.max_text_chars): each is deleted from the stream once handled
+        self.articles = Stream(self.redis, self.keys, ARTICLES, consumer=self.consumer,
+                               max_deliveries=p.max_deliveries, claim_idle=p.claim_idle,
+                               burst_backoff=p.burst_backoff, describe=self._describe_article, delete_on_ack=True)
         self.stories = StoryIndex(self.redis, self.keys, settings=c.dedup)
         self.archive = ArticleArchive(self.redis, self.keys, settings=c.archive)
         self.outbox = Outbox(self.redis, self.keys, settings=c.alerts, channels=c.channels)
@@ -152,11 +160,31 @@ class Pipeline:
         payload = message.payload
         return f"entry {payload.get('url', message.id)} of {self.source_label(str(payload.get('feed_id', '?')))}"
 
-    # --- stage 2: one entry -> article -> story -> matches -> outbox --------------------------------------------
+    def _describe_article(self, message: Message) -> str:
+        payload = message.payload
+        return f"article {payload.get('url', message.id)} of {self.source_label(str(payload.get('feed_id', '?')))}"
 
-    async def process_entry(self, message: Message) -> list[Match]:
+    @property
+    def streams(self) -> tuple[Stream, ...]:
+        """The work streams in their order, the alert outbox last (gauges, hand-back on shutdown)."""
+        return self.entries, self.articles, self.deliverer.stream
+
+    # --- stage 2: an entry -> its article (the page fetched and extracted, or the feed's text) -> "articles" ------
+
+    async def handle_entry(self, message: Message) -> None:
+        """Stream handler of "entries": the stream logs what fails (one line) and decides retry or dead-letter."""
         entry = Entry.from_dict(message.payload)
         article = await self.article_for(entry, last_try=message.deliveries >= self.config.pipeline.max_deliveries)
+        await self.articles.publish(article.to_dict())
+
+    # --- stage 3: an article -> its story -> the rules -> the alert outbox ---------------------------------------
+
+    async def handle_article(self, message: Message) -> None:
+        """Stream handler of "articles". Every step is idempotent: a retry (e.g. the outbox asks for one while a
+        story's first alert is being written) repeats this stage only."""
+        await self.match_article(Article.from_dict(message.payload))
+
+    async def match_article(self, article: Article) -> list[Match]:
         assignment = await self.stories.assign(article)
         article = replace(article, story_id=assignment.story_id, fingerprint=assignment.fingerprint)
         metrics.articles.labels("duplicate" if assignment.exact_duplicate else "extracted"
@@ -169,7 +197,7 @@ class Pipeline:
             sources = await self.stories.members(assignment.story_id)
             for match in matches:
                 metrics.matches.labels(match.rule_id).inc()
-                match = self._route(match, entry.feed_id)
+                match = self._route(match, article.feed_id)
                 alert = await self.outbox.submit(match, article, story_id=assignment.story_id, sources=sources)
                 if alert is not None:
                     metrics.alerts.labels(alert.kind).inc()
@@ -243,10 +271,6 @@ class Pipeline:
             max_chars=self.config.extract.max_text_chars)
         return replace(article, fetched_at=utcnow_iso())
 
-    async def handle_entry(self, message: Message) -> None:
-        """Stream handler: the stream logs what fails (one line) and decides retry or dead-letter."""
-        await self.process_entry(message)
-
     # --- one cycle (run --once, tests) --------------------------------------------------------------------------
 
     async def sync_feeds(self) -> bool:
@@ -271,6 +295,8 @@ class Pipeline:
         stop = stop or asyncio.Event()
         await self.entries.consume(self.handle_entry, stop=stop, burst=True,
                                    concurrency=self.config.pipeline.page_concurrency)
+        await self.articles.consume(self.handle_article, stop=stop, burst=True,
+                                    concurrency=self.config.pipeline.page_concurrency)
         await self.deliverer.run(stop, burst=True)
 
     async def run_once(self) -> int:

@@ -197,7 +197,7 @@ async def wait_started(instances: list[Instance], *, timeout: float = 60.0) -> N
     await wait_until(started, timeout=timeout, what="instances to start")
 
 
-async def settled(redis, keys: Any, streams: tuple[str, ...] = ("entries", "alerts")) -> bool:
+async def settled(redis, keys: Any, streams: tuple[str, ...] = ("entries", "articles", "alerts")) -> bool:
     """Nothing undelivered or unacknowledged in the streams, and no channel send waiting."""
     for name in streams:
         key = keys.stream(name)

@@ -274,7 +274,7 @@ async def test_monitor_feeds_shows_the_counts_and_why_pages_failed_and_dead_entr
 
         code, listed, _ = await monitor_cli("entries", "list", "--dead", "--feed", "b", "-c", config)
         [row] = listed.splitlines()[1:]
-        assert srv.url("/b/gone.html") in row and " b " in row
+        assert srv.url("/b/gone.html") in row and " b " in row and " fetch " in row  # the stage it gave up in
         assert (await monitor_cli("entries", "list", "--dead", "--feed", "a", "-c", config))[1].strip() == \
             "no dead-lettered entries"
         srv.route("/b/gone.html", SEED.encode(), content_type="text/plain; charset=utf-8")  # the page is back
@@ -299,3 +299,38 @@ async def test_run_once_where_every_source_failed_exits_1(tmp_path, redis, keys,
         srv.route("/missing.xml", rss([]), content_type="application/rss+xml")  # one source works: exit 0
         code, _, err = await monitor_cli("run", "--once", "-c", str(tmp_path / "monitor.yaml"))
         assert code == 0, err[-2000:]
+
+
+async def test_an_outbox_retry_repeats_the_match_stage_only_and_never_fetches_the_page_again(world):
+    """Another instance assigned this story and claimed its first alert, then died before writing it: the outbox
+    asks for a retry (the first alert may still be being written). Only the "articles" message is tried again;
+    the entry's page was fetched once, and once the dead claim is stale the retry sends the alert."""
+    import time
+
+    from monitor.alerts.history import AlertKeys
+    from monitor.alerts.outbox import INFLIGHT_GRACE, alert_base_id
+    from monitor.models import Article
+
+    srv, hook, make = world
+    srv.route("/news/pledge.txt", SEED.encode(), content_type="text/plain; charset=utf-8")
+    pipeline = make([{"title": HEADLINE, "link": srv.url("/news/pledge.txt")}], ", fetch_page: always")
+    await pipeline.sync_feeds()
+    assert await pipeline.poll_all() == 1
+    await pipeline.entries.consume(pipeline.handle_entry, stop=asyncio.Event(), burst=True)
+    assert srv.requests["/news/pledge.txt"] == 1 and await pipeline.entries.pending_count() == 0
+
+    [message] = await pipeline.articles.read(count=10, block_ms=0)
+    story = (await pipeline.stories.assign(Article.from_dict(message.payload))).story_id  # the other instance
+    base_id = alert_base_id("arms-pledge", story)
+    await pipeline.redis.set(AlertKeys(pipeline.keys).once(base_id), f"{base_id}@{time.time():.3f}")
+    assert await pipeline.articles.handle(pipeline.handle_article, message) is False  # the outbox: retry later
+    assert hook.bodies == []
+
+    pipeline.outbox.clock = lambda: time.time() + INFLIGHT_GRACE + 1  # time passes: the dead claim is stale
+    assert await pipeline.articles.hand_back() == 1  # due again now rather than after claim_idle
+    await asyncio.wait_for(pipeline.drain(), 120)
+    [alert] = pledged(await hook.wait_for(1))
+    assert "Leopard" in alert["message"]
+    assert srv.requests["/news/pledge.txt"] == 1  # the retry did not fetch the page again
+    assert await pipeline.articles.dead() == [] and await pipeline.articles.pending_count() == 0
+    assert await pipeline.articles.length() == 0  # handled articles leave the stream

@@ -83,6 +83,7 @@ async def test_instances_survive_a_redis_outage_and_lose_nothing(tmp_path, own_r
     assert codes == [0, 0], [i.log()[-3000:] for i in instances]
     assert sorted(alert_urls(hook.bodies)) == sorted(world.matching)  # every alert, each once
     assert await redis.xlen(keys.stream("entries") + ":dead") == 0
+    assert await redis.xlen(keys.stream("articles") + ":dead") == 0
     logs = "".join(i.log() for i in instances)
     assert "Redis unreachable" in logs or "redis unavailable" in logs
 

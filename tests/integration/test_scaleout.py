@@ -58,6 +58,7 @@ async def test_three_instances_poll_each_feed_once_per_interval_and_handle_each_
     assert sorted(alert_urls(hook.bodies)) == sorted(world.matching)
     assert await redis.xlen(keys.stream("entries")) == len(world.pages)
     assert await redis.xlen(keys.stream("entries") + ":dead") == 0
+    assert await redis.xlen(keys.stream("articles") + ":dead") == 0
     pollers = [i.name for i in instances if "entries, " in i.log()]
     assert len(pollers) >= 2, "the feeds were not shared between instances"
 
