@@ -29,7 +29,10 @@ from .extract import extract_article
 from .feedstate import FeedStore
 from .feedtext import feed_article, has_full_text
 from .models import TEXT_FROM_PAGE, Article, Entry, Feed, Match
+from .hosts import LEASE_MARGIN, SharedHosts
+from .language import load_model as load_language_model
 from .net import Fetcher, redact_url
+from .poller import Poller
 from .replay import record_matched
 from .rules import RuleWatcher
 from .sources.directory import read_local
@@ -42,6 +45,18 @@ from .workers import WorkerCrashed, WorkerOutOfMemory, WorkerPool, WorkerTimeout
 log = logging.getLogger(__name__)
 
 ENTRIES, ARTICLES = "entries", "articles"
+
+
+def build_pipeline(config: Config, redis: Any, rules: RuleWatcher) -> Pipeline:
+    """The pipeline of one instance: its fetcher (per-host limits and Retry-After holds shared with every instance
+    on this Redis), its extraction workers (forked after the language model is loaded, so they share it)."""
+    keys = Keys(config.redis.prefix)
+    fetcher = Fetcher(config.fetch, shared=SharedHosts(redis, keys, per_host=config.fetch.per_host,
+                                                       lease=config.fetch.timeout + LEASE_MARGIN))
+    load_language_model()
+    pool = WorkerPool(processes=config.workers.processes, memory_limit_mb=config.workers.memory_limit_mb)
+    return Pipeline(config=config, redis=redis, keys=keys, fetcher=fetcher, pool=pool, rules=rules,
+                    consumer=config.consumer_name())
 
 
 @dataclass
@@ -64,6 +79,7 @@ class Pipeline:
     archive: ArticleArchive = field(init=False)
     outbox: Outbox = field(init=False)
     deliverer: Deliverer = field(init=False)
+    poller: Poller = field(init=False)
     last_poll_success: float = 0.0  # unix time; /healthz reports its age
     polls_failed: set[str] = field(default_factory=set)  # sources whose last poll here failed (run --once's exit)
     articles_failing: dict[str, str] = field(default_factory=dict)  # source id -> last page error, while failing
@@ -85,6 +101,7 @@ class Pipeline:
         self.deliverer = Deliverer(self.redis, self.keys, settings=c.alerts, channels=c.channels,
                                    consumer=self.consumer, data_dir=c.data_dir)
         self.feeds = {f.id: f for f in c.feeds()}
+        self.poller = Poller(self)
         self._directory_roots = [Path(urlsplit(f.url).path) for f in self.feeds.values() if f.kind == "directory"]
 
     # --- stage 1: poll a source ---------------------------------------------------------------------------------
@@ -278,17 +295,8 @@ class Pipeline:
         return await self.feed_store.sync_feeds(list(self.feeds.values()), now=time.time())
 
     async def poll_all(self, feeds: list[Feed] | None = None) -> int:
-        feeds = list(self.feeds.values()) if feeds is None else feeds
-        claimed = set(await self.feed_store.claim([f.id for f in feeds], now=time.time(),
-                                                  lease=self.config.pipeline.lease))
-        sem = asyncio.Semaphore(self.config.pipeline.feed_concurrency)
-
-        async def one(feed: Feed) -> int:
-            async with sem:
-                return await self.poll_source(feed)
-
-        counts = await asyncio.gather(*(one(f) for f in feeds if f.id in claimed))
-        return sum(counts)
+        """Poll the given (default: every) source now, whatever its schedule; the new entries' count."""
+        return await self.poller.poll_now(feeds)
 
     async def drain(self, stop: asyncio.Event | None = None) -> None:
         """Process every entry and deliver every alert that is waiting, then return (burst mode)."""
@@ -304,6 +312,11 @@ class Pipeline:
         new = await self.poll_all()
         await self.drain()
         return new
+
+    async def close(self) -> None:
+        """Stop the workers and close the HTTP sessions (Redis is the caller's)."""
+        self.pool.close()
+        await self.fetcher.close()
 
     def all_polls_failed(self) -> bool:
         """Every configured source failed its last poll here (run --once exits non-zero then)."""

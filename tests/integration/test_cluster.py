@@ -134,11 +134,11 @@ async def test_the_daemons_periodic_jobs_run_on_a_cluster(cluster, client, tmp_p
             pipeline = daemon.pipeline
             assert await pipeline.feed_store.claim_due(now=time.time() + 60, limit=5, lease=30) == ["f0"]
             await pipeline.feed_store.record_error("f0", RuntimeError("boom"), now=time.time(), interval=60)
-            await daemon._digests()
+            await daemon.jobs.digests()
             await pipeline.outbox.republish_stale(older_than=0)
-            await daemon._retention()
-            await daemon._refresh_gauges()
-            await daemon._feed_health()
+            await daemon.jobs.retention()
+            await daemon.jobs.refresh_gauges()
+            await daemon.jobs.feed_health()
             ok, body = daemon.health()
             assert ok, body
         finally:

@@ -212,18 +212,18 @@ async def test_a_source_whose_pages_all_fail_is_a_healthz_warning_and_an_operato
     pipeline = make(items, service=", operator_channel: analysts")
     await once(pipeline)
     daemon = Daemon(pipeline.config)
-    daemon.pipeline, daemon.redis = pipeline, pipeline.redis
-    daemon.heartbeat = __import__("time").monotonic()
-    await daemon._articles_health()
+    daemon.pipeline = daemon.jobs.pipeline = pipeline
+    daemon.live.heartbeat = __import__("time").monotonic()
+    await daemon.jobs.articles_health()
     ok, body = daemon.health()
     assert body["articles_failing"] == ["wire"]
     assert any(w.startswith("source Loopback Wire [wire]: article pages failing: PermanentError") and "404" in w
                for w in body["warnings"]), body["warnings"]
     [alert] = await hook.wait_for(1)
     assert alert["title"] == "monitor: articles of Loopback Wire [wire] failing" and "404" in alert["message"]
-    await daemon._articles_health()  # checked again: no second alert
+    await daemon.jobs.articles_health()  # checked again: no second alert
     await pipeline.source_stats.page_ok("wire")  # a page that works again
-    await daemon._articles_health()
+    await daemon.jobs.articles_health()
     await hook.wait_for(2)
     assert [b["title"] for b in hook.bodies] == ["monitor: articles of Loopback Wire [wire] failing",
                                                 "monitor: articles of Loopback Wire [wire] recovered"]

@@ -149,7 +149,7 @@ async def test_a_feed_failing_longer_than_the_limit_raises_one_operator_alert_an
 
     async def both_check() -> int:
         for daemon in daemons:
-            await daemon._feed_health()
+            await daemon.jobs.feed_health()
         return len(ops.bodies)
 
     await fail_again()
@@ -170,12 +170,12 @@ async def test_a_feed_failing_longer_than_the_limit_raises_one_operator_alert_an
 
 async def test_healthz_is_503_with_reasons_when_the_scheduler_stalls(two_daemons):
     daemon = two_daemons[0][0]
-    daemon.heartbeat = time.monotonic()
+    daemon.live.heartbeat = time.monotonic()
     ok, body = daemon.health()
     assert ok and body["reasons"] == []
-    daemon.heartbeat = time.monotonic() - 3600
+    daemon.live.heartbeat = time.monotonic() - 3600
     ok, body = daemon.health()
     assert not ok and any("not ticked" in r for r in body["reasons"])
-    daemon.redis_unreachable(ConnectionError("gone"))
+    daemon.live.redis_unreachable(ConnectionError("gone"))
     ok, body = daemon.health()
     assert not ok and "redis unreachable" in body["reasons"]

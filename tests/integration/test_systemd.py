@@ -195,10 +195,10 @@ async def test_watchdog_is_silent_when_the_scheduler_stalls(tmp_path):
     notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "2000000"})
     config = load_config(None, environ={"MONITOR_PIPELINE__TICK": "1"})
     daemon = Daemon(config, notifier=notifier)
-    daemon.heartbeat = time.monotonic()
-    await daemon._watchdog()
+    daemon.live.heartbeat = time.monotonic()
+    await daemon.jobs.watchdog()
     assert receive_all(sock, until="WATCHDOG=1", timeout=1) == ["WATCHDOG=1"]
-    daemon.heartbeat = time.monotonic() - 3600  # the tick loop has not run for an hour
-    await daemon._watchdog()
+    daemon.live.heartbeat = time.monotonic() - 3600  # the tick loop has not run for an hour
+    await daemon.jobs.watchdog()
     assert receive_all(sock, until="WATCHDOG=1", timeout=0.5) == []
     sock.close()

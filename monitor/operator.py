@@ -1,0 +1,111 @@
+"""Operator alerts: a feed failing for long and its recovery; a source whose article pages all fail and its recovery.
+
+Any instance may run these checks; SET NX / DEL on per-source markers in Redis make exactly one of them send each
+alert, and a marker is released when its alert could not be sent, so the next check tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import metrics
+from .net import redact_url
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+OPS_MARKER_TTL = 90 * 86400  # operator-alert markers of feeds that vanished from the configuration expire
+
+
+class OperatorAlerts:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.config = pipeline.config
+        self.redis = pipeline.redis
+
+    @property
+    def channel(self) -> str:
+        return self.config.service.operator_channel or ""
+
+    def _key(self, kind: str, feed_id: str) -> str:
+        return self.pipeline.keys("ops", kind, feed_id)
+
+    # --- feeds: failing polls -----------------------------------------------------------------------------------
+
+    async def feed_health(self) -> None:
+        """One operator alert when a feed has failed for `feed_failing_alert_after`, one when it recovers."""
+        states = await self.pipeline.feed_store.states()
+        # healthy feeds that ever failed may carry markers: one pipelined round trip clears them
+        healthy = [s for s in states if s.error_streak == 0 and s.last_error_at is not None]
+        if healthy:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for state in healthy:
+                    pipe.delete(self._key("alerted", state.feed_id))
+                    pipe.delete(self._key("failing", state.feed_id))
+                cleared = (await pipe.execute())[::2]
+            for state, was_alerted in zip(healthy, cleared):
+                if was_alerted:  # only the instance that deleted the marker says "recovered"
+                    await self._feed_alert(state, recovered=True)
+        for state in (s for s in states if s.error_streak > 0):
+            await self._check_failing(state, now=time.time())
+
+    async def _check_failing(self, state: Any, *, now: float) -> None:
+        failing, alerted = self._key("failing", state.feed_id), self._key("alerted", state.feed_id)
+        # failing since the first observation of this streak (or the last success, if later)
+        await self.redis.set(failing, repr(now), nx=True, ex=OPS_MARKER_TTL)
+        since = max(float(await self.redis.get(failing) or now), state.last_success or 0.0)
+        if now - since < self.config.service.feed_failing_alert_after:
+            return
+        if await self.redis.set(alerted, repr(now), nx=True, ex=OPS_MARKER_TTL):
+            if not await self._feed_alert(state, recovered=False, since=since):
+                await self.redis.delete(alerted)  # not sent: the next run tries again
+
+    async def _feed_alert(self, state: Any, *, recovered: bool, since: float = 0.0) -> bool:
+        feed = self.pipeline.feeds.get(state.feed_id)
+        url = redact_url(feed.url if feed else state.url)
+        if recovered:
+            title = f"monitor: feed {state.feed_id} recovered"
+            body = f"Feed {state.feed_id} ({url}) is polled successfully again."
+        else:
+            hours = (time.time() - since) / 3600
+            title = f"monitor: feed {state.feed_id} failing"
+            body = (f"Feed {state.feed_id} ({url}) has failed for {hours:.1f} h ({state.error_streak} polls in a "
+                    f"row).\nLast error: {state.last_error}")
+        ok = await self.send(title, body)
+        metrics.operator_alerts.labels("recovered" if recovered else "failing").inc(1 if ok else 0)
+        log.log(logging.WARNING if ok else logging.ERROR, "feed %s: operator alert %s on channel %s%s",
+                state.feed_id, "recovered" if recovered else "failing", self.channel,
+                "" if ok else " FAILED (will retry)")
+        return ok
+
+    # --- sources: failing article pages --------------------------------------------------------------------------
+
+    async def articles(self, feed_id: str, st: Any, failing: bool) -> None:
+        """One operator alert per episode of a source's pages all failing, and one when they are fetched again."""
+        marker = self._key("articles", feed_id)
+        label = self.pipeline.source_label(feed_id)
+        if failing and await self.redis.set(marker, repr(time.time()), nx=True, ex=OPS_MARKER_TTL):
+            body = (f"Source {label}: the last {st.fail_streak} article pages all failed; its entries are matched "
+                    f"on the feed's own text (fetch_page: always: dead-lettered).\nLast error ({st.last_error_url}): "
+                    f"{st.last_error}")
+            if not await self.send(f"monitor: articles of {label} failing", body):
+                await self.redis.delete(marker)  # not sent: the next run tries again
+        elif not failing and await self.redis.delete(marker):
+            await self.send(f"monitor: articles of {label} recovered",
+                            f"Source {label}: article pages are fetched again.")
+
+    # --- sending --------------------------------------------------------------------------------------------------
+
+    async def send(self, title: str, body: str) -> bool:
+        """Send straight to the operator channel's apprise URLs; False when not sent (not configured, or failed)."""
+        channel = self.pipeline.deliverer.channels.get(self.channel)
+        if channel is None or not channel.targets:
+            log.error("operator channel %r is not configured; cannot send: %s", self.channel, title)
+            return False
+        results = [await t.apprise.async_notify(title=title, body=body, body_format="text")
+                   for t in channel.targets if t.apprise is not None]
+        return bool(results) and all(results)
