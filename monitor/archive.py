@@ -66,10 +66,10 @@ class ArticleArchive:
         self.keys = keys
         self.settings = settings
         self.ttl = max(1, int(settings.retention_days * 86400))
-        self.index_key = keys("archive", "by-time")
+        self.index_key = keys.archive_index
 
     def _entry_key(self, hashed: str) -> str:
-        return self.keys("archive", hashed)
+        return self.keys.archived(hashed)
 
     async def put(self, article: Article, *, now: float) -> None:
         """Store (or replace) the article under its canonical URL, at time `now` (unix seconds)."""

@@ -19,7 +19,7 @@ from .dedup import url_hash
 from .errors import RetryAfter
 from .models import Entry, Feed
 from .net import redact_url
-from .store import Keys
+from .store import Keys, LeaseClaim
 
 log = logging.getLogger(__name__)
 
@@ -30,33 +30,6 @@ _URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
 
 REBUILDING = "rebuilding"  # the state marker while one instance rebuilds the schedule (expires if it dies)
 REBUILD_TIMEOUT = 30  # seconds
-
-# Take up to ARGV[2] feeds due by ARGV[1] and lease them until ARGV[3]: atomic, so no two claimers share a feed.
-# The reply starts with the state marker KEYS[2] ('' when missing: Redis lost the schedule; nothing is claimed).
-_CLAIM_DUE = """
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then return {''} end
-if epoch == 'rebuilding' then return {epoch} end
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, id in ipairs(ids) do
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id)
-end
-table.insert(ids, 1, epoch)
-return ids
-"""
-
-# Lease the given feeds (run --once) whatever their due time; only feeds still configured (in the ZSET) count.
-_CLAIM = """
-local taken = {}
-for i = 2, #ARGV do
-  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
-    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
-    table.insert(taken, ARGV[i])
-  end
-end
-return taken
-"""
-
 
 @dataclass(frozen=True, slots=True)
 class FeedState:
@@ -105,14 +78,13 @@ class FeedStore:
     def __init__(self, redis: Any, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
-        self._claim_due = redis.register_script(_CLAIM_DUE)
-        self._claim = redis.register_script(_CLAIM)
+        self._lease = LeaseClaim(redis)  # store/scripts/claim_lease.lua
         self.epoch: str | None = None  # the state marker this instance last saw
         self.intact_at: float | None = None  # when it last saw it
         self.lost_at: float | None = None  # when it learnt that Redis had lost the state (here or by another)
 
     def _seen_key(self, hashed: str) -> str:
-        return self.keys("seen", "url", hashed[:2])
+        return self.keys.seen_urls(hashed[:2])
 
     async def sync_feeds(self, feeds: Sequence[Feed], *, now: float) -> bool:
         """Register the configured feeds; a feed never seen is due now (+ spread); unconfigured feeds leave the ZSET.
@@ -173,8 +145,8 @@ class FeedStore:
         """Up to `limit` feeds due by `now`, leased until now + lease (a dead claimer's feeds come back then)."""
         if limit <= 0:
             return []
-        epoch, *ids = await self._claim_due(keys=[self.keys.due, self.keys.state_marker],
-                                            args=[repr(now), limit, repr(now + lease)])
+        epoch, ids = await self._lease.due_guarded(self.keys.due, self.keys.state_marker, now=now, lease=lease,
+                                                   count=limit, busy=REBUILDING)
         if not epoch:
             raise StateLost(self.intact_at)
         if epoch != REBUILDING:
@@ -189,7 +161,7 @@ class FeedStore:
         """Lease the given feeds whatever their due time (run --once); returns those still configured."""
         if not feed_ids:
             return []
-        return list(await self._claim(keys=[self.keys.due], args=[repr(now + lease), *feed_ids]))
+        return await self._lease.listed(self.keys.due, list(feed_ids), now=now, lease=lease)
 
     async def release(self, feed_ids: Sequence[str], *, now: float) -> None:
         """Give leased feeds back (a stopping instance cancelled their polls): due at `now`, not when the lease ends."""
@@ -293,7 +265,7 @@ class FeedStore:
         """Forget seen URLs first seen before `older_than` (retention). Returns how many were removed."""
         removed = 0
         for shard in range(SEEN_SHARDS):
-            key = self.keys("seen", "url", f"{shard:02x}")
+            key = self.keys.seen_urls(f"{shard:02x}")
             old = [field async for field, value in self.redis.hscan_iter(key, count=1000)
                    if (_float(value) or 0.0) < older_than]
             for start in range(0, len(old), 1000):

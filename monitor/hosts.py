@@ -2,7 +2,7 @@
 
 `fetch.per_host` requests to one host at once across all instances (feed polls, pages and robots.txt alike): each
 request takes a slot in the host's sorted set, scored with the end of its lease, and gives it back when it ends. The
-claim is one Lua script (host_slots.lua) that first drops slots whose lease ran out, so an instance killed in the
+claim is one Lua script (store/scripts/host_slots.lua) that first drops slots whose lease ran out, so an instance killed in the
 middle of a request keeps its slot for one lease at most. A 429, or a 503 with Retry-After, holds the host back for
 every instance until the time the server gave (capped at `fetch.max_retry_after`).
 
@@ -16,16 +16,15 @@ import asyncio
 import logging
 import time
 import uuid
-from importlib.resources import files
 from typing import Any
 
 from redis.exceptions import RedisError
 
 from .store import Keys
+from .store.scripts import register
 
 log = logging.getLogger(__name__)
 
-SCRIPT = files(__package__).joinpath("host_slots.lua").read_text(encoding="utf-8")
 LEASE_MARGIN = 10.0  # seconds a slot's lease outlasts the request's own deadline (fetch.timeout)
 POLL_MIN, POLL_MAX = 0.01, 0.2  # seconds between looks while a host's slots are all taken (by other instances)
 DOWN_LOG_EVERY = 60.0
@@ -44,7 +43,7 @@ class SharedHosts:
         self.keys = keys
         self.per_host = per_host
         self.lease_ms = int(lease * 1000)  # a slot not given back in time is free again after this
-        self._script = redis.register_script(SCRIPT)
+        self._script = register(redis, "host_slots")
         self._turns: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}  # callers of acquire per host, queued or polling
         self._released: dict[str, asyncio.Event] = {}

@@ -19,7 +19,7 @@ from .store import Keys
 
 
 def matched_key(keys: Keys, url: str) -> str:
-    return keys("matched", url_hash(url))
+    return keys.matched(url_hash(url))
 
 
 async def record_matched(redis: Any, keys: Keys, url: str, rule_ids: list[str], *, ttl: float) -> None:

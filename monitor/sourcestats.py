@@ -47,7 +47,7 @@ class SourceStats:
         self.keys = keys
 
     def _key(self, feed_id: str) -> str:
-        return self.keys("articles", feed_id)
+        return self.keys.source_articles(feed_id)
 
     async def page_ok(self, feed_id: str) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
