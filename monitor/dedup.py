@@ -1,12 +1,11 @@
 """Deduplication: canonical URLs, exact-content fingerprints and near-duplicate story clusters.
 
-The cores are pure functions; the Redis-backed parts take a client and a `Keys` and touch only their own keys.
+The cores are pure functions; StoryIndex computes signatures and leaves storage to monitor/store/stories.py.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import re
@@ -21,7 +20,7 @@ from datasketch import MinHash
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .models import Article
-from .store.scripts import register
+from .store.stories import StoryStore
 
 if TYPE_CHECKING:
     from .store import Keys
@@ -255,33 +254,20 @@ def similarity(signature_a: str, size_a: int, signature_b: str, size_b: int) -> 
     return min(1.0, common / min(size_a, size_b)), jaccard
 
 
-def _text(value: str | bytes) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value
-
-
 class StoryIndex:
-    """Assigns articles to story clusters kept in Redis; every key lives under the `{stories}` hash tag.
+    """Assigns articles to story clusters kept in Redis (monitor/store/stories.py holds the keys and the script).
 
-    Keys (all expire after `retention_days`): fp:<fingerprint> -> story id; b:<band>:<values> -> the first story
-    with that band (a bucket holds one story: plain strings cost a fraction of sets, and a clash only loses that
-    band); story:<id> hash (sig: the MinHash values as 4-byte big-endian binary, size, first_url); story:<id>:members
-    list of [source, url] (membership is read from it: stories are a few copies). Joining refreshes
-    a story's expiry; its band keys expire `retention_days` after its first copy, so late copies of an old story
-    start a new one.
+    This side computes what the store compares: the exact fingerprint, the shingles' MinHash signature and its LSH
+    band values, with the thresholds of `settings`.
     """
 
     def __init__(self, redis: Any, keys: Keys, *, settings: StorySettings) -> None:
-        self.redis = redis
-        self.keys = keys
+        self.store = StoryStore(redis, keys)
         self.settings = settings
         self.jaccard_floor = round(settings.threshold * LSH_JACCARD_FACTOR, 3)
         self.bands, self.rows = lsh_bands(self.jaccard_floor, settings.num_perm, LSH_FALSE_NEGATIVE_WEIGHT)
         self.ttl = max(1, int(settings.retention_days * 86400))
         self.min_common = MIN_COMMON_SHINGLES
-        self._script = register(redis, "assign_story")  # store/scripts/assign_story.lua
-
-    def _story_key(self, story_id: str = "") -> str:
-        return self.keys.story(story_id)
 
     async def assign(self, article: Article, *, now: float | None = None) -> StoryAssignment:
         """`now` is accepted for callers' sake; nothing of a story records its creation time any more.
@@ -296,21 +282,17 @@ class StoryIndex:
         fp = fingerprint(content) if normalised else ""
         shingle_set = shingles(content, self.settings.shingle_words)
         sig = minhash_signature(shingle_set, self.settings.num_perm)
-        band_keys = [self.keys.story_band(band) for band in band_values(sig, self.bands, self.rows)]
-        story_id = url_hash(article.url)[:16]
-        result = await self._script(
-            keys=[self.keys.story_fingerprint(fp), *band_keys],
-            args=[story_id, article.url, article.source or article.site_name, bytes.fromhex(sig), len(shingle_set),
-                  repr(self.settings.threshold), self.ttl, self._story_key(), "1" if fp else "0",
-                  "", repr(self.jaccard_floor),
-                  self.min_common])
-        outcome, assigned, first_url, similarity = (_text(v) for v in result)
-        assignment = StoryAssignment(story_id=assigned, new_story=outcome == "new", exact_duplicate=outcome == "exact",
-                                     similarity=float(similarity), first_url=first_url, fingerprint=fp)
-        log.debug("story %s for %s (%s, similarity %.2f)", assigned, article.url, outcome, assignment.similarity)
+        got = await self.store.assign(
+            story_id=url_hash(article.url)[:16], url=article.url, source=article.source or article.site_name,
+            fingerprint=fp, bands=band_values(sig, self.bands, self.rows), signature=bytes.fromhex(sig),
+            size=len(shingle_set), threshold=self.settings.threshold, ttl=self.ttl,
+            jaccard_floor=self.jaccard_floor, min_common=self.min_common)
+        assignment = StoryAssignment(story_id=got.story_id, new_story=got.outcome == "new",
+                                     exact_duplicate=got.outcome == "exact", similarity=got.similarity,
+                                     first_url=got.first_url, fingerprint=fp)
+        log.debug("story %s for %s (%s, similarity %.2f)", got.story_id, article.url, got.outcome, got.similarity)
         return assignment
 
     async def members(self, story_id: str) -> list[tuple[str, str]]:
         """(source, url) of every copy of the story, in arrival order; [] for an unknown or expired story."""
-        raw = await self.redis.lrange(self.keys.story_members(story_id), 0, -1)
-        return [tuple(json.loads(_text(item))) for item in raw]  # type: ignore[misc]
+        return await self.store.members(story_id)
