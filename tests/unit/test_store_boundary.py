@@ -72,6 +72,30 @@ def test_the_walk_finds_calls_in_the_forms_the_code_uses():
     assert sorted(calls) == ["pipe.zadd", "redis.set", "self.redis.hget"], path
 
 
+def key_names_built(path: Path) -> list[str]:
+    """Calls like `keys("ops", kind, id)` or `self.k(TAG, "once", d)`: a key name spelt outside store/keys.py."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        name = node.func.id if isinstance(node.func, ast.Name) else (
+            node.func.attr if isinstance(node.func, ast.Attribute) else None)
+        if name in ("keys", "k") and any(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args):
+            found.append(f"{path.relative_to(MONITOR.parent)}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_key_names_are_spelt_only_in_store_keys():
+    offending = []
+    for path in sorted(MONITOR.rglob("*.py")):
+        where = path.relative_to(MONITOR).as_posix()
+        if where == "store/keys.py" or where.startswith(PENDING):
+            continue
+        offending += key_names_built(path)
+    assert offending == [], "key names built outside monitor/store/keys.py (add a Keys method):\n" + "\n".join(offending)
+
+
 @pytest.mark.parametrize("message, mapped", [
     ("WRONGTYPE Operation against a key holding the wrong kind of value", StoreDataError),
     ("OOM command not allowed when used memory > 'maxmemory'.", StoreFull),
