@@ -294,8 +294,8 @@ def feeds(ctx: typer.Context, config: Optional[Path] = ConfigOpt,
 
 
 async def _feeds_report(client: Any, keys: Any, cfg: Config, sources: dict[str, Any]) -> list[dict[str, Any]]:
-    from .feedstate import FeedStore
-    from .sourcestats import SourceStats
+    from .store.feeds import FeedStore
+    from .store.sources import SourceStats
     from .streams import Stream
 
     states = {s.feed_id: s for s in await FeedStore(client, keys).states()}

@@ -1,12 +1,11 @@
 """Deduplication: canonical URLs, exact-content fingerprints and near-duplicate story clusters.
 
-The cores are pure functions; the Redis-backed parts take a client and a `Keys` and touch only their own keys.
+The cores are pure functions; StoryIndex computes signatures and leaves storage to monitor/store/stories.py.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import re
@@ -21,6 +20,7 @@ from datasketch import MinHash
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .models import Article
+from .store.stories import StoryStore
 
 if TYPE_CHECKING:
     from .store import Keys
@@ -254,112 +254,20 @@ def similarity(signature_a: str, size_a: int, signature_b: str, size_b: int) -> 
     return min(1.0, common / min(size_a, size_b)), jaccard
 
 
-# One script per article, so N instances never split a story: exact check, candidate lookup, verification and the
-# new-story claim happen atomically. Candidate story keys are built from ARGV (same {stories} hash slot).
-# KEYS: 1 fingerprint, 2.. band keys.  ARGV: 1 new story id, 2 url, 3 source, 4 signature (binary, 4 bytes a hash
-# value), 5 shingle count, 6 threshold, 7 ttl seconds, 8 story key prefix, 9 "1" if the fingerprint is usable,
-# 10 unused (was the creation time, which nothing read), 11 Jaccard floor, 12 minimum estimated shingles in common.
-# Stories written before signatures were binary hold them in hex (twice as long): read as such until they expire.
-# Their ':urls' sets are no longer written or read (the members list says who is in); they expire with the story.
-ASSIGN_SCRIPT = """
-local new_id, url, source, sig = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local size, threshold, ttl, prefix = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
-local use_fp, jaccard_floor, min_common = ARGV[9] == '1', tonumber(ARGV[11]), tonumber(ARGV[12])
-
-local function is_member(key)
-  for _, member in ipairs(redis.call('LRANGE', key .. ':members', 0, -1)) do
-    if cjson.decode(member)[2] == url then return true end
-  end
-  return false
-end
-
-local function join(id)
-  local key = prefix .. id
-  if not is_member(key) then
-    redis.call('RPUSH', key .. ':members', cjson.encode({source, url}))
-  end
-  for _, k in ipairs({key, key .. ':members'}) do redis.call('EXPIRE', k, ttl) end
-  if use_fp then redis.call('SET', KEYS[1], id, 'EX', ttl) end
-  return redis.call('HGET', key, 'first_url') or url
-end
-
-local function unhex(text)
-  return (string.gsub(text, '..', function(pair) return string.char(tonumber(pair, 16)) end))
-end
-
-local function similarity(other, other_size)
-  local n = #sig / 4
-  if #other == 2 * #sig then other = unhex(other) end
-  if #other ~= #sig or n == 0 or size == 0 or other_size == 0 then return 0, 0 end
-  local same = 0
-  for i = 0, n - 1 do
-    if string.sub(sig, i * 4 + 1, i * 4 + 4) == string.sub(other, i * 4 + 1, i * 4 + 4) then same = same + 1 end
-  end
-  local j = same / n
-  local common = j * (size + other_size) / (1 + j)
-  return math.min(1, common / math.min(size, other_size)), j, common
-end
-
-if use_fp then
-  local known = redis.call('GET', KEYS[1])
-  if known and redis.call('EXISTS', prefix .. known) == 1 then
-    return {'exact', known, join(known), '1'}
-  end
-end
-
-local best_id, best, seen = nil, 0, {}
-for i = 2, #KEYS do
-  local cand = redis.call('GET', KEYS[i])
-  if cand and not seen[cand] then
-    seen[cand] = true
-    local stored = redis.call('HMGET', prefix .. cand, 'sig', 'size')
-    if stored[1] then
-      local sim, j, common = similarity(stored[1], tonumber(stored[2]))
-      if sim > best and j >= jaccard_floor and common >= min_common then best_id, best = cand, sim end
-    end
-  end
-end
-if best_id and best >= threshold then
-  return {'near', best_id, join(best_id), tostring(best)}
-end
-
--- The same URL seen before with other content (an edited article) stays in its story.
-if redis.call('EXISTS', prefix .. new_id) == 1 then
-  return {'same_url', new_id, join(new_id), tostring(best)}
-end
-redis.call('HSET', prefix .. new_id, 'sig', sig, 'size', size, 'first_url', url)
-for i = 2, #KEYS do redis.call('SET', KEYS[i], new_id, 'NX', 'EX', ttl) end
-return {'new', new_id, join(new_id), tostring(best)}
-"""
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value
-
-
 class StoryIndex:
-    """Assigns articles to story clusters kept in Redis; every key lives under the `{stories}` hash tag.
+    """Assigns articles to story clusters kept in Redis (monitor/store/stories.py holds the keys and the script).
 
-    Keys (all expire after `retention_days`): fp:<fingerprint> -> story id; b:<band>:<values> -> the first story
-    with that band (a bucket holds one story: plain strings cost a fraction of sets, and a clash only loses that
-    band); story:<id> hash (sig: the MinHash values as 4-byte big-endian binary, size, first_url); story:<id>:members
-    list of [source, url] (membership is read from it: stories are a few copies). Joining refreshes
-    a story's expiry; its band keys expire `retention_days` after its first copy, so late copies of an old story
-    start a new one.
+    This side computes what the store compares: the exact fingerprint, the shingles' MinHash signature and its LSH
+    band values, with the thresholds of `settings`.
     """
 
     def __init__(self, redis: Any, keys: Keys, *, settings: StorySettings) -> None:
-        self.redis = redis
-        self.keys = keys
+        self.store = StoryStore(redis, keys)
         self.settings = settings
         self.jaccard_floor = round(settings.threshold * LSH_JACCARD_FACTOR, 3)
         self.bands, self.rows = lsh_bands(self.jaccard_floor, settings.num_perm, LSH_FALSE_NEGATIVE_WEIGHT)
         self.ttl = max(1, int(settings.retention_days * 86400))
         self.min_common = MIN_COMMON_SHINGLES
-        self._script = redis.register_script(ASSIGN_SCRIPT)
-
-    def _story_key(self, story_id: str = "") -> str:
-        return self.keys("{stories}", "story", story_id)
 
     async def assign(self, article: Article, *, now: float | None = None) -> StoryAssignment:
         """`now` is accepted for callers' sake; nothing of a story records its creation time any more.
@@ -374,21 +282,17 @@ class StoryIndex:
         fp = fingerprint(content) if normalised else ""
         shingle_set = shingles(content, self.settings.shingle_words)
         sig = minhash_signature(shingle_set, self.settings.num_perm)
-        band_keys = [self.keys("{stories}", "b", band) for band in band_values(sig, self.bands, self.rows)]
-        story_id = url_hash(article.url)[:16]
-        result = await self._script(
-            keys=[self.keys("{stories}", "fp", fp or "-"), *band_keys],
-            args=[story_id, article.url, article.source or article.site_name, bytes.fromhex(sig), len(shingle_set),
-                  repr(self.settings.threshold), self.ttl, self._story_key(), "1" if fp else "0",
-                  "", repr(self.jaccard_floor),
-                  self.min_common])
-        outcome, assigned, first_url, similarity = (_text(v) for v in result)
-        assignment = StoryAssignment(story_id=assigned, new_story=outcome == "new", exact_duplicate=outcome == "exact",
-                                     similarity=float(similarity), first_url=first_url, fingerprint=fp)
-        log.debug("story %s for %s (%s, similarity %.2f)", assigned, article.url, outcome, assignment.similarity)
+        got = await self.store.assign(
+            story_id=url_hash(article.url)[:16], url=article.url, source=article.source or article.site_name,
+            fingerprint=fp, bands=band_values(sig, self.bands, self.rows), signature=bytes.fromhex(sig),
+            size=len(shingle_set), threshold=self.settings.threshold, ttl=self.ttl,
+            jaccard_floor=self.jaccard_floor, min_common=self.min_common)
+        assignment = StoryAssignment(story_id=got.story_id, new_story=got.outcome == "new",
+                                     exact_duplicate=got.outcome == "exact", similarity=got.similarity,
+                                     first_url=got.first_url, fingerprint=fp)
+        log.debug("story %s for %s (%s, similarity %.2f)", got.story_id, article.url, got.outcome, got.similarity)
         return assignment
 
     async def members(self, story_id: str) -> list[tuple[str, str]]:
         """(source, url) of every copy of the story, in arrival order; [] for an unknown or expired story."""
-        raw = await self.redis.lrange(self._story_key(story_id) + ":members", 0, -1)
-        return [tuple(json.loads(_text(item))) for item in raw]  # type: ignore[misc]
+        return await self.store.members(story_id)

@@ -5,9 +5,14 @@
      +-- RuleError          a rule or entity file is wrong: fix the file (file:line:column in the message)
      +-- TransientError     try again later: timeouts, 5xx, 429, connection refused, Redis away
      |    +-- RetryAfter    the server said when (seconds in .delay)
-     |         +-- HostHeld  not sent: the host asked every instance to wait (a Retry-After or 429 still in force)
+     |    |    +-- HostHeld  not sent: the host asked every instance to wait (a Retry-After or 429 still in force)
+     |    +-- StoreUnavailable  Redis does not answer: connection, timeout, cluster down, TRYAGAIN, LOADING, ...
+     |    +-- StoreFull     Redis refused a write for lack of memory (OOM): retry once memory is freed
      +-- PermanentError     give up on this item: 4xx, not a feed, body too large, blocked address, bad content
           +-- BlockedURL    scheme or address not allowed (SSRF guard)
+          +-- StoreDataError  Redis rejected the command itself: a key of the wrong type (WRONGTYPE), a script error
+
+StoreError is the base of the three Store* classes (every redis-py error mapped by monitor/store/errors.py).
 
 Only the daemon loop catches broad exceptions; everything else catches these.
 """
@@ -57,3 +62,19 @@ class PermanentError(MonitorError):
 
 class BlockedURL(PermanentError):
     """The URL's scheme or address is not allowed."""
+
+
+class StoreError(MonitorError):
+    """A Redis command failed; raised only by monitor/store/errors.py, which maps every redis-py error."""
+
+
+class StoreUnavailable(StoreError, TransientError):
+    """Redis does not answer (connection, timeout, cluster down or resharding, loading its data): retry later."""
+
+
+class StoreFull(StoreError, TransientError):
+    """Redis refused a write because it reached maxmemory (OOM): retry once memory is freed."""
+
+
+class StoreDataError(StoreError, PermanentError):
+    """Redis rejected the command for what it holds or was sent (WRONGTYPE, a script error): retrying fails alike."""

@@ -2,7 +2,7 @@
 
 `fetch.per_host` requests to one host at once across all instances (feed polls, pages and robots.txt alike): each
 request takes a slot in the host's sorted set, scored with the end of its lease, and gives it back when it ends. The
-claim is one Lua script (host_slots.lua) that first drops slots whose lease ran out, so an instance killed in the
+claim is one Lua script (store/scripts/host_slots.lua, called through store/hosts.py) that first drops slots whose lease ran out, so an instance killed in the
 middle of a request keeps its slot for one lease at most. A 429, or a 503 with Retry-After, holds the host back for
 every instance until the time the server gave (capped at `fetch.max_retry_after`).
 
@@ -16,16 +16,14 @@ import asyncio
 import logging
 import time
 import uuid
-from importlib.resources import files
 from typing import Any
 
-from redis.exceptions import RedisError
-
+from .errors import StoreError
 from .store import Keys
+from .store.hosts import FULL, HELD, TAKEN, HostSlots
 
 log = logging.getLogger(__name__)
 
-SCRIPT = files(__package__).joinpath("host_slots.lua").read_text(encoding="utf-8")
 LEASE_MARGIN = 10.0  # seconds a slot's lease outlasts the request's own deadline (fetch.timeout)
 POLL_MIN, POLL_MAX = 0.01, 0.2  # seconds between looks while a host's slots are all taken (by other instances)
 DOWN_LOG_EVERY = 60.0
@@ -40,18 +38,13 @@ class SharedHosts:
     """
 
     def __init__(self, redis: Any, keys: Keys, *, per_host: int, lease: float) -> None:
-        self.redis = redis
-        self.keys = keys
+        self.slots = HostSlots(redis, keys)
         self.per_host = per_host
         self.lease_ms = int(lease * 1000)  # a slot not given back in time is free again after this
-        self._script = redis.register_script(SCRIPT)
         self._turns: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}  # callers of acquire per host, queued or polling
         self._released: dict[str, asyncio.Event] = {}
         self._down_logged = 0.0
-
-    def _keys(self, host: str) -> list[str]:
-        return [self.keys.host_slots(host), self.keys.host_hold(host)]
 
     async def acquire(self, host: str) -> tuple[str | None, float]:
         turn = self._turns.setdefault(host, asyncio.Lock())
@@ -70,16 +63,16 @@ class SharedHosts:
         delay = POLL_MIN
         while True:
             try:
-                status, ms = await self._script(keys=self._keys(host),
-                                                args=["acquire", self.per_host, self.lease_ms, token])
-            except (RedisError, OSError) as exc:
+                status, ms = await self.slots.acquire(host, limit=self.per_host, lease_ms=self.lease_ms, token=token)
+            except StoreError as exc:
                 self._redis_down(exc)
                 return None, 0.0
-            if int(status) == 1:
+            if status == TAKEN:
                 return token, 0.0
-            if int(status) == -1:
-                return None, int(ms) / 1000
-            await self._wait_release(host, min(delay, int(ms) / 1000))
+            if status == HELD:
+                return None, ms / 1000
+            assert status == FULL
+            await self._wait_release(host, min(delay, ms / 1000))
             delay = min(delay * 2, POLL_MAX)
 
     async def _wait_release(self, host: str, timeout: float) -> None:
@@ -96,18 +89,18 @@ class SharedHosts:
         if event is not None:
             event.set()
         try:
-            await self._script(keys=self._keys(host), args=["release", token])
-        except (RedisError, OSError) as exc:  # the lease runs out by itself
+            await self.slots.release(host, token)
+        except StoreError as exc:  # the lease runs out by itself
             self._redis_down(exc)
 
     async def hold(self, host: str, seconds: float) -> float:
         """Hold `host` back for every instance for `seconds` (a longer hold in force stays); the hold in force."""
         try:
-            _status, ms = await self._script(keys=self._keys(host), args=["hold", int(seconds * 1000)])
-        except (RedisError, OSError) as exc:
+            ms = await self.slots.hold(host, int(seconds * 1000))
+        except StoreError as exc:
             self._redis_down(exc)
             return seconds
-        return int(ms) / 1000
+        return ms / 1000
 
     def _redis_down(self, exc: BaseException) -> None:
         now = time.monotonic()

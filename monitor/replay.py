@@ -6,29 +6,26 @@ would newly fire, and what would no longer fire.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from typing import Any
 
 from .archive import ArticleArchive
 from .config import Config
-from .dedup import url_hash
 from .rules import RuleSet, load_rules
 from .store import Keys
+from .store.matched import MatchedRules
 
 
 def matched_key(keys: Keys, url: str) -> str:
-    return keys("matched", url_hash(url))
+    """The key of `url`'s record (store/matched.py)."""
+    return MatchedRules(None, keys).key(url)
 
 
 async def record_matched(redis: Any, keys: Keys, url: str, rule_ids: list[str], *, ttl: float) -> None:
     """The rules that fired on the article now; nothing is kept when none did (most articles: replay reads a
     missing record as "none"), and an earlier record of the same URL is then removed."""
-    if not rule_ids:
-        await redis.delete(matched_key(keys, url))
-        return
-    await redis.set(matched_key(keys, url), json.dumps(sorted(rule_ids)), ex=max(1, int(ttl)))
+    await MatchedRules(redis, keys).record(url, rule_ids, ttl=ttl)
 
 
 async def replay(client: Any, keys: Keys, config: Config, *, since: float, rule_id: str | None = None,
@@ -36,13 +33,13 @@ async def replay(client: Any, keys: Keys, config: Config, *, since: float, rule_
     """`ruleset`: rules to try (a draft folder); by default the live ones of the configuration."""
     ruleset = ruleset or load_rules(config.rules.path)
     archive = ArticleArchive(client, keys, settings=config.archive)
+    matched = MatchedRules(client, keys)
     lines: list[str] = []
     totals: Counter[str] = Counter()
     async for article in archive.since(time.time() - since):
         totals["articles"] += 1
         now = {m.rule_id for m in ruleset.match(article)}
-        raw = await client.get(matched_key(keys, article.url))
-        before = set(json.loads(raw)) if raw else set()
+        before = await matched.get(article.url)
         if rule_id:
             now, before = now & {rule_id}, before & {rule_id}
         for rid in sorted(now | before):

@@ -61,8 +61,8 @@ class Stream:
         self.redis = redis
         self.name = name
         self.key = keys.stream(name)
-        self.dead_key = self.key + ":dead"
-        self.errors_key = self.key + ":errors"  # message id -> last error, seen by whichever consumer dead-letters it
+        self.dead_key = keys.stream_dead(name)
+        self.errors_key = keys.stream_errors(name)  # message id -> last error, seen by whichever consumer dead-letters it
         self.group = group
         self.consumer = consumer
         self.maxlen = maxlen

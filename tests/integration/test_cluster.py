@@ -53,6 +53,21 @@ async def test_connect_gives_a_cluster_client_for_a_cluster_url(cluster, client)
     assert len(client.get_nodes()) == 3
 
 
+async def test_cluster_errors_come_out_mapped_from_commands_and_pipelines(client):
+    from monitor.errors import StoreDataError
+
+    keys = Keys(PREFIX + "mapped:")
+    store = FeedStore(client, keys)
+    await client.set(keys.feed("a"), "not a hash")
+    try:
+        with pytest.raises(StoreDataError):
+            await store.record_error("a", RuntimeError("x"), now=1.0, interval=60)  # one command
+        with pytest.raises(StoreDataError):
+            await store.state("a")  # a cluster pipeline
+    finally:
+        await client.delete(keys.feed("a"))
+
+
 async def run_once(config, timeout: float = 120) -> tuple[int, str]:
     """`monitor run --once` without blocking the event loop (the feed server and the webhook live in it)."""
     proc = await asyncio.create_subprocess_exec(

@@ -1,4 +1,4 @@
--- Per-host politeness shared by every instance (monitor/hosts.py).
+-- host_slots.lua: per-host politeness shared by every instance (monitor/store/hosts.py, monitor/hosts.py).
 --
 -- KEYS[1]  sorted set of the host's request slots: member = one request's token, score = its lease end (ms)
 -- KEYS[2]  the host's hold: "not before" time (ms) set by a Retry-After or a 429

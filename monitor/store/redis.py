@@ -1,6 +1,7 @@
-"""Redis connection (a configured URL, or an embedded redis-server on a unix socket) and the key names.
+"""The Redis connection: a configured URL (plain, TLS, unix socket or Cluster) or an embedded redis-server.
 
-Only this module and streams.py speak Redis. Every key goes through `Keys`, so the prefix and hash tags live here.
+`connect` returns a client whose every command, pipeline and script maps redis-py's errors into monitor's tree
+(store/errors.py), so no caller sees a bare `redis.exceptions.ResponseError`.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
-from .errors import ConfigError, TransientError
+from ..errors import ConfigError, TransientError
+from .errors import map_error
 
 log = logging.getLogger(__name__)
 
@@ -110,42 +113,70 @@ class EmbeddedRedis:
         log.info("embedded redis stopped")
 
 
-@dataclass(frozen=True, slots=True)
-class Keys:
-    """Key names. Keys a Lua script touches together share the `{tag}` so they live in one Cluster slot."""
+def _raise_mapped(exc: BaseException) -> None:
+    mapped = map_error(exc)
+    if mapped is exc:
+        raise exc
+    raise mapped from exc
 
-    prefix: str = "monitor:"
 
-    def __call__(self, *parts: str) -> str:
-        return self.prefix + ":".join(parts)
+def _map_results(results: list[Any]) -> list[Any]:
+    """A pipeline run with raise_on_error=False returns its errors in place: mapped like raised ones."""
+    return [map_error(r) if isinstance(r, Exception) else r for r in results]
 
-    # scheduling: one due-time ZSET and one hash per feed, in one slot for the claim script
-    @property
-    def due(self) -> str:
-        return self("{feeds}", "due")
 
-    def feed(self, feed_id: str) -> str:
-        return self("{feeds}", "feed", feed_id)
+class StorePipeline(Pipeline):
+    """A pipeline (or MULTI transaction) whose errors are mapped, including the immediate commands under WATCH."""
 
-    @property
-    def feeds(self) -> str:
-        return self("{feeds}", "all")
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            return _map_results(await super().execute(raise_on_error))
+        except Exception as exc:
+            _raise_mapped(exc)
+            raise  # not reached: for type checkers
 
-    @property
-    def state_marker(self) -> str:
-        """Set when the schedule is built; its absence while running means Redis lost its data (feedstate.py)."""
-        return self("{feeds}", "epoch")
+    async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return await super().immediate_execute_command(*args, **options)
+        except Exception as exc:
+            _raise_mapped(exc)
 
-    # per-host politeness (hosts.py): a host's request slots and its Retry-After hold share the host's slot
-    def host_slots(self, host: str) -> str:
-        return self("{host:" + host + "}", "slots")
 
-    def host_hold(self, host: str) -> str:
-        return self("{host:" + host + "}", "hold")
+class StoreRedis(aioredis.Redis):
+    """redis.asyncio.Redis whose commands raise monitor's Store* errors (store/errors.py)."""
 
-    def stream(self, name: str) -> str:
-        """A stream and its dead-letter stream share the `{name}` tag: one slot, so one transaction moves a message."""
-        return self("stream", "{" + name + "}")
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **options)
+        except Exception as exc:
+            _raise_mapped(exc)
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> StorePipeline:
+        return StorePipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
+class StoreClusterPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        try:
+            return _map_results(await super().execute(raise_on_error, allow_redirections))
+        except Exception as exc:
+            _raise_mapped(exc)
+            raise  # not reached
+
+
+class StoreCluster(RedisCluster):
+    """RedisCluster whose commands raise monitor's Store* errors (store/errors.py)."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except Exception as exc:
+            _raise_mapped(exc)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> StoreClusterPipeline:
+        if shard_hint:
+            raise RedisClusterException("shard_hint is deprecated in cluster mode")
+        return StoreClusterPipeline(self, transaction)
 
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
@@ -166,21 +197,19 @@ def connect(url: str, *, decode_responses: bool = True) -> Any:
     from redis.backoff import ExponentialBackoff
     from redis.exceptions import ConnectionError as RConnectionError, TimeoutError as RTimeoutError
 
-    common: dict[str, Any] = dict(
+    common: dict[str, Any] = dict(  # a client of store's own classes: every error mapped (store/errors.py)
         decode_responses=decode_responses,
         socket_timeout=10,
         socket_connect_timeout=5,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), 3),
     )
     if is_cluster_url(url):
-        from redis.asyncio.cluster import RedisCluster
-
         plain = url.replace("+cluster", "", 1)
         try:
-            return RedisCluster.from_url(plain, **common)
+            return StoreCluster.from_url(plain, **common)
         except ValueError as exc:
             raise ConfigError(f"redis.url {redact_redis_url(url)}: {exc}") from None
-    return aioredis.from_url(url, health_check_interval=30, retry_on_error=[RConnectionError, RTimeoutError],
+    return StoreRedis.from_url(url, health_check_interval=30, retry_on_error=[RConnectionError, RTimeoutError],
                              **common)
 
 

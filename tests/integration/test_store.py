@@ -1,0 +1,77 @@
+"""The store's shared parts on a real Redis: the one claim-with-lease script, and the operator-alert markers."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.store import LeaseClaim
+from monitor.store.ops import OPS_MARKER_TTL, OpsMarkers
+
+NOW = 1_700_000_000.0
+
+
+async def test_claim_lease_takes_due_members_once_until_the_lease_ends(redis, keys):
+    zset = keys("test", "due")
+    await redis.zadd(zset, {"a": NOW - 5, "b": NOW - 1, "c": NOW + 100})
+    one, two = LeaseClaim(redis), LeaseClaim(redis)  # two claimers
+    assert await one.due(zset, now=NOW, lease=30, count=10) == ["a", "b"]  # due ones, oldest first
+    assert await two.due(zset, now=NOW, lease=30, count=10) == []  # leased: nobody else gets them
+    assert await redis.zscore(zset, "a") == NOW + 30
+    assert await two.due(zset, now=NOW + 30, lease=30, count=1) == ["a"]  # the lease ran out; count respected
+
+
+async def test_claim_lease_with_a_guard_claims_nothing_while_it_is_missing_or_busy(redis, keys):
+    zset, guard = keys("test", "due"), keys("test", "marker")
+    await redis.zadd(zset, {"a": NOW - 5})
+    claim = LeaseClaim(redis)
+    assert await claim.due_guarded(zset, guard, now=NOW, lease=30, count=10) == (None, [])
+    await redis.set(guard, "rebuilding")
+    assert await claim.due_guarded(zset, guard, now=NOW, lease=30, count=10, busy="rebuilding") == ("rebuilding", [])
+    await redis.set(guard, "epoch-1")
+    assert await claim.due_guarded(zset, guard, now=NOW, lease=30, count=10, busy="rebuilding") == ("epoch-1", ["a"])
+    assert await redis.zscore(zset, "a") == NOW + 30
+
+
+async def test_claim_lease_of_listed_members_ignores_their_score_and_adds_none(redis, keys):
+    zset = keys("test", "due")
+    await redis.zadd(zset, {"a": NOW + 500, "b": NOW + 900})
+    assert await LeaseClaim(redis).listed(zset, ["b", "gone", "a"], now=NOW, lease=60) == ["b", "a"]
+    assert await redis.zrange(zset, 0, -1, withscores=True) == [("a", NOW + 60), ("b", NOW + 60)]
+
+
+async def test_ops_markers_let_one_instance_send_each_alert(redis, keys):
+    one, two = OpsMarkers(redis, keys), OpsMarkers(redis, keys)
+    assert await one.failing_since("f", NOW) == NOW
+    assert await two.failing_since("f", NOW + 60) == NOW  # the first sighting counts, whoever saw it
+    assert 0 < await redis.ttl(keys.ops_marker("failing", "f")) <= OPS_MARKER_TTL
+    assert await one.claim_alert("f", NOW) and not await two.claim_alert("f", NOW)
+    await one.release_alert("f")  # not sent
+    assert await two.claim_alert("f", NOW + 1)
+    await one.failing_since("g", NOW)  # failing, never alerted
+    assert await one.clear_recovered(["f", "g", "h"]) == ["f"]  # only f's alert was sent: only f "recovered"
+    assert await two.clear_recovered(["f"]) == []  # the other instance says nothing
+    assert not await redis.exists(keys.ops_marker("failing", "f"), keys.ops_marker("failing", "g"))
+
+
+async def test_ops_markers_of_failing_articles(redis, keys):
+    one, two = OpsMarkers(redis, keys), OpsMarkers(redis, keys)
+    assert await one.claim_articles("f", NOW) and not await two.claim_articles("f", NOW)
+    await one.release_articles("f")
+    assert await two.claim_articles("f", NOW)
+    assert await one.clear_articles("f") and not await two.clear_articles("f")
+
+
+@pytest.mark.parametrize("raise_on_error", [True, False])
+async def test_a_pipeline_error_is_mapped_raised_or_returned(redis, keys, raise_on_error):
+    from monitor.errors import StoreDataError
+
+    await redis.set(keys("test", "s"), "text")
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.set(keys("test", "t"), "1")
+        pipe.hget(keys("test", "s"), "f")  # WRONGTYPE
+        if raise_on_error:
+            with pytest.raises(StoreDataError):
+                await pipe.execute()
+            return
+        ok, error = await pipe.execute(raise_on_error=False)
+    assert ok is True and isinstance(error, StoreDataError)
