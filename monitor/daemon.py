@@ -20,11 +20,11 @@ from . import metrics
 from .alerts.channels import resolve_channel_urls
 from .config import Config, known_channels, load_config
 from .errors import MonitorError, TransientError
-from .health import Liveness, is_redis_down, report, serve
+from .health import Liveness, report, serve
 from .pipeline import Pipeline, build_pipeline
 from .rules import RuleWatcher
 from .scheduler import Jobs, build_scheduler
-from .store import EmbeddedRedis, open_redis
+from .store import EmbeddedRedis, is_unavailable, open_redis
 from .systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ class Daemon:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the daemon loop must survive anything
-                down = is_redis_down(exc)
+                down = is_unavailable(exc)
                 if down:  # said once by redis_unreachable; the loop resumes as soon as Redis answers again
                     self.live.redis_unreachable(exc)
                     log.debug("%s loop stopped by the Redis outage; restarting when it is back", name)

@@ -158,11 +158,3 @@ def iso(timestamp: float) -> str:
 def _age(timestamp: float) -> float | None:
     return round(time.time() - timestamp, 1) if timestamp else None
 
-
-def is_redis_down(exc: BaseException) -> bool:
-    """Redis cannot be reached (as opposed to refusing one command): wait for it rather than count a failure."""
-    from redis.exceptions import (ClusterDownError, ConnectionError as RedisConnectionError, RedisClusterException,
-                                  TimeoutError as RedisTimeoutError, TryAgainError)
-
-    return isinstance(exc, (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError, ClusterDownError,
-                            RedisClusterException, TryAgainError))

@@ -1,7 +1,7 @@
 """Operator alerts: a feed failing for long and its recovery; a source whose article pages all fail and its recovery.
 
-Any instance may run these checks; SET NX / DEL on per-source markers in Redis make exactly one of them send each
-alert, and a marker is released when its alert could not be sent, so the next check tries again.
+Any instance may run these checks; per-source markers in Redis (store.ops.OpsMarkers: SET NX / DEL) make exactly one
+of them send each alert, and a marker is released when its alert could not be sent, so the next check tries again.
 """
 
 from __future__ import annotations
@@ -12,27 +12,22 @@ from typing import TYPE_CHECKING, Any
 
 from . import metrics
 from .net import redact_url
+from .store.ops import OpsMarkers
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
-OPS_MARKER_TTL = 90 * 86400  # operator-alert markers of feeds that vanished from the configuration expire
-
-
 class OperatorAlerts:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
         self.config = pipeline.config
-        self.redis = pipeline.redis
+        self.markers = OpsMarkers(pipeline.redis, pipeline.keys)
 
     @property
     def channel(self) -> str:
         return self.config.service.operator_channel or ""
-
-    def _key(self, kind: str, feed_id: str) -> str:
-        return self.pipeline.keys("ops", kind, feed_id)
 
     # --- feeds: failing polls -----------------------------------------------------------------------------------
 
@@ -40,29 +35,20 @@ class OperatorAlerts:
         """One operator alert when a feed has failed for `feed_failing_alert_after`, one when it recovers."""
         states = await self.pipeline.feed_store.states()
         # healthy feeds that ever failed may carry markers: one pipelined round trip clears them
-        healthy = [s for s in states if s.error_streak == 0 and s.last_error_at is not None]
-        if healthy:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for state in healthy:
-                    pipe.delete(self._key("alerted", state.feed_id))
-                    pipe.delete(self._key("failing", state.feed_id))
-                cleared = (await pipe.execute())[::2]
-            for state, was_alerted in zip(healthy, cleared):
-                if was_alerted:  # only the instance that deleted the marker says "recovered"
-                    await self._feed_alert(state, recovered=True)
+        healthy = {s.feed_id: s for s in states if s.error_streak == 0 and s.last_error_at is not None}
+        for feed_id in await self.markers.clear_recovered(list(healthy)):
+            await self._feed_alert(healthy[feed_id], recovered=True)  # only the instance that cleared the marker
         for state in (s for s in states if s.error_streak > 0):
             await self._check_failing(state, now=time.time())
 
     async def _check_failing(self, state: Any, *, now: float) -> None:
-        failing, alerted = self._key("failing", state.feed_id), self._key("alerted", state.feed_id)
         # failing since the first observation of this streak (or the last success, if later)
-        await self.redis.set(failing, repr(now), nx=True, ex=OPS_MARKER_TTL)
-        since = max(float(await self.redis.get(failing) or now), state.last_success or 0.0)
+        since = max(await self.markers.failing_since(state.feed_id, now), state.last_success or 0.0)
         if now - since < self.config.service.feed_failing_alert_after:
             return
-        if await self.redis.set(alerted, repr(now), nx=True, ex=OPS_MARKER_TTL):
+        if await self.markers.claim_alert(state.feed_id, now):
             if not await self._feed_alert(state, recovered=False, since=since):
-                await self.redis.delete(alerted)  # not sent: the next run tries again
+                await self.markers.release_alert(state.feed_id)  # not sent: the next run tries again
 
     async def _feed_alert(self, state: Any, *, recovered: bool, since: float = 0.0) -> bool:
         feed = self.pipeline.feeds.get(state.feed_id)
@@ -86,15 +72,14 @@ class OperatorAlerts:
 
     async def articles(self, feed_id: str, st: Any, failing: bool) -> None:
         """One operator alert per episode of a source's pages all failing, and one when they are fetched again."""
-        marker = self._key("articles", feed_id)
         label = self.pipeline.source_label(feed_id)
-        if failing and await self.redis.set(marker, repr(time.time()), nx=True, ex=OPS_MARKER_TTL):
+        if failing and await self.markers.claim_articles(feed_id, time.time()):
             body = (f"Source {label}: the last {st.fail_streak} article pages all failed; its entries are matched "
                     f"on the feed's own text (fetch_page: always: dead-lettered).\nLast error ({st.last_error_url}): "
                     f"{st.last_error}")
             if not await self.send(f"monitor: articles of {label} failing", body):
-                await self.redis.delete(marker)  # not sent: the next run tries again
-        elif not failing and await self.redis.delete(marker):
+                await self.markers.release_articles(feed_id)  # not sent: the next run tries again
+        elif not failing and await self.markers.clear_articles(feed_id):
             await self.send(f"monitor: articles of {label} recovered",
                             f"Source {label}: article pages are fetched again.")
 

@@ -18,10 +18,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from . import metrics
 from .config import Config
 from .feedstate import StateLost
-from .health import Liveness, is_redis_down
+from .health import Liveness
 from .operator import OperatorAlerts
 from .pipeline import Pipeline
 from .stateloss import StateWatch
+from .store import is_unavailable
 from .systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class Jobs:
             await self.state.rebuild(lost)
             return
         except Exception as exc:  # noqa: BLE001 - Redis away: say so, keep ticking
-            if is_redis_down(exc):
+            if is_unavailable(exc):
                 self.live.redis_unreachable(exc)
             else:
                 log.error("cannot claim due feeds: %s: %s", type(exc).__name__, exc)
@@ -149,7 +150,7 @@ class Jobs:
             try:
                 await fn()
             except Exception as exc:  # noqa: BLE001 - a periodic job must not die with one failure
-                if is_redis_down(exc):
+                if is_unavailable(exc):
                     self.live.redis_unreachable(exc)
                     return
                 log.error("job %s failed: %s: %s", getattr(fn, "__name__", fn), type(exc).__name__, exc)
