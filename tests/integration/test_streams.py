@@ -111,33 +111,39 @@ async def test_lost_consumer_group_is_recreated(redis, keys):
     assert got == [1, 2]
 
 
-async def test_an_unmapped_redis_error_in_one_handler_does_not_cancel_the_others_in_flight(redis, keys):
-    """A real WRONGTYPE from Redis (a ResponseError no stage maps) in one message's handler: the three messages in
-    flight beside it still finish and are acked; the failing one is retried, then dead-lettered with its error."""
+async def test_a_redis_error_or_a_bug_in_one_handler_does_not_cancel_the_others_in_flight(redis, keys):
+    """A real WRONGTYPE from Redis in one message's handler, a plain bug in another's: the messages in flight beside
+    them still finish and are acked; the failing ones end in the dead-letter stream with their errors (the Redis
+    error at once, as the store maps WRONGTYPE to a permanent data error; the bug after its retries)."""
     s = stream(redis, keys, "w", max_deliveries=2, burst_backoff=0.01)
     wrong = keys("test", "a-string")
     await redis.set(wrong, "not a hash")
-    for n in range(4):
+    for n in range(5):
         await s.publish({"n": n})
     release = asyncio.Event()
     finished: list[int] = []
+    tries: list[int] = []
 
     async def handle(msg: Message) -> None:
         n = msg.payload["n"]
         if n == 0:
-            await redis.hset(wrong, "field", "value")  # raises redis.exceptions.ResponseError (WRONGTYPE)
-        await release.wait()  # the others are in flight while message 0 fails
+            await redis.hset(wrong, "field", "value")  # Redis answers WRONGTYPE
+        if n == 1:
+            tries.append(msg.deliveries)
+            raise RuntimeError("a bug in a stage")
+        await release.wait()  # the others are in flight while messages 0 and 1 fail
         finished.append(n)
 
     async def let_go() -> None:
         await asyncio.sleep(0.3)
         release.set()
 
-    done, _ = await asyncio.gather(s.consume(handle, stop=asyncio.Event(), burst=True, concurrency=4), let_go())
-    assert sorted(finished) == [1, 2, 3]
-    assert done == 4 and await s.pending_count() == 0
-    [dead] = await s.dead()
-    assert dead.payload["n"] == 0 and "WRONGTYPE" in dead.payload["_error"]
+    done, _ = await asyncio.gather(s.consume(handle, stop=asyncio.Event(), burst=True, concurrency=5), let_go())
+    assert sorted(finished) == [2, 3, 4]
+    assert done == 5 and await s.pending_count() == 0
+    assert tries == [1, 2]  # the bug was retried like a transient failure, up to max_deliveries
+    dead = {m.payload["n"]: m.payload["_error"] for m in await s.dead()}
+    assert "WRONGTYPE" in dead[0] and dead[1] == "RuntimeError: a bug in a stage"
 
 
 async def test_a_stream_that_deletes_on_ack_keeps_only_the_work_left(redis, keys):
