@@ -65,6 +65,7 @@ def install(path: str) -> None:
     from monitor.workers import WorkerPool
 
     _wrap(pl.Pipeline, "handle_entry", lambda self, m: m.payload.get("url"), "picked", start=True)
+    _wrap(pl.Pipeline, "handle_article", lambda self, m: m.payload.get("url"), "match", start=True)
     _wrap(Fetcher, "get", lambda self, url, **kw: url if "/article/" in url else None, "fetched")
     _wrap(Fetcher, "_fetch_once", lambda self, url, current, headers: url if "/article/" in url else None,
           "response", start=True)
