@@ -2,9 +2,10 @@
 
 `fetch.per_host` requests to one host at once across all instances (feed polls, pages and robots.txt alike): each
 request takes a slot in the host's sorted set, scored with the end of its lease, and gives it back when it ends. The
-claim is one Lua script (store/scripts/host_slots.lua, called through store/hosts.py) that first drops slots whose lease ran out, so an instance killed in the
-middle of a request keeps its slot for one lease at most. A 429, or a 503 with Retry-After, holds the host back for
-every instance until the time the server gave (capped at `fetch.max_retry_after`).
+claim is one Lua script (store/scripts/host_slots.lua, called through store/hosts.py) that first drops slots whose
+lease ran out, so an instance killed in the middle of a request keeps its slot for one lease at most. A 429, or a
+503 with Retry-After, holds the host back for every instance until the time the server gave (capped at
+`fetch.max_retry_after`).
 
 Redis unreachable: requests go ahead under the instance's own per-host limit (the Fetcher's semaphore), logged once a
 minute; politeness falls back to per instance rather than fetching stopping.

@@ -1,8 +1,9 @@
 """Per-feed scheduling state in Redis (due-time ZSET, one hash per feed) and the seen-URL hashes shared by all feeds.
 
-The claim is one Lua script (scripts/claim_lease.lua), so instances sharing one Redis never poll a feed twice; all state survives restarts.
-A marker key set with the schedule tells a Redis that lost its data (restarted without persistence, flushed): the
-claim then raises StateLost, and `rebuild` schedules the configured feeds again, each one's first poll a baseline.
+The claim is one Lua script (scripts/claim_lease.lua), so instances sharing one Redis never poll a feed twice; all
+state survives restarts. A marker key set with the schedule tells a Redis that lost its data (restarted without
+persistence, flushed): the claim then raises StateLost, and `rebuild` schedules the configured feeds again, each
+one's first poll a baseline.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
 
 REBUILDING = "rebuilding"  # the state marker while one instance rebuilds the schedule (expires if it dies)
 REBUILD_TIMEOUT = 30  # seconds
+
 
 @dataclass(frozen=True, slots=True)
 class FeedState:
