@@ -75,3 +75,32 @@ async def test_a_pipeline_error_is_mapped_raised_or_returned(redis, keys, raise_
             return
         ok, error = await pipe.execute(raise_on_error=False)
     assert ok is True and isinstance(error, StoreDataError)
+
+
+async def test_scripts_reload_themselves_after_the_script_cache_is_flushed(redis, keys):
+    """redis-py reloads a script on NOSCRIPT by catching its own class: the mapped error must still be one."""
+    zset = keys("test", "due")
+    await redis.zadd(zset, {"a": NOW - 5})
+    claim = LeaseClaim(redis)
+    assert await claim.due(zset, now=NOW, lease=30, count=10) == ["a"]
+    await redis.script_flush()
+    assert await claim.due(zset, now=NOW + 30, lease=30, count=10) == ["a"]
+
+
+async def test_a_full_redis_is_store_full_a_transient_error(tmp_path, keys):
+    """A Redis at maxmemory with noeviction refuses writes with OOM: retry later, not a broken message."""
+    from monitor.errors import StoreFull, TransientError
+    from monitor.store import EmbeddedRedis, connect
+    from monitor.store.ops import OpsMarkers
+
+    server = EmbeddedRedis(tmp_path / "full")
+    client = connect(server.start())
+    try:
+        await client.config_set("maxmemory-policy", "noeviction")
+        await client.config_set("maxmemory", "1")  # below what the server already uses: every write is refused
+        with pytest.raises(StoreFull) as info:
+            await OpsMarkers(client, keys).claim_alert("f", NOW)
+        assert isinstance(info.value, TransientError) and "maxmemory" in str(info.value)
+    finally:
+        await client.aclose()
+        server.stop()
