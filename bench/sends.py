@@ -20,7 +20,7 @@ import apprise
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from receivers import DripReceiver, WebhookReceiver  # noqa: E402
 
-from monitor.alerts.deliver import load_service  # noqa: E402
+from monitor.alerts.channelset import load_service  # noqa: E402
 from monitor.alerts.sending import send_in_child  # noqa: E402
 
 

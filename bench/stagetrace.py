@@ -57,7 +57,7 @@ def install(path: str) -> None:
     _out = open(path, "a", buffering=1)  # noqa: SIM115 - one line per stamp, open for the process's life
 
     from monitor import pipeline as pl
-    from monitor.alerts import deliver, outbox
+    from monitor.alerts import deliver, outbox, sending
     from monitor.archive import ArticleArchive
     from monitor.dedup import StoryIndex
     from monitor.net import Fetcher
@@ -77,7 +77,7 @@ def install(path: str) -> None:
     _wrap(outbox.Outbox, "submit", lambda self, match, article, **kw: article.url, "submitted")
     _wrap(deliver.Deliverer, "handle", lambda self, m: (m.payload.get("article") or {}).get("url"), "routed",
           start=True)
-    _wrap(deliver.Deliverer, "_send_one", lambda self, channel, alert_id: alert_id, "sent", start=True)
+    _wrap(sending.Sender, "send_one", lambda self, channel, alert_id: alert_id, "sent", start=True)
     original_publish_many = Stream.publish_many
 
     async def publish_many(self: Any, payloads: list[dict[str, Any]]) -> None:

@@ -1,6 +1,7 @@
 """The outbox: one alert per (rule, story), later copies become sources or an update; written before any delivery.
 
-`submit` is called by the pipeline for every Match once dedup has given the article its story id.
+`submit` is called by the pipeline for every Match once dedup has given the article its story id; `submit_operator`
+by the daemon for what the operator must know (a feed failing). State and transactions: state.AlertStore.
 """
 
 from __future__ import annotations
@@ -12,18 +13,15 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from redis.exceptions import WatchError
-
 from ..errors import TransientError
 from ..models import Alert, Article, Match
 from ..store import Keys
-from ..streams import Stream
 from .channels import AlertSettings, ChannelSettings
-from .history import AlertHistory
+from .state import OUTBOX_STREAM, AlertStore
 
 log = logging.getLogger(__name__)
 
-OUTBOX_STREAM = "alerts"  # the deliverer's input; "alerts:dead" holds what could not be delivered
+__all__ = ["OUTBOX_STREAM", "Outbox", "alert_base_id", "diff_facts", "facts_of"]
 _ARTICLE_DROP = ("text",)
 # A submit in progress (on any instance) finishes within milliseconds; state older than this that is still
 # incomplete was left by a crash, and the next copy of the story completes it.
@@ -72,17 +70,24 @@ def _now_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
 
 
+def operator_alert_id(key: str) -> str:
+    """Stable id of the operator alert for `key` (every instance computes the same one)."""
+    return "o" + hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+
+
 class Outbox:
-    """Idempotent alert creation: SET NX on (rule, story), facts compared for updates, then the outbox stream."""
+    """Idempotent alert creation: SET NX on (rule, story), facts compared for updates, then the outbox stream.
+
+    `store` is the process's one AlertStore (shared with the deliverer); without it the outbox makes its own."""
 
     def __init__(self, redis: Any, keys: Keys, *, settings: AlertSettings,
-                 channels: Mapping[str, ChannelSettings] | None = None, clock: Any = time.time) -> None:
-        self.redis = redis
+                 channels: Mapping[str, ChannelSettings] | None = None, clock: Any = time.time,
+                 store: AlertStore | None = None) -> None:
         self.settings = settings
         self.channels = dict(channels or {})
-        self.history = AlertHistory(redis, keys, retention=settings.history_retention)
-        self.ak = self.history.ak
-        self.stream = Stream(redis, keys, OUTBOX_STREAM, consumer="outbox")
+        self.store = store or AlertStore(redis, keys, retention=settings.history_retention)
+        self.ak = self.store.ak
+        self.stream = self.store.stream
         self.clock = clock
 
     async def submit(self, match: Match, article: Article, *, story_id: str,
@@ -92,10 +97,8 @@ class Outbox:
             story_id = article.story_id or article.fingerprint or article.url
         base_id = alert_base_id(match.rule_id, story_id)
         now = self.clock()
-        await self._add_sources(base_id, sources or [(article.source, article.url)], now)
-        first = await self.redis.set(self.ak.once(base_id), f"{base_id}@{now:.3f}", nx=True,
-                                     ex=int(self.settings.history_retention))
-        if first:
+        await self.store.add_sources(base_id, sources or [(article.source, article.url)], now)
+        if await self.store.claim_first(base_id, now):
             alert = await self._create(base_id, match, article, story_id, now)
         else:
             alert = await self._maybe_update(base_id, match, article, story_id, now)
@@ -103,16 +106,23 @@ class Outbox:
             await self._publish(alert)
         return alert
 
-    async def _add_sources(self, base_id: str, sources: list[tuple[str, str]], now: float) -> None:
-        ttl = int(self.settings.history_retention)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for name, url in sources:
-                if url:
-                    pipe.zadd(self.ak.sources(base_id), {url: now}, nx=True)
-                    pipe.hsetnx(self.ak.source_names(base_id), url, name or "")
-            pipe.expire(self.ak.sources(base_id), ttl)
-            pipe.expire(self.ak.source_names(base_id), ttl)
-            await pipe.execute()
+    async def submit_operator(self, *, channel: str, title: str, body: str, key: str,
+                              severity: str = "info") -> Alert | None:
+        """Queue an operator alert (kind "operator": a feed failing, a source's pages failing, ...) for `channel`.
+
+        Once per `key` across every instance sharing the Redis (name the episode in it, e.g.
+        "feed-failing:<feed id>:<since>"): the first call stores and publishes it and returns it, later calls
+        return None. The deliverer sends it like any alert (retries, history, send timeout, secrets masked), at once:
+        a channel's throttle, digest and quiet hours do not apply to operator alerts."""
+        now = self.clock()
+        alert = Alert(id=operator_alert_id(key), rule_id="", story_id="", article={"title": title, "text": body},
+                      match={"rule_title": title, "severity": severity, "channels": [channel]}, kind="operator",
+                      created_at=_now_iso(now))
+        if not await self.store.create_operator(alert, once=alert.id, now=now):
+            return None
+        log.info("alert %s: operator alert for channel %s: %s", alert.id, channel, title)
+        await self._publish(alert)
+        return alert
 
     def _alert(self, alert_id: str, match: Match, article: Article, story_id: str, now: float, *,
                kind: str, sources: list[tuple[str, str]], changes: dict[str, Any] | None = None) -> Alert:
@@ -122,95 +132,71 @@ class Outbox:
                      sources=tuple(sources), kind=kind, changes=changes or {}, created_at=_now_iso(now))
 
     async def _create(self, base_id: str, match: Match, article: Article, story_id: str, now: float) -> Alert:
-        sources = await self.history.sources(base_id)
+        sources = await self.store.sources(base_id)
         alert = self._alert(base_id, match, article, story_id, now, kind="new", sources=sources)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            self._write_story(pipe, base_id, facts_of(match), updates=0, last=alert.id)
-            self.history.write_alert(pipe, alert, base_id=base_id, now=now)
-            await pipe.execute()
+        await self.store.create_story(alert, facts_of(match), base_id=base_id, now=now)
         log.info("alert %s: new for rule %s story %s (%s)", alert.id, match.rule_id, story_id, article.url)
         return alert
 
-    def _write_story(self, pipe: Any, base_id: str, facts: dict[str, Any], *, updates: int, last: str) -> None:
-        key = self.ak.story(base_id)
-        pipe.hset(key, mapping={"facts": _dumps(facts), "updates": str(updates), "last": last})
-        pipe.expire(key, int(self.settings.history_retention))
-
     async def _maybe_update(self, base_id: str, match: Match, article: Article, story_id: str,
                             now: float) -> Alert | None:
-        key = self.ak.story(base_id)
-        for _ in range(10):  # optimistic: another instance may be submitting a copy of the same story
-            try:
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    await pipe.watch(key)
-                    state = await pipe.hgetall(key)
-                    if not state:
-                        await pipe.unwatch()
-                        if await self._claimed_recently(base_id, now):
-                            # The first submit is still writing (or died a moment ago). Retry this copy later
-                            # rather than drop it: its facts may be an update, and a dead first submit is then
-                            # completed by the `_create` below instead of being lost.
-                            raise TransientError(f"alert {base_id}: the first alert of this story is still being "
-                                                 "written; this copy is retried")
-                        # the first submit died between SET NX and writing: finish its work
-                        return await self._create(base_id, match, article, story_id, now)
-                    changes, merged = diff_facts(_loads(state.get("facts")), facts_of(match))
-                    if not changes:
-                        await pipe.unwatch()
-                        return await self._unpublished(state.get("last") or base_id, now)
-                    updates = int(state.get("updates") or 0) + 1
-                    sources = await self.history.sources(base_id)
-                    alert = self._alert(f"{base_id}-u{updates}", match, article, story_id, now, kind="update",
-                                        sources=sources, changes=changes)
-                    pipe.multi()
-                    self._write_story(pipe, base_id, merged, updates=updates, last=alert.id)
-                    self.history.write_alert(pipe, alert, base_id=base_id, now=now)
-                    await pipe.execute()
-                    log.info("alert %s: update for rule %s story %s: %s", alert.id, match.rule_id, story_id,
-                             ", ".join(sorted(changes)))
-                    return alert
-            except WatchError:
-                continue
-        raise TransientError(f"alert {base_id}: story state kept changing under concurrent updates")
+        async def decide(state: dict[str, str]) -> tuple[Any, Any]:
+            if not state:
+                return _NO_STORY, None
+            changes, merged = diff_facts(_loads(state.get("facts")), facts_of(match))
+            if not changes:
+                return ("same", state.get("last") or base_id), None
+            updates = int(state.get("updates") or 0) + 1
+            sources = await self.store.sources(base_id)
+            alert = self._alert(f"{base_id}-u{updates}", match, article, story_id, now, kind="update",
+                                sources=sources, changes=changes)
+            return alert, (alert, merged, updates)
 
-    async def _claimed_recently(self, base_id: str, now: float) -> bool:
-        value = await self.redis.get(self.ak.once(base_id)) or ""
-        try:
-            return now - float(value.rpartition("@")[2]) < INFLIGHT_GRACE
-        except ValueError:
-            return False
+        result = await self.store.update_story(base_id, decide, now=now)
+        if result is _NO_STORY:
+            claimed = await self.store.claimed_at(base_id)
+            if claimed is not None and now - claimed < INFLIGHT_GRACE:
+                # The first submit is still writing (or died a moment ago). Retry this copy later rather than drop
+                # it: its facts may be an update, and a dead first submit is then completed by the `_create` below
+                # instead of being lost.
+                raise TransientError(f"alert {base_id}: the first alert of this story is still being written; "
+                                     "this copy is retried")
+            # the first submit died between SET NX and writing: finish its work
+            return await self._create(base_id, match, article, story_id, now)
+        if isinstance(result, tuple):
+            return await self._unpublished(result[1], now)
+        log.info("alert %s: update for rule %s story %s: %s", result.id, match.rule_id, story_id,
+                 ", ".join(sorted(result.changes)))
+        return result
 
     async def _unpublished(self, alert_id: str, now: float) -> Alert | None:
         """A copy with nothing new. If the story's last alert never reached the stream (crash), send it now."""
-        since = await self.redis.zscore(self.ak.unpublished, alert_id)
+        since = await self.store.unpublished_since(alert_id)
         if since is None or now - since < INFLIGHT_GRACE:  # published, or another submit is publishing it
             return None
-        alert = await self.history.alert(alert_id)
+        alert = await self.store.alert(alert_id)
         if alert is not None:
             log.warning("alert %s: was stored but not published (earlier crash); publishing now", alert_id)
         return alert
 
     async def _publish(self, alert: Alert) -> None:
-        await self.stream.publish(alert.to_dict())
-        await self.history.mark_published(alert.id)
+        await self.store.publish(alert)
 
     async def republish_stale(self, older_than: float = 60.0) -> int:
         """Publish alerts stored but not published for `older_than` seconds (a submit that crashed midway).
         The deliverer's per-channel idempotency makes a second copy in the stream harmless."""
-        ids = await self.redis.zrangebyscore(self.ak.unpublished, "-inf", self.clock() - older_than)
         count = 0
-        for alert_id in ids:
-            alert = await self.history.alert(alert_id)
+        for alert_id in await self.store.unpublished_before(self.clock() - older_than):
+            alert = await self.store.alert(alert_id)
             if alert is None:
-                await self.redis.zrem(self.ak.unpublished, alert_id)
+                await self.store.forget_unpublished(alert_id)
                 continue
             await self._publish(alert)
             count += 1
         return count
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str)
+_NO_STORY = object()  # update_story found no story state: the first submit has not written it (yet)
 
 
 def _loads(raw: str | None) -> dict[str, Any]:

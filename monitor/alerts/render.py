@@ -162,8 +162,9 @@ class Renderer:
 
 
 def alert_document(alert: Alert, *, title: str, sources: Iterable[tuple[str, str]],
-                   items: list[Alert] | None = None) -> str:
-    """The JSON body of a `format: json` webhook: what a machine needs to act on the alert, values as values."""
+                   items: list[Alert] | None = None, body: str | None = None) -> str:
+    """The JSON body of a `format: json` webhook: what a machine needs to act on the alert, values as values.
+    `body`: an operator alert's text (its "body" field)."""
     article, match = alert.article or {}, alert.match or {}
     doc: dict[str, Any] = {
         "id": alert.id, "kind": alert.kind, "rule": alert.rule_id, "rule_title": match.get("rule_title") or "",
@@ -178,6 +179,8 @@ def alert_document(alert: Alert, *, title: str, sources: Iterable[tuple[str, str
     }
     if items is not None:
         doc["items"] = [json.loads(alert_document(a, title="", sources=a.sources)) for a in items]
+    if body is not None:
+        doc["body"] = body
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str)
 
 

@@ -1,5 +1,11 @@
-"""One apprise send with a total deadline: run in a forked child process that is killed when the deadline passes.
+"""Sending: what is due on a channel, claimed with a lease, rendered and sent to each of its URLs, the outcome written.
 
+    channel loop --claim (lease)--> render + apprise per URL --> sent | retry at now+backoff | dead-letter stream
+
+Each URL's send is marked "sending" before and answered right after it, so a crash resends only a URL caught in
+mid-send, with the same alert id in the payload for the receiver to drop it. Nothing else resends.
+
+One apprise send has a total deadline: it runs in a forked child process that is killed when the deadline passes.
 apprise's own `timeout=` only stops waiting: the blocking request goes on in its thread, holding the thread and the
 socket for as long as a service drips its answer. A killed process takes its request, socket and thread with it.
 """
@@ -14,13 +20,23 @@ import multiprocessing
 import threading
 from typing import Any
 
+import apprise
 import pebble
 from apprise.plugins.custom_form import NotifyForm
 from apprise.plugins.custom_json import NotifyJSON
 from apprise.plugins.custom_xml import NotifyXML
 from apprise.plugins.email import NotifyEmail
 
+from .. import metrics
+from ..errors import PermanentError
+from ..models import Alert
 from ..workers import _worker_init
+from .channels import AlertSettings
+from .channelset import FORMAT_OF, JSON_FORMATS, Channel, ChannelSet, Target
+from .pacing import backoff
+from .render import Renderer, alert_document, render_record
+from .routing import dead_letter
+from .state import AlertStore
 
 log = logging.getLogger(__name__)
 
@@ -90,3 +106,217 @@ async def send_in_child(ap: Any, *, alert_id: str, timeout: float, **kwargs: Any
     for name, level, message in answer.pop("logs"):
         logging.getLogger(name).log(level, "%s", message)  # masked again on the way (logs.add_secrets)
     return answer
+
+
+# A rule's severity as apprise's notification type: services show warning / failure differently (colour, icon,
+# priority), so a critical alert does not look like an informational one.
+NOTIFY_TYPE = {"info": apprise.NotifyType.INFO, "low": apprise.NotifyType.INFO, "medium": apprise.NotifyType.INFO,
+               "high": apprise.NotifyType.WARNING, "critical": apprise.NotifyType.FAILURE}
+
+
+def with_alert_id(body: str, alert_id: str, fmt: str) -> str:
+    """The alert id as the message's last line: the idempotency key for services whose payload is only text (ntfy,
+    Slack, Telegram, mail bodies), so a receiver (person or bot) can drop a repeat after a crash."""
+    if fmt == "html":
+        return f"{body}\n<p><small>id: {alert_id}</small></p>"
+    return f"{body}\n\nid: {alert_id}"
+
+
+class Sender:
+    """Sends what is due on each channel: claims with a lease, renders per format, one send per URL, records."""
+
+    def __init__(self, store: AlertStore, channels: ChannelSet, settings: AlertSettings, *, renderer: Renderer,
+                 clock: Any) -> None:
+        self.store = store
+        self.channels = channels
+        self.settings = settings
+        self.renderer = renderer
+        self.clock = clock
+        self.lease = settings.send_timeout * 2 + 10
+
+    async def send_due(self, channel: str, *, limit: int = 8) -> int:
+        """Claim and send up to `limit` due sends of one channel, concurrently. Returns how many were claimed."""
+        ids = await self.store.claim_due(channel, now=self.clock(), lease=self.lease, limit=limit)
+        if ids:
+            await asyncio.gather(*(self.send_one(channel, alert_id) for alert_id in ids))
+        return len(ids)
+
+    async def send_one(self, channel: str, alert_id: str) -> None:
+        state = await self.store.delivery(alert_id, channel)
+        alert = await self.store.alert(alert_id)
+        spec = self.channels.get(channel)
+        if state is None or state.get("status") in ("sent", "dead") or alert is None or spec is None:
+            # already finished (a crash after the record, before the ZREM) or nothing left to send
+            await self.store.drop_due(channel, alert_id)
+            return
+        try:
+            if not spec.targets:
+                raise PermanentError(f"channel {channel!r} has no urls")
+            messages = await self.compose(alert, spec, state)
+        except PermanentError as exc:
+            await self._finish(alert_id, channel, state, {}, error=self.channels.scrub(str(exc)), permanent=True)
+            return
+        inflight = await self.store.inflight(alert_id, channel)
+        # a URL whose answer was written just before a crash is done; one left "sending" is sent again (same id)
+        outcome = {i: r for i, r in inflight.items() if r.get("status") == "sent"}
+        done = {**(state.get("targets") or {}), **outcome}
+        pending = [t for t in spec.targets if done.get(str(t.index), {}).get("status") != "sent"]
+        for target in pending:
+            if inflight.get(str(target.index), {}).get("status") == "sending":
+                log.warning("alert %s channel %s: %s: an earlier attempt stopped during the send (crash); sending "
+                            "again with the same alert id, which the receiver can use to drop a repeat",
+                            alert_id, channel, target.privacy)
+        results = await asyncio.gather(*(self._send_marked(alert_id, channel, t, messages[t.fmt]) for t in pending))
+        outcome.update({str(t.index): r for t, r in zip(pending, results)})
+        failed = [f"{r['url']}: {r['answer']}" for r in outcome.values() if r["status"] != "sent"]
+        await self._finish(alert_id, channel, state, outcome, error="; ".join(failed), permanent=False)
+
+    async def compose(self, alert: Alert, spec: Channel, state: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
+        """(title, body, severity) per format this channel's URLs need."""
+        severity = str((alert.match or {}).get("severity") or "info")
+        if alert.kind == "operator":
+            return {fmt: self._operator_message(alert, fmt) + (severity,) for fmt in spec.formats}
+        sources = await self.store.sources(await self.store.base_of(alert.id)) or list(alert.sources)
+        items = await self._digest_items(alert) if alert.kind == "digest" else None
+        overrides = spec.settings.templates
+        out: dict[str, tuple[str, str, str]] = {}
+        for fmt in spec.formats:
+            text_fmt = "text" if fmt in JSON_FORMATS else fmt
+            if items is not None:
+                title, body = self.renderer.render_digest(alert, items, fmt=text_fmt, channel=spec.name,
+                                                          overrides=overrides)
+            else:
+                title, body = self.renderer.render(alert, fmt=text_fmt, sources=sources, overrides=overrides,
+                                                   suppressed=int(state.get("suppressed") or 0))
+            if fmt in FORMAT_OF:
+                body = with_alert_id(body, alert.id, fmt)
+            elif fmt == "json":
+                body = render_record(alert, title=title, body=body, sources=sources,
+                                     items=[a for a, _ in items] if items is not None else None)
+            elif fmt == "document":
+                body = alert_document(alert, title=title, sources=sources,
+                                      items=[a for a, _ in items] if items is not None else None)
+            out[fmt] = (title, body, severity)
+        return out
+
+    @staticmethod
+    def _operator_message(alert: Alert, fmt: str) -> tuple[str, str]:
+        """An operator alert, plainly: its title and its body (no rule templates), the alert id last."""
+        title, body = str(alert.article.get("title") or ""), str(alert.article.get("text") or "")
+        if fmt == "json":
+            return title, render_record(alert, title=title, body=body, sources=[])
+        if fmt == "document":
+            return title, alert_document(alert, title=title, sources=[], body=body)
+        if fmt == "html":
+            from markupsafe import escape
+
+            body = str(escape(body)).replace("\n", "<br>\n")
+        return title, with_alert_id(body, alert.id, fmt)
+
+    async def _digest_items(self, digest: Alert) -> list[tuple[Alert, list[tuple[str, str]]]]:
+        out = []
+        for item_id in (digest.changes or {}).get("items", []):
+            item = await self.store.alert(item_id)
+            if item is not None:
+                out.append((item, await self.store.sources(await self.store.base_of(item_id))))
+        return out
+
+    async def _send_marked(self, alert_id: str, channel: str, target: Target,
+                           message: tuple[str, str, str]) -> dict[str, Any]:
+        """One URL's send between two marks: "sending" before it, its answer right after it. A crash then resends
+        only URLs caught in mid-send (marked "sending"), not those that answered while others were still going."""
+        await self.store.mark_sending(alert_id, channel, target.index, at=round(self.clock(), 3))
+        result = await self._send_target(target, message, alert_id)
+        await self.store.mark_answered(alert_id, channel, target.index, result)  # Redis away: _finish waits
+        return result
+
+    async def _send_target(self, target: Target, message: tuple[str, str, str], alert_id: str) -> dict[str, Any]:
+        """One URL: apprise's answer as {"url", "status": sent|failed, "answer", "at"} (secrets scrubbed).
+
+        A service's send runs in a child process killed at send_timeout; our own console:// and jsonl:// write
+        locally and run here."""
+        at = round(self.clock(), 3)
+        if target.apprise is None:
+            return {"url": target.privacy, "status": "failed", "answer": target.error, "at": at, "permanent": True}
+        title, body, severity = message
+        kwargs = {"body": body, "title": title, "body_format": "text" if target.fmt in JSON_FORMATS else target.fmt,
+                  "notify_type": NOTIFY_TYPE.get(severity, apprise.NotifyType.INFO)}
+        if target.local:
+            result = await target.apprise.async_notify(**kwargs, timeout=self.settings.send_timeout)
+            ok, answer = bool(result), result.status.name
+        else:
+            sent = await send_in_child(target.apprise, alert_id=alert_id, timeout=self.settings.send_timeout,
+                                       **kwargs)
+            ok, answer = sent["ok"], sent["status"]
+            if not ok and sent["notes"]:
+                answer = f"{answer}: {' | '.join(sent['notes'])[-400:]}"
+        return {"url": target.privacy, "status": "sent" if ok else "failed", "answer": self.channels.scrub(answer),
+                "at": at}
+
+    async def _finish(self, alert_id: str, channel: str, state: dict[str, Any], outcome: dict[str, Any], *,
+                      error: str, permanent: bool) -> None:
+        """Write the outcome with the due-ZSET change in one transaction: sent, retry later, or dead."""
+        now = self.clock()
+        targets = {**(state.get("targets") or {}), **outcome}
+        attempts = int(state.get("attempts") or 0) + 1
+        first_at = float(state.get("first_at") or now)
+        new = {**state, "targets": targets, "attempts": attempts, "first_at": first_at, "last_at": now}
+        failed = [r for r in outcome.values() if r.get("status") != "sent"]
+        # only when every failing URL can never succeed (invalid URL) is waiting pointless
+        permanent = permanent or (bool(failed) and all(r.get("permanent") for r in failed))
+        if not error:
+            new.update(status="sent", error="")
+        elif permanent or attempts >= self.settings.retry_attempts or now - first_at >= self.settings.retry_max_age:
+            new.update(status="dead", error=error)
+        else:
+            new.update(status="retrying", error=error, next_at=now + backoff(self.settings, attempts))
+        # shielded: the send happened, so its outcome is written even if this loop is being cancelled (shutdown)
+        await asyncio.shield(self.store.record_outcome(alert_id, channel, new, patience=self.lease / 2))
+        _log_outcome(alert_id, channel, new)
+        metrics.deliveries.labels(channel, "sent" if new["status"] == "sent" else "failed").inc()
+        if new["status"] == "dead":
+            metrics.deliveries.labels(channel, "dead").inc()
+            await dead_letter(self.store, alert_id, channel, error, attempts, self.clock())
+
+    # ---- manual retry (monitor alerts retry) ----
+
+    async def why_not_retryable(self, alert_id: str) -> str:
+        """Why `alert_id` cannot be sent again ("" when it can): unknown, or no channel of it gave up."""
+        if await self.store.alert(alert_id) is None:
+            return f"no alert {alert_id} (monitor alerts list shows the known ids)"
+        states = await self.store.deliveries(alert_id)
+        if any(s.get("status") == "dead" and c in self.channels for c, s in states.items()):
+            return ""
+        gone = [c for c, s in states.items() if s.get("status") == "dead"]
+        status = ", ".join(f"{c}: {s.get('status', '?')}" for c, s in states.items()) or "no deliveries recorded"
+        if gone:
+            return (f"alert {alert_id}: the channels that gave up ({', '.join(gone)}) are no longer in the "
+                    f"configuration; nothing to retry ({status})")
+        return f"alert {alert_id}: no channel gave up on it, nothing to retry ({status})"
+
+    async def retry_dead(self, alert_id: str) -> bool:
+        """Queue again every channel of `alert_id` that gave up; URLs that already accepted it are not resent."""
+        found = False
+        for channel, state in (await self.store.deliveries(alert_id)).items():
+            if state.get("status") != "dead" or channel not in self.channels:
+                continue
+            now = self.clock()
+            new = {**state, "status": "queued", "attempts": 0, "first_at": now, "error": "", "retried_at": now}
+            await self.store.requeue(alert_id, channel, new, now=now)
+            log.info("alert %s channel %s: queued again by request", alert_id, channel)
+            found = True
+        return found
+
+
+def _log_outcome(alert_id: str, channel: str, state: dict[str, Any]) -> None:
+    for result in (state.get("targets") or {}).values():
+        log.debug("alert %s channel %s: %s -> %s (%s)", alert_id, channel, result.get("url"),
+                  result.get("status"), result.get("answer"))
+    if state["status"] == "sent":
+        log.info("alert %s channel %s: sent (attempt %d)", alert_id, channel, state["attempts"])
+    elif state["status"] == "retrying":
+        log.warning("alert %s channel %s: attempt %d failed, retry in %.1fs: %s", alert_id, channel,
+                    state["attempts"], state["next_at"] - state["last_at"], state["error"])
+    else:
+        log.error("alert %s channel %s: gave up after %d attempt(s): %s", alert_id, channel,
+                  state["attempts"], state["error"])

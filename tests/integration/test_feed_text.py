@@ -307,7 +307,6 @@ async def test_an_outbox_retry_repeats_the_match_stage_only_and_never_fetches_th
     the entry's page was fetched once, and once the dead claim is stale the retry sends the alert."""
     import time
 
-    from monitor.alerts.history import AlertKeys
     from monitor.alerts.outbox import INFLIGHT_GRACE, alert_base_id
     from monitor.models import Article
 
@@ -322,7 +321,7 @@ async def test_an_outbox_retry_repeats_the_match_stage_only_and_never_fetches_th
     [message] = await pipeline.articles.read(count=10, block_ms=0)
     story = (await pipeline.stories.assign(Article.from_dict(message.payload))).story_id  # the other instance
     base_id = alert_base_id("arms-pledge", story)
-    await pipeline.redis.set(AlertKeys(pipeline.keys).once(base_id), f"{base_id}@{time.time():.3f}")
+    await pipeline.redis.set(pipeline.keys.alerts.once(base_id), f"{base_id}@{time.time():.3f}")
     assert await pipeline.articles.handle(pipeline.handle_article, message) is False  # the outbox: retry later
     assert hook.bodies == []
 

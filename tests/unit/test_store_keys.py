@@ -35,7 +35,7 @@ def test_key_strings_are_the_ones_already_in_redis():
 
 def test_the_alert_keys_match_the_alert_codes_own():
     """Until alerts/ takes its key names from the store, both must name the same keys."""
-    from monitor.alerts.history import AlertKeys as Old
+    from monitor.alerts.state import AlertKeys as Old
 
     k = Keys("p:")
     old, new = Old(k), k.alerts
