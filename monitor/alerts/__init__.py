@@ -11,9 +11,9 @@ from typing import Any
 _EXPORTS = {
     "AlertSettings": "channels", "ChannelSettings": "channels", "with_builtin_channels": "channels",
     "resolve_channel_names": "channels", "resolve_channel_urls": "channels",
-    "Outbox": "outbox", "OUTBOX_STREAM": "state",
+    "Outbox": "outbox", "OUTBOX_STREAM": "outbox",
     "Deliverer": "deliver",
-    "AlertHistory": "history", "History": "history", "AlertStore": "state", "ChannelSet": "channelset",
+    "AlertHistory": "history", "History": "history", "ChannelSet": "channelset",
     "Renderer": "render",
 }
 

@@ -19,11 +19,10 @@ import logging
 import time
 from typing import Any, Mapping
 
-from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
-
-from ..errors import PermanentError
+from ..errors import PermanentError, StoreUnavailable
 from ..models import Alert
 from ..store import Keys
+from ..store.alerts import AlertStore
 from ..streams import Message
 from .channels import AlertSettings, ChannelSettings
 from .channelset import ChannelSet
@@ -32,7 +31,6 @@ from .pacing import Digests
 from .render import Renderer
 from .routing import Router
 from .sending import Sender
-from .state import AlertStore
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +121,7 @@ class Deliverer:
         while not stop.is_set():
             try:
                 await self.stream.consume(self.handle, stop=stop)
-            except (RedisConnectionError, RedisTimeoutError) as exc:
+            except StoreUnavailable as exc:
                 if time.monotonic() - last_warning > 60:  # once per outage, not on every retry
                     log.warning("alerts outbox: redis unavailable (%s); trying again", exc)
                     last_warning = time.monotonic()
@@ -158,7 +156,7 @@ class Deliverer:
                     redis_down = False
                 if sent:
                     continue
-            except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis away for a moment: keep the loop
+            except StoreUnavailable as exc:  # Redis away for a moment: keep the loop
                 if not redis_down:  # once per outage, not on every poll
                     log.warning("channel %s: redis unavailable (%s); trying again", channel, exc)
                 redis_down = True

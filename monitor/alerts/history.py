@@ -11,8 +11,8 @@ from typing import Any
 
 from ..models import Alert
 from ..store import Keys
+from ..store.alerts import AlertStore
 from .render import describe_change, show_value
-from .state import AlertStore
 
 class AlertHistory:
     """What fired and what each channel answered, as records (`monitor alerts list|show`, tests). Reads only:

@@ -16,8 +16,8 @@ from typing import Any, Mapping
 from ..errors import TransientError
 from ..models import Alert, Article, Match
 from ..store import Keys
+from ..store.alerts import OUTBOX_STREAM, AlertStore
 from .channels import AlertSettings, ChannelSettings
-from .state import OUTBOX_STREAM, AlertStore
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ import random
 from typing import Any
 
 from ..models import Alert
+from ..store.alerts import AlertStore
 from .channels import AlertSettings
 from .channelset import ChannelSet
 from .routing import iso
-from .state import AlertStore
 
 log = logging.getLogger(__name__)
 

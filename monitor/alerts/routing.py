@@ -13,9 +13,9 @@ from typing import Any, Callable
 
 from .. import metrics
 from ..models import Alert
+from ..store.alerts import AlertStore
 from .channels import AlertSettings
 from .channelset import ChannelSet
-from .state import AlertStore
 
 log = logging.getLogger(__name__)
 

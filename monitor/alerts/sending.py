@@ -30,13 +30,13 @@ from apprise.plugins.email import NotifyEmail
 from .. import metrics
 from ..errors import PermanentError
 from ..models import Alert
+from ..store.alerts import AlertStore
 from ..workers import _worker_init
 from .channels import AlertSettings
 from .channelset import FORMAT_OF, JSON_FORMATS, Channel, ChannelSet, Target
 from .pacing import backoff
 from .render import Renderer, alert_document, render_record
 from .routing import dead_letter
-from .state import AlertStore
 
 log = logging.getLogger(__name__)
 

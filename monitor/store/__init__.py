@@ -3,8 +3,9 @@
     redis.py      the connection: a configured URL or an embedded redis-server; a client whose errors are mapped
     errors.py     redis-py's exceptions -> StoreUnavailable / StoreFull / StoreDataError (monitor/errors.py)
     keys.py       every key name
-    scripts.py    the Lua scripts in scripts/*.lua (claim_lease, host_slots, assign_story) and LeaseClaim
-    feeds.py, hosts.py, stories.py, archive.py, sources.py, matched.py, ops.py: one repository per aggregate
+    scripts.py    the Lua scripts in scripts/*.lua (claim_lease, host_slots, assign_story, the alerts') and LeaseClaim
+    feeds.py, hosts.py, stories.py, archive.py, sources.py, matched.py, ops.py, alerts.py: one repository per
+                  aggregate
 """
 
 from ..errors import StoreDataError, StoreError, StoreFull, StoreUnavailable

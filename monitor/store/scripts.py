@@ -10,7 +10,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-NAMES = ("claim_lease", "host_slots", "assign_story")
+NAMES = ("claim_lease", "host_slots", "assign_story", "route_send", "route_hold", "take_digest", "operator_once")
 
 
 @cache

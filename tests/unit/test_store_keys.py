@@ -31,20 +31,3 @@ def test_key_strings_are_the_ones_already_in_redis():
         "monitor:{alerts}:held-due:c", "monitor:{alerts}:digest:g", "monitor:{alerts}:digests-open",
         "monitor:{alerts}:digest-seq", "monitor:{alerts}:unpublished", "monitor:{alerts}:throttle:c:r",
         "monitor:{alerts}:sources:b", "monitor:{alerts}:srcname:b"]
-
-
-def test_the_alert_keys_match_the_alert_codes_own():
-    """Until alerts/ takes its key names from the store, both must name the same keys."""
-    from monitor.alerts.state import AlertKeys as Old
-
-    k = Keys("p:")
-    old, new = Old(k), k.alerts
-    names = [n for n in dir(Old) if not n.startswith("_")]
-    assert names
-    for name in names:
-        got_old, got_new = getattr(old, name), getattr(new, name)
-        if callable(got_old):
-            args = ("x",) * (got_old.__code__.co_argcount - 1)
-            assert got_old(*args) == got_new(*args), name
-        elif isinstance(got_old, str):
-            assert got_old == got_new, name

@@ -5,7 +5,9 @@ and the history is here, with the transactions and scripts that keep them consis
     delivery records, due ZSETs, in-flight marks, throttle, held lists <- routing, sending, digests
     the outbox stream "alerts" (one Stream object) and its dead letters
 
-Every key is in the {alerts} Cluster slot (see AlertKeys), so scripts and transactions may touch several.
+Every key is in the {alerts} Cluster slot (keys.AlertKeys), so scripts and transactions may touch several; the
+scripts are scripts/route_send.lua, route_hold.lua, take_digest.lua, operator_once.lua and the shared
+claim_lease.lua (due sends claimed with a lease, as due feeds are).
 """
 
 from __future__ import annotations
@@ -18,144 +20,17 @@ from typing import Any, Awaitable, Callable
 
 from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError, WatchError
 
-from ..errors import TransientError
+from ..errors import StoreUnavailable, TransientError
 from ..models import Alert
-from ..store import Keys
 from ..streams import Stream
+from .keys import Keys
+from .scripts import LeaseClaim, register
 
 log = logging.getLogger(__name__)
 
 OUTBOX_STREAM = "alerts"  # the deliverer's input; "alerts:dead" holds what could not be delivered
-TAG = "{alerts}"  # every alert key shares one Cluster slot, so the small Lua scripts may touch several
-
-
-class AlertKeys:
-    """Key names of the alert state (all under the prefix, all in the {alerts} slot)."""
-
-    def __init__(self, keys: Keys) -> None:
-        self.k = keys
-
-    def once(self, digest: str) -> str:  # (rule, story) -> first alert id; operator key -> operator alert id
-        return self.k(TAG, "once", digest)
-
-    def story(self, base_id: str) -> str:  # facts, update counter, latest alert id
-        return self.k(TAG, "story", base_id)
-
-    def sources(self, base_id: str) -> str:  # ZSET url -> first seen (order)
-        return self.k(TAG, "sources", base_id)
-
-    def source_names(self, base_id: str) -> str:  # HASH url -> source name
-        return self.k(TAG, "srcname", base_id)
-
-    def alert(self, alert_id: str) -> str:  # HASH json, created, base, published
-        return self.k(TAG, "alert", alert_id)
-
-    def deliveries(self, alert_id: str) -> str:  # HASH channel -> JSON state
-        return self.k(TAG, "deliv", alert_id)
-
-    def inflight(self, alert_id: str, channel: str) -> str:  # HASH url index -> "sending" mark or answer, until
-        return self.k(TAG, "sending", alert_id, channel)  # the delivery record holds the attempt's outcome
-
-    @property
-    def index(self) -> str:  # ZSET alert id -> created
-        return self.k(TAG, "index")
-
-    @property
-    def unpublished(self) -> str:  # ZSET alert id -> created; written but not yet in the outbox stream
-        return self.k(TAG, "unpublished")
-
-    def due(self, channel: str) -> str:  # ZSET alert id -> when to send (first try and retries)
-        return self.k(TAG, "due", channel)
-
-    def throttle(self, channel: str, rule_id: str) -> str:  # HASH until, count
-        return self.k(TAG, "throttle", channel, rule_id)
-
-    def held(self, channel: str) -> str:  # LIST alert ids waiting for a digest
-        return self.k(TAG, "held", channel)
-
-    def held_due(self, channel: str) -> str:  # when the held list is sent
-        return self.k(TAG, "held-due", channel)
-
-    def digest_items(self, digest_id: str) -> str:  # LIST alert ids taken into one digest
-        return self.k(TAG, "digest", digest_id)
-
-    @property
-    def digests_open(self) -> str:  # SET "channel\tdigest_id" taken from held but not yet queued
-        return self.k(TAG, "digests-open")
-
-    @property
-    def digest_seq(self) -> str:
-        return self.k(TAG, "digest-seq")
-
-
-# Route an alert to a channel for sending now, unless it already has a record there; the throttle gate is part of
-# the same script, so a crash cannot consume a throttle window without recording the alert.
-_ROUTE_SEND = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {-1, 0} end
-local now = tonumber(ARGV[3])
-local window = tonumber(ARGV[4])
-local suppressed = 0
-if window > 0 then
-  local untl = tonumber(redis.call('HGET', KEYS[3], 'until') or '0')
-  if now < untl then
-    local c = redis.call('HINCRBY', KEYS[3], 'count', 1)
-    redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({status='throttled', at=now, window_ends=untl}))
-    redis.call('EXPIRE', KEYS[1], ARGV[5])
-    return {0, c}
-  end
-  suppressed = tonumber(redis.call('HGET', KEYS[3], 'count') or '0')
-  redis.call('HSET', KEYS[3], 'until', ARGV[3] + window, 'count', 0)
-  redis.call('EXPIRE', KEYS[3], math.ceil(window) + 86400)
-end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({status='queued', attempts=0, first_at=now, suppressed=suppressed}))
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('ZADD', KEYS[2], now, ARGV[2])
-return {1, suppressed}
-"""
-
-# Hold an alert for the channel's next digest (digest window or quiet hours).
-_ROUTE_HOLD = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({status='held', reason=ARGV[6], at=tonumber(ARGV[3])}))
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('SET', KEYS[3], ARGV[4], 'NX')
-return 1
-"""
-
-# Claim due sends: move them a lease ahead so no other instance (and no restart) sends them meanwhile.
-_CLAIM = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), id) end
-return ids
-"""
-
-# Take a channel's held list into a new digest if it is due.
-_TAKE_DIGEST = """
-local due = redis.call('GET', KEYS[2])
-if not due or tonumber(due) > tonumber(ARGV[1]) then return false end
-redis.call('DEL', KEYS[2])
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local digest = ARGV[2] .. '-' .. redis.call('INCR', KEYS[3])
-redis.call('RENAME', KEYS[1], ARGV[3] .. digest)
-redis.call('SADD', KEYS[4], ARGV[2] .. '\\t' .. digest)
-return digest
-"""
-
-# An operator alert, once per key: the once-key and the (unpublished) alert record in one step, so a crash cannot
-# leave a claimed key without its alert (which republish_stale then publishes).
-# KEYS: once, alert, index, unpublished; ARGV: alert id, json, now, retention (s)
-_OPERATOR_ONCE = """
-if not redis.call('SET', KEYS[1], ARGV[1] .. '@' .. ARGV[3], 'NX', 'EX', ARGV[4]) then return 0 end
-redis.call('HSET', KEYS[2], 'json', ARGV[2], 'created', ARGV[3], 'base', ARGV[1], 'published', '0')
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[4]))
-redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
-return 1
-"""
-
-_REDIS_AWAY = (RedisConnectionError, RedisTimeoutError)
+# Redis not answering: mapped by the store's client (errors.py); redis-py's own classes for a client made elsewhere
+_AWAY = (StoreUnavailable, RedisConnectionError, RedisTimeoutError)
 
 
 def _dumps(value: Any) -> str:
@@ -179,14 +54,14 @@ class AlertStore:
                  claim_idle: float = 60.0) -> None:
         self.redis = redis
         self.keys = keys
-        self.ak = AlertKeys(keys)
+        self.ak = keys.alerts
         self.retention = int(retention)
         self.stream = Stream(redis, keys, OUTBOX_STREAM, consumer=consumer, claim_idle=claim_idle)
-        self._route_send = redis.register_script(_ROUTE_SEND)
-        self._route_hold = redis.register_script(_ROUTE_HOLD)
-        self._claim = redis.register_script(_CLAIM)
-        self._take_digest = redis.register_script(_TAKE_DIGEST)
-        self._operator_once = redis.register_script(_OPERATOR_ONCE)
+        self._route_send = register(redis, "route_send")
+        self._route_hold = register(redis, "route_hold")
+        self._claim = LeaseClaim(redis)  # the shared claim_lease.lua, as the feed schedule uses it
+        self._take_digest = register(redis, "take_digest")
+        self._operator_once = register(redis, "operator_once")
 
     # ---- alert records (queued on a transaction) ----
 
@@ -357,7 +232,7 @@ class AlertStore:
 
     async def claim_due(self, channel: str, *, now: float, lease: float, limit: int) -> list[str]:
         """Due sends of a channel, moved a lease ahead so no other instance (and no restart) sends them meanwhile."""
-        return list(await self._claim(keys=[self.ak.due(channel)], args=[now, lease, limit]))
+        return await self._claim.due(self.ak.due(channel), now=now, lease=lease, count=limit)
 
     async def drop_due(self, channel: str, alert_id: str) -> None:
         await self.redis.zrem(self.ak.due(channel), alert_id)
@@ -381,7 +256,7 @@ class AlertStore:
         """The URL's answer right after its send; Redis away: skipped (record_outcome waits for Redis instead)."""
         try:
             await self.redis.hset(self.ak.inflight(alert_id, channel), str(index), json.dumps(result))
-        except _REDIS_AWAY:
+        except _AWAY:
             pass
 
     async def record_outcome(self, alert_id: str, channel: str, new: dict[str, Any], *, patience: float) -> None:
@@ -401,7 +276,7 @@ class AlertStore:
                         pipe.zrem(self.ak.due(channel), alert_id)
                     await pipe.execute()
                 return
-            except _REDIS_AWAY as exc:
+            except _AWAY as exc:
                 if time.monotonic() + delay > deadline:
                     raise
                 if delay == 0.1:
