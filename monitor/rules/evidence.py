@@ -48,8 +48,9 @@ def build_match(rule: Any, ctx: Any, evidence: list, scopes: list) -> Match | No
     nz = ctx.nz
     evidence = _outermost(sorted(set(evidence)))
     windows = innermost(scopes) or list(dict.fromkeys(nz.sentence_at(s) for s, *_ in evidence))
-    starts = sorted(s for s, *_ in evidence)
-    windows.sort(key=lambda w: _rank(ctx, starts, w))  # the best window first (stable)
+    if len(windows) > 1:  # (one window needs no ranking, nor the article's dates)
+        starts = sorted(s for s, *_ in evidence)
+        windows.sort(key=lambda w: _rank(ctx, starts, w))  # the best window first (stable)
     fields = extract_fields(rule.fields, ctx, windows)
     missing = [name for name, spec in rule.fields.items() if spec.required and fields.get(name) in (None, [])]
     if missing:
