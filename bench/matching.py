@@ -3,6 +3,7 @@
 Run: .venv/bin/python -m bench.matching   (extraction is cached under bench/.cache/, which git ignores)
 Old and new side by side: .venv/bin/python -m bench.matching --against ../wt-base   (a checkout with its own .venv:
 this file runs there as a worker with that checkout's `monitor`, on the same inputs, timed in alternation)
+Where the time goes: .venv/bin/python -m bench.matching --phases --shapes desk --sizes 10,10000 [--against ...]
 """
 
 from __future__ import annotations
@@ -199,6 +200,43 @@ class Bench:
         ruleset = self.ruleset
         return time_runs(lambda: [ruleset.match(a) for a in self.articles], runs) / len(self.articles) * 1e6
 
+    def phases(self, runs: int = 3) -> dict[str, float]:
+        """Where `match`'s time goes, median CPU µs per article: the context (normalisation, automaton scan), the
+        candidate check, rule logic and evidence each twice on the same context: the first time pays the per-article
+        work computed on first use (sentences, entity lists, the second automaton pass, sums, dates), the second
+        only the rules' own work (shared clauses are answered from the article's memo then)."""
+        from monitor.rules.evidence import build_match
+
+        rs = self.ruleset
+        totals: dict[str, list[float]] = collections.defaultdict(list)
+        clock = time.process_time
+        for _ in range(runs):
+            spent: collections.Counter = collections.Counter()
+            for article in self.articles:
+                t0 = clock()
+                ctx = rs.context(article)
+                t1 = clock()
+                candidates = rs._compiled.candidates(ctx.keys)
+                t2 = clock()
+                fired = []
+                for rep in ("first", "again"):
+                    t3 = clock()
+                    for i in candidates:
+                        ctx.scopes, evidence = [], []
+                        if ctx.ev(rs.rules[i].node, 0, len(ctx.nz.norm), evidence) and rep == "first":
+                            fired.append((rs.rules[i], evidence, list(dict.fromkeys(ctx.scopes))))
+                    spent[f"rule logic ({rep})"] += clock() - t3
+                for rep in ("first", "again"):
+                    t4 = clock()
+                    for rule, evidence, scopes in fired:
+                        build_match(rule, ctx, list(evidence), scopes)
+                    spent[f"evidence ({rep})"] += clock() - t4
+                spent["context"] += t1 - t0
+                spent["candidates"] += t2 - t1
+            for name, seconds in spent.items():
+                totals[name].append(seconds / len(self.articles) * 1e6)
+        return {name: statistics.median(v) for name, v in totals.items()}
+
     def regex_ratio(self, sample_articles: int = 20, runs: int = 3) -> float:
         sample = self.articles[:sample_articles]
         patterns = [regex_for(q) for _id, q in self.rules[:1000]]
@@ -260,6 +298,27 @@ def run(workers: dict[str, Worker], shape: str, sizes=SIZES, runs: int = 5) -> l
         rows.append(row)
         print(shape, _row_text(row), flush=True)
     return rows
+
+
+def print_phases(workers: dict[str, Worker], shapes: list[str], sizes: list[int]) -> None:
+    """`--phases`: one table per shape, a column per size and side."""
+    try:
+        for shape in shapes:
+            columns = {}
+            for n in sizes:
+                for name, w in workers.items():
+                    w.call("load", shape=shape, n=n)
+                    columns[f"{name} {n:,}"] = w.call("phases")
+            names = list(next(iter(columns.values())))
+            print(f"\n{shape}: median CPU µs per article\n| phase | " + " | ".join(columns) + " |")
+            print("| --- |" + " ---: |" * len(columns))
+            for name in [*names, "total"]:  # (total: what `match` does, the first time of each)
+                cells = [sum(v for k, v in c.items() if "again" not in k) if name == "total" else c[name]
+                         for c in columns.values()]
+                print(f"| {name} | " + " | ".join(f"{v:,.0f}" for v in cells) + " |", flush=True)
+    finally:
+        for w in workers.values():
+            w.close()
 
 
 def _row_text(row: dict) -> str:
@@ -364,6 +423,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--against", help="a checkout (with .venv) to time side by side, e.g. of main")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--phases", action="store_true",
+                        help="print where the time goes (see Bench.phases) for each shape and size, write nothing")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -373,6 +434,8 @@ def main() -> None:
     workers = {"new": Worker(Path(sys.executable))}
     if args.against:
         workers = {"old": Worker(Path(args.against) / ".venv" / "bin" / "python"), **workers}
+    if args.phases:
+        return print_phases(workers, args.shapes.split(","), [int(s) for s in args.sizes.split(",")])
     print("| rules | load + compile s | old µs/article | new µs/article | new/old | evaluated/article | matches | same | "
           "vs regex |")
     try:

@@ -6,6 +6,7 @@ Pattern entities @money and @quantity, and the numbers inside a money string (fo
 
 from __future__ import annotations
 
+import functools
 import re
 
 import re2
@@ -137,6 +138,7 @@ def find_quantities(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
+@functools.lru_cache(maxsize=1 << 16)  # the same few hundred words follow numbers in every article
 def _is_unit(word: str) -> bool:
     bare = word.strip(".,;:!?()[]\"'“”‘’«»")
     return bool(bare) and (_UNIT.fullmatch(bare) is not None or _UNIT.fullmatch(bare.rsplit("-", 1)[-1]) is not None)

@@ -48,14 +48,22 @@ def build_match(rule: Any, ctx: Any, evidence: list, scopes: list) -> Match | No
     nz = ctx.nz
     evidence = _outermost(sorted(set(evidence)))
     windows = innermost(scopes) or list(dict.fromkeys(nz.sentence_at(s) for s, *_ in evidence))
-    starts = sorted(s for s, *_ in evidence)
-    windows.sort(key=lambda w: _rank(ctx, starts, w))  # the best window first (stable)
+    if len(windows) > 1:  # (one window needs no ranking, nor the article's dates)
+        starts = sorted(s for s, *_ in evidence)
+        windows.sort(key=lambda w: _rank(ctx, starts, w))  # the best window first (stable)
     fields = extract_fields(rule.fields, ctx, windows)
     missing = [name for name, spec in rule.fields.items() if spec.required and fields.get(name) in (None, [])]
     if missing:
         ctx.missing_fields = missing  # for explain: the clauses held, but a required field found no value
         return None
-    terms = list(dict.fromkeys(" ".join(nz.span_text(s, e).split()) for s, e, _l, _c in evidence))
+    texts = ctx.evidence_memo  # per article: what every match on it shares (see _entities)
+    terms = []
+    for s, e, _l, _c in evidence:
+        text = texts.get(("text", s, e))
+        if text is None:
+            text = texts[("text", s, e)] = " ".join(nz.span_text(s, e).split())
+        terms.append(text)
+    terms = list(dict.fromkeys(terms))
     entities = _entities(ctx, evidence, windows)
     return Match(
         rule_id=rule.id,
@@ -84,14 +92,40 @@ def _entities(ctx: Any, evidence: list, windows: list) -> dict[str, list[str]]:
     for s, _e, label, canonical in evidence:
         if canonical and label.startswith("@") and ctx.c.gazetteer.reportable(label[1:]):
             out.setdefault(label[1:], []).append(canonical)
-    found = ctx.all_entity_hits(patterns=False)  # gazetteer kinds, and always the sums and quantities:
-    found.update({kind: ctx.entity_hits(kind) for kind in PATTERN_KINDS})  # the same for every rule and order
-    for kind, hits in found.items():
-        if not hits or not ctx.c.gazetteer.reportable(kind):
-            continue
-        for a, b in windows:
-            out.setdefault(kind, []).extend(v for _s, _e, v in _within(hits, a, b))
+    if len(windows) == 1:
+        for kind, values in _window_entities(ctx, windows[0]):
+            out.setdefault(kind, []).extend(values)
+    else:
+        merged: dict[str, list[str]] = {}
+        for window in windows:
+            for kind, values in _window_entities(ctx, window):
+                merged.setdefault(kind, []).extend(values)
+        order = ctx.evidence_memo["kinds order"]
+        for kind in sorted(merged, key=order.__getitem__):
+            out.setdefault(kind, []).extend(merged[kind])
     return {k: most_specific(v) for k, v in out.items() if v}
+
+
+def _window_entities(ctx: Any, window: tuple[int, int]) -> list[tuple[str, list[str]]]:
+    """The reportable entities inside one window, kind by kind, computed once per article and window: the matches
+    on an article share their sentences."""
+    memo = ctx.evidence_memo
+    found = memo.get(("window", *window))
+    if found is None:
+        kinds = memo.get("kinds")
+        if kinds is None:
+            every = ctx.all_entity_hits(patterns=False)  # gazetteer kinds, and always the sums and quantities:
+            every.update({kind: ctx.entity_hits(kind) for kind in PATTERN_KINDS})  # the same for every rule, order
+            kinds = memo["kinds"] = [(k, h) for k, h in every.items() if h and ctx.c.gazetteer.reportable(k)]
+            memo["kinds order"] = {k: i for i, (k, _h) in enumerate(kinds)}
+        a, b = window
+        found = []
+        for kind, hits in kinds:
+            values = [v for _s, _e, v in _within(hits, a, b)]
+            if values:
+                found.append((kind, values))
+        memo[("window", a, b)] = found
+    return found
 
 
 def most_specific(values: list[str]) -> list[str]:
@@ -103,7 +137,10 @@ def most_specific(values: list[str]) -> list[str]:
 def _rank(ctx: Any, starts: list[int], window: tuple[int, int]) -> tuple[int, int]:
     """Windows that say "today" first (today's news), then those holding the most evidence (`starts`, sorted)."""
     a, b = window
-    today = any(v == "today" for _s, _e, v in _within(ctx.entity_hits("date"), a, b))
+    key = ("today", a, b)
+    today = ctx.evidence_memo.get(key)
+    if today is None:
+        today = ctx.evidence_memo[key] = any(v == "today" for _s, _e, v in _within(ctx.entity_hits("date"), a, b))
     return (0 if today else 1, -(bisect_left(starts, b) - bisect_left(starts, a)))
 
 

@@ -89,11 +89,15 @@ class Compiled:
         self.primary_kinds = {k for r in rules for k in _positive_kinds(r.node)}
         self._build_automaton(keys)
         self.tids = {id(t): self.term_ids[(t.text, t.prefix)] for r in rules for t in _terms(r.node)}
+        self.shared = _shared_scopes(rules)
         self.index: dict[tuple, list[int]] = defaultdict(list)
         self.always: list[int] = []
         self.requires: list[tuple | None] = []  # per rule: the hit keys it needs (see needs())
+        # the same as a flat AND of clauses, each a set of hit keys one of which must be present (None: test the tree)
+        self.clauses: list[tuple[frozenset, ...] | None] = []
         for i, rule in enumerate(rules):
             self.requires.append(self.needs(rule.node))
+            self.clauses.append(_clauses(self.requires[-1]) if self.requires[-1] is not None else ())
             if not rule.enabled:
                 continue
             trig = self.triggers(rule.node)
@@ -218,10 +222,55 @@ class Compiled:
     def candidates(self, hit_keys: set[tuple]) -> list[int]:
         """Rules whose needed hits are all present: the only ones worth evaluating."""
         found = set(self.always)
+        index = self.index
         for key in hit_keys:
-            found.update(self.index.get(key, ()))
-        needs = self.requires
-        return sorted(i for i in found if needs[i] is None or _satisfied(needs[i], hit_keys))
+            rules = index.get(key)
+            if rules:
+                found.update(rules)
+        needs, clauses = self.requires, self.clauses
+        out = []
+        for i in found:
+            flat = clauses[i]
+            if flat is None:
+                if _satisfied(needs[i], hit_keys):  # type: ignore[arg-type]
+                    out.append(i)
+                continue
+            for clause in flat:
+                if clause.isdisjoint(hit_keys):
+                    break
+            else:
+                out.append(i)
+        out.sort()
+        return out
+
+
+MAX_CLAUSES = 64  # a rule whose needs spread into more clauses than this keeps its tree (see _clauses)
+
+
+def _clauses(need: tuple) -> tuple[frozenset, ...] | None:
+    """A needs tree as an AND of clauses (sets of hit keys, one of which must be present): ("any", ...) distributed
+    over its children's clauses, absorbed clauses (supersets of another) dropped; None if it would grow too large."""
+    op, arg = need
+    if op == "set":
+        return (arg,)
+    parts = [_clauses(n) for n in arg]
+    if any(p is None for p in parts):
+        return None
+    if op == "all":
+        flat = [c for p in parts for c in p]  # type: ignore[union-attr]
+    else:
+        flat = [frozenset()]
+        for p in parts:
+            flat = [a | b for a in flat for b in p]  # type: ignore[union-attr]
+            if len(flat) > MAX_CLAUSES:
+                return None
+        if not parts:
+            return None
+    flat = list(dict.fromkeys(flat))
+    kept = [c for c in flat if not any(o < c for o in flat)]
+    if len(kept) > MAX_CLAUSES:
+        return None
+    return tuple(sorted(kept, key=len))
 
 
 def _satisfied(need: tuple, keys: set[tuple]) -> bool:
@@ -235,6 +284,41 @@ def _satisfied(need: tuple, keys: set[tuple]) -> bool:
 
 def _cost(keys: frozenset) -> int:
     return sum(100 if k[0] == "k" else 1 for k in keys)
+
+
+def _shared_scopes(rules: tuple[Rule, ...]) -> dict[int, int]:
+    """id() of each windowed scope clause (sentence:, paragraph:, nearN:) that two or more enabled rules share, written
+    alike (`sentence:(@state AND NOT @question)`), -> one number per such clause: evaluated once per article and
+    range (see Context._scope), not once per rule."""
+    occurrences: dict[Node, list[Node]] = defaultdict(list)
+    for rule in rules:
+        if rule.enabled:
+            for node in {id(n): n for n in _scopes(rule.node)}.values():
+                occurrences[node].append(node)  # structural equality: the same clause in another rule
+    shared: dict[int, int] = {}
+    for number, nodes in enumerate(n for n in occurrences.values() if len(n) > 1):
+        for node in nodes:
+            shared[id(node)] = number
+    return shared
+
+
+def _scopes(node: Node):
+    if isinstance(node, Scope):
+        if node.kind not in ("title", "text") and not any(isinstance(n, Regex) for n in _walk(node)):
+            yield node  # (a regex is compared by its compiled object: never alike, so left out)
+        yield from _scopes(node.child)
+    elif isinstance(node, (And, Or)):
+        for c in node.children:
+            yield from _scopes(c)
+    elif isinstance(node, Not):
+        yield from _scopes(node.child)
+
+
+def _walk(node: Node):
+    yield node
+    for child in (node.children if isinstance(node, (And, Or)) else (node.child,) if isinstance(node, (Not, Scope))
+                  else node.words if isinstance(node, Proximity) else ()):
+        yield from _walk(child)
 
 
 def _positive_kinds(node: Node):
@@ -287,6 +371,11 @@ class Context:
         self._secondary_done = False
         self._kinds_found: list[str] | None = None  # every gazetteer kind with hits (all_entity_hits)
         self._by_value: dict[tuple[str, str], list[EHit]] = {}  # @kind:value hits
+        # shared scope clauses (Compiled.shared) already evaluated: (clause, lo, hi) -> (true, hits, scopes); None:
+        # every rule evaluates its own (the reference path, match_every_rule)
+        self.shared: dict[int, int] | None = compiled.shared
+        self._scope_memo: dict[tuple[int, int, int], tuple[bool, tuple | None, tuple | None]] = {}
+        self.evidence_memo: dict[Any, Any] = {}  # what the evidence of every match on the article shares (evidence.py)
         self._scan()
 
     @property
@@ -491,6 +580,31 @@ class Context:
             return self.ev(node.child, lo, min(hi, self.title_end), out)
         if node.kind == "text":
             return self.ev(node.child, max(lo, self.title_end), hi, out)
+        number = self.shared.get(id(node)) if self.shared is not None else None
+        if number is None:
+            return self._windows_scope(node, lo, hi, out)
+        key = (number, lo, hi)
+        known = self._scope_memo.get(key)
+        if known is not None:
+            ok, hits, scopes = known
+            if out is None or not ok:
+                return ok
+            if hits is not None:  # the evidence and the windows it held in, at this evaluation's depth
+                out.extend(hits)
+                self.scopes.extend((a, b, self._depth + d) for a, b, d in scopes)  # type: ignore[union-attr]
+                return True
+        if out is None:
+            ok = self._windows_scope(node, lo, hi, None)
+            self._scope_memo.setdefault(key, (ok, None, None))
+            return ok
+        mark, found = len(self.scopes), []
+        ok = self._windows_scope(node, lo, hi, found)
+        self._scope_memo[key] = (ok, tuple(found), tuple((a, b, d - self._depth) for a, b, d in self.scopes[mark:]))
+        out.extend(found)
+        return ok
+
+    def _windows_scope(self, node: Scope, lo: int, hi: int, out: list | None) -> bool:
+        """sentence:, paragraph:, nearN: true in one of the windows around its anchors inside [lo, hi)."""
         if not self.possible(node.child, lo, hi):
             return False
         ok = False
@@ -672,6 +786,7 @@ class RuleSet:
         """What `match` gives, found without the index: every enabled rule evaluated, in order, on one context.
         The reference the index is tested against; slower."""
         ctx = self.context(article)
+        ctx.shared = None  # each rule's clauses evaluated by that rule, none shared
         found = (self._match_rule(rule, ctx) for rule in self.rules if rule.enabled)
         return [m for m in found if m is not None]
 
