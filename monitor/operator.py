@@ -1,7 +1,8 @@
 """Operator alerts: a feed failing for long and its recovery; a source whose article pages all fail and its recovery.
 
 Any instance may run these checks; per-source markers in Redis (store.ops.OpsMarkers: SET NX / DEL) make exactly one
-of them send each alert, and a marker is released when its alert could not be sent, so the next check tries again.
+of them queue each alert. An operator alert is an alert of kind "operator" (Outbox.submit_operator): the deliverer
+sends it to the operator channel with the retries, history and send deadline every alert has.
 """
 
 from __future__ import annotations
@@ -61,11 +62,11 @@ class OperatorAlerts:
             title = f"monitor: feed {state.feed_id} failing"
             body = (f"Feed {state.feed_id} ({url}) has failed for {hours:.1f} h ({state.error_streak} polls in a "
                     f"row).\nLast error: {state.last_error}")
-        ok = await self.send(title, body)
-        metrics.operator_alerts.labels("recovered" if recovered else "failing").inc(1 if ok else 0)
-        log.log(logging.WARNING if ok else logging.ERROR, "feed %s: operator alert %s on channel %s%s",
-                state.feed_id, "recovered" if recovered else "failing", self.channel,
-                "" if ok else " FAILED (will retry)")
+        kind = "recovered" if recovered else "failing"
+        ok = await self.send(title, body, key=f"feed-{kind}:{state.feed_id}:{since if since else time.time():.3f}")
+        metrics.operator_alerts.labels(kind).inc(1 if ok else 0)
+        log.log(logging.WARNING if ok else logging.ERROR, "feed %s: operator alert %s %s channel %s", state.feed_id,
+                kind, "queued for" if ok else "NOT QUEUED (will retry): no", self.channel)
         return ok
 
     # --- sources: failing article pages --------------------------------------------------------------------------
@@ -77,20 +78,22 @@ class OperatorAlerts:
             body = (f"Source {label}: the last {st.fail_streak} article pages all failed; its entries are matched "
                     f"on the feed's own text (fetch_page: always: dead-lettered).\nLast error ({st.last_error_url}): "
                     f"{st.last_error}")
-            if not await self.send(f"monitor: articles of {label} failing", body):
+            if not await self.send(f"monitor: articles of {label} failing", body,
+                                   key=f"articles-failing:{feed_id}:{time.time():.3f}"):
                 await self.markers.release_articles(feed_id)  # not sent: the next run tries again
         elif not failing and await self.markers.clear_articles(feed_id):
             await self.send(f"monitor: articles of {label} recovered",
-                            f"Source {label}: article pages are fetched again.")
+                            f"Source {label}: article pages are fetched again.",
+                            key=f"articles-recovered:{feed_id}:{time.time():.3f}")
 
     # --- sending --------------------------------------------------------------------------------------------------
 
-    async def send(self, title: str, body: str) -> bool:
-        """Send straight to the operator channel's apprise URLs; False when not sent (not configured, or failed)."""
-        channel = self.pipeline.deliverer.channels.get(self.channel)
-        if channel is None or not channel.targets:
+    async def send(self, title: str, body: str, *, key: str) -> bool:
+        """Queue an operator alert on the operator channel: the outbox and the deliverer send it like any alert
+        (retries, history, send timeout, secrets masked). False when there is no such channel to send to.
+        `key` names the episode: one alert per key, whichever instances ask."""
+        if self.channel not in self.pipeline.deliverer.channels:
             log.error("operator channel %r is not configured; cannot send: %s", self.channel, title)
             return False
-        results = [await t.apprise.async_notify(title=title, body=body, body_format="text")
-                   for t in channel.targets if t.apprise is not None]
-        return bool(results) and all(results)
+        await self.pipeline.outbox.submit_operator(channel=self.channel, title=title, body=body, key=key)
+        return True

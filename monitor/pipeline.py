@@ -97,9 +97,10 @@ class Pipeline:
                                burst_backoff=p.burst_backoff, describe=self._describe_article, delete_on_ack=True)
         self.stories = StoryIndex(self.redis, self.keys, settings=c.dedup)
         self.archive = ArticleArchive(self.redis, self.keys, settings=c.archive)
-        self.outbox = Outbox(self.redis, self.keys, settings=c.alerts, channels=c.channels)
         self.deliverer = Deliverer(self.redis, self.keys, settings=c.alerts, channels=c.channels,
                                    consumer=self.consumer, data_dir=c.data_dir)
+        self.outbox = Outbox(self.redis, self.keys, settings=c.alerts, channels=c.channels,
+                             store=self.deliverer.store)  # one alert store (and outbox stream) for both
         self.feeds = {f.id: f for f in c.feeds()}
         self.poller = Poller(self)
         self._directory_roots = [Path(urlsplit(f.url).path) for f in self.feeds.values() if f.kind == "directory"]

@@ -215,6 +215,7 @@ async def test_a_source_whose_pages_all_fail_is_a_healthz_warning_and_an_operato
     daemon.pipeline = daemon.jobs.pipeline = pipeline
     daemon.live.heartbeat = __import__("time").monotonic()
     await daemon.jobs.articles_health()
+    await pipeline.deliverer.run(asyncio.Event(), burst=True)  # operator alerts go through the outbox
     ok, body = daemon.health()
     assert body["articles_failing"] == ["wire"]
     assert any(w.startswith("source Loopback Wire [wire]: article pages failing: PermanentError") and "404" in w
@@ -224,6 +225,7 @@ async def test_a_source_whose_pages_all_fail_is_a_healthz_warning_and_an_operato
     await daemon.jobs.articles_health()  # checked again: no second alert
     await pipeline.source_stats.page_ok("wire")  # a page that works again
     await daemon.jobs.articles_health()
+    await pipeline.deliverer.run(asyncio.Event(), burst=True)
     await hook.wait_for(2)
     assert [b["title"] for b in hook.bodies] == ["monitor: articles of Loopback Wire [wire] failing",
                                                 "monitor: articles of Loopback Wire [wire] recovered"]
