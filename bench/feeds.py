@@ -406,7 +406,7 @@ def parse_costs(items: int) -> dict[str, float]:
 
     headers = {"content-location": url, "content-type": "application/rss+xml; charset=utf-8"}
     return {"parse_feed_ms": per_call(lambda: parse_feed(body, feed_id="f", url=url)),
-            "fast_ms": per_call(lambda: fastfeed.parse_rss(body, url)),
+            "fast_ms": per_call(lambda: fastfeed.parse_fast(body, url)),
             "parse_feed_slow_ms": per_call(lambda: parse_xml_feed(body, feed_id="f", url=url, fast=False)),
             "feedparser_headers_ms": per_call(lambda: feedparser.parse(body, response_headers=headers)),
             "feedparser_ms": per_call(lambda: feedparser.parse(body))}
@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.feedparser_only:  # before the worker pool forks, so the workers inherit it
             from monitor.sources import feed
 
-            feed.parse_rss = lambda body, base: None
+            feed.parse_fast = lambda body, base: None
         urls = Path(args.urls_file).read_text().split()
         result = asyncio.run(monitor_feed_stage(urls, redis_url=REDIS_URL, prefix=args.prefix,
                                                 concurrency=args.concurrency, processes=args.processes))

@@ -1,13 +1,15 @@
-"""A fast path for plain, well-formed RSS 2.0: lxml parses, and each value goes through the same steps feedparser's
-strict parser applies to it (its own functions: URL joining, HTML-looking text, relative URIs in markup, the
-sanitiser, author and tag rules), so the result is the dict feedparser would return for the fields monitor reads.
+"""A fast path for plain, well-formed RSS 2.0 and Atom 1.0: lxml parses, and each value goes through the same steps
+feedparser's strict parser applies to it (its own functions: URL joining, HTML-looking text, relative URIs in markup,
+the sanitiser, author, tag and date rules), so the result holds what feedparser would return for the fields monitor
+reads (plain dicts where feedparser returns FeedParserDicts: the same keys and values).
 
-Anything outside that shape returns None and the caller runs feedparser: a DOCTYPE, xml:base or xml:lang, a
-namespace other than content: and dc:creator in an item, an element in an item it does not know, an attribute on a
-text element, a repeated element, markup nested in a value, an `item` or `entry` anywhere else, or any XML error.
-Entities are never expanded (no DTD is loaded; an undefined entity is an error, hence feedparser).
+Anything outside that shape returns None and the caller runs feedparser: a DOCTYPE, xml:base or xml:lang, in an RSS
+item a namespace other than content: and dc:creator, in an Atom entry an element of another namespace, XHTML or
+base64 text, `source`, `contributor` or a second author; an element in an item or entry it does not know, an
+attribute it does not reproduce, a repeated element, markup nested in a value, an `item` or `entry` anywhere else,
+or any XML error. Entities are never expanded (no DTD is loaded; an undefined entity is an error, hence feedparser).
 
-`parse_rss` runs in the worker, like feedparser, and takes the bytes `feed._prepare_xml` made (UTF-8, DOCTYPE
+`parse_fast` runs in the worker, like feedparser, and takes the bytes `feed._prepare_xml` made (UTF-8, DOCTYPE
 handled), with the document's URL as the base for relative links.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 CONTENT_NS = "{http://purl.org/rss/1.0/modules/content/}"
 DC_NS = "{http://purl.org/dc/elements/1.1/}"
+ATOM_NS = "{http://www.w3.org/2005/Atom}"
 # item child -> feedparser's element name for it
 _ITEM_FIELDS = {
     "title": "title", "link": "link", "guid": "id", "pubDate": "published", "description": "description",
@@ -26,9 +29,22 @@ _ITEM_FIELDS = {
 _REPEATABLE = frozenset({"category", "enclosure"})
 _PLAIN_ATTRS = {"guid": {"isPermaLink"}, "category": {"domain"}}  # attributes a text element may carry
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-_MARKUP_FIELDS = frozenset({"title", "description", "content"})  # feedparser resolves and sanitises markup in these
+_MARKUP_FIELDS = frozenset({"title", "description", "summary", "content"})  # feedparser resolves and sanitises these
 _LOOSE_REF = re.compile("&([A-Za-z0-9_]+);")
-_RELATIVE_FIELDS = frozenset({"link", "comments"})  # feedparser joins these to the base ('id' monitor keeps as is)
+_RELATIVE_FIELDS = frozenset({"link", "comments", "href"})  # feedparser joins these to the base ('id' monitor keeps)
+# Atom: entry child (local name) -> the attributes it may carry; author's children carry none
+_ATOM_FIELDS = {
+    "title": frozenset({"type"}), "summary": frozenset({"type"}), "content": frozenset({"type"}),
+    "link": frozenset({"href", "rel", "type", "title", "hreflang", "length"}),
+    "category": frozenset({"term", "scheme", "label"}), "id": frozenset(), "published": frozenset(),
+    "updated": frozenset(), "author": frozenset(),
+}
+_ATOM_REPEATABLE = frozenset({"link", "category"})
+_ATOM_AUTHOR_FIELDS = {ATOM_NS + "name": "name", ATOM_NS + "email": "email", ATOM_NS + "uri": "href"}
+_ATOM_TEXT_TYPES = {"text": "text/plain", "text/plain": "text/plain", "html": "text/html", "text/html": "text/html"}
+# namespaces by which feedparser would call the document something else than Atom 1.0 (its track_namespace)
+_OTHER_VERSIONS = ("http://purl.org/rss/1.0/", "http://my.netscape.com/rdf/simple/0.9/", "backend.userland.com/rss")
+_parser: Any = None
 
 
 class _Decline(Exception):
@@ -36,13 +52,16 @@ class _Decline(Exception):
 
 
 class _Context:
-    """What feedparser's author and tag helpers call (`self._get_context()`): the entry being filled."""
+    """What feedparser's author and tag helpers call (`self._get_context()`...): the entry being filled."""
 
-    def __init__(self, entry: Any) -> None:
-        self.entry = entry
+    def __init__(self, entry: Any, mixin: Any) -> None:
+        self.entry, self.mixin = entry, mixin
 
     def _get_context(self) -> Any:
         return self.entry
+
+    def _sync_author_detail(self, key: str = "author") -> None:
+        self.mixin._sync_author_detail(self, key)
 
 
 def _fp() -> Any:
@@ -53,37 +72,123 @@ def _fp() -> Any:
         sanitizer._sanitize_html, datetimes._parse_date, html._cp1252
 
 
-def parse_rss(body: bytes, base: str) -> Any | None:
-    """feedparser's result (FeedParserDict: feed, entries, version, bozo) for a plain RSS 2.0 document, or None."""
+def _xml_parser() -> Any:
+    global _parser
+    if _parser is None:
+        from lxml import etree
+
+        _parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+                                  remove_blank_text=False)
+    return _parser
+
+
+def parse_fast(body: bytes, base: str) -> Any | None:
+    """feedparser's result (feed, entries, version, bozo) for a plain RSS 2.0 or Atom 1.0 document, or None."""
     if b"<!DOCTYPE" in body or b"<!doctype" in body or b"xml:base" in body or b"xml:lang" in body:
         return None
     from lxml import etree
 
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-                             remove_blank_text=False)
     try:
-        root = etree.fromstring(body, parser)
-        return _Document(base).read(root)
+        root = etree.fromstring(body, _xml_parser())
+        if root.tag == "rss":
+            return _Rss(base).read(root)
+        if root.tag == ATOM_NS + "feed" and b"/1999/xlink" not in body:  # feedparser gives an xlink declaration
+            return _Atom(base).read(root)  # to its element as an attribute, which a link's dict would show
     except (etree.XMLSyntaxError, _Decline, ValueError):
         return None
+    return None
 
 
 class _Document:
+    """What both formats share: feedparser's `pop` for one text value and its detail dicts."""
+
+    atom = False
+    text_attrs: frozenset[str] = frozenset()  # the attributes a text element's value may carry (Atom: its type)
+
     def __init__(self, base: str) -> None:
         (self.mixin, self.Dict, self.urljoin, self.resolve_relative, self.sanitize, self.parse_date,
          self.cp1252) = _fp()
         self.base = base
 
+    def _text(self, el: Any, attrs: frozenset[str] | set[str] = frozenset()) -> str:
+        """The element's text; declined when it holds elements, comments or attributes feedparser would read."""
+        if len(el) or any(key not in attrs for key in el.attrib):
+            raise _Decline
+        return el.text or ""
+
+    def _value(self, element: str, raw: str, ctype: str | None) -> tuple[str, str | None]:
+        """feedparser's `pop` for one text element: (value, content type)."""
+        out = raw.strip()
+        if element in _RELATIVE_FIELDS and out:
+            out = self.urljoin(self.base, out)
+        if ctype == "text/plain" and not self.atom and self.mixin.looks_like_html(out):
+            ctype = "text/html"
+        if ctype in _HTML_TYPES and element in _MARKUP_FIELDS and any(c in out for c in "<>&"):
+            out = self.resolve_relative(out, self.base, "utf-8", ctype)
+            out = self.sanitize(out, "utf-8", ctype)
+        try:  # feedparser's repair of UTF-8 read as ISO-8859-1
+            out = out.encode("iso-8859-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass
+        return out.translate(self.cp1252), ctype
+
+    def _detail(self, ctype: str | None, value: str) -> dict[str, Any]:
+        # language: xml:lang only (declined here); feedparser restores it when <language> ends, so that is None
+        return {"type": ctype, "language": None, "base": self.base, "value": value}
+
+    def _content(self, context: Any, key: str, el: Any, default_type: str, *, element: str | None = None) -> None:
+        value, ctype = self._value(element or key, self._text(el, self.text_attrs), default_type)
+        context[key] = value
+        context[key + "_detail"] = self._detail(ctype, value)
+
+    def _body(self, entry: Any, el: Any, ctype: str = "text/html") -> None:
+        value, ctype = self._value("content", self._text(el, self.text_attrs), ctype)
+        entry.setdefault("content", []).append(self._detail(ctype, value))
+        entry.setdefault("summary", value)
+
+    def _guid(self, entry: Any, el: Any) -> None:
+        is_link = self.atom or el.get("isPermaLink", "true") == "true"
+        value = self._value("id", self._text(el, frozenset() if self.atom else _PLAIN_ATTRS["guid"]), None)[0]
+        entry["id"] = value
+        entry.setdefault("guidislink", is_link and "link" not in entry)
+        if is_link:
+            entry.setdefault("link", value)
+
+    def _category(self, entry: Any, el: Any, term: str | None, scheme: str | None, label: str | None,
+                  allowed: frozenset[str] | set[str]) -> None:
+        context = _Context(entry, self.mixin)
+        self.mixin._add_tag(context, term, scheme, label)
+        value = self._value("category", self._text(el, allowed), None)[0]
+        if not value:
+            return
+        tags = entry["tags"]
+        if tags and not tags[-1]["term"]:
+            tags[-1]["term"] = value
+        else:
+            self.mixin._add_tag(context, value, None, None)
+
+    def _date(self, entry: Any, name: str, el: Any) -> None:
+        entry[name] = self._value(name, self._text(el), None)[0]
+        entry[name + "_parsed"] = self.parse_date(entry[name])
+
+    def _only_once(self, container: Any, tags: tuple[str, ...]) -> list[Any]:
+        """The direct children that are items/entries, declined when one stands anywhere else."""
+        found = [child for child in container if child.tag in tags]
+        if sum(1 for _ in container.getroottree().getroot().iter("item", "entry", "{*}item", "{*}entry")) \
+                != len(found):
+            raise _Decline
+        return found
+
+
+class _Rss(_Document):
     def read(self, root: Any) -> Any:
-        if root.tag != "rss" or not root.get("version", "").startswith("2.") or len(root) != 1:
+        if not root.get("version", "").startswith("2.") or len(root) != 1:
             raise _Decline
         channel = root[0]
         if channel.tag != "channel":
             raise _Decline
-        items = [child for child in channel if child.tag == "item"]
-        if sum(1 for _ in root.iter("item", "entry", "{*}item", "{*}entry")) != len(items):
-            raise _Decline
-        feed, entries = self.Dict(), []
+        self._only_once(channel, ("item",))
+        feed, entries = {}, []
         for child in channel:
             if child.tag == "item":
                 entries.append(self._item(child))
@@ -93,11 +198,11 @@ class _Document:
                 self._content(feed, "title", child, "text/plain")
         return self.Dict(feed=feed, entries=entries, version="rss20", bozo=False, namespaces={})
 
-    # ------------------------------------------------------------------------------------------ one item
     def _item(self, item: Any) -> Any:
         if item.attrib:
             raise _Decline
-        entry, seen = self.Dict(), set()
+        entry: dict[str, Any] = {}
+        seen = set()
         for child in item:
             tag = child.tag
             if not isinstance(tag, str):  # a comment or processing instruction between elements
@@ -113,7 +218,7 @@ class _Document:
         if name == "enclosure":
             self._enclosure(entry, el)
         elif name == "category":
-            self._category(entry, el)
+            self._category(entry, el, None, el.get("domain"), None, _PLAIN_ATTRS["category"])
         elif name == "title":
             self._content(entry, "title", el, "text/plain")
         elif name == "description":
@@ -126,81 +231,24 @@ class _Document:
             self._guid(entry, el)
         elif name == "author":
             self._author(entry, el)
-        else:  # published, comments
+        elif name == "published":
+            self._date(entry, name, el)
+        else:  # comments
             entry[name] = self._value(name, self._text(el), None)[0]
-            if name == "published":
-                entry["published_parsed"] = self.parse_date(entry["published"])
-
-    def _text(self, el: Any, attrs: frozenset[str] | set[str] = frozenset()) -> str:
-        """The element's text; declined when it holds elements, comments or attributes feedparser would read."""
-        if len(el) or any(key not in attrs for key in el.attrib):
-            raise _Decline
-        return el.text or ""
-
-    def _value(self, element: str, raw: str, ctype: str | None) -> tuple[str, str | None]:
-        """feedparser's `pop` for one text element of a non-Atom document: (value, content type)."""
-        out = raw.strip()
-        if element in _RELATIVE_FIELDS and out:
-            out = self.urljoin(self.base, out)
-        if ctype == "text/plain" and self.mixin.looks_like_html(out):
-            ctype = "text/html"
-        if ctype in _HTML_TYPES and element in _MARKUP_FIELDS and any(c in out for c in "<>&"):
-            out = self.resolve_relative(out, self.base, "utf-8", ctype)
-            out = self.sanitize(out, "utf-8", ctype)
-        try:  # feedparser's repair of UTF-8 read as ISO-8859-1
-            out = out.encode("iso-8859-1").decode("utf-8")
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            pass
-        return out.translate(self.cp1252), ctype
-
-    def _detail(self, ctype: str | None, value: str) -> Any:
-        # language: xml:lang only (declined here); feedparser restores it when <language> ends, so that is None
-        return self.Dict(type=ctype, language=None, base=self.base, value=value)
-
-    def _content(self, context: Any, key: str, el: Any, default_type: str, *, element: str | None = None) -> None:
-        value, ctype = self._value(element or key, self._text(el), default_type)
-        context[key] = value
-        context[key + "_detail"] = self._detail(ctype, value)
-
-    def _body(self, entry: Any, el: Any) -> None:
-        value, ctype = self._value("content", self._text(el), "text/html")
-        entry.setdefault("content", []).append(self._detail(ctype, value))
-        entry.setdefault("summary", value)
 
     def _link(self, entry: Any, el: Any) -> None:
         links = entry.setdefault("links", [])
-        links.append(self.Dict(rel="alternate", type="text/html"))
+        links.append({"rel": "alternate", "type": "text/html"})
         value = self._value("link", self._text(el), None)[0].replace("&amp;", "&")
         value = _LOOSE_REF.sub(r"&\g<1>", value)  # feedparser's repair of '?a=1&b=2' read as a reference
         entry["link"] = value
         if value:
             links[-1]["href"] = value
 
-    def _guid(self, entry: Any, el: Any) -> None:
-        is_link = el.get("isPermaLink", "true") == "true"
-        value = self._value("id", self._text(el, _PLAIN_ATTRS["guid"]), None)[0]
-        entry["id"] = value
-        entry.setdefault("guidislink", is_link and "link" not in entry)
-        if is_link:
-            entry.setdefault("link", value)
-
     def _author(self, entry: Any, el: Any) -> None:
         entry.setdefault("authors", []).append(self.Dict())
         entry["author"] = self._value("author", self._text(el), None)[0]
-        self.mixin._sync_author_detail(_Context(entry))
-
-    def _category(self, entry: Any, el: Any) -> None:
-        context = _Context(entry)
-        domain = el.get("domain")
-        self.mixin._add_tag(context, None, domain, None)
-        value = self._value("category", self._text(el, _PLAIN_ATTRS["category"]), None)[0]
-        if not value:
-            return
-        tags = entry["tags"]
-        if tags and not tags[-1]["term"]:
-            tags[-1]["term"] = value
-        else:
-            self.mixin._add_tag(context, value, None, None)
+        self.mixin._sync_author_detail(_Context(entry, self.mixin))
 
     def _enclosure(self, entry: Any, el: Any) -> None:
         if len(el) or el.text and el.text.strip():
@@ -211,3 +259,108 @@ class _Document:
         attrs = self.mixin._enforce_href(attrs)
         attrs["rel"] = "enclosure"
         entry.setdefault("links", []).append(self.Dict(attrs))
+
+
+class _Atom(_Document):
+    """Atom 1.0 (RFC 4287) as feedparser reads it: text constructs of type text or html, links by their attributes,
+    one author (name, email, uri), categories by term/scheme/label."""
+
+    atom = True
+    text_attrs = frozenset({"type"})
+
+    def read(self, root: Any) -> Any:
+        uris = [uri.lower() for uri in root.nsmap.values()]
+        if root.attrib or any(other in uri for uri in uris for other in _OTHER_VERSIONS):
+            raise _Decline
+        self._only_once(root, (ATOM_NS + "entry",))
+        feed, entries = {}, []
+        for child in root:
+            tag = child.tag
+            if tag == ATOM_NS + "entry":
+                entries.append(self._entry(child))
+            elif tag == ATOM_NS + "title":
+                if "title" in feed:
+                    raise _Decline
+                self._content(feed, "title", child, self._type(child))
+            elif isinstance(tag, str) and tag.rpartition("}")[2].lower() == "language":
+                raise _Decline  # feedparser would carry its value into the entries' details
+        return self.Dict(feed=feed, entries=entries, version="atom10", bozo=False, namespaces={})
+
+    @staticmethod
+    def _type(el: Any) -> str:
+        """feedparser's content type of a text construct; declined for XHTML and the rest (nested markup, base64)."""
+        ctype = _ATOM_TEXT_TYPES.get(el.get("type", "text").lower())
+        if ctype is None:
+            raise _Decline
+        return ctype
+
+    def _entry(self, item: Any) -> Any:
+        if item.attrib:
+            raise _Decline
+        entry: dict[str, Any] = {}
+        seen = set()
+        for child in item:
+            tag = child.tag
+            if not isinstance(tag, str):
+                continue
+            if not tag.startswith(ATOM_NS):
+                raise _Decline
+            name = tag[len(ATOM_NS):]
+            allowed = _ATOM_FIELDS.get(name)
+            if allowed is None or (name in seen and name not in _ATOM_REPEATABLE) \
+                    or any(key not in allowed for key in child.attrib):
+                raise _Decline
+            seen.add(name)
+            self._field(entry, name, child)
+        return entry
+
+    def _field(self, entry: Any, name: str, el: Any) -> None:
+        if name == "link":
+            self._link(entry, el)
+        elif name == "title":
+            self._content(entry, "title", el, self._type(el))
+        elif name == "summary":
+            self._content(entry, "summary", el, self._type(el))
+        elif name == "content":
+            self._body(entry, el, self._type(el))
+        elif name == "id":
+            self._guid(entry, el)
+        elif name == "author":
+            self._author(entry, el)
+        elif name == "category":
+            self._category(entry, el, el.get("term"), el.get("scheme"), el.get("label"), _ATOM_FIELDS["category"])
+        else:  # published, updated
+            self._date(entry, name, el)
+
+    def _link(self, entry: Any, el: Any) -> None:
+        if len(el) or "href" not in el.attrib:  # without href feedparser reads the text, as in RSS
+            raise _Decline
+        attrs = {key: value.lower() if key in ("rel", "type") else value for key, value in el.attrib.items()}
+        attrs.setdefault("rel", "alternate")
+        attrs.setdefault("type", "application/atom+xml" if attrs["rel"] == "self" else "text/html")
+        attrs["href"] = self.urljoin(self.base, attrs["href"])
+        entry.setdefault("links", []).append(attrs)
+        if attrs["rel"] == "alternate" and self.mixin.map_content_type(attrs["type"]) in _HTML_TYPES:
+            entry["link"] = attrs["href"]
+
+    def _author(self, entry: Any, el: Any) -> None:
+        if (el.text or "").strip() or any((child.tail or "").strip() for child in el):
+            raise _Decline  # text of its own: feedparser's author would be that text
+        context = _Context(entry, self.mixin)
+        entry.setdefault("authors", []).append(self.Dict())
+        seen = set()
+        for child in el:
+            if not isinstance(child.tag, str):
+                continue
+            key = _ATOM_AUTHOR_FIELDS.get(child.tag)
+            if key is None or key in seen:
+                raise _Decline
+            seen.add(key)
+            if key == "href":  # <uri>: a full text value, joined to the base, which feedparser also leaves on the entry
+                value = self._value("href", self._text(child), None)[0]
+                entry["href"] = value
+            else:  # name, email: feedparser takes the stripped text as it is
+                value = self._text(child).strip()
+            self.mixin._save_author(context, key, value)
+        entry["author"] = ""  # the author element's own (blank) text, then feedparser syncs it from the detail
+        context._sync_author_detail()

@@ -1,4 +1,5 @@
-"""The RSS 2.0 fast path (monitor/sources/fastfeed.py) gives what feedparser gives, and declines what it cannot.
+"""The RSS 2.0 / Atom 1.0 fast path (monitor/sources/fastfeed.py) gives what feedparser gives, and declines what it
+cannot.
 
 Every corpus feed the fast path accepts is parsed both ways: the Entries (every field) and feedparser's parsed-entry
 fields that feed.py reads or may read (title, links, id, dates, summary, content, author, tags) must be equal.
@@ -6,12 +7,13 @@ fields that feed.py reads or may read (title, links, id, dates, summary, content
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from monitor.sources import feed as feedmod
-from monitor.sources.fastfeed import parse_rss
+from monitor.sources.fastfeed import parse_fast
 
 ENTRY_KEYS = ("title", "title_detail", "link", "links", "id", "guidislink", "published", "published_parsed",
               "updated", "updated_parsed", "summary", "summary_detail", "content", "author", "author_detail",
@@ -32,7 +34,7 @@ def _both_ways(path: Path, root: Path) -> tuple[object, object, object, object] 
         prepared, content_type, _, note = feedmod._prepare_xml(body, url, "")
     except feedmod.PermanentError:
         return None
-    fast = parse_rss(prepared, url) if note is None else None
+    fast = parse_fast(prepared, url) if note is None else None
     if fast is None:
         return None
     slow = feedmod._run_feedparser(prepared, url, content_type)
@@ -51,26 +53,30 @@ def _differences(fast, slow) -> list[str]:
     return out
 
 
-def _sweep(root: Path) -> int:
-    accepted = 0
+def _sweep(root: Path) -> Counter[str]:
+    """How many corpus feeds the fast path took, by version; each of them compared with feedparser's result."""
+    accepted: Counter[str] = Counter()
     for path in _xml_files(root):
         both = _both_ways(path, root)
         if both is None:
             continue
-        accepted += 1
         fast, slow, fast_parsed, slow_parsed = both
+        accepted[fast["version"]] += 1
         assert _differences(fast, slow) == [], path
         assert fast_parsed == slow_parsed, path  # every Entry field, the feed title, bozo, version, skipped
     return accepted
 
 
 def test_fast_path_gives_feedparsers_entries_on_the_corpus(corpus):
-    # 43 of the subset's 209 XML feeds are plain RSS 2.0 (see BENCHMARKS.md); the rest must go to feedparser
-    assert _sweep(corpus) >= 40
+    # of the subset's 209 XML feeds 43 are plain RSS 2.0 and 10 plain Atom 1.0 (see BENCHMARKS.md); the rest
+    # (xml:base, xml:lang, other namespaces, RSS 1.0, ill-formed...) must go to feedparser
+    accepted = _sweep(corpus)
+    assert accepted["rss20"] >= 40 and accepted["atom10"] >= 10, accepted
 
 
 def test_fast_path_gives_feedparsers_entries_on_the_whole_corpus(full_corpus):
-    assert _sweep(full_corpus) >= 40
+    accepted = _sweep(full_corpus)  # 50 RSS 2.0, 14 Atom 1.0 of 277 on 2026-12-01
+    assert accepted["rss20"] >= 40 and accepted["atom10"] >= 10, accepted
 
 
 PLAIN = (b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0" '
@@ -88,7 +94,7 @@ PLAIN = (b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0" '
 
 def test_fast_path_reproduces_markup_links_authors_and_tags():
     url = "http://127.0.0.1/feed.xml"
-    fast = parse_rss(PLAIN, url)
+    fast = parse_fast(PLAIN, url)
     assert fast is not None
     slow = feedmod._run_feedparser(PLAIN, url, "application/rss+xml; charset=utf-8")
     assert _differences(fast, slow) == []
@@ -112,13 +118,13 @@ def test_fast_path_reproduces_markup_links_authors_and_tags():
 def test_fast_path_declines_what_it_does_not_reproduce(change):
     body = PLAIN.replace(*change)
     assert body != PLAIN
-    assert parse_rss(body, "http://127.0.0.1/feed.xml") is None
+    assert parse_fast(body, "http://127.0.0.1/feed.xml") is None
 
 
 def test_a_declined_document_still_parses_through_feedparser():
     body = PLAIN.replace(b"<item><title>", b"<item><itunes:duration xmlns:itunes="
                          b"\"http://www.itunes.com/dtds/podcast-1.0.dtd\">1:00</itunes:duration><title>")
-    assert parse_rss(body, "http://127.0.0.1/feed.xml") is None
+    assert parse_fast(body, "http://127.0.0.1/feed.xml") is None
     parsed = feedmod.parse_xml_feed(body, feed_id="f", url="http://127.0.0.1/feed.xml")
     assert [e.url for e in parsed.entries] == ["http://127.0.0.1/a?x=1&y=2", "http://example.org/b"]
 
@@ -127,6 +133,56 @@ def test_entity_bomb_is_never_expanded_on_either_path():
     bomb = (b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
             b'<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><rss version="2.0"><channel><title>&c;</title>'
             b'<item><title>&c;&c;&c;</title><link>http://example.org/x</link></item></channel></rss>')
-    assert parse_rss(bomb, "http://127.0.0.1/feed.xml") is None
+    assert parse_fast(bomb, "http://127.0.0.1/feed.xml") is None
     parsed = feedmod.parse_feed(bomb, feed_id="f", url="http://127.0.0.1/feed.xml")
     assert all("aaaaaaaaaa" not in e.title for e in parsed.entries)
+
+
+ATOM = (b'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title type="html">'
+        b'T &amp;amp; co</title><id>urn:feed</id><updated>2026-12-01T10:00:00Z</updated>'
+        b'<entry><title>A &lt;b&gt; claim</title><id>tag:example.org,2026:1</id>'
+        b'<link rel="alternate" type="text/html" href="/a?x=1&amp;y=2"/><link rel="replies" href="/a#c"/>'
+        b'<published>2026-12-01T10:00:00+01:00</published><updated>2026-12-01T11:00:00Z</updated>'
+        b'<author><name>Ann</name><email>ann@example.org</email><uri>/ann</uri></author>'
+        b'<summary type="html">&lt;p&gt;See &lt;a href="/rel"&gt;this&lt;/a&gt;&lt;script&gt;x()&lt;/script&gt;'
+        b'&lt;/p&gt;</summary><content type="html"><![CDATA[<p>Full <img src="i.png"> text</p>]]></content>'
+        b'<category term="world" scheme="http://example.org/s" label="World"/><category term="sport"/></entry>'
+        b'<entry><id>http://example.org/b</id><title>B</title><content>plain &amp; simple</content></entry>'
+        b'<entry><content type="text">first</content><summary>then</summary><link href="http://example.org/c"/>'
+        b'<id>c</id></entry></feed>')
+
+
+def test_atom_fast_path_reproduces_text_constructs_links_authors_and_tags():
+    url = "http://127.0.0.1/atom.xml"
+    fast = parse_fast(ATOM, url)
+    assert fast is not None and fast["version"] == "atom10"
+    slow = feedmod._run_feedparser(ATOM, url, "application/atom+xml; charset=utf-8")
+    assert _differences(fast, slow) == []
+    first = fast["entries"][0]
+    assert first["link"] == "http://127.0.0.1/a?x=1&y=2" and first["author"] == "Ann (ann@example.org)"
+    assert first["content"][0]["value"] == '<p>Full <img src="http://127.0.0.1/i.png" /> text</p>'
+    assert "script" not in first["summary"]
+    assert fast["entries"][1]["link"] == "http://example.org/b"  # no link element: feedparser's link is the id
+    assert feedmod.parse_xml_feed(ATOM, feed_id="f", url=url) == \
+        feedmod.parse_xml_feed(ATOM, feed_id="f", url=url, fast=False)
+
+
+@pytest.mark.parametrize("change", [
+    (b"<entry><title>", b"<entry xml:lang=\"de\"><title>"),
+    (b'<content type="html">', b'<content type="xhtml">'),  # XHTML: markup as elements
+    (b"<content>plain", b'<content src="http://example.org/x" type="text/plain">plain'),
+    (b"<entry><title>", b"<entry><media:title xmlns:media=\"http://search.yahoo.com/mrss/\">m</media:title><title>"),
+    (b"<entry><title>", b"<entry><contributor><name>Bo</name></contributor><title>"),
+    (b"</author>", b"</author><author><name>Bo</name></author>"),  # two authors
+    (b"<author><name>", b"<author>Ann<name>"),  # text of the author element itself
+    (b'<link rel="replies" href="/a#c"/>', b"<link>/a</link>"),  # a link by its text, as in RSS
+    (b'<link rel="replies"', b'<link xmlns:thr="http://purl.org/syndication/thread/1.0" thr:count="2" rel="replies"'),
+    (b"<feed xmlns", b"<feed xmlns:rss=\"http://purl.org/rss/1.0/\" xmlns"),  # feedparser would say rss10
+    (b"</feed>", b"<source><entry><title>x</title></entry></source></feed>"),
+    (b"<title>B</title>", b"<title>B</title><title>C</title>"),
+])
+def test_atom_fast_path_declines_what_it_does_not_reproduce(change):
+    body = ATOM.replace(*change)
+    assert body != ATOM
+    assert parse_fast(ATOM, "http://127.0.0.1/atom.xml") is not None
+    assert parse_fast(body, "http://127.0.0.1/atom.xml") is None
