@@ -93,10 +93,11 @@ async def drop_prefix(redis_url: str, prefix: str) -> None:
 class Monitor:
     """monitor's feed stage; `fast=False` turns the RSS fast path off (feedparser for every feed, as before it)."""
 
-    def __init__(self, urls_file: Path, work: Path, concurrency: int, processes: int, *, fast: bool = True) -> None:
+    def __init__(self, urls_file: Path, work: Path, concurrency: int, processes: int, *, fast: bool = True,
+                 checkout: Path | None = None) -> None:
         self.urls_file, self.concurrency, self.processes = urls_file, concurrency, processes
-        self.fast = fast
-        self.name = "monitor" if fast else FEEDPARSER_ONLY
+        self.fast, self.checkout = fast, checkout
+        self.name = f"monitor at {checkout}" if checkout else "monitor" if fast else FEEDPARSER_ONLY
         self.prefix = ""
         self.last: dict[str, Any] = {}
 
@@ -109,7 +110,7 @@ class Monitor:
         timed = run_measured([PYTHON, "-m", "bench.feeds", "--child", "--urls-file", str(self.urls_file),
                               "--prefix", self.prefix, "--concurrency", str(self.concurrency),
                               "--processes", str(self.processes), *([] if self.fast else ["--feedparser-only"])],
-                             cwd=str(ROOT), env=CLEAN_ENV)
+                             cwd=str(self.checkout or ROOT), env=CLEAN_ENV)  # the checkout's bench and monitor
         lines = [ln for ln in timed.output.splitlines() if ln.startswith("RESULT ")]
         self.last = json.loads(lines[-1][7:]) if lines else {"failed": timed.output[-2000:]}
         return timed
@@ -279,6 +280,10 @@ def section(summary: dict[str, dict[str, float]], args: argparse.Namespace, comm
                     verdicts.append(f"- {phase}: monitor / {nb_name} = **{x:.2f}x** (target >= 1.5x: {verdict})")
                     continue
                 verdicts.append(f"- {phase}: monitor / {nb_name} = **{x:.2f}x** (target > 1x: {verdict})")
+        other = next((row for name, row in summary.items() if name.startswith("monitor at ")), None)
+        if mon and other:
+            x = mon[f"{phase}_feeds_per_s"] / other[f"{phase}_feeds_per_s"]
+            verdicts.append(f"- {phase}: monitor / monitor at {args.against} (the other checkout) = **{x:.2f}x**")
         slow = summary.get(FEEDPARSER_ONLY)
         if mon and slow:
             x = mon[f"{phase}_feeds_per_s"] / slow[f"{phase}_feeds_per_s"]
@@ -358,6 +363,9 @@ def run_figure(args: argparse.Namespace, command: str) -> dict[str, Any]:
         contenders: list[Any] = [Monitor(urls_file, work, args.concurrency, args.processes)]
         if "feedparser-only" in chosen:
             contenders.append(Monitor(urls_file, work, args.concurrency, args.processes, fast=False))
+        if args.against:
+            contenders.append(Monitor(urls_file, work, args.concurrency, args.processes,
+                                      checkout=Path(args.against).resolve()))
         if "rss2email" not in chosen:
             missing.append("rss2email (left out with --contenders)")
         elif R2E.exists():
@@ -438,6 +446,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--newsboat-threads", type=int, default=32)
+    p.add_argument("--against", help="another checkout (e.g. of main) whose feed stage runs as one more contender, "
+                   "with this interpreter, side by side")
     p.add_argument("--contenders", default=",".join(CONTENDERS),
                    help="comma-separated, monitor always runs: " + ", ".join(CONTENDERS))
 
@@ -461,7 +471,7 @@ def main(argv: list[str] | None = None) -> None:
                                                 concurrency=args.concurrency, processes=args.processes))
         print("RESULT " + json.dumps(result), flush=True)
         return
-    command = ".venv/bin/python -m bench.feeds " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m bench.feeds " + " ".join(sys.argv[1:] if argv is None else argv)
     summary = run_figure(args, command.strip())
     print(json.dumps(summary, indent=1))
 
