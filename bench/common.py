@@ -283,11 +283,18 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def results_dir() -> Path:
+    """Where figures keep their raw results: $BENCH_RESULTS, else bench/.cache/results/ (ignored by git)."""
+    named = os.environ.get("BENCH_RESULTS")
+    return Path(named) if named else CACHE / "results"
+
+
 def save_result(name: str, data: Any) -> Path:
-    """Raw results as JSON under bench/.cache/results/ (ignored by git), for a later look."""
-    folder = CACHE / "results"
+    """Raw results as JSON under results_dir(), for a later look and for `python -m bench`'s table."""
+    folder = results_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    (CACHE / ".gitignore").write_text("*\n")
+    if folder == CACHE / "results":
+        (CACHE / ".gitignore").write_text("*\n")
     path = folder / f"{name}.json"
     path.write_text(json.dumps(data, indent=1, default=str))
     return path
@@ -329,7 +336,7 @@ class OtherLoad:
         self.cores = max(other, 0.0) / wall
 
 
-SECTION_ORDER = ("Machine", "Feed refresh", "Extraction", "Matching", "End to end", "Memory over time")
+SECTION_ORDER = ("Machine", "Issue 14: every figure and its verdict", "Feed refresh", "Extraction", "Matching", "End to end", "Memory over time")
 
 
 def order_sections(path: Path = BENCHMARKS) -> None:

@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     add_arguments(p)
     p.add_argument("--no-write", dest="write", action="store_false")
     args = p.parse_args(argv)
-    command = ".venv/bin/python -m bench.endtoend " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m bench.endtoend " + " ".join(sys.argv[1:] if argv is None else argv)
     print(json.dumps(run_figure(args, command.strip()), indent=1, default=str))
 
 

@@ -88,12 +88,13 @@ async def run_monitor_async(bodies: list[bytes], passes: int, processes: int, co
 
 
 # ------------------------------------------------------------------------------------------------ the figure
-def child(kind: str, processes: int, passes: int, concurrency: int, quiet: float, tries: int) -> dict[str, Any]:
+def child(kind: str, processes: int, passes: int, concurrency: int, quiet: float, tries: int,
+          pages: int = 0) -> dict[str, Any]:
     """One measurement in a fresh process; repeated (up to `tries`) while other processes kept > `quiet` cores busy."""
     best: dict[str, Any] | None = None
     for _ in range(tries):
         with OtherLoad() as load:
-            result = _child_once(kind, processes, passes, concurrency)
+            result = _child_once(kind, processes, passes, concurrency, pages)
         result["other_cores"] = round(load.cores, 2)
         if best is None or result["other_cores"] < best["other_cores"]:
             best = result
@@ -104,9 +105,9 @@ def child(kind: str, processes: int, passes: int, concurrency: int, quiet: float
     return best
 
 
-def _child_once(kind: str, processes: int, passes: int, concurrency: int) -> dict[str, Any]:
+def _child_once(kind: str, processes: int, passes: int, concurrency: int, pages: int = 0) -> dict[str, Any]:
     out = subprocess.run([PYTHON, "-m", "bench.extraction", "--child", kind, "--processes", str(processes),
-                          "--passes", str(passes), "--concurrency", str(concurrency)],
+                          "--passes", str(passes), "--concurrency", str(concurrency), "--pages", str(pages)],
                          cwd=ROOT, capture_output=True, text=True, timeout=1800)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
     if not lines:
@@ -140,7 +141,7 @@ def run_figure(args: argparse.Namespace, command: str) -> dict[str, Any]:
         for processes in (1, 2):
             order = ("monitor", "bare") if round_ % 2 == 0 else ("bare", "monitor")
             for kind in order:
-                r = child(kind, processes, args.passes, args.concurrency, args.quiet, args.tries)
+                r = child(kind, processes, args.passes, args.concurrency, args.quiet, args.tries, args.pages)
                 results.setdefault(f"{kind}/{processes}", []).append(r)
                 print(f"  round {round_ + 1} {kind:8s} x{processes}: {r['per_s']:6.1f} articles/s "
                       f"({r['articles']} in {r['seconds']:.1f} s, {r['extracted']} with text; other load "
@@ -154,7 +155,7 @@ def run_figure(args: argparse.Namespace, command: str) -> dict[str, Any]:
 
 
 def section(s: dict[str, float], args: argparse.Namespace, command: str, other: float = 0.0) -> str:
-    n_pages = len(page_bodies())
+    n_pages = len(page_bodies()[:args.pages or None])
     over1, over2 = s["monitor/1"] / s["bare/1"], s["monitor/2"] / s["bare/2"]
     up_mon, up_bare = s["monitor/2"] / s["monitor/1"], s["bare/2"] / s["bare/1"]
     rows = [["1", fmt(s["bare/1"]), fmt(s["monitor/1"]), f"{over1:.2f}"],
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
             result = asyncio.run(run_monitor_async(bodies, args.passes, args.processes, args.concurrency))
         print("RESULT " + json.dumps(result), flush=True)
         return
-    command = ".venv/bin/python -m bench.extraction " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m bench.extraction " + " ".join(sys.argv[1:] if argv is None else argv)
     print(json.dumps(run_figure(args, command.strip()), indent=1))
 
 

@@ -1,7 +1,7 @@
 """What the shared per-host limit costs a request: the same GETs through a Fetcher alone and through a Fetcher whose
 per-host slots are leased in Redis (monitor/hosts.py), alternated in one run.
 
-    .venv/bin/python -m bench.hostslots [--requests 1000] [--rounds 3] [--no-write]
+    python -m bench.hostslots [--requests 1000] [--rounds 3] [--no-write]
 
 One loopback site (its own process: aiohttp on 127.0.0.1) answering a 2 KB body at once, then after 50 ms (a site's
 usual response time); `per_host: 4`, 32 requests in flight; an embedded redis-server on a unix socket (the daemon's
@@ -102,7 +102,7 @@ def report(results: dict[str, list[float]], requests: int, rounds: int) -> str:
         local, shared = median(results[f"{site} local"]), median(results[f"{site} shared"])
         rows.append([site, f"{local:,.0f}", f"{shared:,.0f}", f"{shared / local:.2f}x"])
     return "\n".join([
-        f"`.venv/bin/python -m bench.hostslots --requests {requests} --rounds {rounds}`: GETs of a 2 KB page from "
+        f"`python -m bench.hostslots --requests {requests} --rounds {rounds}`: GETs of a 2 KB page from "
         f"one loopback site (its own process) answering at once ({requests} GETs) or after 50 ms "
         f"({max(requests // 5, 100)}), 32 in flight, `per_host: 4`, the embedded redis-server on a unix socket; "
         f"{rounds} rounds alternating the two fetchers, medians. The machine was shared with other sessions' test "

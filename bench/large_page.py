@@ -5,8 +5,8 @@ article is extracted (or has failed) samples every 50 ms the resident memory of 
 and asks /healthz in a loop. Prints main and worker RSS at start and at peak (the kernel's VmHWM for the main process),
 the longest /healthz answer and the outcome.
 
-    .venv/bin/python -m bench.large_page                         # this checkout
-    .venv/bin/python -m bench.large_page --pythonpath /tmp/old   # another version's source tree, same venv
+    python -m bench.large_page                         # this checkout
+    python -m bench.large_page --pythonpath /tmp/old   # another version's source tree, same venv
 """
 
 from __future__ import annotations

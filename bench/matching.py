@@ -1,9 +1,10 @@
 """Matching benchmark: 10 .. 10,000 generated rules over the corpus pages' extracted text; writes BENCHMARKS.md.
 
-Run: .venv/bin/python -m bench.matching   (extraction is cached under bench/.cache/, which git ignores)
-Old and new side by side: .venv/bin/python -m bench.matching --against ../wt-base   (a checkout with its own .venv:
-this file runs there as a worker with that checkout's `monitor`, on the same inputs, timed in alternation)
-Where the time goes: .venv/bin/python -m bench.matching --phases --shapes desk --sizes 10,10000 [--against ...]
+Run: python -m bench.matching   (extraction is cached under bench/.cache/, which git ignores)
+Old and new side by side: python -m bench.matching --against ../wt-base   (another checkout, e.g. of main: this
+file runs as a worker of this interpreter with that checkout's `monitor` first on its path, on the same inputs, timed
+in alternation)
+Where the time goes: python -m bench.matching --phases --shapes desk --sizes 10,10000 [--against ...]
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ PAGES = Path(os.environ.get("MONITOR_CORPUS") or ROOT.parent / "shared" / "corpu
 CACHE = ROOT / "bench" / ".cache"
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 SIZES = (10, 100, 1000, 10000)
-COMMAND = ".venv/bin/python -m bench.matching --against /work/wt-i14-matching-base"
 SHAPES = ("generic", "desk", "desk-10")
 
 
@@ -258,11 +258,14 @@ def serve() -> None:
 
 
 class Worker:
-    """A Bench in a child process running `python` (a checkout's venv): its own `monitor`, the same inputs."""
+    """A Bench in a child process of this interpreter, with this or another checkout's `monitor`, the same inputs."""
 
-    def __init__(self, python: Path) -> None:
-        self.proc = subprocess.Popen([str(python), str(Path(__file__).resolve()), "--worker"], text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    def __init__(self, checkout: Path | None = None) -> None:
+        """This interpreter; `checkout`: another source tree whose `monitor` it imports first (PYTHONPATH)."""
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(checkout), os.environ.get(
+            "PYTHONPATH", "")]))} if checkout else None
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker"], text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
 
     def call(self, op: str, **args):
         assert self.proc.stdin and self.proc.stdout
@@ -365,13 +368,14 @@ def section(results: dict[str, list[dict]], articles: int, megabytes: float, aga
         f"average {os.getloadavg()[0]:.1f} at the end (other sessions' jobs shared the 2 cores throughout; CPU time "
         "is measured and the two sides are timed in alternation, so the ratios hold better than the absolute "
         "figures, which are several times slower than on an idle machine).",
-        f"Command: `{COMMAND}`" if against else "Command: `.venv/bin/python -m bench.matching`",
+        f"Command: `python -m bench.matching --against {against}`" if against else
+        "Command: `python -m bench.matching`",
         "",
         f"Input: {articles} articles ({megabytes:.2f} MB of title + text) extracted from `../shared/corpus/pages` "
         "with trafilatura `bare_extraction`. Times are medians of 5 alternating runs (process CPU time) of "
         "`RuleSet.match` over all articles (normalisation, one automaton pass, the rule index, rule logic, evidence "
         "of the matches), after `gc.freeze()` of the loaded rules. "
-        + (f"\"old\": `main` checked out at `{against}` with its own venv, this same benchmark file running there "
+        + (f"\"old\": `main` checked out at `{against}` run by this interpreter with that checkout first on its path, this same benchmark file running there "
            "as a worker on the same inputs; \"same matches\": the two sides' matches (rules, terms, entities, "
            "fields, snippets) are identical for every article." if against else ""),
         "",
@@ -421,7 +425,8 @@ def main() -> None:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--against", help="a checkout (with .venv) to time side by side, e.g. of main")
+    parser.add_argument("--against", help="another checkout (e.g. of main) to time side by side, with this "
+                        "interpreter and that checkout's monitor")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--phases", action="store_true",
                         help="print where the time goes (see Bench.phases) for each shape and size, write nothing")
@@ -431,9 +436,9 @@ def main() -> None:
         return serve()
     articles = extracted_articles()  # extracted (and cached) once, before the workers read the cache
     megabytes = sum(len((a.title + "\n\n" + a.text).encode()) for a in articles) / 1e6
-    workers = {"new": Worker(Path(sys.executable))}
+    workers = {"new": Worker()}
     if args.against:
-        workers = {"old": Worker(Path(args.against) / ".venv" / "bin" / "python"), **workers}
+        workers = {"old": Worker(Path(args.against).resolve()), **workers}
     if args.phases:
         return print_phases(workers, args.shapes.split(","), [int(s) for s in args.sizes.split(",")])
     print("| rules | load + compile s | old µs/article | new µs/article | new/old | evaluated/article | matches | same | "
@@ -444,6 +449,9 @@ def main() -> None:
     finally:
         for w in workers.values():
             w.close()
+    from bench.common import save_result  # not at the top: the workers run this file as a script
+
+    save_result("matching", {"args": vars(args), "results": results})
     if not args.no_write:
         write_section(section(results, len(articles), megabytes, args.against))
         print(f"wrote the Matching section of {BENCHMARKS}")

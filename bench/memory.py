@@ -1,7 +1,7 @@
 """Figure 5, memory over time: one `monitor run` over 2,000 changing feeds for 30 minutes; memory every minute, slope.
 
 The slope (MB/hour) is a least-squares line through the samples after the warm-up (the first poll's backlog).
-Run it in the background (`nohup .venv/bin/python -m bench.memory &`): it takes --minutes of wall time.
+Run it in the background (`nohup python -m bench.memory &`): it takes --minutes of wall time.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     add_arguments(p)
     p.add_argument("--no-write", dest="write", action="store_false")
     args = p.parse_args(argv)
-    command = ".venv/bin/python -m bench.memory " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m bench.memory " + " ".join(sys.argv[1:] if argv is None else argv)
     result = asyncio.run(run(args))
     save_result("memory", {"args": vars(args), **result})
     if args.write:

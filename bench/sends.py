@@ -3,7 +3,7 @@
 Side by side in one run: apprise's `async_notify(timeout=)` in the daemon's process (before) and
 `monitor.alerts.sending.send_in_child` (now), to a fast loopback webhook and to one that drips its answer.
 
-    .venv/bin/python -m bench.sends [--fast 30] [--drips 3] [--every 0.2] [--timeout 3]
+    python -m bench.sends [--fast 30] [--drips 3] [--every 0.2] [--timeout 3]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Issue 12's done-when case: 42 real feeds on loopback whose article pages cannot be had; `monitor run --once`.
 
-    .venv/bin/python -m bench.unreachable_pages            # 42 feeds, the default settings
-    .venv/bin/python -m bench.unreachable_pages --feeds 10 --keep /tmp/run   # fewer feeds, keep the data folder
+    python -m bench.unreachable_pages            # 42 feeds, the default settings
+    python -m bench.unreachable_pages --feeds 10 --keep /tmp/run   # fewer feeds, keep the data folder
 
 The feeds are the real documents of ../shared/corpus/feeds/real/ (the 42 with the most entries, Reuters and the New
 York Times among them: about 1,900 entries), served from 127.0.0.1. Their entries' links are pointed at pages that
