@@ -3,11 +3,11 @@ feedparser's strict parser applies to it (its own functions: URL joining, HTML-l
 the sanitiser, author, tag and date rules), so the result holds what feedparser would return for the fields monitor
 reads (plain dicts where feedparser returns FeedParserDicts: the same keys and values).
 
-Anything outside that shape returns None and the caller runs feedparser: a DOCTYPE, xml:base or xml:lang, in an RSS
-item a namespace other than content: and dc:creator, in an Atom entry an element of another namespace, XHTML or
-base64 text, `source`, `contributor` or a second author; an element in an item or entry it does not know, an
-attribute it does not reproduce, a repeated element, markup nested in a value, an `item` or `entry` anywhere else,
-or any XML error. Entities are never expanded (no DTD is loaded; an undefined entity is an error, hence feedparser).
+Anything outside that shape returns None and the caller runs feedparser: a DOCTYPE; in RSS xml:base or xml:lang
+(Atom's are tracked as feedparser tracks them), in an item a namespace other than content: and dc:creator; in an
+Atom entry an element of another namespace, XHTML or base64 text, `source`, `contributor` or a second author; an
+element in an item or entry it does not know, an attribute it does not reproduce, a repeated element, markup nested
+in a value, an `item` or `entry` anywhere else, or any XML error. Entities are never expanded (no DTD is loaded; an undefined entity is an error, hence feedparser).
 
 `parse_fast` runs in the worker, like feedparser, and takes the bytes `feed._prepare_xml` made (UTF-8, DOCTYPE
 handled), with the document's URL as the base for relative links.
@@ -21,6 +21,9 @@ from typing import Any
 CONTENT_NS = "{http://purl.org/rss/1.0/modules/content/}"
 DC_NS = "{http://purl.org/dc/elements/1.1/}"
 ATOM_NS = "{http://www.w3.org/2005/Atom}"
+XML_BASE, XML_LANG = "{http://www.w3.org/XML/1998/namespace}base", "{http://www.w3.org/XML/1998/namespace}lang"
+_XML_SCOPE = frozenset({XML_BASE, XML_LANG})  # what every Atom element may carry: feedparser tracks both
+_XML_ATTRS = {XML_BASE: "xml:base", XML_LANG: "xml:lang"}  # feedparser's names of them in a link's attributes
 # item child -> feedparser's element name for it
 _ITEM_FIELDS = {
     "title": "title", "link": "link", "guid": "id", "pubDate": "published", "description": "description",
@@ -33,12 +36,11 @@ _MARKUP_FIELDS = frozenset({"title", "description", "summary", "content"})  # fe
 _LOOSE_REF = re.compile("&([A-Za-z0-9_]+);")
 _RELATIVE_FIELDS = frozenset({"link", "comments", "href"})  # feedparser joins these to the base ('id' monitor keeps)
 # Atom: entry child (local name) -> the attributes it may carry; author's children carry none
-_ATOM_FIELDS = {
-    "title": frozenset({"type"}), "summary": frozenset({"type"}), "content": frozenset({"type"}),
-    "link": frozenset({"href", "rel", "type", "title", "hreflang", "length"}),
-    "category": frozenset({"term", "scheme", "label"}), "id": frozenset(), "published": frozenset(),
-    "updated": frozenset(), "author": frozenset(),
-}
+_ATOM_FIELDS = {name: attrs | _XML_SCOPE for name, attrs in {
+    "title": {"type"}, "summary": {"type"}, "content": {"type"},
+    "link": {"href", "rel", "type", "title", "hreflang", "length"},
+    "category": {"term", "scheme", "label"}, "id": set(), "published": set(), "updated": set(), "author": set(),
+}.items()}
 _ATOM_REPEATABLE = frozenset({"link", "category"})
 _ATOM_AUTHOR_FIELDS = {ATOM_NS + "name": "name", ATOM_NS + "email": "email", ATOM_NS + "uri": "href"}
 _ATOM_TEXT_TYPES = {"text": "text/plain", "text/plain": "text/plain", "html": "text/html", "text/html": "text/html"}
@@ -69,7 +71,7 @@ def _fp() -> Any:
     from feedparser import datetimes, html, mixin, sanitizer, urls, util
 
     return mixin._FeedParserMixin, util.FeedParserDict, urls._urljoin, urls.resolve_relative_uris, \
-        sanitizer._sanitize_html, datetimes._parse_date, html._cp1252
+        sanitizer._sanitize_html, datetimes._parse_date, html._cp1252, urls.make_safe_absolute_uri
 
 
 def _xml_parser() -> Any:
@@ -84,13 +86,15 @@ def _xml_parser() -> Any:
 
 def parse_fast(body: bytes, base: str) -> Any | None:
     """feedparser's result (feed, entries, version, bozo) for a plain RSS 2.0 or Atom 1.0 document, or None."""
-    if b"<!DOCTYPE" in body or b"<!doctype" in body or b"xml:base" in body or b"xml:lang" in body:
+    if b"<!DOCTYPE" in body or b"<!doctype" in body:
         return None
     from lxml import etree
 
     try:
         root = etree.fromstring(body, _xml_parser())
         if root.tag == "rss":
+            if b"xml:base" in body or b"xml:lang" in body:  # the RSS reader does not track them
+                return None
             return _Rss(base).read(root)
         if root.tag == ATOM_NS + "feed" and b"/1999/xlink" not in body:  # feedparser gives an xlink declaration
             return _Atom(base).read(root)  # to its element as an attribute, which a link's dict would show
@@ -107,8 +111,22 @@ class _Document:
 
     def __init__(self, base: str) -> None:
         (self.mixin, self.Dict, self.urljoin, self.resolve_relative, self.sanitize, self.parse_date,
-         self.cp1252) = _fp()
+         self.cp1252, self.safe_uri) = _fp()
         self.base = base
+        self.lang: str | None = None  # xml:lang in scope (Atom; the RSS reader declines it)
+
+    def _enter(self, el: Any) -> tuple[str, str | None]:
+        """feedparser's unknown_starttag for xml:base and xml:lang: the element's base and language are in scope
+        until it ends. Returns the state before it, for the caller to restore."""
+        saved = self.base, self.lang
+        if el.attrib:
+            relative = el.get(XML_BASE)
+            if relative:
+                self.base = self.safe_uri(self.base, relative) or self.base
+            lang = el.get(XML_LANG)
+            if lang is not None:
+                self.lang = lang or None
+        return saved
 
     def _text(self, el: Any, attrs: frozenset[str] | set[str] = frozenset()) -> str:
         """The element's text; declined when it holds elements, comments or attributes feedparser would read."""
@@ -133,8 +151,10 @@ class _Document:
         return out.translate(self.cp1252), ctype
 
     def _detail(self, ctype: str | None, value: str) -> dict[str, Any]:
-        # language: xml:lang only (declined here); feedparser restores it when <language> ends, so that is None
-        return {"type": ctype, "language": None, "base": self.base, "value": value}
+        # language: xml:lang only; RSS's <language> counts for its own element alone (feedparser restores the one in
+        # scope when it ends), so that is None there
+        lang = self.lang.replace("_", "-") if self.lang else self.lang
+        return {"type": ctype, "language": lang, "base": self.base, "value": value}
 
     def _content(self, context: Any, key: str, el: Any, default_type: str, *, element: str | None = None) -> None:
         value, ctype = self._value(element or key, self._text(el, self.text_attrs), default_type)
@@ -148,7 +168,7 @@ class _Document:
 
     def _guid(self, entry: Any, el: Any) -> None:
         is_link = self.atom or el.get("isPermaLink", "true") == "true"
-        value = self._value("id", self._text(el, frozenset() if self.atom else _PLAIN_ATTRS["guid"]), None)[0]
+        value = self._value("id", self._text(el, _XML_SCOPE if self.atom else _PLAIN_ATTRS["guid"]), None)[0]
         entry["id"] = value
         entry.setdefault("guidislink", is_link and "link" not in entry)
         if is_link:
@@ -168,7 +188,7 @@ class _Document:
             self.mixin._add_tag(context, value, None, None)
 
     def _date(self, entry: Any, name: str, el: Any) -> None:
-        entry[name] = self._value(name, self._text(el), None)[0]
+        entry[name] = self._value(name, self._text(el, _XML_SCOPE if self.atom else frozenset()), None)[0]
         entry[name + "_parsed"] = self.parse_date(entry[name])
 
     def _only_once(self, container: Any, tags: tuple[str, ...]) -> list[Any]:
@@ -266,22 +286,29 @@ class _Atom(_Document):
     one author (name, email, uri), categories by term/scheme/label."""
 
     atom = True
-    text_attrs = frozenset({"type"})
+    text_attrs = frozenset({"type"}) | _XML_SCOPE
 
     def read(self, root: Any) -> Any:
         uris = [uri.lower() for uri in root.nsmap.values()]
-        if root.attrib or any(other in uri for uri in uris for other in _OTHER_VERSIONS):
+        if any(key not in _XML_SCOPE for key in root.attrib) \
+                or any(other in uri for uri in uris for other in _OTHER_VERSIONS):
             raise _Decline
         self._only_once(root, (ATOM_NS + "entry",))
-        feed, entries = {}, []
+        self._enter(root)
+        feed: dict[str, Any] = {"language": self.lang.replace("_", "-")} if self.lang else {}
+        entries = []
         for child in root:
             tag = child.tag
             if tag == ATOM_NS + "entry":
+                saved = self._enter(child)
                 entries.append(self._entry(child))
+                self.base, self.lang = saved
             elif tag == ATOM_NS + "title":
                 if "title" in feed:
                     raise _Decline
+                saved = self._enter(child)
                 self._content(feed, "title", child, self._type(child))
+                self.base, self.lang = saved
             elif isinstance(tag, str) and tag.rpartition("}")[2].lower() == "language":
                 raise _Decline  # feedparser would carry its value into the entries' details
         return self.Dict(feed=feed, entries=entries, version="atom10", bozo=False, namespaces={})
@@ -295,7 +322,7 @@ class _Atom(_Document):
         return ctype
 
     def _entry(self, item: Any) -> Any:
-        if item.attrib:
+        if any(key not in _XML_SCOPE for key in item.attrib):
             raise _Decline
         entry: dict[str, Any] = {}
         seen = set()
@@ -311,7 +338,9 @@ class _Atom(_Document):
                     or any(key not in allowed for key in child.attrib):
                 raise _Decline
             seen.add(name)
+            saved = self._enter(child)
             self._field(entry, name, child)
+            self.base, self.lang = saved
         return entry
 
     def _field(self, entry: Any, name: str, el: Any) -> None:
@@ -335,7 +364,8 @@ class _Atom(_Document):
     def _link(self, entry: Any, el: Any) -> None:
         if len(el) or "href" not in el.attrib:  # without href feedparser reads the text, as in RSS
             raise _Decline
-        attrs = {key: value.lower() if key in ("rel", "type") else value for key, value in el.attrib.items()}
+        attrs = {_XML_ATTRS.get(key, key): value.lower() if key in ("rel", "type") else value
+                 for key, value in el.attrib.items()}  # every attribute, xml:base and xml:lang too, as feedparser
         attrs.setdefault("rel", "alternate")
         attrs.setdefault("type", "application/atom+xml" if attrs["rel"] == "self" else "text/html")
         attrs["href"] = self.urljoin(self.base, attrs["href"])
@@ -356,11 +386,13 @@ class _Atom(_Document):
             if key is None or key in seen:
                 raise _Decline
             seen.add(key)
+            saved = self._enter(child)
             if key == "href":  # <uri>: a full text value, joined to the base, which feedparser also leaves on the entry
-                value = self._value("href", self._text(child), None)[0]
+                value = self._value("href", self._text(child, _XML_SCOPE), None)[0]
                 entry["href"] = value
             else:  # name, email: feedparser takes the stripped text as it is
-                value = self._text(child).strip()
+                value = self._text(child, _XML_SCOPE).strip()
+            self.base, self.lang = saved
             self.mixin._save_author(context, key, value)
         entry["author"] = ""  # the author element's own (blank) text, then feedparser syncs it from the detail
         context._sync_author_detail()
