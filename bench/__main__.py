@@ -10,6 +10,7 @@ wrote in this run (bench/.cache/results/<figure>.json, or $BENCH_RESULTS/); a ro
     python -m bench --write                  # the same, and each figure's section plus the table into BENCHMARKS.md
     python -m bench --only feeds,extraction  # some figures (the other rows: "not measured: not run")
     python -m bench --quick                  # a smoke run of the runner with tiny sizes (no figure worth quoting)
+    python -m bench --against ../wt-main     # bench.feeds and bench.matching also run that checkout's code
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from bench.common import (R2E_VERSION_CMD, ROOT, machine_facts, median, package_
 FIGURES = ("feeds", "extraction", "matching", "endtoend", "memory", "redis_memory")
 FULL: dict[str, list[str]] = {
     "feeds": ["--runs", "3", "--contenders", "monitor,feedparser-only,newsboat-threads"],
-    "extraction": ["--runs", "3", "--passes", "3"],
+    "extraction": ["--runs", "3", "--passes", "3", "--tries", "2"],
     "matching": ["--shapes", "generic,desk"],
     "endtoend": [],
     "memory": [],
@@ -235,6 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--write", action="store_true",
                    help="write each figure's section and issue 14's table into BENCHMARKS.md")
     p.add_argument("--no-write", dest="write", action="store_false", help="(the default) print only")
+    p.add_argument("--against", help="another checkout (e.g. of main): bench.feeds and bench.matching run its code "
+                   "too, side by side")
     args = p.parse_args(argv)
     chosen = [f.strip() for f in args.only.split(",") if f.strip()]
     unknown = set(chosen) - set(FIGURES)
@@ -245,6 +248,8 @@ def main(argv: list[str] | None = None) -> None:
     ran = {}
     for figure in chosen:
         extra = (QUICK if args.quick else FULL)[figure] + ([] if args.write else ["--no-write"])
+        if args.against and figure in ("feeds", "matching"):
+            extra += ["--against", args.against]
         ran[figure] = run_figure(figure, extra)
     rows = [row_cells(row, ran, args.quick) for row in ROWS]
     text = table(["figure", "measured", "target", "verdict"], rows)
@@ -252,7 +257,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.write:
         write_section("Machine", machine_section())
         write_section(SUMMARY_TITLE, f"Recorded {utc_now()} by `python -m bench --write"
-                      f"{' --only ' + args.only if args.only != ','.join(FIGURES) else ''}` "
+                      f"{' --only ' + args.only if args.only != ','.join(FIGURES) else ''}"
+                      f"{' --against ' + args.against if args.against else ''}` "
                       f"(`uptime`: {_uptime()}).\n\n{text}")
 
 
