@@ -336,7 +336,8 @@ class OtherLoad:
         self.cores = max(other, 0.0) / wall
 
 
-SECTION_ORDER = ("Machine", "Issue 14: every figure and its verdict", "Feed refresh", "Extraction", "Matching", "End to end", "Memory over time")
+SECTION_ORDER = ("Machine", "Issue 14: every figure and its verdict", "Feed refresh", "Extraction", "Matching",
+                 "End to end", "Memory over time")
 
 
 def order_sections(path: Path = BENCHMARKS) -> None:

@@ -287,7 +287,7 @@ def section(summary: dict[str, dict[str, float]], args: argparse.Namespace, comm
         slow = summary.get(FEEDPARSER_ONLY)
         if mon and slow:
             x = mon[f"{phase}_feeds_per_s"] / slow[f"{phase}_feeds_per_s"]
-            verdicts.append(f"- {phase}: monitor / {FEEDPARSER_ONLY} (the RSS fast path off) = **{x:.2f}x**")
+            verdicts.append(f"- {phase}: monitor / {FEEDPARSER_ONLY} (the RSS/Atom fast path off) = **{x:.2f}x**")
     if mon:
         peak = max(mon["cold_peak_per_host"], mon["warm_peak_per_host"])
         verdicts.append(f"- politeness: the most concurrent requests any one site saw from monitor above: "
@@ -309,13 +309,15 @@ def section(summary: dict[str, dict[str, float]], args: argparse.Namespace, comm
         notes.append(
             f"- where monitor's cold time goes: {cpu_ms:.1f} ms of CPU per feed in all (start-up of the main "
             f"process and 2 workers included); parsing one {args.items}-item feed costs {costs['parse_feed_ms']:.1f} "
-            f"ms in `parse_feed` with the RSS fast path (lxml, `monitor/sources/fastfeed.py`), of which "
+            f"ms in `parse_feed` with the RSS/Atom fast path (lxml, `monitor/sources/fastfeed.py`), of which "
             f"{costs['fast_ms']:.1f} ms is the fast path itself and the rest monitor's Entry mapping (URL "
             f"canonicalisation, text clean-up) that both paths share; with the fast path off `parse_feed` costs "
             f"{costs['parse_feed_slow_ms']:.1f} ms, feedparser alone given the bytes {costs['feedparser_ms']:.1f} ms. "
             "Cold refresh is CPU-bound on 2 cores shared with the server and Redis; newsboat parses with libxml2 in "
-            "C++. What is left per feed: the worker round trip (pickling the body and 20 Entries), the Entry mapping "
-            "(canonical_url per link) and the Redis round trips of the feed stage.")
+            "C++. What is left per feed is mostly in monitor's main process: the feed state's Redis commands "
+            "(FeedStore.unseen one HEXISTS and mark_seen one HSETNX per entry, about 50 commands for a 20-item feed, "
+            "whose packing and replies redis-py spends more CPU on than the workers spend parsing), the worker round "
+            "trip (the body out, 20 Entries back) and the Entry mapping (canonical_url per link).")
     return "\n".join([
         f"Measured {utc_now()}. Command: `{command}`",
         "",
@@ -345,9 +347,11 @@ def section(summary: dict[str, dict[str, float]], args: argparse.Namespace, comm
         "and parses one feed at a time. newsboat 2.21 (`newsboat -x reload`, Debian bookworm) runs with its "
         "defaults (reload-threads 1) and, as a second row, with reload-threads 32 to match monitor's concurrency. "
         "The server shares the 2 cores with the contender. "
-        f"\"{FEEDPARSER_ONLY}\" is the same feed stage with the RSS fast path turned off in its child process, "
+        f"\"{FEEDPARSER_ONLY}\" is the same feed stage with the RSS/Atom fast path turned off in its child process, "
         "so every feed goes through feedparser as it did before the fast path: the fast path's own gain, side by "
-        "side in the same run.",
+        "side in the same run." + (f" \"monitor at {args.against}\" is the same feed stage with that checkout's code "
+                                   "(`--against`: the same interpreter, that checkout first on the path), alternating "
+                                   "with this one." if args.against else ""),
     ])
 
 

@@ -7,7 +7,8 @@ Anything outside that shape returns None and the caller runs feedparser: a DOCTY
 (Atom's are tracked as feedparser tracks them), in an item a namespace other than content: and dc:creator; in an
 Atom entry an element of another namespace, XHTML or base64 text, `source`, `contributor` or a second author; an
 element in an item or entry it does not know, an attribute it does not reproduce, a repeated element, markup nested
-in a value, an `item` or `entry` anywhere else, or any XML error. Entities are never expanded (no DTD is loaded; an undefined entity is an error, hence feedparser).
+in a value, an `item` or `entry` anywhere else, or any XML error. Entities are never expanded (no DTD is loaded; an
+undefined entity is an error, hence feedparser).
 
 `parse_fast` runs in the worker, like feedparser, and takes the bytes `feed._prepare_xml` made (UTF-8, DOCTYPE
 handled), with the document's URL as the base for relative links.
