@@ -68,8 +68,18 @@ class Keys:
         return self("{stories}", "story", story_id)
 
     def story_members(self, story_id: str) -> str:
-        """The story's copies: a list of JSON [source, url]."""
+        """The story's copies: a list of JSON [source, url] (the layout before the story records; read only)."""
         return self.story(story_id) + ":members"
+
+    @property
+    def stories_prefix(self) -> str:
+        """What the assign script prepends to the keys it builds: s:<id> story records, bk:/fk: hash buckets of
+        band values and fingerprints, bm: their levels (store/scripts/assign_story.lua)."""
+        return self("{stories}", "")
+
+    def story_record(self, story_id: str) -> str:
+        """A story: shingle count, binary signature and its copies in one string (store/stories.py)."""
+        return self.stories_prefix + "s:" + story_id
 
     # --- archive (store/archive.py) -------------------------------------------------------------------------------
 

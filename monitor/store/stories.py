@@ -1,10 +1,15 @@
 """Story clusters in Redis (scripts/assign_story.lua); every key lives under the `{stories}` hash tag.
 
-Keys (all expire after the retention): fp:<fingerprint> -> story id; b:<band>:<values> -> the first story with that
-band (a bucket holds one story: plain strings cost a fraction of sets, and a clash only loses that band);
-story:<id> hash (sig: the MinHash values as 4-byte big-endian binary, size, first_url); story:<id>:members list of
-[source, url] (membership is read from it: stories are a few copies). Joining refreshes a story's expiry; its band
-keys expire a retention after its first copy, so late copies of an old story start a new one.
+Layout (the script's header has the byte formats; docs/decisions.md "Story index in hash buckets"): s:<id> one
+string per story (shingle count, the MinHash values as 4-byte big-endian binary, then its copies as source/url);
+the LSH band values -> the first story with that band, and the exact fingerprints -> story id, as fields of hash
+buckets (bk:/fk:<period>:<level>:<shard>, each a small listpack hash instead of one key per value: a key costs
+~60-90 bytes of overhead, a listpack field ~25), every entry stamped with its write time and ignored a retention
+after it. Joining refreshes a story's expiry; its band entries expire a retention after its first copy, so late
+copies of an old story start a new one.
+
+The layout before (fp:<fp> and b:<band> strings, story:<id> hash and story:<id>:members list) is still read, and a
+story stored in it is still joined in it, until its keys expire; nothing writes it any more.
 
 The MinHash, shingles and LSH bands are computed by monitor/dedup.py (StoryIndex); this stores and decides.
 """
@@ -12,12 +17,19 @@ The MinHash, shingles and LSH bands are computed by monitor/dedup.py (StoryIndex
 from __future__ import annotations
 
 import json
+import math
+import struct
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis.client import NEVER_DECODE
+
 from .keys import Keys
 from .scripts import register
+
+MIN_PERIOD = 3600  # seconds; a bucket period is a quarter of the retention, at least this
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +53,41 @@ class StoryStore:
                      min_common: int) -> Assigned:
         """One atomic decision: the exact copy's story (by `fingerprint`, "" for none), else the most similar
         candidate's found through `bands` above `threshold`, else `story_id` (new, or the same URL seen before)."""
+        period = max(MIN_PERIOD, math.ceil(ttl / 4))
         result = await self._script(
             keys=[self.keys.story_fingerprint(fingerprint), *(self.keys.story_band(b) for b in bands)],
             args=[story_id, url, source, signature, size, repr(threshold), ttl, self.keys.story(),
-                  "1" if fingerprint else "0", "", repr(jaccard_floor), min_common])
+                  "1" if fingerprint else "0", int(time.time()), repr(jaccard_floor), min_common,
+                  self.keys.stories_prefix, period, _fingerprint_field(fingerprint),
+                  *(_band_field(b) for b in bands)])
         outcome, assigned, first_url, similarity = (_text(v) for v in result)
         return Assigned(outcome, assigned, first_url, float(similarity))
 
     async def members(self, story_id: str) -> list[tuple[str, str]]:
         """(source, url) of every copy of the story, in arrival order; [] for an unknown or expired story."""
-        raw = await self.redis.lrange(self.keys.story_members(story_id), 0, -1)
+        record = await self.redis.execute_command("GET", self.keys.story_record(story_id), **{NEVER_DECODE: True})
+        if record is not None:
+            return _record_members(record)
+        raw = await self.redis.lrange(self.keys.story_members(story_id), 0, -1)  # the layout before
         return [tuple(json.loads(_text(item))) for item in raw]  # type: ignore[misc]
+
+
+def _record_members(record: bytes) -> list[tuple[str, str]]:
+    """The copies listed in a story record (s:<id>): after the header and the signature, source \x1f url \x1e."""
+    _, sig_len = struct.unpack(">IH", record[:6])
+    body = record[6 + sig_len:].decode("utf-8")
+    return [tuple(item.split("\x1f", 1)) for item in body.split("\x1e") if item]  # type: ignore[misc]
+
+
+def _band_field(band: str) -> bytes:
+    """A band value "<i>:<hex>" as the bucket field: the band number as one byte, then the hash values' bytes."""
+    number, values = band.split(":", 1)
+    head = int(number).to_bytes(1 if int(number) < 256 else 2, "big")  # one length per band count: no clash
+    return head + bytes.fromhex(values)
+
+
+def _fingerprint_field(fingerprint: str) -> bytes:
+    return bytes.fromhex(fingerprint) if fingerprint else b"-"
 
 
 def _text(value: str | bytes) -> str:

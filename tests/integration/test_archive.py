@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import zlib
+
 import pytest
 
 from monitor.archive import ArchiveSettings, ArticleArchive, CorruptArchiveEntry
@@ -39,12 +42,27 @@ async def test_get_finds_the_article_by_a_non_canonical_form_of_its_url(redis, k
     assert got is not None and got.title == "Story 2"
 
 
-async def test_entries_are_compressed_text(redis, keys: Keys):
+async def test_entries_are_compressed_binary(redis, redis_url: str, keys: Keys):
+    """zlib bytes as they are, not base64 text (a third longer)."""
     store = archive(redis, keys)
     await store.put(article(3), now=T0)
-    raw = await redis.get(keys("archive", url_hash(article(3).url)))
-    assert isinstance(raw, str) and raw.isascii()
+    client = connect(redis_url, decode_responses=False)
+    try:
+        raw = await client.get(keys("archive", url_hash(article(3).url)))
+    finally:
+        await client.aclose()
+    assert zlib.decompress(raw) == article(3).to_json().encode("utf-8")
     assert len(raw) < len(article(3).to_json()) / 2  # the repeated text compresses well
+
+
+async def test_entries_stored_as_base64_text_before_are_still_read(redis, keys: Keys):
+    store = archive(redis, keys)
+    await store.put(article(1), now=T0)
+    await store.put(article(2), now=T0 + 1)
+    old = base64.b64encode(zlib.compress(article(1).to_json().encode("utf-8"), 6)).decode("ascii")
+    await redis.set(keys("archive", url_hash(article(1).url)), old)  # what the version before wrote
+    assert await store.get(article(1).url) == article(1)
+    assert [a.title async for a in store.since(T0)] == ["Story 1", "Story 2"]
 
 
 async def test_replay_since_lists_articles_oldest_first_from_the_start_time(redis, keys: Keys):

@@ -203,35 +203,53 @@ async def test_article_without_text_or_title_is_a_story_of_its_own(redis, keys: 
 
 async def test_a_story_keeps_only_what_joining_and_alerts_read(redis, redis_url: str, keys: Keys,
                                                                articles: list[Article]):
+    """One string per story (shingle count, binary signature, the copies); band values and fingerprints are fields
+    of hash buckets, not a key each."""
     stories = index(redis, keys)
     first = await stories.assign(articles[0])
-    await stories.assign(republish(articles[0], random.Random(4), 0))
-    story = keys("{stories}", "story", first.story_id)
+    copy = republish(articles[0], random.Random(4), 0)
+    await stories.assign(copy)
     client = connect(redis_url, decode_responses=False)
     try:
-        fields = await client.hgetall(story)
+        record = await client.get(keys("{stories}", "s", first.story_id))
+        found = [key.decode() async for key in client.scan_iter(match=keys.prefix + "*")]
     finally:
         await client.aclose()
-    assert sorted(fields) == [b"first_url", b"sig", b"size"]
-    assert len(fields[b"sig"]) == 4 * StorySettings().num_perm  # binary, not hex
-    assert not await redis.exists(story + ":urls")
+    num_perm = StorySettings().num_perm
+    assert record[4:6] == (4 * num_perm).to_bytes(2, "big")  # the signature binary, not hex
+    assert record[6 + 4 * num_perm:].decode() == (
+        f"{articles[0].source}\x1f{articles[0].url}\x1e{copy.source}\x1f{copy.url}\x1e")
+    kinds = {key[len(keys.prefix):].split(":")[1] for key in found}
+    assert kinds == {"s", "bk", "fk", "bm"}  # no story hash, no members list, no key per band or fingerprint
     assert len(await stories.members(first.story_id)) == 2
 
 
-async def test_a_story_stored_before_binary_signatures_is_still_joined(redis, keys: Keys, articles: list[Article]):
-    """Stories written by the earlier layout (hex signature, a ':urls' set, 'created') stay joinable until they
-    expire."""
-    from monitor.dedup import minhash_signature, shingles
+async def test_stories_stored_in_the_layout_before_are_still_joined(redis, keys: Keys, articles: list[Article]):
+    """Stories the previous version wrote (one key per band and fingerprint, a story hash and a members list, by
+    that version's script) are found, joined and listed until they expire; nothing new is written in that layout."""
+    from monitor.dedup import band_values, fingerprint, minhash_signature, shingles
 
     stories = index(redis, keys)
-    first = await stories.assign(articles[0])
-    story = keys("{stories}", "story", first.story_id)
-    old_sig = minhash_signature(shingles(articles[0].text, 5), StorySettings().num_perm)
-    await redis.hset(story, mapping={"sig": old_sig, "created": "1700000000"})
-    await redis.sadd(story + ":urls", articles[0].url)
-    got = await stories.assign(republish(articles[0], random.Random(9), 0))
-    assert got.story_id == first.story_id and not got.new_story and got.similarity >= 0.5
-    again = await stories.assign(articles[0])  # already a member: not listed twice
-    assert again.story_id == first.story_id
-    assert [url for _, url in await stories.members(first.story_id)] == [
-        articles[0].url, republish(articles[0], random.Random(9), 0).url]
+    before = redis.register_script((Path(__file__).parents[1] / "data" / "layouts" /
+                                    "assign_story_before_buckets.lua").read_text())
+    old = articles[0]
+    shingle_set = shingles(old.text, 5)
+    sig = minhash_signature(shingle_set, StorySettings().num_perm)
+    fp = fingerprint(old.text)
+    old_id = url_hash(old.url)[:16]
+    bands = band_values(sig, stories.bands, stories.rows)
+    await before(keys=[keys.story_fingerprint(fp), *(keys.story_band(b) for b in bands)],
+                 args=[old_id, old.url, old.source, bytes.fromhex(sig), len(shingle_set), "0.5", 86400,
+                       keys.story(), "1", "", repr(stories.jaccard_floor), stories.min_common])
+    assert await redis.exists(keys.story(old_id), keys.story_members(old_id)) == 2
+    await redis.hset(keys.story(old_id), "sig", sig)  # and a signature in hex, as two versions ago
+
+    copy = republish(old, random.Random(9), 0)
+    near = await stories.assign(copy)
+    assert near.story_id == old_id and not near.new_story and near.first_url == old.url
+    exact = await stories.assign(replace(old, url="https://mirror.example/x"))
+    assert exact.story_id == old_id and exact.exact_duplicate
+    again = await stories.assign(old)  # already a member: not listed twice
+    assert again.story_id == old_id
+    assert [url for _, url in await stories.members(old_id)] == [old.url, copy.url, "https://mirror.example/x"]
+    assert not await redis.exists(keys("{stories}", "s", old_id))

@@ -1,33 +1,151 @@
 -- assign_story.lua: put one article in a story cluster (monitor/store/stories.py).
 --
 -- One script per article, so N instances never split a story: exact check, candidate lookup, verification and the
--- new-story claim happen atomically. Candidate story keys are built from ARGV (same {stories} hash slot).
--- KEYS: 1 fingerprint, 2.. band keys.  ARGV: 1 new story id, 2 url, 3 source, 4 signature (binary, 4 bytes a hash
--- value), 5 shingle count, 6 threshold, 7 ttl seconds, 8 story key prefix, 9 "1" if the fingerprint is usable,
--- 10 unused (was the creation time, which nothing read), 11 Jaccard floor, 12 minimum estimated shingles in common.
--- Stories written before signatures were binary hold them in hex (twice as long): read as such until they expire.
--- Their ':urls' sets are no longer written or read (the members list says who is in); they expire with the story.
+-- new-story claim happen atomically. Every key is under the {stories} hash tag; the new layout's keys are built here
+-- from ARGV[13] (same slot), the old layout's are KEYS (read, never written again).
+-- KEYS: 1 old fingerprint key, 2.. old band keys.
+-- ARGV: 1 new story id, 2 url, 3 source, 4 signature (binary, 4 bytes a hash value), 5 shingle count, 6 threshold,
+-- 7 ttl seconds, 8 old story key prefix, 9 "1" if the fingerprint is usable, 10 now (unix seconds), 11 Jaccard floor,
+-- 12 minimum estimated shingles in common, 13 new-layout prefix ("<prefix>{stories}:"), 14 bucket period seconds,
+-- 15 fingerprint (16 bytes binary), 16.. band fields (binary: band number byte, then the band's hash values).
+--
+-- New layout (docs/decisions.md, "Story index in hash buckets"):
+--   s:<id>            string: '>I4' shingle count, '>I2' signature length, signature, then every copy as
+--                     source \31 url \30 (the first copy's url is the story's first url); expires a retention after
+--                     its last copy.
+--   bk:<p>:<l>:<n>    hash bucket of LSH band values first written in period p (now // period) at level l, shard n:
+--                     field = band bytes, value = '>I4' write time .. story id (8 bytes binary for a 16-hex id).
+--   fk:<p>:<l>:<n>    the same for exact fingerprints (latest write wins).
+--   bm:<kind>:<p>     bucket meta: lo / hi level, n fields written at level hi.
+-- A bucket key lives a retention after its last write; an entry older than the retention is ignored (its write time),
+-- so expiry is what one key per band gave. Level l has 256 * 2^l shards, and a period moves to the next level after
+-- 80 fields a shard, so a shard stays a small listpack hash (Redis's hash-max-listpack-entries is 128) at any volume;
+-- a new period starts at the previous one's top level.
+-- Old layout (read until it expires): fp:<fp> string, b:<band> strings, story:<id> hash (sig hex or binary, size,
+-- first_url) and story:<id>:members list of JSON [source, url]. A story in the old layout is still joined in it.
 --
 -- Reply: {outcome, story id, the story's first url, best similarity}; outcome: exact | near | same_url | new.
 local new_id, url, source, sig = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local size, threshold, ttl, prefix = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
-local use_fp, jaccard_floor, min_common = ARGV[9] == '1', tonumber(ARGV[11]), tonumber(ARGV[12])
+local size, threshold, ttl, old_prefix = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local use_fp, now, jaccard_floor, min_common = ARGV[9] == '1', tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local prefix, period, fp_field = ARGV[13], tonumber(ARGV[14]), ARGV[15]
+local BASE_SHARDS, PER_SHARD = 256, 80
+local current = math.floor(now / period)
+local oldest = math.floor((now - ttl) / period)
 
-local function is_member(key)
+-- ids: 16 hex digits stored as 8 bytes
+local function pack_id(id)
+  if #id == 16 and not string.find(id, '[^0-9a-f]') then
+    return (string.gsub(id, '..', function(pair) return string.char(tonumber(pair, 16)) end))
+  end
+  return id
+end
+
+local function unpack_id(raw)
+  if #raw == 8 then
+    return (string.gsub(raw, '.', function(c) return string.format('%02x', string.byte(c)) end))
+  end
+  return raw
+end
+
+local function shard_of(field, level)
+  local a, b, c, d = string.byte(field, #field - 3, #field)
+  return (((a * 256 + b) * 256 + c) * 256 + d) % (BASE_SHARDS * 2 ^ level)
+end
+
+local function bucket(kind, p, level, field)
+  return prefix .. kind .. ':' .. p .. ':' .. level .. ':' .. shard_of(field, level)
+end
+
+-- the live story id under `field` in the buckets of `kind`, nil for none; newest first if `newest`
+local metas = {}
+local function levels(kind, p)
+  local name = kind .. ':' .. p
+  if metas[name] == nil then
+    metas[name] = redis.call('HMGET', prefix .. 'bm:' .. name, 'lo', 'hi')
+  end
+  return metas[name]
+end
+
+local function lookup(kind, field, newest)
+  local first, last, step = oldest, current, 1
+  if newest then first, last, step = current, oldest, -1 end
+  for p = first, last, step do
+    local meta = levels(kind, p)
+    if meta[1] then
+      local lo, hi = tonumber(meta[1]), tonumber(meta[2])
+      local l0, l1, ls = lo, hi, 1
+      if newest then l0, l1, ls = hi, lo, -1 end
+      for level = l0, l1, ls do
+        local v = redis.call('HGET', bucket(kind, p, level, field), field)
+        if v and now - struct.unpack('>I4', v) < ttl then return unpack_id(string.sub(v, 5)) end
+      end
+    end
+  end
+  return nil
+end
+
+local function write(kind, field, id)
+  local meta_key = prefix .. 'bm:' .. kind .. ':' .. current
+  local meta = redis.call('HMGET', meta_key, 'hi', 'n')
+  local hi, n = tonumber(meta[1]), tonumber(meta[2] or '0')
+  if not hi then
+    local before = redis.call('HGET', prefix .. 'bm:' .. kind .. ':' .. (current - 1), 'hi')
+    hi = tonumber(before or '0')
+    redis.call('HSET', meta_key, 'lo', hi, 'hi', hi, 'n', 0)
+    metas[kind .. ':' .. current] = nil
+  elseif n >= PER_SHARD * BASE_SHARDS * 2 ^ hi then
+    hi, n = hi + 1, 0
+    redis.call('HSET', meta_key, 'hi', hi, 'n', 0)
+    metas[kind .. ':' .. current] = nil
+  end
+  local key = bucket(kind, current, hi, field)
+  if redis.call('HSET', key, field, struct.pack('>I4', now) .. pack_id(id)) == 1 then
+    redis.call('HINCRBY', meta_key, 'n', 1)
+  end
+  redis.call('EXPIRE', key, ttl)
+  redis.call('EXPIRE', meta_key, ttl)
+end
+
+-- a story: {size=, sig=, record= (new layout) or old=true}
+local function load(id)
+  local rec = redis.call('GET', prefix .. 's:' .. id)
+  if rec then
+    local n, len = struct.unpack('>I4I2', rec)
+    return {size = n, sig = string.sub(rec, 7, 6 + len), record = rec, body = 7 + len}
+  end
+  local stored = redis.call('HMGET', old_prefix .. id, 'sig', 'size')
+  if stored[1] then return {size = tonumber(stored[2]), sig = stored[1], old = true} end
+  return nil
+end
+
+local function old_is_member(key)
   for _, member in ipairs(redis.call('LRANGE', key .. ':members', 0, -1)) do
     if cjson.decode(member)[2] == url then return true end
   end
   return false
 end
 
-local function join(id)
-  local key = prefix .. id
-  if not is_member(key) then
-    redis.call('RPUSH', key .. ':members', cjson.encode({source, url}))
+local function join(id, story)
+  if use_fp then write('fk', fp_field, id) end
+  if story.old then
+    local key = old_prefix .. id
+    if not old_is_member(key) then redis.call('RPUSH', key .. ':members', cjson.encode({source, url})) end
+    for _, k in ipairs({key, key .. ':members'}) do redis.call('EXPIRE', k, ttl) end
+    return redis.call('HGET', key, 'first_url') or url
   end
-  for _, k in ipairs({key, key .. ':members'}) do redis.call('EXPIRE', k, ttl) end
-  if use_fp then redis.call('SET', KEYS[1], id, 'EX', ttl) end
-  return redis.call('HGET', key, 'first_url') or url
+  local key = prefix .. 's:' .. id
+  local rec = story.record or ''
+  if not string.find(rec, '\31' .. url .. '\30', story.body or 1, true) then
+    redis.call('APPEND', key, source .. '\31' .. url .. '\30')
+    if rec == '' then rec = redis.call('GET', key) end
+  end
+  redis.call('EXPIRE', key, ttl)
+  local body = string.sub(rec, story.body or (7 + struct.unpack('>I2', string.sub(rec, 5, 6))))
+  local sep = string.find(body, '\31', 1, true)
+  local stop = string.find(body, '\30', 1, true)
+  if sep and stop then return string.sub(body, sep + 1, stop - 1) end
+  return url
 end
 
 local function unhex(text)
@@ -48,32 +166,40 @@ local function similarity(other, other_size)
 end
 
 if use_fp then
-  local known = redis.call('GET', KEYS[1])
-  if known and redis.call('EXISTS', prefix .. known) == 1 then
-    return {'exact', known, join(known), '1'}
+  local known = lookup('fk', fp_field, true) or redis.call('GET', KEYS[1])
+  if known then
+    local story = load(known)
+    if story then return {'exact', known, join(known, story), '1'} end
   end
 end
 
-local best_id, best, seen = nil, 0, {}
-for i = 2, #KEYS do
-  local cand = redis.call('GET', KEYS[i])
-  if cand and not seen[cand] then
-    seen[cand] = true
-    local stored = redis.call('HMGET', prefix .. cand, 'sig', 'size')
-    if stored[1] then
-      local sim, j, common = similarity(stored[1], tonumber(stored[2]))
-      if sim > best and j >= jaccard_floor and common >= min_common then best_id, best = cand, sim end
+local best_id, best, best_story, seen, taken = nil, 0, nil, {}, {}
+for i = 16, #ARGV do
+  local cand = lookup('bk', ARGV[i], false)
+  if not cand then cand = redis.call('GET', KEYS[i - 14]) end
+  if cand then
+    taken[i] = true
+    if not seen[cand] then
+      seen[cand] = true
+      local story = load(cand)
+      if story then
+        local sim, j, common = similarity(story.sig, story.size)
+        if sim > best and j >= jaccard_floor and common >= min_common then best_id, best, best_story = cand, sim, story end
+      end
     end
   end
 end
 if best_id and best >= threshold then
-  return {'near', best_id, join(best_id), tostring(best)}
+  return {'near', best_id, join(best_id, best_story), tostring(best)}
 end
 
 -- The same URL seen before with other content (an edited article) stays in its story.
-if redis.call('EXISTS', prefix .. new_id) == 1 then
-  return {'same_url', new_id, join(new_id), tostring(best)}
+local mine = load(new_id)
+if mine then
+  return {'same_url', new_id, join(new_id, mine), tostring(best)}
 end
-redis.call('HSET', prefix .. new_id, 'sig', sig, 'size', size, 'first_url', url)
-for i = 2, #KEYS do redis.call('SET', KEYS[i], new_id, 'NX', 'EX', ttl) end
-return {'new', new_id, join(new_id), tostring(best)}
+redis.call('SET', prefix .. 's:' .. new_id, struct.pack('>I4I2', size, #sig) .. sig, 'EX', ttl)
+for i = 16, #ARGV do
+  if not taken[i] then write('bk', ARGV[i], new_id) end
+end
+return {'new', new_id, join(new_id, {record = '', body = 7 + #sig}), tostring(best)}
