@@ -134,14 +134,15 @@ local function join(id, story)
     for _, k in ipairs({key, key .. ':members'}) do redis.call('EXPIRE', k, ttl) end
     return redis.call('HGET', key, 'first_url') or url
   end
-  local key = prefix .. 's:' .. id
-  local rec = story.record or ''
-  if not string.find(rec, '\31' .. url .. '\30', story.body or 1, true) then
-    redis.call('APPEND', key, source .. '\31' .. url .. '\30')
-    if rec == '' then rec = redis.call('GET', key) end
+  local key, rec = prefix .. 's:' .. id, story.record
+  if not string.find(rec, '\31' .. url .. '\30', story.body, true) then
+    -- SET, not APPEND: an appended string keeps as much room again for growth (~600 bytes a story)
+    rec = rec .. source .. '\31' .. url .. '\30'
+    redis.call('SET', key, rec, 'EX', ttl)
+  else
+    redis.call('EXPIRE', key, ttl)
   end
-  redis.call('EXPIRE', key, ttl)
-  local body = string.sub(rec, story.body or (7 + struct.unpack('>I2', string.sub(rec, 5, 6))))
+  local body = string.sub(rec, story.body)
   local sep = string.find(body, '\31', 1, true)
   local stop = string.find(body, '\30', 1, true)
   if sep and stop then return string.sub(body, sep + 1, stop - 1) end
@@ -198,8 +199,8 @@ local mine = load(new_id)
 if mine then
   return {'same_url', new_id, join(new_id, mine), tostring(best)}
 end
-redis.call('SET', prefix .. 's:' .. new_id, struct.pack('>I4I2', size, #sig) .. sig, 'EX', ttl)
 for i = 16, #ARGV do
   if not taken[i] then write('bk', ARGV[i], new_id) end
 end
-return {'new', new_id, join(new_id, {record = '', body = 7 + #sig}), tostring(best)}
+return {'new', new_id, join(new_id, {record = struct.pack('>I4I2', size, #sig) .. sig, body = 7 + #sig}),
+        tostring(best)}
