@@ -70,7 +70,8 @@ def _category(key: str) -> str:
         kind = parts[1]
         if kind == "story":
             return "story members" if parts[-1] in ("urls", "members") else "story hashes"
-        return {"b": "LSH band keys", "fp": "fingerprint keys"}.get(kind, "stories, other")
+        return {"b": "LSH band keys", "fp": "fingerprint keys", "s": "story records", "bk": "LSH band buckets",
+                "fk": "fingerprint buckets", "bm": "bucket levels"}.get(kind, "stories, other")
     return "other"
 
 
@@ -195,8 +196,9 @@ def compression_table(runs: int) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------------------ the report
-KINDS = ("seen URLs", "story hashes", "story members", "LSH band keys", "fingerprint keys", "archive entries",
-         "archive index", "matched rules", "stories, other", "other")
+KINDS = ("seen URLs", "story hashes", "story members", "story records", "LSH band keys", "LSH band buckets",
+         "fingerprint keys", "fingerprint buckets", "bucket levels", "archive entries", "archive index",
+         "matched rules", "stories, other", "other")
 
 
 def section(now: dict[str, Any], base: dict[str, Any], comp: list[dict[str, Any]], args: argparse.Namespace,
@@ -213,7 +215,8 @@ def section(now: dict[str, Any], base: dict[str, Any], comp: list[dict[str, Any]
     head, *codecs = comp
     comp_rows = [[c["codec"], f"{c['ratio']:.2f}", fmt(c["bytes_per_article"], 0), fmt(c["compress_mb_s"]),
                   fmt(c["decompress_mb_s"])] for c in codecs]
-    sizing = [[f"{day:,}"] + [_gb(per * day * days) for days in RETENTIONS] for day in SIZES_PER_DAY]
+    sizing = [[f"{day:,}"] + [f"{_gb(per_base * day * days)} / {_gb(per * day * days)}" for days in RETENTIONS]
+              for day in SIZES_PER_DAY]
     verdict = "met" if per <= 3000 else f"missed by {per - 3000:,.0f} bytes"
     return "\n".join([
         f"Measured {utc_now()}. Command: `{command}`",
@@ -242,10 +245,11 @@ def section(now: dict[str, Any], base: dict[str, Any], comp: list[dict[str, Any]
         "",
         table(["codec", "ratio", "bytes per article", "compress MB/s", "decompress MB/s"], comp_rows),
         "",
-        "Sizing: Redis memory for the retained entries, at the bytes per entry measured above (plus the fixed "
-        "entries stream and alert history, not in it):",
+        "Sizing: Redis memory for the retained entries, articles a day x days kept x the bytes per entry measured "
+        f"above ({per_base:,.0f} for {args.baseline}, {per:,.0f} now; plus the fixed entries stream and alert "
+        "history, not in it):",
         "",
-        table(["articles a day"] + [f"kept {d} days" for d in RETENTIONS], sizing),
+        table(["articles a day"] + [f"kept {d} days ({args.baseline} / now)" for d in RETENTIONS], sizing),
     ])
 
 

@@ -1,7 +1,7 @@
 """Story clusters in Redis (scripts/assign_story.lua); every key lives under the `{stories}` hash tag.
 
 Layout (the script's header has the byte formats; docs/decisions.md "Story index in hash buckets"): s:<id> one
-string per story (shingle count, the MinHash values as 4-byte big-endian binary, then its copies as source/url);
+string per story (shingle count, creation time, the MinHash values as 4-byte big-endian binary, then its copies as source/url);
 the LSH band values -> the first story with that band, and the exact fingerprints -> story id, as fields of hash
 buckets (bk:/fk:<period>:<level>:<shard>, each a small listpack hash instead of one key per value: a key costs
 ~60-90 bytes of overhead, a listpack field ~25), every entry stamped with its write time and ignored a retention
@@ -74,8 +74,8 @@ class StoryStore:
 
 def _record_members(record: bytes) -> list[tuple[str, str]]:
     """The copies listed in a story record (s:<id>): after the header and the signature, source \x1f url \x1e."""
-    _, sig_len = struct.unpack(">IH", record[:6])
-    body = record[6 + sig_len:].decode("utf-8")
+    _, _, sig_len = struct.unpack(">IIH", record[:10])
+    body = record[10 + sig_len:].decode("utf-8")
     return [tuple(item.split("\x1f", 1)) for item in body.split("\x1e") if item]  # type: ignore[misc]
 
 

@@ -216,8 +216,8 @@ async def test_a_story_keeps_only_what_joining_and_alerts_read(redis, redis_url:
     finally:
         await client.aclose()
     num_perm = StorySettings().num_perm
-    assert record[4:6] == (4 * num_perm).to_bytes(2, "big")  # the signature binary, not hex
-    assert record[6 + 4 * num_perm:].decode() == (
+    assert record[8:10] == (4 * num_perm).to_bytes(2, "big")  # the signature binary, not hex
+    assert record[10 + 4 * num_perm:].decode() == (
         f"{articles[0].source}\x1f{articles[0].url}\x1e{copy.source}\x1f{copy.url}\x1e")
     kinds = {key[len(keys.prefix):].split(":")[1] for key in found}
     assert kinds == {"s", "bk", "fk", "bm"}  # no story hash, no members list, no key per band or fingerprint

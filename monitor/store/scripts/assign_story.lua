@@ -10,15 +10,17 @@
 -- 15 fingerprint (16 bytes binary), 16.. band fields (binary: band number byte, then the band's hash values).
 --
 -- New layout (docs/decisions.md, "Story index in hash buckets"):
---   s:<id>            string: '>I4' shingle count, '>I2' signature length, signature, then every copy as
---                     source \31 url \30 (the first copy's url is the story's first url); expires a retention after
---                     its last copy.
---   bk:<p>:<l>:<n>    hash bucket of LSH band values first written in period p (now // period) at level l, shard n:
---                     field = band bytes, value = '>I4' write time .. story id (8 bytes binary for a 16-hex id).
---   fk:<p>:<l>:<n>    the same for exact fingerprints (latest write wins).
+--   s:<id>            string: '>I4' shingle count, '>I4' creation time, '>I2' signature length, signature, then
+--                     every copy as source \31 url \30 (the first copy's url is the story's first url); expires a
+--                     retention after its last copy.
+--   bk:<p>:<l>:<n>    hash bucket of LSH band values written in period p (now // period) at level l, shard n:
+--                     field = band bytes, value = the story id (8 bytes binary for a 16-hex id). Bands are written
+--                     only when a story is created, so an entry's write time is its story's creation time: it is
+--                     live while that story exists, was created in period p, and less than a retention ago.
+--   fk:<p>:<l>:<n>    the same for exact fingerprints, value '>I4' write time .. story id (latest write wins).
 --   bm:<kind>:<p>     bucket meta: lo / hi level, n fields written at level hi.
--- A bucket key lives a retention after its last write; an entry older than the retention is ignored (its write time),
--- so expiry is what one key per band gave. Level l has 256 * 2^l shards, and a period moves to the next level after
+-- A bucket key lives a retention after its last write; an entry older than the retention is ignored, so expiry is
+-- what one key per band gave. Level l has 256 * 2^l shards, and a period moves to the next level after
 -- 80 fields a shard, so a shard stays a small listpack hash (Redis's hash-max-listpack-entries is 128) at any volume;
 -- a new period starts at the previous one's top level.
 -- Old layout (read until it expires): fp:<fp> string, b:<band> strings, story:<id> hash (sig hex or binary, size,
@@ -57,7 +59,7 @@ local function bucket(kind, p, level, field)
   return prefix .. kind .. ':' .. p .. ':' .. level .. ':' .. shard_of(field, level)
 end
 
--- the live story id under `field` in the buckets of `kind`, nil for none; newest first if `newest`
+-- bucket levels of a period, read once a call
 local metas = {}
 local function levels(kind, p)
   local name = kind .. ':' .. p
@@ -67,6 +69,38 @@ local function levels(kind, p)
   return metas[name]
 end
 
+-- a story: {size=, sig=, created=, record=, body= (new layout)} or {size=, sig=, old=true}; false for none
+local stories = {}
+local function load(id)
+  if stories[id] ~= nil then return stories[id] end
+  local found = false
+  local rec = redis.call('GET', prefix .. 's:' .. id)
+  if rec then
+    local n, created, len = struct.unpack('>I4I4I2', rec)
+    found = {size = n, created = created, sig = string.sub(rec, 11, 10 + len), record = rec, body = 11 + len}
+  else
+    local stored = redis.call('HMGET', old_prefix .. id, 'sig', 'size')
+    if stored[1] then found = {size = tonumber(stored[2]), sig = stored[1], old = true} end
+  end
+  stories[id] = found
+  return found
+end
+
+-- is the entry `v` found in period `p` of the buckets of `kind` live? (its story id, or nil)
+local function live(kind, v, p)
+  if kind == 'fk' then
+    if now - struct.unpack('>I4', v) < ttl then return unpack_id(string.sub(v, 5)) end
+    return nil
+  end
+  local id = unpack_id(v)
+  local story = load(id)
+  if story and story.created and math.floor(story.created / period) == p and now - story.created < ttl then
+    return id
+  end
+  return nil
+end
+
+-- the live story id under `field` in the buckets of `kind`, nil for none; newest first if `newest`
 local function lookup(kind, field, newest)
   local first, last, step = oldest, current, 1
   if newest then first, last, step = current, oldest, -1 end
@@ -78,7 +112,8 @@ local function lookup(kind, field, newest)
       if newest then l0, l1, ls = hi, lo, -1 end
       for level = l0, l1, ls do
         local v = redis.call('HGET', bucket(kind, p, level, field), field)
-        if v and now - struct.unpack('>I4', v) < ttl then return unpack_id(string.sub(v, 5)) end
+        local id = v and live(kind, v, p)
+        if id then return id end
       end
     end
   end
@@ -100,23 +135,13 @@ local function write(kind, field, id)
     metas[kind .. ':' .. current] = nil
   end
   local key = bucket(kind, current, hi, field)
-  if redis.call('HSET', key, field, struct.pack('>I4', now) .. pack_id(id)) == 1 then
+  local value = pack_id(id)
+  if kind == 'fk' then value = struct.pack('>I4', now) .. value end
+  if redis.call('HSET', key, field, value) == 1 then
     redis.call('HINCRBY', meta_key, 'n', 1)
   end
   redis.call('EXPIRE', key, ttl)
   redis.call('EXPIRE', meta_key, ttl)
-end
-
--- a story: {size=, sig=, record= (new layout) or old=true}
-local function load(id)
-  local rec = redis.call('GET', prefix .. 's:' .. id)
-  if rec then
-    local n, len = struct.unpack('>I4I2', rec)
-    return {size = n, sig = string.sub(rec, 7, 6 + len), record = rec, body = 7 + len}
-  end
-  local stored = redis.call('HMGET', old_prefix .. id, 'sig', 'size')
-  if stored[1] then return {size = tonumber(stored[2]), sig = stored[1], old = true} end
-  return nil
 end
 
 local function old_is_member(key)
@@ -202,5 +227,5 @@ end
 for i = 16, #ARGV do
   if not taken[i] then write('bk', ARGV[i], new_id) end
 end
-return {'new', new_id, join(new_id, {record = struct.pack('>I4I2', size, #sig) .. sig, body = 7 + #sig}),
-        tostring(best)}
+local record = struct.pack('>I4I4I2', size, now, #sig) .. sig
+return {'new', new_id, join(new_id, {record = record, body = 11 + #sig}), tostring(best)}
