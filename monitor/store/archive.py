@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import zlib
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import MISSING, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from redis.client import NEVER_DECODE
@@ -36,8 +37,13 @@ class CorruptArchiveEntry(PermanentError):
 ZLIB_HEADER = 0x78  # the first byte of every zlib stream (32 KB window); base64 text never starts with it ('e')
 
 
+_DEFAULTS = {f.name: f.default for f in fields(Article) if f.default is not MISSING}
+
+
 def encode_article(article: Article) -> bytes:
-    return zlib.compress(article.to_json().encode("utf-8"), 6)
+    """zlib of the Article's JSON without the fields at their default (decoding restores them)."""
+    data = {k: v for k, v in article.to_dict().items() if k not in _DEFAULTS or v != _DEFAULTS[k]}
+    return zlib.compress(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), 6)
 
 
 def decode_article(blob: str | bytes, *, key: str = "") -> Article:
