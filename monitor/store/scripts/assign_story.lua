@@ -14,7 +14,7 @@
 --                     every copy as source \31 url \30 (the first copy's url is the story's first url); expires a
 --                     retention after its last copy.
 --   bk:<p>:<l>:<n>    hash bucket of LSH band values written in period p (now // period) at level l, shard n:
---                     field = band bytes, value = the story id (8 bytes binary for a 16-hex id). Bands are written
+--                     field = band bytes but the last (see shard_of), value = the story id (8 bytes binary for a 16-hex id). Bands are written
 --                     only when a story is created, so an entry's write time is its story's creation time: it is
 --                     live while that story exists, was created in period p, and less than a retention ago.
 --   fk:<p>:<l>:<n>    the same for exact fingerprints, value '>I4' write time .. story id (latest write wins).
@@ -50,6 +50,8 @@ local function unpack_id(raw)
   return raw
 end
 
+-- The shard count is a multiple of 256, so a field's last byte is its shard's remainder by 256: the hash field is
+-- the value without it (one byte less a band, nothing lost).
 local function shard_of(field, level)
   local a, b, c, d = string.byte(field, #field - 3, #field)
   return (((a * 256 + b) * 256 + c) * 256 + d) % (BASE_SHARDS * 2 ^ level)
@@ -111,7 +113,7 @@ local function lookup(kind, field, newest)
       local l0, l1, ls = lo, hi, 1
       if newest then l0, l1, ls = hi, lo, -1 end
       for level = l0, l1, ls do
-        local v = redis.call('HGET', bucket(kind, p, level, field), field)
+        local v = redis.call('HGET', bucket(kind, p, level, field), string.sub(field, 1, -2))
         local id = v and live(kind, v, p)
         if id then return id end
       end
@@ -137,7 +139,7 @@ local function write(kind, field, id)
   local key = bucket(kind, current, hi, field)
   local value = pack_id(id)
   if kind == 'fk' then value = struct.pack('>I4', now) .. value end
-  if redis.call('HSET', key, field, value) == 1 then
+  if redis.call('HSET', key, string.sub(field, 1, -2), value) == 1 then
     redis.call('HINCRBY', meta_key, 'n', 1)
   end
   redis.call('EXPIRE', key, ttl)
