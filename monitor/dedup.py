@@ -270,7 +270,8 @@ class StoryIndex:
         self.min_common = MIN_COMMON_SHINGLES
 
     async def assign(self, article: Article, *, now: float | None = None) -> StoryAssignment:
-        """`now` is accepted for callers' sake; nothing of a story records its creation time any more.
+        """`now` is accepted for callers' sake: the store stamps a story's creation with the wall clock, the clock
+        its keys' expiry runs on.
 
         Put `article` in a story: its exact copy's, else the most similar one's above threshold, else a new one.
 
