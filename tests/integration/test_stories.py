@@ -253,3 +253,23 @@ async def test_stories_stored_in_the_layout_before_are_still_joined(redis, keys:
     assert again.story_id == old_id
     assert [url for _, url in await stories.members(old_id)] == [old.url, copy.url, "https://mirror.example/x"]
     assert not await redis.exists(keys("{stories}", "s", old_id))
+
+
+async def test_band_buckets_stay_compact_as_they_fill_and_old_stories_are_still_found(redis, keys: Keys,
+                                                                                    articles: list[Article]):
+    """Past 80 band values a shard the period's buckets move up a level (twice the shards): every bucket stays a
+    compact hash (at most 128 fields, Redis's listpack limit), and a story stored before the move is still found."""
+    stories = index(redis, keys)
+    first = await stories.assign(articles[0])
+    rng = random.Random(7)
+    vocabulary = [f"w{n}" for n in range(5000)]
+    for n in range(560):  # ~42 band values a story: past 256 shards x 80
+        await stories.assign(Article(url=f"https://filler.example/{n}",
+                                     text=" ".join(rng.choice(vocabulary) for _ in range(150))))
+    buckets = [key async for key in redis.scan_iter(match=keys.prefix + "{stories}:bk:*")]
+    levels = {key.split(":")[-2] for key in buckets}
+    assert {"0", "1"} <= levels
+    sizes = [await redis.hlen(key) for key in buckets]
+    assert max(sizes) <= 128 and sum(sizes) > 256 * 80
+    copy = await stories.assign(republish(articles[0], random.Random(11), 0))
+    assert copy.story_id == first.story_id and not copy.new_story
