@@ -1,12 +1,12 @@
 """Story clusters in Redis (scripts/assign_story.lua); every key lives under the `{stories}` hash tag.
 
 Layout (the script's header has the byte formats; docs/decisions.md "Story index in hash buckets"): s:<id> one
-string per story (shingle count, creation time, the MinHash values as 4-byte big-endian binary, then its copies as source/url);
-the LSH band values -> the first story with that band, and the exact fingerprints -> story id, as fields of hash
-buckets (bk:/fk:<period>:<level>:<shard>, each a small listpack hash instead of one key per value: a key costs
-~60-90 bytes of overhead, a listpack field ~25), every entry stamped with its write time and ignored a retention
-after it. Joining refreshes a story's expiry; its band entries expire a retention after its first copy, so late
-copies of an old story start a new one.
+string per story (shingle count, creation time, the MinHash values as 4-byte big-endian binary, then its copies as
+source/url); the LSH band values -> the first story with that band, and the exact fingerprints -> story id, as
+fields of hash buckets (bk:/fk:<period>:<level>:<shard>, each a small listpack hash instead of one key per value:
+a key costs ~60-90 bytes of overhead, a listpack field ~22). A band entry is live a retention after its story's
+creation, a fingerprint entry a retention after its write. Joining refreshes a story's expiry; its band entries
+expire a retention after its first copy, so late copies of an old story start a new one.
 
 The layout before (fp:<fp> and b:<band> strings, story:<id> hash and story:<id>:members list) is still read, and a
 story stored in it is still joined in it, until its keys expire; nothing writes it any more.

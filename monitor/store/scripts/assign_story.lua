@@ -7,16 +7,18 @@
 -- ARGV: 1 new story id, 2 url, 3 source, 4 signature (binary, 4 bytes a hash value), 5 shingle count, 6 threshold,
 -- 7 ttl seconds, 8 old story key prefix, 9 "1" if the fingerprint is usable, 10 now (unix seconds), 11 Jaccard floor,
 -- 12 minimum estimated shingles in common, 13 new-layout prefix ("<prefix>{stories}:"), 14 bucket period seconds,
--- 15 fingerprint (16 bytes binary), 16.. band fields (binary: band number byte, then the band's hash values).
+-- 15 fingerprint (16 bytes binary), 16.. band fields (binary: the band number, one byte below 256, then the band's
+-- hash values).
 --
 -- New layout (docs/decisions.md, "Story index in hash buckets"):
 --   s:<id>            string: '>I4' shingle count, '>I4' creation time, '>I2' signature length, signature, then
 --                     every copy as source \31 url \30 (the first copy's url is the story's first url); expires a
 --                     retention after its last copy.
 --   bk:<p>:<l>:<n>    hash bucket of LSH band values written in period p (now // period) at level l, shard n:
---                     field = band bytes but the last (see shard_of), value = the story id (8 bytes binary for a 16-hex id). Bands are written
---                     only when a story is created, so an entry's write time is its story's creation time: it is
---                     live while that story exists, was created in period p, and less than a retention ago.
+--                     field = band bytes but the last (see shard_of), value = the story id (8 bytes binary for
+--                     a 16-hex id). Bands are written only when a story is created, so an entry's write time is
+--                     its story's creation time: it is live while that story exists, was created in period p,
+--                     and less than a retention ago.
 --   fk:<p>:<l>:<n>    the same for exact fingerprints, value '>I4' write time .. story id (latest write wins).
 --   bm:<kind>:<p>     bucket meta: lo / hi level, n fields written at level hi.
 -- A bucket key lives a retention after its last write; an entry older than the retention is ignored, so expiry is
@@ -29,13 +31,14 @@
 -- Reply: {outcome, story id, the story's first url, best similarity}; outcome: exact | near | same_url | new.
 local new_id, url, source, sig = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local size, threshold, ttl, old_prefix = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
-local use_fp, now, jaccard_floor, min_common = ARGV[9] == '1', tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local use_fp, now = ARGV[9] == '1', tonumber(ARGV[10])
+local jaccard_floor, min_common = tonumber(ARGV[11]), tonumber(ARGV[12])
 local prefix, period, fp_field = ARGV[13], tonumber(ARGV[14]), ARGV[15]
 local BASE_SHARDS, PER_SHARD = 256, 80
 local current = math.floor(now / period)
 local oldest = math.floor((now - ttl) / period)
 
--- ids: 16 hex digits stored as 8 bytes
+-- ids: 16 hex digits (dedup.py: a URL hash's first 16) stored as 8 bytes; any other id as it is
 local function pack_id(id)
   if #id == 16 and not string.find(id, '[^0-9a-f]') then
     return (string.gsub(id, '..', function(pair) return string.char(tonumber(pair, 16)) end))
@@ -212,7 +215,9 @@ for i = 16, #ARGV do
       local story = load(cand)
       if story then
         local sim, j, common = similarity(story.sig, story.size)
-        if sim > best and j >= jaccard_floor and common >= min_common then best_id, best, best_story = cand, sim, story end
+        if sim > best and j >= jaccard_floor and common >= min_common then
+          best_id, best, best_story = cand, sim, story
+        end
       end
     end
   end
