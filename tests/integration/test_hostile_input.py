@@ -17,7 +17,7 @@ from monitor.dedup import StorySettings, shingles
 from monitor.net import Fetcher
 from monitor.pipeline import Pipeline
 from monitor.rules import RuleWatcher
-from monitor.store import Keys
+from monitor.store import Keys, connect
 from monitor.workers import WorkerPool
 
 RULES = "rules:\n  - {id: zebra, title: Zebra, any: [zebra]}\n"
@@ -133,8 +133,12 @@ async def test_a_9_5_mb_page_is_matched_on_capped_text_while_the_daemon_stays_sm
     assert sum(in_flight for _, in_flight in answers) >= 2  # it kept answering while the page was being handled
     article = await ArticleArchive(redis, keys, settings=ArchiveSettings()).get(srv.url("/big.html"))
     assert 190_000 < len(article.text) <= 200_000  # extract.max_text_chars, cut in the worker
-    story_size = await redis.hget(keys("{stories}", "story", article.story_id), "size")
-    assert int(story_size) == len(shingles(article.text, StorySettings().shingle_words))  # MinHash saw the cut text
+    raw = connect(redis_url, decode_responses=False)
+    try:  # the story record starts with its shingle count, 4 bytes big-endian (store/scripts/assign_story.lua)
+        story_size = int.from_bytes((await raw.get(keys("{stories}", "s", article.story_id)))[:4], "big")
+    finally:
+        await raw.aclose()
+    assert story_size == len(shingles(article.text, StorySettings().shingle_words))  # MinHash saw the cut text
     assert main_peak < 600, f"main process peaked at {main_peak:.0f} MiB"
     assert "article text cut from" in inst.log()
 
