@@ -16,13 +16,23 @@ import pytest
 
 from monitor.store import EmbeddedRedis, Keys, connect
 
-# Inflected forms of the rules' cue words are cached on disk (monitor/rules/lemmas.py): one folder per test session,
-# set before any test starts a `monitor` process so they share it, and never the user's own ~/.cache.
-_CACHE = os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="monitor-test-cache-")
+# Inflected forms of the rules' cue words are cached on disk (monitor/rules/lemmas.py): one folder per test run,
+# set before any test starts a `monitor` process so they share it, and never the user's own ~/.cache. Under
+# pytest-xdist the controller makes the folder and its workers (started with its environment) use it too, so a word
+# is looked up in simplemma's dictionaries once per run, not once per worker; the cache's writes are atomic (a
+# temporary file renamed), and only the process that made the folder removes it.
+_CACHE_PREFIX = "monitor-test-cache-"
+_inherited = os.environ.get("XDG_CACHE_HOME", "")
+if os.environ.get("PYTEST_XDIST_WORKER") and Path(_inherited).name.startswith(_CACHE_PREFIX):
+    _CACHE, _OWN_CACHE = _inherited, False
+else:
+    _CACHE, _OWN_CACHE = tempfile.mkdtemp(prefix=_CACHE_PREFIX), True
+    os.environ["XDG_CACHE_HOME"] = _CACHE
 
 
 def pytest_sessionfinish(session, exitstatus):
-    shutil.rmtree(_CACHE, ignore_errors=True)
+    if _OWN_CACHE:
+        shutil.rmtree(_CACHE, ignore_errors=True)
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +65,15 @@ async def redis(redis_url: str, keys: Keys):
     async for key in client.scan_iter(match=keys.prefix + "*", count=1000):
         await client.delete(key)
     await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def shipped_rules():
+    """The shipped pack (rules/) compiled once per session (per xdist worker), for tests that only match with it; a
+    RuleSet is not changed by matching (its rules are a tuple, each article gets a context of its own)."""
+    from monitor.rules import load_rules
+
+    return load_rules(ROOT / "rules")
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,12 @@ def health(port: int) -> dict:
         return {}
 
 
+def section(port: int, name: str) -> dict:
+    """One section of /healthz, for the waits: {} while the daemon does not answer within health()'s 2 s (a rule
+    reload compiling on a busy machine), so the wait polls again instead of failing on a missing key."""
+    return health(port).get(name) or {}
+
+
 def audit_rules(path: Path) -> list[str]:
     if not path.exists():
         return []
@@ -80,7 +86,7 @@ pipeline: {{tick: 0.2}}
         pledges = rules / "arms-pledges.yaml"
         good = pledges.read_text()
         pledges.write_text(good[: good.index("sentence:(") + len("sentence:(")])  # half-written: the query is cut
-        failed = wait_until(lambda: health(port)["rules"]["last_reload_failed"] and health(port), timeout=30,
+        failed = wait_until(lambda: section(port, "rules").get("last_reload_failed") and health(port), timeout=30,
                             what="the failed reload to show in /healthz")
         assert "arms-pledges.yaml" in failed["rules"]["last_error"]
         assert failed["rules"]["count"] == 3
@@ -90,7 +96,7 @@ pipeline: {{tick: 0.2}}
 
         pledges.write_text(good)
         (rules / "zelensky.yaml").write_text(KEYWORD_RULE)
-        wait_until(lambda: health(port)["rules"]["count"] == 4, timeout=30, what="the fixed rules to go live")
+        wait_until(lambda: section(port, "rules").get("count") == 4, timeout=30, what="the fixed rules to go live")
         assert health(port)["rules"]["last_reload_failed"] is False
         (inbox / "leopard-again.txt").write_text(SEED_PLEDGE.read_text() + "\nA different closing line.\n")
         wait_until(lambda: "zelensky-switzerland" in audit_rules(audit), timeout=60,
@@ -98,7 +104,7 @@ pipeline: {{tick: 0.2}}
 
         (rules / "zelensky.yaml").write_text("rules:\n  - id: x\n    titel: typo\n")
         proc.send_signal(signal.SIGHUP)  # an explicit reload finds the typo too
-        failed = wait_until(lambda: health(port)["rules"]["last_reload_failed"] and health(port), timeout=30,
+        failed = wait_until(lambda: section(port, "rules").get("last_reload_failed") and health(port), timeout=30,
                             what="the SIGHUP reload to fail")
         assert "zelensky.yaml:3:" in failed["rules"]["last_error"]
         assert failed["rules"]["count"] == 4
@@ -141,14 +147,14 @@ pipeline: {{tick: 0.2}}
     try:
         wait_until(lambda: health(port).get("ok"), timeout=60, what="the daemon to be healthy")
         (rules / "zelensky.yaml").write_text(KEYWORD_RULE.replace("channels: [audit]", "channels: [slack]"))
-        failed = wait_until(lambda: health(port)["rules"]["last_reload_failed"] and health(port), timeout=30,
+        failed = wait_until(lambda: section(port, "rules").get("last_reload_failed") and health(port), timeout=30,
                             what="the reload naming an unknown channel to fail")
         assert "zelensky.yaml:6:16: rule zelensky-switzerland: unknown channel 'slack'" in failed["rules"]["last_error"]
         assert failed["ok"] and failed["rules"]["count"] == 1  # the old rule keeps matching
 
         config.write_text(good.replace("sources:", "sourcess:"))
         proc.send_signal(signal.SIGHUP)
-        failed = wait_until(lambda: health(port)["config"]["last_reload_failed"] and health(port), timeout=30,
+        failed = wait_until(lambda: section(port, "config").get("last_reload_failed") and health(port), timeout=30,
                             what="the configuration reload to fail")
         assert f"{config}:3:1: sourcess: unknown setting" in failed["config"]["last_error"]
         assert "last configuration reload failed; previous configuration active" in failed["warnings"]
@@ -157,8 +163,8 @@ pipeline: {{tick: 0.2}}
 
         config.write_text(good)
         proc.send_signal(signal.SIGHUP)
-        fixed = wait_until(lambda: not health(port)["config"]["last_reload_failed"] and health(port), timeout=30,
-                           what="the fixed configuration to load")
+        fixed = wait_until(lambda: (c := section(port, "config")) and not c["last_reload_failed"] and health(port),
+                           timeout=30, what="the fixed configuration to load")
         assert "last configuration reload failed; previous configuration active" not in fixed["warnings"]
         assert metric(port, 'monitor_config_reloads_total{result="ok"}') == 1.0
         proc.send_signal(signal.SIGTERM)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
 from monitor.models import Article
-from monitor.rules import load_rules
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
 
 
 @pytest.fixture(scope="module")
-def pack():
-    return load_rules(RULES)
+def pack(shipped_rules):
+    return shipped_rules  # load_rules(rules/), compiled once per session (tests/conftest.py)
 
 
 def hits(pack, kind: str, text: str, title: str = "", **kw) -> list[tuple[str, str]]:

@@ -22,8 +22,8 @@ GATE = {"tp": 25, "fp": 2, "slots": {"donors": 25, "recipient": 24, "systems": 2
 
 
 @pytest.fixture(scope="module")
-def dev_report():
-    return evaluate(load_rules(ROOT / "rules"), "arms-pledge", read_labelled(DEV))
+def dev_report(shipped_rules):
+    return evaluate(shipped_rules, "arms-pledge", read_labelled(DEV))
 
 
 def test_eval_gate_the_pledge_pack_keeps_its_figures_on_the_dev_set(dev_report):

@@ -99,8 +99,8 @@ def assert_index_changes_nothing(ruleset) -> int:
     return fired
 
 
-def test_the_index_never_changes_a_match_of_the_shipped_pack():
-    assert assert_index_changes_nothing(load_rules(RULES)) > 0
+def test_the_index_never_changes_a_match_of_the_shipped_pack(shipped_rules):
+    assert assert_index_changes_nothing(shipped_rules) > 0
 
 
 @pytest.mark.parametrize("shapes,seed", [(DESK, 1), (GENERIC, 2)], ids=["desk", "generic"])
@@ -109,10 +109,10 @@ def test_the_index_never_changes_a_match_of_generated_rules(tmp_path, shapes, se
     assert assert_index_changes_nothing(ruleset) > 20  # the rules do fire: the comparison is not between nothings
 
 
-def test_a_match_is_the_same_whichever_rules_ran_before_it_on_the_article():
+def test_a_match_is_the_same_whichever_rules_ran_before_it_on_the_article(shipped_rules):
     """Each rule alone on a fresh context (`match_rule`, what `rules test` uses) gives what `match` gives with every
     rule on one shared context: entities (sums, quantities) must not depend on what an earlier rule computed."""
-    ruleset = load_rules(RULES)
+    ruleset = shipped_rules
     compared = 0
     for article in articles():
         together = ruleset.match(article)

@@ -83,8 +83,8 @@ def test_a_german_participle_the_dictionary_keeps_as_an_adjective_is_still_a_for
     assert participles("Werk", "de") == set() and "wert" not in forms["Werk"]  # nouns: no participles, no "Wert"
     assert participles("liefern", "de") == {"geliefert"} and participles("stationieren", "de") == {"stationiert"}
 
-def test_the_shipped_pack_recognises_german_pledge_phrasing():
-    pack = load_rules(RULES)
+def test_the_shipped_pack_recognises_german_pledge_phrasing(shipped_rules):
+    pack = shipped_rules
     rule = next(r for r in pack.rules if r.id == "arms-pledge")
     for text in ("Deutschland sagt der Ukraine weitere Leopard-2-Panzer zu.",
                  "Deutschland stellt der Ukraine ein zusätzliches Patriot-System bereit.",

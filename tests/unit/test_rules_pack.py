@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from monitor.models import Article
-from monitor.rules import load_rules
 from monitor.rules.tools import render_explanation, run_rule_tests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,8 +19,8 @@ def seed(prefix: str) -> Article:
 
 
 @pytest.fixture(scope="module")
-def pack():
-    return load_rules(RULES)
+def pack(shipped_rules):
+    return shipped_rules  # load_rules(RULES), compiled once per session (tests/conftest.py)
 
 
 def test_seed_000_fires_the_pledge_rule_with_who_gives_what_to_whom(pack):
