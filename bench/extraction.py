@@ -73,7 +73,8 @@ def run_bare(bodies: list[bytes], passes: int, processes: int) -> dict[str, Any]
 # ------------------------------------------------------------------------------------------------ monitor's path
 async def run_monitor_async(bodies: list[bytes], passes: int, processes: int, concurrency: int) -> dict[str, Any]:
     from monitor.errors import PermanentError
-    from monitor.extract import ExtractSettings, extract_article
+    from monitor.extract import extract_article
+    from monitor.settings import ExtractSettings
     from monitor.workers import WorkerPool
 
     settings = ExtractSettings()

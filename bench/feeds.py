@@ -40,7 +40,8 @@ async def monitor_feed_stage(urls: list[str], *, redis_url: str, prefix: str, co
     from monitor.errors import MonitorError
     from monitor.feedstate import FeedStore
     from monitor.models import Feed
-    from monitor.net import Fetcher, FetchSettings
+    from monitor.net import Fetcher
+    from monitor.settings import FetchSettings
     from monitor.sources.feed import poll_feed
     from monitor.store import Keys, connect
     from monitor.workers import WorkerPool

@@ -21,7 +21,8 @@ from aiohttp import web
 
 from bench.common import median, table, write_section
 from monitor.hosts import LEASE_MARGIN, SharedHosts
-from monitor.net import FetchSettings, Fetcher
+from monitor.net import Fetcher
+from monitor.settings import FetchSettings
 from monitor.store import EmbeddedRedis, Keys, connect
 
 BODY = b"x" * 2048

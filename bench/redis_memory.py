@@ -77,8 +77,9 @@ def _category(key: str) -> str:
 
 async def store_articles(redis_url: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     """Every item through what the pipeline stores for it; INFO memory and MEMORY USAGE per key kind after."""
-    from monitor.archive import ArchiveSettings, ArticleArchive
-    from monitor.dedup import StoryIndex, StorySettings, canonical_url
+    from monitor.archive import ArticleArchive
+    from monitor.dedup import StoryIndex, canonical_url
+    from monitor.settings import ArchiveSettings, StorySettings
     from monitor.feedstate import FeedStore
     from monitor.models import Article, Entry
     from monitor.replay import record_matched

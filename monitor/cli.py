@@ -18,8 +18,9 @@ from typing import Any, Awaitable, Callable, NoReturn, Optional
 import typer
 
 from . import __version__, logs
-from .config import Config, default_config_path, known_channels, load_config, parse_duration
+from .config import Config, default_config_path, known_channels, load_config
 from .errors import ConfigError, MonitorError, RuleError
+from .settings import parse_duration
 
 # show_locals off: a traceback of a bug must not print local variables (resolved secrets could be among them)
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="monitor: a news-monitoring daemon.",

@@ -1,4 +1,6 @@
-"""monitor.yaml: pydantic models, validation with file:line errors (all at once), MONITOR_* overrides.
+"""monitor.yaml: the root model, validation with file:line errors (all at once), MONITOR_* overrides.
+
+The sections (every settings model, the Duration type) are in monitor.settings.
 
 The configuration is read and validated once at start-up (and on SIGHUP); nothing reads the environment after that.
 """
@@ -8,22 +10,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import socket
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Any, Mapping
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from .alerts.channels import AlertSettings, ChannelSettings, channel_names
-from .archive import ArchiveSettings
-from .dedup import StorySettings
 from .errors import ConfigError
-from .extract import ExtractSettings
 from .models import Feed
-from .net import FetchSettings
-from .rules import RuleSettings
+from .settings import (AlertSettings, ArchiveSettings, ChannelSettings, ExtractSettings, FeedSource,
+                       FetchSettings, LogSettings, PipelineSettings, RedisSettings, RuleSettings, ServiceSettings,
+                       SourceSettings, StorySettings, WorkerSettings, channel_names)
 from .sources.opml import CANNOT_READ, read_opml
 from .yamlsafe import did_you_mean, parse_yaml_text
 
@@ -32,117 +30,13 @@ log = logging.getLogger(__name__)
 ENV_PREFIX = "MONITOR_"
 # MONITOR_* variables that are not setting overrides: the configuration file, the test corpus (tests/conftest.py)
 NOT_SETTINGS = ("MONITOR_CONFIG", "MONITOR_CORPUS")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 
 
-def parse_duration(value: Any) -> float:
-    """Seconds from 90, "90", "90s", "15m", "2h", "7d", "1w"."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 2h, 7d)")
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+class Config(BaseModel):
+    """The whole of monitor.yaml: the sections of monitor.settings, and where the file was."""
 
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-
-class RedisSettings(_Model):
-    url: str | None = None  # unset: embedded redis-server under data_dir
-    prefix: str = "monitor:"
-    connect_timeout: Duration = 30.0  # at start: how long to wait for Redis to answer before giving up
-
-
-class FeedSource(_Model):
-    url: str
-    id: str | None = None
-    name: str = ""
-    interval: Duration | None = None
-    tags: list[str] = []
-    headers: dict[str, str] = {}
-    channels: list[str] = []
-    robots: bool | None = None  # None: as fetch.robots; false: this source's pages are fetched whatever robots.txt says
-    # auto: the entry's own full text when the feed carries it, else the page, and the feed's text if the page
-    # fails; always: the page (a failure is retried, then dead-lettered); never: the feed's text only
-    fetch_page: Literal["auto", "always", "never"] = "auto"
-
-    @field_validator("url")
-    @classmethod
-    def _http_only(cls, url: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", url):
-            raise ValueError(f"feed url must be http:// or https://, got {url!r}")
-        return url
-
-
-class DirectorySource(_Model):
-    path: str
-    id: str | None = None
-    name: str = ""
-    interval: Duration | None = None
-    patterns: list[str] = ["*.txt", "*.md", "*.html", "*.htm"]
-    tags: list[str] = []
-    channels: list[str] = []
-
-
-class SourceSettings(_Model):
-    interval: Duration = 900.0
-    jitter: float = Field(0.1, ge=0, le=0.5)  # +-10% spreads polls of feeds added together
-    max_backoff: Duration = 86400.0
-    feeds: list[FeedSource] = []
-    directories: list[DirectorySource] = []
-    opml: str | None = None  # an OPML feed list (relative to this file) whose feeds join `feeds`, re-read on reload
-
-
-class WorkerSettings(_Model):
-    processes: int = Field(2, ge=1, le=64)
-    parse_timeout: Duration = 10.0
-    memory_limit_mb: int = Field(512, ge=0)  # a worker growing more than this over its start is replaced; 0: off
-
-
-class PipelineSettings(_Model):
-    tick: Duration = 5.0  # how often an instance looks for due feeds
-    claim_batch: int = 50
-    lease: Duration = 300.0  # a claimed feed returns to the pool after this if its instance died
-    feed_concurrency: int = 32
-    page_concurrency: int = 16
-    max_deliveries: int = 5  # a stream message delivered more often goes to the dead-letter stream
-    claim_idle: Duration = 120.0  # pending messages of a silent consumer are taken over after this
-    burst_backoff: Duration = 0.25  # run --once: wait before retrying a failed entry in the same run, doubled each time
-    articles_failing_after: int = Field(3, ge=0)  # this many page failures in a row: the source is unhealthy; 0 off
-    seen_retention: Duration = 90 * 86400.0
-
-
-class ServiceSettings(_Model):
-    listen: str | None = "127.0.0.1:9308"  # /metrics and /healthz; null turns it off
-    consumer: str | None = None  # stream consumer name; default host-pid
-    shutdown_grace: Duration = 20.0
-    feed_failing_alert_after: Duration = 86400.0
-    operator_channel: str | None = None
-
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, listen: str | None) -> str | None:
-        if listen is None:
-            return None
-        port = listen.rpartition(":")[2]
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"must be host:port with a port 1-65535, got {listen!r} (monitor@.service: the "
-                             "instance name is the port, e.g. monitor@9301)")
-        return listen
-
-
-class LogSettings(_Model):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    format: Literal["text", "json"] = "text"
-
-
-class Config(_Model):
     data_dir: str = "data"
     redis: RedisSettings = RedisSettings()
     sources: SourceSettings = SourceSettings()

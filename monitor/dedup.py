@@ -17,9 +17,9 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import numpy as np
 from datasketch import MinHash
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .models import Article
+from .settings import DEFAULT_TRACKING_PARAMS, StorySettings
 from .store.stories import StoryStore
 
 if TYPE_CHECKING:
@@ -27,20 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Query parameters that say how a reader arrived, not what they read (dedup.tracking_params; docs/operations.md).
-# Each rule is NAME or NAME=VALUE, both case-insensitive shell patterns; a NAME=VALUE rule drops the parameter only
-# with such a value: `ref`, `src`, `source` and `partner` name a page on some sites, but `ref=rss` never does.
-DEFAULT_TRACKING_PARAMS: tuple[str, ...] = (
-    "utm_*", "pk_*", "mtm_*", "hmb_*", "__twitter*",
-    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid",
-    "_ga", "_gl", "ref_src", "ref_url", "cmpid", "ocid", "smid", "sr_share", "ns_mchannel", "ns_source",
-    "ns_campaign", "ns_linkname", "ns_fee", "at_medium", "at_campaign", "at_custom1", "wt_mc", "wt.mc_id",
-    "mkt_tok", "trk", "spm", "share", "rss", "feed",
-    "xtor", "emc", "cmp", "mwrsm",  # AT Internet (Le Monde, Le Parisien), NYT, Guardian, Macworld campaigns
-    "partner=*rss*", "ref=*rss*", "src=*rss*", "source=*rss*", "ref=feed*", "src=feed*", "source=feed*",
-)
-# The item "defaults" in dedup.tracking_params stands for the list above, so a configuration can extend it.
-TRACKING_DEFAULTS_ITEM = "defaults"
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # Fragments that say where the page scrolls to, not which item: dropped. Every other fragment is kept, because it is
 # the item (a post anchored on a day page, 24.html#a010650) or the route of a script-driven site (#!/story/123).
@@ -167,32 +153,6 @@ LSH_FALSE_NEGATIVE_WEIGHT = 0.9
 # in common (about 80 words of the story: a paragraph) keeps such briefs apart: they dedup only exactly.
 MIN_COMMON_SHINGLES = 80
 MINHASH_SEED = 1  # every instance must hash alike: stored signatures are compared across processes and restarts
-
-
-class StorySettings(BaseModel):
-    """Config key "dedup"."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    threshold: float = Field(0.5, gt=0.0, le=1.0)  # overlap of the shorter text's shingles that joins a story
-    num_perm: int = Field(128, ge=16, le=1024)  # MinHash permutations; changing it orphans stored signatures
-    shingle_words: int = Field(5, ge=1, le=20)
-    retention_days: float = Field(30, gt=0)
-    # query parameters dropped from entry URLs (NAME or NAME=VALUE shell patterns); "defaults" = the built-in list
-    tracking_params: tuple[str, ...] = DEFAULT_TRACKING_PARAMS
-
-    @field_validator("tracking_params")
-    @classmethod
-    def _expand_tracking(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
-        out: list[str] = []
-        for pattern in patterns:
-            if pattern.strip() == TRACKING_DEFAULTS_ITEM:
-                out += DEFAULT_TRACKING_PARAMS
-            elif not pattern.strip() or pattern.startswith("=") or pattern != pattern.strip():
-                raise ValueError(f"{pattern!r}: a rule is NAME or NAME=VALUE (shell patterns, e.g. utm_* or ref=*rss*)")
-            else:
-                out.append(pattern)
-        return tuple(dict.fromkeys(out))
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 
 import trafilatura
 from lxml import etree
-from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import PermanentError
 from .language import detect_language
 from .models import Article
+from .settings import ExtractSettings
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +39,6 @@ DATE_LINE = re.compile(r"^\s*(?:date|published|posted|updated)\s*:\s*(.+?)\s*$",
 BREADCRUMB = re.compile(r"(\s[/>»›|]\s|>\s*\S.*>|^\s*(?:current\s*:|home\s*[>/»›]|you are here))", re.IGNORECASE)
 META_MAX = {"title": 1000, "author": 300, "site_name": 300}  # characters; metadata of a hostile page can be huge
 CHAOS_TIE = 0.01  # charset_normalizer "chaos" scores this close are equally good candidates
-
-
-class ExtractSettings(BaseModel):
-    """Config key "extract"."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    timeout: float = 30.0  # deadline per page in the worker process
-    min_chars: int = 200  # less text than this -> NoArticle
-    # longer texts are cut in the worker: story assignment (MinHash) and rule matching run in the event loop
-    max_text_chars: int = Field(200_000, ge=1000)
 
 
 class NoArticle(PermanentError):

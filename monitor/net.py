@@ -14,17 +14,17 @@ import re
 import socket
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from .errors import BlockedURL, HostHeld, MonitorError, PermanentError, RetryAfter, TransientError
 from .models import Page
 from .robots import RobotsCache
+from .settings import FetchSettings
 
 log = logging.getLogger(__name__)
 
@@ -33,30 +33,6 @@ MAX_RETRY_AFTER = 7 * 86400.0  # a server asking for more than a week is treated
 HOLD_429 = 60.0  # seconds a 429 without (a readable) Retry-After holds its host back
 ALLOW_PRIVATE_HINT = "fetch.allow_private_addresses: true allows it"
 _SECRET_QUERY = re.compile(r"(?i)([?&](?:[^=&]*(?:key|token|secret|password|passwd|auth|sig|signature)[^=&]*)=)[^&#]*")
-
-
-def _seconds(value: Any) -> float:
-    from .config import parse_duration  # config imports this module; at validation time it is loaded
-
-    return parse_duration(value)
-
-
-class FetchSettings(BaseModel):
-    """How the fetcher talks to the web (config key `fetch`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    timeout: float = Field(20.0, gt=0)  # total deadline per request, redirects and slow-drip bodies included
-    connect_timeout: float = Field(10.0, gt=0)
-    max_bytes: int = Field(10_000_000, gt=0)  # cap on the decompressed body (gzip bombs)
-    max_redirects: int = Field(5, ge=0)
-    per_host: int = Field(4, ge=1)  # concurrent requests per host, across all instances sharing the Redis
-    # a Retry-After (or a 429) holds back every request to its host, for every instance, for at most this long
-    max_retry_after: Annotated[float, BeforeValidator(_seconds), Field(gt=0)] = 3600.0
-    total_connections: int = Field(100, ge=1)
-    user_agent: str = "monitor/0.1 (news monitor; +https://github.com/monitor-news/monitor)"
-    allow_private_addresses: bool = False  # SSRF guard; tests set True to reach 127.0.0.1
-    robots: bool = True  # page fetches honour robots.txt (a source may say `robots: false`)
 
 
 def redact_url(url: str) -> str:

@@ -17,8 +17,8 @@ import apprise
 from apprise.manager_plugins import NotificationManager
 
 from .. import logs
-from .channels import (ChannelSettings, DigestSchedule, QuietHours, register_plugins, resolve_channel_names,
-                       resolve_channel_urls, with_builtin_channels)
+from ..settings import ChannelSettings, DigestSchedule, QuietHours, with_builtin_channels
+from .channels import register_plugins, resolve_channel_names, resolve_channel_urls
 from .webhook import AlertWebhook
 
 log = logging.getLogger(__name__)

@@ -21,10 +21,10 @@ from typing import Any, Mapping
 
 from ..errors import PermanentError, StoreUnavailable
 from ..models import Alert
+from ..settings import AlertSettings, ChannelSettings
 from ..store import Keys
 from ..store.alerts import AlertStore
 from ..streams import Message
-from .channels import AlertSettings, ChannelSettings
 from .channelset import ChannelSet
 from .history import AlertHistory
 from .pacing import Digests

@@ -15,9 +15,9 @@ from typing import Any, Mapping
 
 from ..errors import TransientError
 from ..models import Alert, Article, Match
+from ..settings import AlertSettings, ChannelSettings
 from ..store import Keys
 from ..store.alerts import OUTBOX_STREAM, AlertStore
-from .channels import AlertSettings, ChannelSettings
 
 log = logging.getLogger(__name__)
 

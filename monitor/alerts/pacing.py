@@ -8,8 +8,8 @@ import random
 from typing import Any
 
 from ..models import Alert
+from ..settings import AlertSettings
 from ..store.alerts import AlertStore
-from .channels import AlertSettings
 from .channelset import ChannelSet
 from .routing import iso
 

@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 from .. import metrics
 from ..models import Alert
+from ..settings import AlertSettings
 from ..store.alerts import AlertStore
-from .channels import AlertSettings
 from .channelset import ChannelSet
 
 log = logging.getLogger(__name__)

@@ -30,9 +30,9 @@ from apprise.plugins.email import NotifyEmail
 from .. import metrics
 from ..errors import PermanentError
 from ..models import Alert
+from ..settings import AlertSettings
 from ..store.alerts import AlertStore
 from ..workers import _worker_init
-from .channels import AlertSettings
 from .channelset import FORMAT_OF, JSON_FORMATS, Channel, ChannelSet, Target
 from .pacing import backoff
 from .render import Renderer, alert_document, render_record

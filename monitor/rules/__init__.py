@@ -1,6 +1,7 @@
 """Analysts' rules: the query language, entity gazetteers, the one-pass matcher, hot reload and rule tools.
 
-Public API: load_rules, RuleSet, Rule, RuleWatcher, RuleSettings, Explanation (RuleError is in monitor.errors).
+Public API: load_rules, RuleSet, Rule, RuleWatcher, Explanation (RuleError is in monitor.errors,
+RuleSettings in monitor.settings).
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 from .evidence import Explanation
 from .loader import load_rules
 from .matcher import Rule, RuleSet
-from .schema import RuleSettings
 from .watch import RuleWatcher
 
-__all__ = ["Explanation", "Rule", "RuleSet", "RuleSettings", "RuleWatcher", "load_rules"]
+__all__ = ["Explanation", "Rule", "RuleSet", "RuleWatcher", "load_rules"]

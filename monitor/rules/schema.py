@@ -1,4 +1,4 @@
-"""The shape of rule files and of the rules settings, as pydantic models (unknown keys are errors).
+"""The shape of rule files, as pydantic models (unknown keys are errors).
 
 The loader validates YAML data against these and maps every error back to file:line:column.
 """
@@ -11,15 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
-
-
-class RuleSettings(BaseModel):
-    """Config key `rules` in monitor.yaml."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    path: str = "rules"  # folder of rule YAML files; gazetteers in <path>/entities
-    watch: bool = True  # reload on file changes (SIGHUP reloads either way)
 
 
 class ExampleFile(BaseModel):

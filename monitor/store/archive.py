@@ -25,7 +25,7 @@ from ..models import Article
 from .keys import Keys
 
 if TYPE_CHECKING:
-    from ..archive import ArchiveSettings
+    from ..settings import ArchiveSettings
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 
-from monitor.alerts.channels import AlertSettings, ChannelSettings
+from monitor.settings import AlertSettings, ChannelSettings
 from monitor.alerts.deliver import Deliverer
 from monitor.alerts.history import AlertHistory
 from monitor.alerts.outbox import Outbox

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from redis.exceptions import ResponseError
 
-from monitor.alerts.channels import AlertSettings
+from monitor.settings import AlertSettings
 from monitor.alerts.history import AlertHistory
 from monitor.alerts.outbox import INFLIGHT_GRACE, Outbox
 from monitor.errors import TransientError

@@ -6,7 +6,7 @@ import asyncio
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from monitor.alerts.channels import AlertSettings, ChannelSettings
+from monitor.settings import AlertSettings, ChannelSettings
 from monitor.alerts.deliver import Deliverer
 from monitor.alerts.history import AlertHistory
 from monitor.alerts.outbox import Outbox

@@ -8,7 +8,8 @@ import zlib
 
 import pytest
 
-from monitor.archive import ArchiveSettings, ArticleArchive, CorruptArchiveEntry
+from monitor.archive import ArticleArchive, CorruptArchiveEntry
+from monitor.settings import ArchiveSettings
 from monitor.dedup import url_hash
 from monitor.models import Article
 from monitor.store import Keys, connect

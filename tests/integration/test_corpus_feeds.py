@@ -17,7 +17,8 @@ from servers import LoopbackServer
 
 from monitor.errors import PermanentError
 from monitor.models import Feed
-from monitor.net import FetchSettings, Fetcher
+from monitor.net import Fetcher
+from monitor.settings import FetchSettings
 from monitor.sources.feed import PollResult, poll_feed
 from monitor.workers import WorkerPool
 

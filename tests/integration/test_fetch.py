@@ -14,7 +14,8 @@ from servers import LoopbackServer
 
 from monitor.errors import BlockedURL, PermanentError, RetryAfter, TransientError
 from monitor.models import Feed
-from monitor.net import FetchSettings, Fetcher, guarded_connector
+from monitor.net import Fetcher, guarded_connector
+from monitor.settings import FetchSettings
 from monitor.sources.directory import read_local, scan_directory
 from monitor.sources.feed import poll_feed
 from monitor.workers import WorkerPool

@@ -11,9 +11,10 @@ import aiohttp
 from fleet import Instance, free_port, rss, stop_all, wait_started
 from servers import LoopbackServer, flat_html_page
 
-from monitor.archive import ArchiveSettings, ArticleArchive
+from monitor.archive import ArticleArchive
 from monitor.config import load_config
-from monitor.dedup import StorySettings, shingles
+from monitor.dedup import shingles
+from monitor.settings import ArchiveSettings, StorySettings
 from monitor.net import Fetcher
 from monitor.pipeline import Pipeline
 from monitor.rules import RuleWatcher

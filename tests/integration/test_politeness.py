@@ -16,7 +16,8 @@ from servers import LoopbackServer
 
 from monitor.errors import HostHeld, RetryAfter
 from monitor.hosts import SharedHosts
-from monitor.net import FetchSettings, Fetcher
+from monitor.net import Fetcher
+from monitor.settings import FetchSettings
 
 RSS = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>Loop</title>'
        b"<item><title>One</title><link>http://example.org/1</link></item></channel></rss>")

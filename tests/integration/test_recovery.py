@@ -176,7 +176,7 @@ class OutageHook(WebhookReceiver):
 
 
 async def test_a_send_accepted_while_redis_is_down_is_recorded_when_it_returns_not_repeated(own_redis):
-    from monitor.alerts.channels import AlertSettings, ChannelSettings
+    from monitor.settings import AlertSettings, ChannelSettings
     from monitor.alerts.deliver import Deliverer
     from monitor.alerts.outbox import Outbox
     from receivers import arms_match, wire_copy

@@ -14,7 +14,8 @@ from fleet import TimedServer, rss
 
 from monitor.config import load_config
 from monitor.errors import PermanentError, TransientError
-from monitor.net import FetchSettings, Fetcher
+from monitor.net import Fetcher
+from monitor.settings import FetchSettings
 from monitor.pipeline import Pipeline
 from monitor.robots import ROBOTS_TTL, RobotsDisallowed, RobotsUnreachable
 from monitor.rules import RuleWatcher

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.dedup import StoryIndex, StorySettings, url_hash
+from monitor.dedup import StoryIndex, url_hash
+from monitor.settings import StorySettings
 from monitor.extract import NoArticle, extract_article
 from monitor.models import Article
 from monitor.store import Keys, connect

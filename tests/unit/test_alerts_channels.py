@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from monitor.alerts.channels import (AlertSettings, ChannelSettings, DigestSchedule, QuietHours, parse_duration,
-                                     resolve_channel_names, resolve_channel_urls, resolve_secrets,
-                                     with_builtin_channels)
+from monitor.alerts.channels import resolve_channel_names, resolve_channel_urls, resolve_secrets
 from monitor.errors import ConfigError
+from monitor.settings import (AlertSettings, ChannelSettings, DigestSchedule, QuietHours, parse_duration,
+                              with_builtin_channels)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -26,10 +26,17 @@ def test_durations_read_with_units(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["ten minutes", "0s", "-5m", "5y"])
+@pytest.mark.parametrize("text", ["ten minutes", "-5m", "5y", -5])
 def test_bad_durations_are_refused(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("field", ["throttle", "digest"])
+def test_a_zero_throttle_or_digest_window_is_refused(field):
+    with pytest.raises(ValidationError) as info:
+        ChannelSettings(urls=["json://127.0.0.1/x"], **{field: "0s"})
+    assert field in str(info.value)
 
 
 def test_daily_digest_is_due_next_at_local_time_across_a_dst_change():

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import load_config, parse_duration
+from monitor.config import load_config
 from monitor.errors import ConfigError
+from monitor.settings import parse_duration
 
 MONITOR_BIN = Path(sys.executable).with_name("monitor")
 

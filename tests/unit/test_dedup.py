@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.dedup import (DEFAULT_TRACKING_PARAMS, StorySettings, band_values, canonical_url, fingerprint, lsh_bands,
-                           minhash_signature, normalise_text, shingles, similarity, url_hash)
+from monitor.dedup import (DEFAULT_TRACKING_PARAMS, band_values, canonical_url, fingerprint, lsh_bands, minhash_signature,
+                           normalise_text, shingles, similarity, url_hash)
+from monitor.settings import StorySettings
 
 STORY = ("Germany will send four more IRIS-T air defence systems to Ukraine this year, the defence minister said "
          "on Thursday after meeting his counterparts in Brussels. The systems are worth about 600 million euros "

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import PermanentError
-from monitor.extract import (META_CHARSET, ExtractSettings, NoArticle, content_kind, decode_body, detect_language,
-                             extract_article)
+from monitor.extract import META_CHARSET, NoArticle, content_kind, decode_body, detect_language, extract_article
+from monitor.settings import ExtractSettings
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 LONG_GERMAN = ("Die Bundesregierung hat am Donnerstag weitere Waffenlieferungen an die Ukraine angekündigt. "
