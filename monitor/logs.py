@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import threading
 import time
 from typing import Iterable
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^\s/:@]*):(?P<secret>[^\s/@]+)@")
-_SECRET_PARAMS = re.compile(r"(?i)(?P<key>[?&](?:token|key|apikey|api_key|pass|password|secret|auth)=)[^&\s]+")
-
+from .redact import mask_text
 
 _known: list[str] = []  # exact secret strings, longest first
 _known_lock = threading.Lock()
@@ -26,8 +23,7 @@ _base_factory = logging.getLogRecordFactory()
 
 
 def mask_secrets(text: str) -> str:
-    text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:****@", text)
-    text = _SECRET_PARAMS.sub(lambda m: f"{m['key']}****", text)
+    text = mask_text(text)
     for secret in _known:
         if secret in text:
             text = text.replace(secret, "****")

@@ -10,7 +10,6 @@ import contextlib
 import email.utils
 import ipaddress
 import logging
-import re
 import socket
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -23,6 +22,7 @@ from aiohttp.resolver import DefaultResolver
 
 from .errors import BlockedURL, HostHeld, MonitorError, PermanentError, RetryAfter, TransientError
 from .models import Page
+from .redact import redact_url
 from .robots import RobotsCache
 from .settings import FetchSettings
 
@@ -32,19 +32,6 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_RETRY_AFTER = 7 * 86400.0  # a server asking for more than a week is treated as asking for a week
 HOLD_429 = 60.0  # seconds a 429 without (a readable) Retry-After holds its host back
 ALLOW_PRIVATE_HINT = "fetch.allow_private_addresses: true allows it"
-_SECRET_QUERY = re.compile(r"(?i)([?&](?:[^=&]*(?:key|token|secret|password|passwd|auth|sig|signature)[^=&]*)=)[^&#]*")
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password and secret-looking query values replaced by ***, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    if parts.password is not None:
-        host = parts.netloc.rsplit("@", 1)[-1]
-        parts = parts._replace(netloc=f"{parts.username}:***@{host}")
-    return _SECRET_QUERY.sub(r"\1***", parts.geturl())
 
 
 # Ranges that Python's ipaddress (3.11) still calls global, but that no public web server lives in.

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import metrics
-from .net import redact_url
+from .redact import redact_url
 from .store.ops import OpsMarkers
 
 if TYPE_CHECKING:

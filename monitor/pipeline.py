@@ -31,8 +31,9 @@ from .feedtext import feed_article, has_full_text
 from .models import TEXT_FROM_PAGE, Article, Entry, Feed, Match
 from .hosts import LEASE_MARGIN, SharedHosts
 from .language import load_model as load_language_model
-from .net import Fetcher, redact_url
+from .net import Fetcher
 from .poller import Poller
+from .redact import redact_url
 from .replay import record_matched
 from .rules import RuleWatcher
 from .sources.directory import read_local

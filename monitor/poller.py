@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Awaitable
 
 from .models import Feed
-from .net import redact_url
+from .redact import redact_url
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from ..settings import ChannelSettings
+from ..settings import ChannelSettings, DigestSchedule, QuietHours  # noqa: F401 (the schedules: still importable here)
 
 
 def resolve_channel_names(names: list[str] | tuple[str, ...], channels: Mapping[str, ChannelSettings]) -> list[str]:

@@ -6,17 +6,15 @@ Built at start-up (and by `monitor alerts retry`); nothing here touches Redis or
 
 from __future__ import annotations
 
-import base64
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import apprise
 from apprise.manager_plugins import NotificationManager
 
 from .. import logs
+from ..redact import privacy_url, secret_parts
 from ..settings import ChannelSettings, DigestSchedule, QuietHours, with_builtin_channels
 from .channels import register_plugins, resolve_channel_names, resolve_channel_urls
 from .webhook import AlertWebhook
@@ -26,40 +24,6 @@ log = logging.getLogger(__name__)
 _OWN_SCHEMES = ("console", "jsonl")  # our plugins: the URL holds no secret and its privacy form hides the path
 FORMAT_OF = {"text": "text", "markdown": "markdown", "html": "html"}
 JSON_FORMATS = ("json", "document")  # an audit record (jsonl://), an alert document (format: json webhooks)
-
-# apprise URL arguments whose values may be secrets: +Header=, -GETparam=, :payload_field= and secret-looking names
-_SECRET_ARG = re.compile(r"^[+\-:]|key|token|secret|pass|sig|cred|authori", re.I)
-
-
-def privacy_url(privacy: str) -> str:
-    """apprise's privacy form with every argument value that may be a secret masked: apprise keeps the values of
-    custom headers (+X-Api-Token=...), GET parameters and payload fields as they are."""
-    parts = urlsplit(privacy)
-    if not parts.query:
-        return privacy
-    args = [(k, "****" if _SECRET_ARG.search(k) and v else v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    return urlunsplit(parts._replace(query=urlencode(args, safe="*/@")))
-
-
-def secret_parts(url: str, privacy: str) -> list[str]:
-    """Pieces of `url` that its privacy form hides: masked in every text we log or store, and in every log record.
-
-    Candidates are the tokens before the query (user, password, path tokens), the values of secret-looking
-    arguments, and the Basic auth header value apprise sends (base64 of user:password)."""
-    parts = urlsplit(url)
-    head = url.split("?", 1)[0]
-    tokens = {t for t in re.split(r"[/:@?&=#,+;]", head) if len(t) >= 4}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if _SECRET_ARG.search(key):
-            tokens |= {value} | {t for t in re.split(r"[/:@?&=#,+;]", value) if len(t) >= 4}
-    tokens |= {unquote(t) for t in tokens}
-    if parts.password:
-        basic = f"{unquote(parts.username or '')}:{unquote(parts.password)}".encode()
-        tokens.add(base64.b64encode(basic).decode())
-    privacy = unquote(privacy)
-    return sorted((t for t in tokens if len(t) >= 4 and t not in privacy), key=len, reverse=True)
-
 
 def load_service(url: str) -> Any | None:
     """The apprise plugin of `url`, made as Apprise.add() makes it but without add()'s DEBUG line "Loaded ... URL",

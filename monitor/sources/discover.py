@@ -15,7 +15,8 @@ import lxml.html
 from lxml import etree
 
 from ..errors import MonitorError, PermanentError
-from ..net import Fetcher, redact_url
+from ..net import Fetcher
+from ..redact import redact_url
 from .feed import FEED_ACCEPT, parse_feed
 
 # The link types that name a feed. Plain application/json is not one: WordPress links its REST API with it.

@@ -22,7 +22,8 @@ from urllib.parse import urljoin, urlsplit
 from ..dedup import DEFAULT_TRACKING_PARAMS, canonical_url
 from ..errors import PermanentError
 from ..models import Entry, Feed
-from ..net import Fetcher, redact_url
+from ..net import Fetcher
+from ..redact import redact_url
 from ..workers import WorkerCrashed, WorkerOutOfMemory, WorkerPool, WorkerTimeout
 from .fastfeed import parse_fast
 

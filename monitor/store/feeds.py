@@ -19,7 +19,7 @@ from typing import Any
 from ..dedup import url_hash
 from ..errors import RetryAfter
 from ..models import Entry, Feed
-from ..net import redact_url
+from ..redact import redact_url
 from .keys import Keys
 from .scripts import LeaseClaim
 

@@ -22,6 +22,7 @@ from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from ..errors import ConfigError, TransientError
+from ..redact import redact_redis_url
 from .errors import map_error
 
 log = logging.getLogger(__name__)
@@ -211,16 +212,6 @@ def connect(url: str, *, decode_responses: bool = True) -> Any:
             raise ConfigError(f"redis.url {redact_redis_url(url)}: {exc}") from None
     return StoreRedis.from_url(url, health_check_interval=30, retry_on_error=[RConnectionError, RTimeoutError],
                              **common)
-
-
-def redact_redis_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    head, sep, tail = url.partition("://")
-    if "@" in tail:
-        userinfo, _, rest = tail.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        return f"{head}{sep}{user}:****@{rest}" if user else f"{head}{sep}****@{rest}"
-    return url
 
 
 async def wait_ready(client: Any, *, timeout: float = 30.0) -> None:
