@@ -1,6 +1,6 @@
-"""Alerts: channels, rendering, the outbox (once per rule and story), delivery, history.
+"""Alerts: settings and channels, rendering, the outbox (once per rule and story), delivery, history.
 
-Their settings are in monitor.settings. Names are imported lazily, so importing the package does not load apprise. See docs/alerts.md.
+Names are imported lazily, so reading the configuration (channels.py) does not load apprise. See docs/alerts.md.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
+    "AlertSettings": "channels", "ChannelSettings": "channels", "with_builtin_channels": "channels",
     "resolve_channel_names": "channels", "resolve_channel_urls": "channels",
     "Outbox": "outbox", "OUTBOX_STREAM": "outbox",
     "Deliverer": "deliver",

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from ..settings import ChannelSettings, DigestSchedule, QuietHours  # noqa: F401 (the schedules: still importable here)
+# The settings live in monitor.settings; monitor.alerts still exports these names (docs/alerts.md, Python API).
+from ..settings import (AlertSettings, ChannelSettings, DigestSchedule, QuietHours, channel_names,  # noqa: F401
+                        with_builtin_channels)
 
 
 def resolve_channel_names(names: list[str] | tuple[str, ...], channels: Mapping[str, ChannelSettings]) -> list[str]:
