@@ -16,8 +16,7 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError
 # The settings live in monitor.settings; monitor.alerts still exports these names (docs/alerts.md, Python API).
-from ..settings import (AlertSettings, ChannelSettings, DigestSchedule, QuietHours, channel_names,  # noqa: F401
-                        with_builtin_channels)
+from ..settings import AlertSettings, ChannelSettings, with_builtin_channels  # noqa: F401
 
 
 def resolve_channel_names(names: list[str] | tuple[str, ...], channels: Mapping[str, ChannelSettings]) -> list[str]:

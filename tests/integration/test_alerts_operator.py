@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from monitor.alerts.channels import AlertSettings, ChannelSettings
 from monitor.alerts.deliver import Deliverer
 from monitor.alerts.history import History
 from monitor.alerts.outbox import Outbox
+from monitor.settings import AlertSettings, ChannelSettings
+
 try:
     from tests.receivers import WebhookReceiver, arms_match, wire_copy
 except ModuleNotFoundError:  # tests/ is not a package: pytest put tests/ itself on sys.path
