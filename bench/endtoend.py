@@ -81,9 +81,9 @@ class Webhook:
 
 
 # ------------------------------------------------------------------------------------------------ Redis probes
-async def stream_progress(redis: Any, prefix: str) -> dict[str, int]:
-    """entries-read, lag and pending of the entries stream's consumer group (0s before it exists)."""
-    key = prefix + "stream:{entries}"
+async def stream_progress(redis: Any, prefix: str, name: str = "entries") -> dict[str, int]:
+    """entries-read, lag and pending of a stream's consumer group (0s before it exists)."""
+    key = prefix + "stream:{" + name + "}"
     try:
         groups = await redis.xinfo_groups(key)
     except Exception:  # noqa: BLE001 - the stream does not exist yet
@@ -229,14 +229,17 @@ def cpu_split(pid: int) -> dict[str, float]:
 
 async def wait_drained(redis: Any, prefix: str, at_least: int, procs: list[subprocess.Popen[bytes]],
                        timeout: float) -> float | None:
-    """Wall time when the group has read >= at_least entries and nothing is waiting or pending; None on timeout."""
+    """Wall time when the entries group has read >= at_least entries, the articles group as many, and nothing is
+    waiting or pending in either; None on timeout."""
     deadline = time.monotonic() + timeout
     said = time.monotonic()
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in procs):
             raise RuntimeError("a monitor instance exited early")
         prog = await stream_progress(redis, prefix)
-        if prog["read"] >= at_least and prog["lag"] == 0 and prog["pending"] == 0:
+        after = await stream_progress(redis, prefix, "articles")  # the match stage's stream (since the stage split)
+        if prog["read"] >= at_least and prog["lag"] == 0 and prog["pending"] == 0 and after["lag"] == 0 \
+                and after["pending"] == 0 and after["read"] >= min(at_least, prog["read"]):
             return time.time()
         if time.monotonic() - said > 15:
             print(f"    stream: {prog}", flush=True)
