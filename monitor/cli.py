@@ -297,6 +297,7 @@ def feeds(ctx: typer.Context, config: Optional[Path] = ConfigOpt,
 async def _feeds_report(client: Any, keys: Any, cfg: Config, sources: dict[str, Any]) -> list[dict[str, Any]]:
     from .store.feeds import FeedStore
     from .store.sources import SourceStats
+    from .models import WORK_STREAMS
     from .streams import Stream
 
     states = {s.feed_id: s for s in await FeedStore(client, keys).states()}
@@ -316,9 +317,6 @@ async def _feeds_report(client: Any, keys: Any, cfg: Config, sources: dict[str, 
     return out
 
 
-WORK_STREAMS = {"entries": "fetch", "articles": "match"}  # stream -> the stage that consumes it (pipeline.py)
-
-
 @entries_app.command("list")
 def entries_list(dead: bool = typer.Option(False, "--dead", help="the dead-lettered entries"),
                  feed: Optional[str] = typer.Option(None, "--feed", help="only this source's (its id)"),
@@ -326,6 +324,7 @@ def entries_list(dead: bool = typer.Option(False, "--dead", help="the dead-lette
                  wide: bool = typer.Option(False, "--wide", help="errors in full"),
                  config: Optional[Path] = ConfigOpt) -> None:
     """Dead-lettered entries (--dead) with their source, deliveries and error; without --dead, the counts."""
+    from .models import WORK_STREAMS
     from .streams import Stream
 
     cfg = _config(config)
@@ -358,6 +357,7 @@ def entries_retry(entry_id: Optional[str] = typer.Argument(None, help="a dead-le
                   config: Optional[Path] = ConfigOpt) -> None:
     """Queue dead-lettered entries again, each at the stage where it gave up: the daemon (or the next run --once)
     fetches and matches it (fetch stage) or matches it (match stage)."""
+    from .models import WORK_STREAMS
     from .streams import Stream
 
     if (entry_id is None) == (feed is None):

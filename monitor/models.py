@@ -12,6 +12,10 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+# the work streams between the stages (pipeline.py), each with the stage that consumes it
+ENTRIES, ARTICLES = "entries", "articles"
+WORK_STREAMS = {ENTRIES: "fetch", ARTICLES: "match"}
+
 
 class _Serial:
     """JSON round trip for the frozen dataclasses below (tuples become lists and back)."""

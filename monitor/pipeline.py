@@ -28,7 +28,7 @@ from .errors import MonitorError, PermanentError, RetryAfter, TransientError
 from .extract import extract_article
 from .feedstate import FeedStore
 from .feedtext import feed_article, has_full_text
-from .models import TEXT_FROM_PAGE, Article, Entry, Feed, Match
+from .models import ARTICLES, ENTRIES, TEXT_FROM_PAGE, Article, Entry, Feed, Match
 from .hosts import LEASE_MARGIN, SharedHosts
 from .language import load_model as load_language_model
 from .net import Fetcher
@@ -44,8 +44,6 @@ from .streams import Message, Stream
 from .workers import WorkerCrashed, WorkerOutOfMemory, WorkerPool, WorkerTimeout
 
 log = logging.getLogger(__name__)
-
-ENTRIES, ARTICLES = "entries", "articles"
 
 
 def build_pipeline(config: Config, redis: Any, rules: RuleWatcher) -> Pipeline:

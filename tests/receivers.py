@@ -209,6 +209,14 @@ def arms_match(quantity: int = 14, *, rule_id: str = "arms-pledges", channels: t
                  fields={"quantity": quantity})
 
 
+def quick_alerts(**kw: Any) -> Any:
+    """AlertSettings with test-sized waits (retries in tens of milliseconds, claims after 0.1 s); `kw` overrides."""
+    from monitor.settings import AlertSettings
+
+    base = dict(retry_base=0.05, retry_max_delay=0.2, claim_idle=0.1, send_timeout=5, poll_interval=0.02)
+    return AlertSettings(**{**base, **kw})
+
+
 def wire_copy(i: int, *, title: str = "Denmark and Netherlands pledge Leopard 2 tanks") -> Any:
     from monitor.models import Article
 

@@ -303,15 +303,10 @@ def _shared_scopes(rules: tuple[Rule, ...]) -> dict[int, int]:
 
 
 def _scopes(node: Node):
-    if isinstance(node, Scope):
-        if node.kind not in ("title", "text") and not any(isinstance(n, Regex) for n in _walk(node)):
-            yield node  # (a regex is compared by its compiled object: never alike, so left out)
-        yield from _scopes(node.child)
-    elif isinstance(node, (And, Or)):
-        for c in node.children:
-            yield from _scopes(c)
-    elif isinstance(node, Not):
-        yield from _scopes(node.child)
+    """The scope clauses in `node` (preorder, NOT included) that two rules may share."""
+    for n in _walk(node):  # a regex is compared by its compiled object: never alike, so a scope holding one is not
+        if isinstance(n, Scope) and n.kind not in ("title", "text") and not any(isinstance(r, Regex) for r in _walk(n)):
+            yield n
 
 
 def _walk(node: Node):

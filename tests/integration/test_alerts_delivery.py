@@ -13,15 +13,15 @@ from monitor.alerts.history import AlertHistory
 from monitor.alerts.outbox import Outbox
 from monitor.streams import Stream
 try:
-    from tests.receivers import MqttSubscriber, SmtpReceiver, WebhookReceiver, arms_match, mqtt_reachable, wire_copy
+    from tests.receivers import (MqttSubscriber, SmtpReceiver, WebhookReceiver, arms_match, mqtt_reachable,
+                                 quick_alerts, wire_copy)
 except ModuleNotFoundError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from receivers import MqttSubscriber, SmtpReceiver, WebhookReceiver, arms_match, mqtt_reachable, wire_copy
+    from receivers import (MqttSubscriber, SmtpReceiver, WebhookReceiver, arms_match, mqtt_reachable,
+                           quick_alerts, wire_copy)
 
 
 def fast(**kw) -> AlertSettings:
-    base = dict(default_channels=["hook"], retry_base=0.05, retry_max_delay=0.2, claim_idle=0.1,
-                send_timeout=5, poll_interval=0.02)
-    return AlertSettings(**{**base, **kw})
+    return quick_alerts(**{"default_channels": ["hook"], **kw})
 
 
 def parts(redis, keys, channels, settings=None, consumer="d1"):

@@ -14,14 +14,13 @@ from monitor.alerts.history import AlertHistory
 from monitor.alerts.outbox import Outbox
 
 try:
-    from tests.receivers import DripReceiver, SmtpReceiver, WebhookReceiver, arms_match, wire_copy
+    from tests.receivers import DripReceiver, SmtpReceiver, WebhookReceiver, arms_match, quick_alerts, wire_copy
 except ModuleNotFoundError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from receivers import DripReceiver, SmtpReceiver, WebhookReceiver, arms_match, wire_copy
+    from receivers import DripReceiver, SmtpReceiver, WebhookReceiver, arms_match, quick_alerts, wire_copy
 
 
 def settings(**kw) -> AlertSettings:
-    base = dict(retry_base=0.05, retry_max_delay=0.2, claim_idle=0.1, send_timeout=5, poll_interval=0.02)
-    return AlertSettings(**{**base, **kw})
+    return quick_alerts(**kw)
 
 
 async def test_every_channel_payload_carries_the_alert_id(redis, keys):

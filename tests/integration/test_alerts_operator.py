@@ -11,15 +11,13 @@ from monitor.alerts.outbox import Outbox
 from monitor.settings import AlertSettings, ChannelSettings
 
 try:
-    from tests.receivers import WebhookReceiver, arms_match, wire_copy
+    from tests.receivers import WebhookReceiver, arms_match, quick_alerts, wire_copy
 except ModuleNotFoundError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from receivers import WebhookReceiver, arms_match, wire_copy
+    from receivers import WebhookReceiver, arms_match, quick_alerts, wire_copy
 
 
 def fast(**kw) -> AlertSettings:
-    base = dict(default_channels=["desk"], retry_base=0.05, retry_max_delay=0.2, claim_idle=0.1,
-                send_timeout=5, poll_interval=0.02)
-    return AlertSettings(**{**base, **kw})
+    return quick_alerts(**{"default_channels": ["desk"], **kw})
 
 
 async def deliver_until(deliverer: Deliverer, done, tries: int = 200) -> None:

@@ -144,6 +144,8 @@ async def test_a_redis_error_or_a_bug_in_one_handler_does_not_cancel_the_others_
     assert tries == [1, 2]  # the bug was retried like a transient failure, up to max_deliveries
     dead = {m.payload["n"]: m.payload["_error"] for m in await s.dead()}
     assert "WRONGTYPE" in dead[0] and dead[1] == "RuntimeError: a bug in a stage"
+    deliveries = {m.payload["n"]: m.deliveries for m in await s.dead()}
+    assert deliveries == {0: 1, 1: 2}  # the mapped WRONGTYPE is permanent: dead at its first delivery
 
 
 async def test_a_stream_that_deletes_on_ack_keeps_only_the_work_left(redis, keys):
