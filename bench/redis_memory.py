@@ -63,7 +63,7 @@ def _category(key: str) -> str:
     if parts[:2] == ["seen", "url"]:
         return "seen URLs"
     if parts[0] == "archive":
-        return "archive index" if parts[1:] == ["by-time"] else "archive entries"
+        return "archive index" if parts[1] in ("by-time", "t", "hours") else "archive entries"
     if parts[0] == "matched":
         return "matched rules"
     if parts[0] == "{stories}":

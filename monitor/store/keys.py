@@ -88,8 +88,17 @@ class Keys:
 
     @property
     def archive_index(self) -> str:
-        """ZSET url hash -> when archived."""
+        """ZSET url hash -> when archived (the index before the hour lists; read until it expires)."""
         return self("archive", "by-time")
+
+    def archive_hour(self, hour: int) -> str:
+        """LIST of what was archived in one hour (unix time // 3600): 12-byte URL hash, '>H' second in the hour."""
+        return self("archive", "t", str(hour))
+
+    @property
+    def archive_hours(self) -> str:
+        """ZSET of the hours with a list (member and score: the hour)."""
+        return self("archive", "hours")
 
     def matched(self, url_hash: str) -> str:
         """The rule ids that fired on an archived article when it arrived (store/matched.py, for replay)."""

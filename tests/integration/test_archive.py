@@ -6,6 +6,7 @@ import base64
 import json
 import zlib
 
+import brotli
 import pytest
 
 from monitor.archive import ArticleArchive, CorruptArchiveEntry
@@ -45,28 +46,41 @@ async def test_get_finds_the_article_by_a_non_canonical_form_of_its_url(redis, k
 
 
 async def test_entries_are_compressed_binary(redis, redis_url: str, keys: Keys):
-    """zlib bytes as they are, not base64 text (a third longer)."""
+    """Brotli bytes behind a 5-byte header (format, when put), not base64 text (a third longer)."""
     store = archive(redis, keys)
-    await store.put(article(3), now=T0)
+    await store.put(article(3), now=T0 + 0.7)
     client = connect(redis_url, decode_responses=False)
     try:
         raw = await client.get(keys("archive", url_hash(article(3).url)))
     finally:
         await client.aclose()
-    stored = json.loads(zlib.decompress(raw))
+    assert raw[:5] == bytes([1]) + int(T0).to_bytes(4, "big")
+    stored = json.loads(brotli.decompress(raw[5:]))
     assert Article.from_dict(stored) == article(3)
     assert "author" not in stored and "published" not in stored  # fields at their default are left out
     assert len(raw) < len(article(3).to_json()) / 2  # the repeated text compresses well
 
 
-async def test_entries_stored_as_base64_text_before_are_still_read(redis, keys: Keys):
+async def test_entries_and_index_of_the_versions_before_are_still_read(redis, redis_url: str, keys: Keys):
+    """What the versions before wrote: a ZSET url hash -> when put, entries as zlib bytes or base64 text of them.
+    Replay lists them first, then this version's; an old entry put again is listed once, at its new time."""
     store = archive(redis, keys)
-    await store.put(article(1), now=T0)
-    await store.put(article(2), now=T0 + 1)
-    old = base64.b64encode(zlib.compress(article(1).to_json().encode("utf-8"), 6)).decode("ascii")
-    await redis.set(keys("archive", url_hash(article(1).url)), old)  # what the version before wrote
+    client = connect(redis_url, decode_responses=False)
+    try:
+        for n, encode in ((1, lambda raw: base64.b64encode(raw).decode("ascii")), (2, lambda raw: raw), (3, bytes)):
+            raw = zlib.compress(article(n).to_json().encode("utf-8"), 6)
+            await client.set(keys("archive", url_hash(article(n).url)), encode(raw))
+            await client.zadd(keys.archive_index, {url_hash(article(n).url): T0 + n})
+    finally:
+        await client.aclose()
+    await store.put(article(4), now=T0 + 10)
+    await store.put(article(3, title="Story 3, updated"), now=T0 + 20)
     assert await store.get(article(1).url) == article(1)
-    assert [a.title async for a in store.since(T0)] == ["Story 1", "Story 2"]
+    assert await store.get(article(2).url) == article(2)
+    assert [a.title async for a in store.since(T0)] == ["Story 1", "Story 2", "Story 4", "Story 3, updated"]
+    assert [a.title async for a in store.since(T0 + 2, batch=1)] == ["Story 2", "Story 4", "Story 3, updated"]
+    assert await store.prune(now=T0 + 30 * DAY + 2.5) == 2  # the index before is pruned too
+    assert [a.title async for a in store.since(0)] == ["Story 4", "Story 3, updated"]
 
 
 async def test_replay_since_lists_articles_oldest_first_from_the_start_time(redis, keys: Keys):
@@ -91,7 +105,10 @@ async def test_putting_an_article_again_replaces_it_and_moves_it_to_its_new_time
     await store.put(article(1), now=T0)
     await store.put(article(2), now=T0 + 10)
     await store.put(article(1, title="Story 1, updated"), now=T0 + 20)
-    assert [a.title async for a in store.since(T0)] == ["Story 2", "Story 1, updated"]
+    await store.put(article(3), now=T0 + 2 * 3600)  # another hour's list
+    await store.put(article(2, title="Story 2, updated"), now=T0 + 2 * 3600 + 5)
+    await store.put(article(2, title="Story 2, again"), now=T0 + 2 * 3600 + 5)  # a retry in the same second
+    assert [a.title async for a in store.since(T0)] == ["Story 1, updated", "Story 3", "Story 2, again"]
 
 
 async def test_long_texts_are_cut_to_the_limit(redis, keys: Keys):
@@ -114,7 +131,7 @@ async def test_every_archive_key_expires_within_retention(redis, keys: Keys):
     store = archive(redis, keys, retention_days=2)
     await store.put(article(1), now=T0)
     found = [key async for key in redis.scan_iter(match=keys.prefix + "*")]
-    assert len(found) == 2
+    assert len(found) == 3  # the entry, its hour's list, the list of hours
     for key in found:
         assert 0 < await redis.ttl(key) <= 2 * DAY
 

@@ -16,8 +16,10 @@ def test_key_strings_are_the_ones_already_in_redis():
             k.story_members("s1")] == [
         "monitor:{stories}:fp:ab", "monitor:{stories}:fp:-", "monitor:{stories}:b:0:ff", "monitor:{stories}:story:s1",
         "monitor:{stories}:story:", "monitor:{stories}:story:s1:members"]
-    assert [k.archived("h"), k.archive_index, k.matched("h"), k.source_articles("f1")] == [
-        "monitor:archive:h", "monitor:archive:by-time", "monitor:matched:h", "monitor:articles:f1"]
+    assert [k.archived("h"), k.archive_index, k.archive_hour(491000), k.archive_hours, k.matched("h"),
+            k.source_articles("f1")] == [
+        "monitor:archive:h", "monitor:archive:by-time", "monitor:archive:t:491000", "monitor:archive:hours",
+        "monitor:matched:h", "monitor:articles:f1"]
     assert [k.ops_marker(kind, "f1") for kind in ("failing", "alerted", "articles")] == [
         "monitor:ops:failing:f1", "monitor:ops:alerted:f1", "monitor:ops:articles:f1"]
     assert [k.stream("entries"), k.stream_dead("entries"), k.stream_errors("entries")] == [
