@@ -1,5 +1,11 @@
 """Per-feed scheduling state in Redis (due-time ZSET, one hash per feed) and the seen-URL hashes shared by all feeds.
 
+Seen URLs are fields (URL hash -> first seen) of hashes in levels: level l has 256 * 2**l shards, and new URLs go to
+the lowest level with room for all the URLs kept (SEEN_PER_SHARD a shard on average), so each hash stays a small
+listpack hash (Redis's hash-max-listpack-entries is 128; past it a field costs twice as much) at any volume and on
+an untuned Redis. Lookups read every level that may hold some (usually one or two); level 0 is the 256 hashes of
+the versions before, so what they marked is still seen.
+
 The claim is one Lua script (scripts/claim_lease.lua), so instances sharing one Redis never poll a feed twice; all
 state survives restarts. A marker key set with the schedule tells a Redis that lost its data (restarted without
 persistence, flushed): the claim then raises StateLost, and `rebuild` schedules the configured feeds again, each
@@ -25,7 +31,9 @@ from .scripts import LeaseClaim
 
 log = logging.getLogger(__name__)
 
-SEEN_SHARDS = 256  # seen URLs live in 256 hashes keyed by the first two hex digits of url_hash
+SEEN_SHARDS = 256  # seen URLs at level 0 live in 256 hashes keyed by the first two hex digits of url_hash
+SEEN_PER_SHARD = 80  # a level takes new URLs while all those kept fit this many a shard (listpack room to spare)
+SEEN_MAX_LEVEL = 16
 FIRST_POLL_SPREAD = 30.0  # new feeds start within this many seconds (at most one interval), spreading a big config
 LAST_ERROR_MAX = 500
 _URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
@@ -69,6 +77,10 @@ def _float(value: Any) -> float | None:
         return None
 
 
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
 def _error_text(error: Exception) -> str:
     """The error as stored for analysts: type and message, URLs redacted (no credentials), bounded length."""
     text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), str(error)) or "no detail"
@@ -78,16 +90,32 @@ def _error_text(error: Exception) -> str:
 class FeedStore:
     """Scheduling state and seen URLs. Takes a redis.asyncio client (decode_responses=True) and a Keys."""
 
-    def __init__(self, redis: Any, keys: Keys) -> None:
+    def __init__(self, redis: Any, keys: Keys, *, seen_per_shard: int = SEEN_PER_SHARD) -> None:
         self.redis = redis
         self.keys = keys
+        self.seen_per_shard = seen_per_shard
         self._lease = LeaseClaim(redis)  # store/scripts/claim_lease.lua
         self.epoch: str | None = None  # the state marker this instance last saw
         self.intact_at: float | None = None  # when it last saw it
         self.lost_at: float | None = None  # when it learnt that Redis had lost the state (here or by another)
 
-    def _seen_key(self, hashed: str) -> str:
-        return self.keys.seen_urls(hashed[:2])
+    def _seen_key(self, hashed: str, level: int = 0) -> str:
+        if level == 0:
+            return self.keys.seen_urls(hashed[:2])
+        return self.keys.seen_urls_at(level, int(hashed[:8], 16) >> (24 - level))
+
+    def _write_level(self, kept: int) -> int:
+        """The lowest level whose shards hold `kept` URLs at SEEN_PER_SHARD each."""
+        level = 0
+        while level < SEEN_MAX_LEVEL and self.seen_per_shard * SEEN_SHARDS * 2 ** level <= kept:
+            level += 1
+        return level
+
+    async def _seen_levels(self) -> tuple[list[int], int]:
+        """(the levels that may hold seen URLs, about how many are kept)."""
+        meta = await self.redis.hgetall(self.keys.seen_levels)
+        levels = {0} | {int(_text(k)) for k in meta if _text(k).isdigit()}
+        return sorted(levels), int(meta.get("n") or meta.get(b"n") or 0)
 
     async def sync_feeds(self, feeds: Sequence[Feed], *, now: float) -> bool:
         """Register the configured feeds; a feed never seen is due now (+ spread); unconfigured feeds leave the ZSET.
@@ -245,10 +273,13 @@ class FeedStore:
         if not entries:
             return []
         hashes = [url_hash(entry.url) for entry in entries]
+        levels, _ = await self._seen_levels()
         async with self.redis.pipeline(transaction=False) as pipe:
             for hashed in hashes:
-                pipe.hexists(self._seen_key(hashed), hashed)
-            known = await pipe.execute()
+                for level in levels:
+                    pipe.hexists(self._seen_key(hashed, level), hashed)
+            found = await pipe.execute()
+        known = [any(found[n * len(levels):(n + 1) * len(levels)]) for n in range(len(hashes))]
         fresh, taken = [], set()
         for entry, hashed, seen in zip(entries, hashes, known):
             if not seen and hashed not in taken:
@@ -257,20 +288,43 @@ class FeedStore:
         return fresh
 
     async def mark_seen(self, entries: Sequence[Entry], *, now: float) -> None:
+        """Mark the entries' URLs seen at `now` (the callers pass unseen ones: the first-seen time is kept)."""
+        if not entries:
+            return
         stamp = repr(now)
+        level = self._write_level(int(await self.redis.hget(self.keys.seen_levels, "n") or 0))
         async with self.redis.pipeline(transaction=False) as pipe:
+            if level:  # before the fields: whoever finds them can find their level
+                pipe.hset(self.keys.seen_levels, str(level), 1)
             for entry in entries:
                 hashed = url_hash(entry.url)
-                pipe.hsetnx(self._seen_key(hashed), hashed, stamp)
+                pipe.hsetnx(self._seen_key(hashed, level), hashed, stamp)
+            pipe.hincrby(self.keys.seen_levels, "n", len(entries))
             await pipe.execute()
 
     async def expire_seen(self, *, older_than: float) -> int:
-        """Forget seen URLs first seen before `older_than` (retention). Returns how many were removed."""
-        removed = 0
-        for shard in range(SEEN_SHARDS):
-            key = self.keys.seen_urls(f"{shard:02x}")
-            old = [field async for field, value in self.redis.hscan_iter(key, count=1000)
-                   if (_float(value) or 0.0) < older_than]
-            for start in range(0, len(old), 1000):
-                removed += int(await self.redis.hdel(key, *old[start:start + 1000]))
+        """Forget seen URLs first seen before `older_than` (retention). Returns how many were removed. Counts those
+        kept (where new ones go) and stops reading a level above 0 left empty that new ones no longer go to."""
+        levels, _ = await self._seen_levels()
+        removed, kept, empty = 0, 0, []
+        for level in levels:
+            left = 0
+            for shard in range(SEEN_SHARDS * 2 ** level):
+                key = self.keys.seen_urls(f"{shard:02x}") if level == 0 else self.keys.seen_urls_at(level, shard)
+                old, young = [], 0
+                async for field, value in self.redis.hscan_iter(key, count=1000):
+                    if (_float(value) or 0.0) < older_than:
+                        old.append(field)
+                    else:
+                        young += 1
+                for start in range(0, len(old), 1000):
+                    removed += int(await self.redis.hdel(key, *old[start:start + 1000]))
+                left += young
+            kept += left
+            if level and not left:
+                empty.append(level)
+        await self.redis.hset(self.keys.seen_levels, "n", kept)
+        retired = [str(level) for level in empty if level != self._write_level(kept)]
+        if retired:
+            await self.redis.hdel(self.keys.seen_levels, *retired)
         return removed

@@ -42,8 +42,17 @@ class Keys:
         return self("{feeds}", "epoch")
 
     def seen_urls(self, shard: str) -> str:
-        """One of the 256 hashes of seen URLs: `shard` is the first two hex digits of the URL's hash."""
+        """One of the 256 hashes of seen URLs at level 0: `shard` is the first two hex digits of the URL's hash."""
         return self("seen", "url", shard)
+
+    def seen_urls_at(self, level: int, shard: int) -> str:
+        """A hash of seen URLs at `level` >= 1 (256 * 2**level of them): `shard` is the hash's first 8 + level bits."""
+        return self("seen", "url", str(level), f"{shard:x}")
+
+    @property
+    def seen_levels(self) -> str:
+        """HASH: n (seen URLs kept, about), and one field per level >= 1 that may hold some (store/feeds.py)."""
+        return self("seen", "url", "levels")
 
     # --- per-host politeness (store/hosts.py): a host's request slots and its Retry-After hold share a slot -------
 

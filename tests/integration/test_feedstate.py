@@ -159,3 +159,38 @@ async def test_expire_seen_forgets_only_old_urls(store):
     await new_entries(store, [recent], now=NOW + 100)
     assert await store.expire_seen(older_than=NOW + 50) == 1
     assert await new_entries(store, [old, recent], now=NOW + 200) == [old]
+
+
+async def test_seen_urls_move_to_more_shards_as_they_grow_and_stay_seen(redis, keys):
+    """Level 0 holds 256 x seen_per_shard URLs; past that new ones go to level 1 (512 shards), and so on, so a
+    shard stays a small listpack hash; every level is still read, and an emptied level is no longer."""
+    store = FeedStore(redis, keys, seen_per_shard=1)
+    first = [entry("a", f"https://x.org/first/{n}") for n in range(300)]
+    second = [entry("a", f"https://x.org/second/{n}") for n in range(300)]
+    assert await new_entries(store, first, now=NOW) == first  # 0 kept before: all at level 0
+    assert await new_entries(store, second, now=NOW + 100) == second  # 300 kept > 256: level 1
+    level_one = [key async for key in redis.scan_iter(match=keys.prefix + "seen:url:1:*")]
+    assert 200 < len(level_one) <= 300
+    assert await redis.hget(keys.seen_levels, "n") == "600"
+    again = FeedStore(redis, keys, seen_per_shard=1)
+    assert await new_entries(again, first + second + [entry("a", "https://x.org/3")], now=NOW + 200) == [
+        entry("a", "https://x.org/3")]  # level 2 now (601 kept > 512)
+    assert await again.expire_seen(older_than=NOW + 150) == 600  # levels 0 and 1 emptied
+    assert await redis.hget(keys.seen_levels, "n") == "1"
+    assert sorted(await redis.hkeys(keys.seen_levels)) == ["2", "n"]  # level 1 retired, level 2 still read
+    assert await new_entries(again, [second[0], entry("a", "https://x.org/3")], now=NOW + 300) == [second[0]]
+
+
+async def test_urls_marked_seen_by_the_version_before_are_still_seen(store, redis, keys):
+    """The version before kept every seen URL in the 256 hashes that are level 0 now: hash -> first-seen time."""
+    from monitor.dedup import url_hash
+
+    old = entry("a", "https://x.org/before")
+    hashed = url_hash(old.url)
+    await redis.hset(keys.seen_urls(hashed[:2]), hashed, repr(NOW))
+    await redis.hset(keys.seen_levels, mapping={"n": 500_000, "5": 1})  # many kept: new URLs go to level 5
+    assert await new_entries(store, [old, entry("a", "https://x.org/new")], now=NOW + 1) == [
+        entry("a", "https://x.org/new")]
+    assert await redis.exists(keys.seen_urls_at(5, int(url_hash("https://x.org/new")[:8], 16) >> 19))
+    assert await store.expire_seen(older_than=NOW + 0.5) == 1
+    assert await new_entries(store, [old], now=NOW + 2) == [old]
