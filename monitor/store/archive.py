@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import brotli
 from redis.client import NEVER_DECODE
 
-from ..dedup import canonical_url, url_hash
+from ..dedup import canonical_url, fingerprint, url_hash
 from ..errors import PermanentError
 from ..models import Article
 from .keys import Keys
@@ -49,10 +49,22 @@ _ITEM = struct.Struct(">12sH")  # an hour list's item: the URL hash (12 bytes), 
 _DEFAULTS = {f.name: f.default for f in fields(Article) if f.default is not MISSING}
 
 
+def _content_fingerprint(article: Article) -> str:
+    """The exact-content fingerprint the story index gives the article (StoryIndex.assign): of its text, or of its
+    title when the text is blank; "" for neither."""
+    content = article.text if article.text.strip() else article.title
+    return fingerprint(content) if content.strip() else ""
+
+
 def encode_article(article: Article, *, now: float = 0.0) -> bytes:
     """The entry: header (format, the second `now` it was put) and Brotli of the Article's JSON without the fields
-    at their default (decoding restores them)."""
+    at their default, nor the fingerprint when it is the text's (32 hex digits that do not compress); decoding
+    restores both."""
     data = {k: v for k, v in article.to_dict().items() if k not in _DEFAULTS or v != _DEFAULTS[k]}
+    if article.fingerprint == _content_fingerprint(article):
+        data.pop("fingerprint", None)
+    else:  # another one (or none, "", for a text that has one): kept as it is
+        data["fingerprint"] = article.fingerprint
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return _HEAD.pack(BROTLI_ENTRY, int(now)) + brotli.compress(text, quality=BROTLI_QUALITY, lgwin=16,
                                                                  mode=brotli.MODE_TEXT)
@@ -64,7 +76,11 @@ def unpack_entry(blob: str | bytes, *, key: str = "") -> tuple[int | None, Artic
     try:
         if isinstance(blob, bytes) and blob[:1] == bytes([BROTLI_ENTRY]) and len(blob) > _HEAD.size:
             _, put_at = _HEAD.unpack_from(blob)
-            return put_at, Article.from_json(brotli.decompress(blob[_HEAD.size:]))
+            data = json.loads(brotli.decompress(blob[_HEAD.size:]))
+            article = Article.from_dict(data)
+            if "fingerprint" not in data:
+                article = replace(article, fingerprint=_content_fingerprint(article))
+            return put_at, article
         if isinstance(blob, bytes) and blob[:1] == bytes([ZLIB_HEADER]):
             return None, Article.from_json(zlib.decompress(blob))
         return None, Article.from_json(zlib.decompress(base64.b64decode(blob, validate=True)))

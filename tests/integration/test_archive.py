@@ -58,6 +58,24 @@ async def test_entries_are_compressed_binary(redis, redis_url: str, keys: Keys):
     stored = json.loads(brotli.decompress(raw[5:]))
     assert Article.from_dict(stored) == article(3)
     assert "author" not in stored and "published" not in stored  # fields at their default are left out
+    assert stored["fingerprint"] == ""  # none given, though the text has one: kept as given
+
+
+async def test_the_texts_own_fingerprint_is_left_out_and_restored(redis, redis_url: str, keys: Keys):
+    from monitor.dedup import fingerprint
+
+    store = archive(redis, keys)
+    own = article(4, fingerprint=fingerprint(article(4).text))
+    titled = article(5, text=" ", fingerprint=fingerprint("Story 5"))  # a blank text: the title's
+    for item in (own, titled):
+        await store.put(item, now=T0)
+        assert await store.get(item.url) == item
+    client = connect(redis_url, decode_responses=False)
+    try:
+        raw = await client.get(keys("archive", url_hash(own.url)))
+    finally:
+        await client.aclose()
+    assert "fingerprint" not in json.loads(brotli.decompress(raw[5:]))
     assert len(raw) < len(article(3).to_json()) / 2  # the repeated text compresses well
 
 
