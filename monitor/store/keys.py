@@ -82,8 +82,9 @@ class Keys:
 
     @property
     def stories_prefix(self) -> str:
-        """What the assign script prepends to the keys it builds: s:<id> story records, bk:/fk: hash buckets of
-        band values and fingerprints, bm: their levels (store/scripts/assign_story.lua)."""
+        """What the assign script prepends to the keys it builds: s:<id> story records, bn:/fk: hash buckets of
+        band values and fingerprints (bk: the band buckets before), bm: their levels
+        (store/scripts/assign_story.lua)."""
         return self("{stories}", "")
 
     def story_record(self, story_id: str) -> str:

@@ -10,6 +10,7 @@ import asyncio
 import json
 import random
 import re
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -221,7 +222,10 @@ async def test_a_story_keeps_only_what_joining_and_alerts_read(redis, redis_url:
     assert record[10 + 4 * num_perm:].decode() == (
         f"{articles[0].source}\x1f{articles[0].url}\x1e{copy.source}\x1f{copy.url}\x1e")
     kinds = {key[len(keys.prefix):].split(":")[1] for key in found}
-    assert kinds == {"s", "bk", "fk", "bm"}  # no story hash, no members list, no key per band or fingerprint
+    assert kinds == {"s", "bn", "fk", "bm"}  # no story hash, no members list, no key per band or fingerprint
+    fields = [field async for key in redis.scan_iter(match=keys.prefix + "{stories}:bn:*")
+              for field in await redis.execute_command("HKEYS", key, NEVER_DECODE=True)]
+    assert len(fields) == stories.bands and {len(f) for f in fields} == {5}  # one story's bands (the copy joined)
     assert len(await stories.members(first.story_id)) == 2
 
 
@@ -267,10 +271,46 @@ async def test_band_buckets_stay_compact_as_they_fill_and_old_stories_are_still_
     for n in range(560):  # ~42 band values a story: past 256 shards x 80
         await stories.assign(Article(url=f"https://filler.example/{n}",
                                      text=" ".join(rng.choice(vocabulary) for _ in range(150))))
-    buckets = [key async for key in redis.scan_iter(match=keys.prefix + "{stories}:bk:*")]
+    buckets = [key async for key in redis.scan_iter(match=keys.prefix + "{stories}:bn:*")]
     levels = {key.split(":")[-2] for key in buckets}
     assert {"0", "1"} <= levels
     sizes = [await redis.hlen(key) for key in buckets]
     assert max(sizes) <= 128 and sum(sizes) > 256 * 80
     copy = await stories.assign(republish(articles[0], random.Random(11), 0))
     assert copy.story_id == first.story_id and not copy.new_story
+
+
+async def test_stories_whose_bands_were_stored_whole_are_still_joined(redis, keys: Keys, articles: list[Article]):
+    """The version before kept each band value whole (8 bytes but the shard's) in bk: buckets, by that version's
+    script; its stories are found by their bands, and new stories' bands go to bn: buckets of 5-byte fields."""
+    from monitor.dedup import band_values, fingerprint, minhash_signature, shingles
+    from monitor.store.stories import _band_field, _fingerprint_field
+
+    stories = index(redis, keys)
+    before = redis.register_script((Path(__file__).parents[1] / "data" / "layouts" /
+                                    "assign_story_before_short_bands.lua").read_text())
+    old = articles[0]
+    shingle_set = shingles(old.text, 5)
+    sig = minhash_signature(shingle_set, StorySettings().num_perm)
+    fp = fingerprint(old.text)
+    old_id = url_hash(old.url)[:16]
+    bands = band_values(sig, stories.bands, stories.rows)
+    await before(keys=[keys.story_fingerprint(fp), *(keys.story_band(b) for b in bands)],
+                 args=[old_id, old.url, old.source, bytes.fromhex(sig), len(shingle_set), "0.5", stories.ttl,
+                       keys.story(), "1", int(time.time()), repr(stories.jaccard_floor), stories.min_common,
+                       keys.stories_prefix, 30 * 86400 // 4, _fingerprint_field(fp),
+                       *(_band_field(b) for b in bands)])
+    whole = [key async for key in redis.scan_iter(match=keys.prefix + "{stories}:bk:*")]
+    assert whole and not [key async for key in redis.scan_iter(match=keys.prefix + "{stories}:bn:*")]
+    assert {len(field) for key in whole for field in await redis.execute_command("HKEYS", key, NEVER_DECODE=True)}\
+        == {8}
+
+    near = await stories.assign(republish(old, random.Random(9), 0))  # found through the whole bands
+    assert near.story_id == old_id and not near.new_story and near.first_url == old.url
+    other = await stories.assign(articles[1])
+    assert other.new_story
+    short = [key async for key in redis.scan_iter(match=keys.prefix + "{stories}:bn:*")]
+    assert {len(field) for key in short for field in await redis.execute_command("HKEYS", key, NEVER_DECODE=True)}\
+        == {5}
+    again = await stories.assign(republish(articles[1], random.Random(10), 1))  # found through the short bands
+    assert again.story_id == other.story_id and not again.new_story

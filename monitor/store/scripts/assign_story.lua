@@ -7,25 +7,31 @@
 -- ARGV: 1 new story id, 2 url, 3 source, 4 signature (binary, 4 bytes a hash value), 5 shingle count, 6 threshold,
 -- 7 ttl seconds, 8 old story key prefix, 9 "1" if the fingerprint is usable, 10 now (unix seconds), 11 Jaccard floor,
 -- 12 minimum estimated shingles in common, 13 new-layout prefix ("<prefix>{stories}:"), 14 bucket period seconds,
--- 15 fingerprint (16 bytes binary), 16.. band fields (binary: the band number, one byte below 256, then the band's
--- hash values).
+-- 15 fingerprint (16 bytes binary), 16 bytes of a band field kept in a bucket field (see bn), 17.. band fields
+-- (binary: the band number, one byte below 256, then the band's hash values).
 --
 -- New layout (docs/decisions.md, "Story index in hash buckets"):
 --   s:<id>            string: '>I4' shingle count, '>I4' creation time, '>I2' signature length, signature, then
 --                     every copy as source \31 url \30 (the first copy's url is the story's first url); expires a
 --                     retention after its last copy.
---   bk:<p>:<l>:<n>    hash bucket of LSH band values written in period p (now // period) at level l, shard n:
---                     field = band bytes but the last (see shard_of), value = the story id (8 bytes binary for
---                     a 16-hex id). Bands are written only when a story is created, so an entry's write time is
---                     its story's creation time: it is live while that story exists, was created in period p,
---                     and less than a retention ago.
+--   bn:<p>:<l>:<n>    hash bucket of LSH band values written in period p (now // period) at level l, shard n:
+--                     field = the band field's first ARGV[16] bytes (the band number and at most 4 bytes of its
+--                     hash values; the last byte, the shard's, is never in it), value = the story id (8 bytes
+--                     binary for a 16-hex id). With 256+ shards that identifies a band value by 40 bits: two
+--                     values alike in them make a false candidate (verified by its signature, so rejected) or,
+--                     written in one period and shard, the newer hides the older, odds ~1e-10 a band written.
+--                     Bands are written only when a story is created, so an entry's write time is its story's
+--                     creation time: it is live while that story exists, was created in period p, and less than a
+--                     retention ago.
+--   bk:<p>:<l>:<n>    the same with the band bytes but the last as field (the version before; read until it
+--                     expires, never written).
 --   fk:<p>:<l>:<n>    the same for exact fingerprints, value '>I4' write time .. story id (latest write wins).
 --   bm:<kind>:<p>     bucket meta: lo / hi level, n fields written at level hi.
 -- A bucket key lives a retention after its last write; an entry older than the retention is ignored, so expiry is
 -- what one key per band gave. Level l has 256 * 2^l shards, and a period moves to the next level after
 -- 80 fields a shard, so a shard stays a small listpack hash (Redis's hash-max-listpack-entries is 128) at any volume;
 -- a new period starts at the previous one's top level.
--- Old layout (read until it expires): fp:<fp> string, b:<band> strings, story:<id> hash (sig hex or binary, size,
+-- Oldest layout (read until it expires): fp:<fp> string, b:<band> strings, story:<id> hash (sig hex or binary, size,
 -- first_url) and story:<id>:members list of JSON [source, url]. A story in the old layout is still joined in it.
 --
 -- Reply: {outcome, story id, the story's first url, best similarity}; outcome: exact | near | same_url | new.
@@ -33,7 +39,7 @@ local new_id, url, source, sig = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local size, threshold, ttl, old_prefix = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local use_fp, now = ARGV[9] == '1', tonumber(ARGV[10])
 local jaccard_floor, min_common = tonumber(ARGV[11]), tonumber(ARGV[12])
-local prefix, period, fp_field = ARGV[13], tonumber(ARGV[14]), ARGV[15]
+local prefix, period, fp_field, band_keep = ARGV[13], tonumber(ARGV[14]), ARGV[15], tonumber(ARGV[16])
 local BASE_SHARDS, PER_SHARD = 256, 80
 local current = math.floor(now / period)
 local oldest = math.floor((now - ttl) / period)
@@ -62,6 +68,12 @@ end
 
 local function bucket(kind, p, level, field)
   return prefix .. kind .. ':' .. p .. ':' .. level .. ':' .. shard_of(field, level)
+end
+
+-- what of a field a bucket keeps: a band's first band_keep bytes (bn), else all but the shard's last byte
+local function stored(kind, field)
+  if kind == 'bn' then return string.sub(field, 1, band_keep) end
+  return string.sub(field, 1, -2)
 end
 
 -- bucket levels of a period, read once a call
@@ -116,7 +128,7 @@ local function lookup(kind, field, newest)
       local l0, l1, ls = lo, hi, 1
       if newest then l0, l1, ls = hi, lo, -1 end
       for level = l0, l1, ls do
-        local v = redis.call('HGET', bucket(kind, p, level, field), string.sub(field, 1, -2))
+        local v = redis.call('HGET', bucket(kind, p, level, field), stored(kind, field))
         local id = v and live(kind, v, p)
         if id then return id end
       end
@@ -142,7 +154,7 @@ local function write(kind, field, id)
   local key = bucket(kind, current, hi, field)
   local value = pack_id(id)
   if kind == 'fk' then value = struct.pack('>I4', now) .. value end
-  if redis.call('HSET', key, string.sub(field, 1, -2), value) == 1 then
+  if redis.call('HSET', key, stored(kind, field), value) == 1 then
     redis.call('HINCRBY', meta_key, 'n', 1)
   end
   redis.call('EXPIRE', key, ttl)
@@ -205,9 +217,9 @@ if use_fp then
 end
 
 local best_id, best, best_story, seen, taken = nil, 0, nil, {}, {}
-for i = 16, #ARGV do
-  local cand = lookup('bk', ARGV[i], false)
-  if not cand then cand = redis.call('GET', KEYS[i - 14]) end
+for i = 17, #ARGV do
+  local cand = lookup('bn', ARGV[i], false) or lookup('bk', ARGV[i], false)
+  if not cand then cand = redis.call('GET', KEYS[i - 15]) end
   if cand then
     taken[i] = true
     if not seen[cand] then
@@ -231,8 +243,8 @@ local mine = load(new_id)
 if mine then
   return {'same_url', new_id, join(new_id, mine), tostring(best)}
 end
-for i = 16, #ARGV do
-  if not taken[i] then write('bk', ARGV[i], new_id) end
+for i = 17, #ARGV do
+  if not taken[i] then write('bn', ARGV[i], new_id) end
 end
 local record = struct.pack('>I4I4I2', size, now, #sig) .. sig
 return {'new', new_id, join(new_id, {record = record, body = 11 + #sig}), tostring(best)}
