@@ -71,7 +71,8 @@ def _category(key: str) -> str:
         if kind == "story":
             return "story members" if parts[-1] in ("urls", "members") else "story hashes"
         return {"b": "LSH band keys", "fp": "fingerprint keys", "s": "story records", "bk": "LSH band buckets",
-                "bn": "LSH band buckets", "fk": "fingerprint buckets", "bm": "bucket levels"}.get(kind, "stories, other")
+                "bn": "LSH band buckets", "fk": "fingerprint buckets",
+                "bm": "bucket levels"}.get(kind, "stories, other")
     return "other"
 
 

@@ -2,10 +2,10 @@
 
 Layout (the script's header has the byte formats; docs/decisions.md "Story index in hash buckets"): s:<id> one
 string per story (shingle count, creation time, the MinHash values as 4-byte big-endian binary, then its copies as
-source/url); the LSH band values -> the newest story with that band, and the exact fingerprints -> story id, as
+source/url); the LSH band values -> the first story with that band, and the exact fingerprints -> story id, as
 fields of hash buckets (bn:/fk:<period>:<level>:<shard>, each a small listpack hash instead of one key per value:
-a key costs ~60-90 bytes of overhead, a listpack field ~17; a band's field is its first 5 bytes, see _band_keep). A band entry is live a retention after its story's
-creation, a fingerprint entry a retention after its write. Joining refreshes a story's expiry; its band entries
+a key costs ~60-90 bytes of overhead, a listpack field ~17; a band's field is 5 bytes, see _band_width). A band
+entry is live a retention after its story's creation, a fingerprint entry a retention after its write. Joining refreshes a story's expiry; its band entries
 expire a retention after its first copy, so late copies of an old story start a new one.
 
 The band buckets before (bk:, whole band values as fields) and the layout before them (fp:<fp> and b:<band> strings,
@@ -59,7 +59,7 @@ class StoryStore:
             keys=[self.keys.story_fingerprint(fingerprint), *(self.keys.story_band(b) for b in bands)],
             args=[story_id, url, source, signature, size, repr(threshold), ttl, self.keys.story(),
                   "1" if fingerprint else "0", int(time.time()), repr(jaccard_floor), min_common,
-                  self.keys.stories_prefix, period, _fingerprint_field(fingerprint), _band_keep(bands),
+                  self.keys.stories_prefix, period, _fingerprint_field(fingerprint), _band_width(bands),
                   *(_band_field(b) for b in bands)])
         outcome, assigned, first_url, similarity = (_text(v) for v in result)
         return Assigned(outcome, assigned, first_url, float(similarity))
@@ -87,13 +87,10 @@ def _band_field(band: str) -> bytes:
     return head + bytes.fromhex(values)
 
 
-def _band_keep(bands: Sequence[str]) -> int:
-    """How many bytes of a band field a bucket keeps: the band number's byte and at most 4 bytes of its hash values,
-    never the last byte (its shard's). 4 bytes and the shard's 8 bits tell band values apart well enough (the
-    script's header); a whole 8-byte band would cost 3 bytes more in each of a story's ~48 bucket fields."""
-    if not bands:
-        return 0
-    return 1 + min(4, len(bands[0].split(":", 1)[1]) // 2 - 1)
+def _band_width(bands: Sequence[str]) -> int:
+    """Bytes of hash values in a band. A bucket keeps the band number and at most 4 of them (the script's header):
+    the whole 8 would cost 3 bytes more in each of a story's ~48 bucket fields."""
+    return len(bands[0].split(":", 1)[1]) // 2 if bands else 0
 
 
 def _fingerprint_field(fingerprint: str) -> bytes:

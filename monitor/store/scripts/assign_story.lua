@@ -7,22 +7,23 @@
 -- ARGV: 1 new story id, 2 url, 3 source, 4 signature (binary, 4 bytes a hash value), 5 shingle count, 6 threshold,
 -- 7 ttl seconds, 8 old story key prefix, 9 "1" if the fingerprint is usable, 10 now (unix seconds), 11 Jaccard floor,
 -- 12 minimum estimated shingles in common, 13 new-layout prefix ("<prefix>{stories}:"), 14 bucket period seconds,
--- 15 fingerprint (16 bytes binary), 16 bytes of a band field kept in a bucket field (see bn), 17.. band fields
--- (binary: the band number, one byte below 256, then the band's hash values).
+-- 15 fingerprint (16 bytes binary), 16 bytes of hash values in a band, 17.. band fields (binary: the band number,
+-- one byte below 256, then the band's hash values).
 --
 -- New layout (docs/decisions.md, "Story index in hash buckets"):
 --   s:<id>            string: '>I4' shingle count, '>I4' creation time, '>I2' signature length, signature, then
 --                     every copy as source \31 url \30 (the first copy's url is the story's first url); expires a
 --                     retention after its last copy.
 --   bn:<p>:<l>:<n>    hash bucket of LSH band values written in period p (now // period) at level l, shard n:
---                     field = the band field's first ARGV[16] bytes (the band number and at most 4 bytes of its
---                     hash values; the last byte, the shard's, is never in it), value = the story id (8 bytes
---                     binary for a 16-hex id). With 256+ shards that identifies a band value by 40 bits: two
---                     values alike in them make a false candidate (verified by its signature, so rejected) or,
---                     written in one period and shard, the newer hides the older, odds ~1e-10 a band written.
---                     Bands are written only when a story is created, so an entry's write time is its story's
---                     creation time: it is live while that story exists, was created in period p, and less than a
---                     retention ago.
+--                     field = the band number and at most 4 bytes of its hash values (never the last byte, the
+--                     shard's), value = the story id (8 bytes binary for a 16-hex id). An entry counts only if
+--                     the story's signature has the band's whole value (so a value alike in those 40 bits is
+--                     passed over, never a candidate in place of the real one); a band is written only where no
+--                     entry of that field is live, so a live one is never replaced: a story's band value that
+--                     collides with a live other one in its 40 bits (odds ~1e-9 a band) is not indexed, the only
+--                     difference from keeping the whole value. Bands are written only when a story is created, so
+--                     an entry's write time is its story's creation time: it is live while that story exists, was
+--                     created in period p, and less than a retention ago.
 --   bk:<p>:<l>:<n>    the same with the band bytes but the last as field (the version before; read until it
 --                     expires, never written).
 --   fk:<p>:<l>:<n>    the same for exact fingerprints, value '>I4' write time .. story id (latest write wins).
@@ -39,7 +40,7 @@ local new_id, url, source, sig = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local size, threshold, ttl, old_prefix = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local use_fp, now = ARGV[9] == '1', tonumber(ARGV[10])
 local jaccard_floor, min_common = tonumber(ARGV[11]), tonumber(ARGV[12])
-local prefix, period, fp_field, band_keep = ARGV[13], tonumber(ARGV[14]), ARGV[15], tonumber(ARGV[16])
+local prefix, period, fp_field, band_width = ARGV[13], tonumber(ARGV[14]), ARGV[15], tonumber(ARGV[16])
 local BASE_SHARDS, PER_SHARD = 256, 80
 local current = math.floor(now / period)
 local oldest = math.floor((now - ttl) / period)
@@ -70,10 +71,19 @@ local function bucket(kind, p, level, field)
   return prefix .. kind .. ':' .. p .. ':' .. level .. ':' .. shard_of(field, level)
 end
 
--- what of a field a bucket keeps: a band's first band_keep bytes (bn), else all but the shard's last byte
+-- what of a field a bucket keeps: a band's number and at most 4 bytes of its values (bn), else all but the
+-- shard's last byte
 local function stored(kind, field)
-  if kind == 'bn' then return string.sub(field, 1, band_keep) end
+  if kind == 'bn' then return string.sub(field, 1, #field - band_width + math.min(4, band_width - 1)) end
   return string.sub(field, 1, -2)
+end
+
+-- does the signature `sig` have the band value of the band field `field`?
+local function has_band(sig, field)
+  local head = #field - band_width
+  local number = string.byte(field, 1)
+  if head == 2 then number = number * 256 + string.byte(field, 2) end
+  return string.sub(sig, number * band_width + 1, (number + 1) * band_width) == string.sub(field, head + 1)
 end
 
 -- bucket levels of a period, read once a call
@@ -103,15 +113,17 @@ local function load(id)
   return found
 end
 
--- is the entry `v` found in period `p` of the buckets of `kind` live? (its story id, or nil)
-local function live(kind, v, p)
+-- is the entry `v` found in period `p` of the buckets of `kind` live? (its story id, or nil); with `field`, a bn
+-- entry counts only if its story has that band's value
+local function live(kind, v, p, field)
   if kind == 'fk' then
     if now - struct.unpack('>I4', v) < ttl then return unpack_id(string.sub(v, 5)) end
     return nil
   end
   local id = unpack_id(v)
   local story = load(id)
-  if story and story.created and math.floor(story.created / period) == p and now - story.created < ttl then
+  if story and story.created and math.floor(story.created / period) == p and now - story.created < ttl
+      and not (field and not has_band(story.sig, field)) then
     return id
   end
   return nil
@@ -129,7 +141,7 @@ local function lookup(kind, field, newest)
       if newest then l0, l1, ls = hi, lo, -1 end
       for level = l0, l1, ls do
         local v = redis.call('HGET', bucket(kind, p, level, field), stored(kind, field))
-        local id = v and live(kind, v, p)
+        local id = v and live(kind, v, p, kind == 'bn' and field)
         if id then return id end
       end
     end
@@ -152,6 +164,10 @@ local function write(kind, field, id)
     metas[kind .. ':' .. current] = nil
   end
   local key = bucket(kind, current, hi, field)
+  if kind == 'bn' then  -- a live entry of another value alike in the kept bytes stays (see the header)
+    local there = redis.call('HGET', key, stored(kind, field))
+    if there and live(kind, there, current) then return end
+  end
   local value = pack_id(id)
   if kind == 'fk' then value = struct.pack('>I4', now) .. value end
   if redis.call('HSET', key, stored(kind, field), value) == 1 then
