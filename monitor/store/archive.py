@@ -4,8 +4,8 @@ Articles are Brotli-compressed JSON stored as binary (read with redis-py's NEVER
 responses read them too), one key per canonical URL, behind a 5-byte header (format byte, when it was put); the time
 index is one list per hour of 14-byte items (URL hash, second in the hour) and a small ZSET of the hours. Entries
 written before (zlib JSON, as binary or as base64 text) and the time index before (one ZSET, archive:by-time) are
-still read until they expire. Brotli 5 over zlib 6 and zstd: 8% smaller on the archived articles at a similar speed
-(its built-in dictionary is part of the format, nothing to ship; BENCHMARKS.md, docs/decisions.md).
+still read until they expire. Brotli 5 over zlib 6 and zstd: 4-8% smaller on articles at a similar speed (its
+built-in dictionary is part of the format, nothing to ship; BENCHMARKS.md, docs/decisions.md).
 """
 
 from __future__ import annotations
