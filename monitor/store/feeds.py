@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 SEEN_SHARDS = 256  # seen URLs at level 0 live in 256 hashes keyed by the first two hex digits of url_hash
 SEEN_PER_SHARD = 80  # a level takes new URLs while all those kept fit this many a shard (listpack room to spare)
 SEEN_MAX_LEVEL = 16
+SEEN_LEVELS_TTL = 1.0  # seconds an instance reuses what it read of the levels (no extra round trip a poll)
 FIRST_POLL_SPREAD = 30.0  # new feeds start within this many seconds (at most one interval), spreading a big config
 LAST_ERROR_MAX = 500
 _URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
@@ -94,6 +96,7 @@ class FeedStore:
         self.redis = redis
         self.keys = keys
         self.seen_per_shard = seen_per_shard
+        self._levels: tuple[float, list[int], int] | None = None  # (when read, levels, URLs kept) of seen_levels
         self._lease = LeaseClaim(redis)  # store/scripts/claim_lease.lua
         self.epoch: str | None = None  # the state marker this instance last saw
         self.intact_at: float | None = None  # when it last saw it
@@ -111,11 +114,16 @@ class FeedStore:
             level += 1
         return level
 
-    async def _seen_levels(self) -> tuple[list[int], int]:
-        """(the levels that may hold seen URLs, about how many are kept)."""
-        meta = await self.redis.hgetall(self.keys.seen_levels)
-        levels = {0} | {int(_text(k)) for k in meta if _text(k).isdigit()}
-        return sorted(levels), int(meta.get("n") or meta.get(b"n") or 0)
+    async def _seen_levels(self, *, fresh: bool = False) -> tuple[list[int], int]:
+        """(the levels that may hold seen URLs, about how many are kept), as read at most SEEN_LEVELS_TTL ago. Near
+        the next level's threshold that level is read too: another instance may have begun it meanwhile."""
+        if fresh or self._levels is None or time.monotonic() - self._levels[0] > SEEN_LEVELS_TTL:
+            meta = await self.redis.hgetall(self.keys.seen_levels)
+            levels = {0} | {int(_text(k)) for k in meta if _text(k).isdigit()}
+            self._levels = (time.monotonic(), sorted(levels), int(meta.get("n") or meta.get(b"n") or 0))
+        _, levels, kept = self._levels
+        soon = self._write_level(int(kept * 1.1) + 100)
+        return (levels if soon in levels else sorted({*levels, soon})), kept
 
     async def sync_feeds(self, feeds: Sequence[Feed], *, now: float) -> bool:
         """Register the configured feeds; a feed never seen is due now (+ spread); unconfigured feeds leave the ZSET.
@@ -292,7 +300,11 @@ class FeedStore:
         if not entries:
             return
         stamp = repr(now)
-        level = self._write_level(int(await self.redis.hget(self.keys.seen_levels, "n") or 0))
+        _, kept = await self._seen_levels()
+        level = self._write_level(kept)
+        if self._levels is not None:  # counted here until read again
+            stamp_at, levels, _ = self._levels
+            self._levels = (stamp_at, sorted({*levels, level}), kept + len(entries))
         async with self.redis.pipeline(transaction=False) as pipe:
             if level:  # before the fields: whoever finds them can find their level
                 pipe.hset(self.keys.seen_levels, str(level), 1)
@@ -305,7 +317,7 @@ class FeedStore:
     async def expire_seen(self, *, older_than: float) -> int:
         """Forget seen URLs first seen before `older_than` (retention). Returns how many were removed. Counts those
         kept (where new ones go) and stops reading a level above 0 left empty that new ones no longer go to."""
-        levels, _ = await self._seen_levels()
+        levels, _ = await self._seen_levels(fresh=True)
         removed, kept, empty = 0, 0, []
         for level in levels:
             left = 0
@@ -327,4 +339,5 @@ class FeedStore:
         retired = [str(level) for level in empty if level != self._write_level(kept)]
         if retired:
             await self.redis.hdel(self.keys.seen_levels, *retired)
+        self._levels = None
         return removed
