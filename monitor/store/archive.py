@@ -190,7 +190,8 @@ class ArticleArchive:
                 yield article
 
     async def _since_before(self, since: float, *, batch: int) -> AsyncIterator[Article]:
-        """The index before (a ZSET url hash -> when), paged by score: robust to inserts and prunes meanwhile."""
+        """The index before (a ZSET url hash -> when), paged by score: robust to inserts and prunes meanwhile. Needed
+        for one `archive.retention_days` after the upgrade (then the ZSET has expired); a later version may drop it."""
         low, seen_at_low = since, set()
         while True:
             rows = await self.redis.zrangebyscore(self.index_key, low, "+inf", start=0,

@@ -25,7 +25,7 @@
 --                     an entry's write time is its story's creation time: it is live while that story exists, was
 --                     created in period p, and less than a retention ago.
 --   bk:<p>:<l>:<n>    the same with the band bytes but the last as field (the version before; read until it
---                     expires, never written).
+--                     expires, one retention after the upgrade, never written; a later version may drop it).
 --   fk:<p>:<l>:<n>    the same for exact fingerprints, value '>I4' write time .. story id (latest write wins).
 --   bm:<kind>:<p>     bucket meta: lo / hi level, n fields written at level hi.
 -- A bucket key lives a retention after its last write; an entry older than the retention is ignored, so expiry is
