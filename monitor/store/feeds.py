@@ -115,15 +115,13 @@ class FeedStore:
         return level
 
     async def _seen_levels(self, *, fresh: bool = False) -> tuple[list[int], int]:
-        """(the levels that may hold seen URLs, about how many are kept), as read at most SEEN_LEVELS_TTL ago. Near
-        the next level's threshold that level is read too: another instance may have begun it meanwhile."""
+        """(the levels that may hold seen URLs, about how many are kept), as read at most SEEN_LEVELS_TTL ago."""
         if fresh or self._levels is None or time.monotonic() - self._levels[0] > SEEN_LEVELS_TTL:
             meta = await self.redis.hgetall(self.keys.seen_levels)
             levels = {0} | {int(_text(k)) for k in meta if _text(k).isdigit()}
             self._levels = (time.monotonic(), sorted(levels), int(meta.get("n") or meta.get(b"n") or 0))
         _, levels, kept = self._levels
-        soon = self._write_level(int(kept * 1.1) + 100)
-        return (levels if soon in levels else sorted({*levels, soon})), kept
+        return levels, kept
 
     async def sync_feeds(self, feeds: Sequence[Feed], *, now: float) -> bool:
         """Register the configured feeds; a feed never seen is due now (+ spread); unconfigured feeds leave the ZSET.
@@ -281,7 +279,9 @@ class FeedStore:
         if not entries:
             return []
         hashes = [url_hash(entry.url) for entry in entries]
-        levels, _ = await self._seen_levels()
+        levels, kept = await self._seen_levels()
+        soon = self._write_level(int(kept * 1.1) + 100)  # near its threshold, another instance may begin a level
+        levels = levels if soon in levels else sorted({*levels, soon})
         async with self.redis.pipeline(transaction=False) as pipe:
             for hashed in hashes:
                 for level in levels:
