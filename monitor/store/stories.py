@@ -5,8 +5,9 @@ string per story (shingle count, creation time, the MinHash values as 4-byte big
 source/url); the LSH band values -> the first story with that band, and the exact fingerprints -> story id, as
 fields of hash buckets (bn:/fk:<period>:<level>:<shard>, each a small listpack hash instead of one key per value:
 a key costs ~60-90 bytes of overhead, a listpack field ~17; a band's field is 5 bytes, see _band_width). A band
-entry is live a retention after its story's creation, a fingerprint entry a retention after its write. Joining refreshes a story's expiry; its band entries
-expire a retention after its first copy, so late copies of an old story start a new one.
+entry is live a retention after its story's creation, a fingerprint entry a retention after its write. Joining
+refreshes a story's expiry; its band entries expire a retention after its first copy, so late copies of an old
+story start a new one.
 
 The band buckets before (bk:, whole band values as fields) and the layout before them (fp:<fp> and b:<band> strings,
 story:<id> hash and story:<id>:members list) are still read, and a story stored in the latter is still joined in
