@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import ahocorasick
+import ahocorasick_rs
 
 from ..errors import PermanentError
 from ..models import Article, Match
@@ -64,6 +64,27 @@ class Rule:
 def article_text(article: Article) -> str:
     """What rules see: the title, a blank line, the text."""
     return f"{article.title}\n\n{article.text}" if article.title else article.text
+
+
+class Scanner:
+    """An Aho-Corasick automaton over some of the keys (ahocorasick_rs: the Rust crate's contiguous NFA, every
+    overlapping occurrence in one call); gives (key number, where the occurrence ends: the index of its last
+    character)."""
+
+    __slots__ = ("_automaton", "_ids")
+
+    def __init__(self, keys: list[str], ids: list[int]) -> None:
+        self._ids = ids
+        self._automaton = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard) if keys else None
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def ends(self, text: str) -> list[tuple[int, int]]:
+        if self._automaton is None:
+            return []
+        ids = self._ids
+        return [(ids[p], end - 1) for p, _start, end in self._automaton.find_matches_as_indexes(text, overlapping=True)]
 
 
 class Compiled:
@@ -131,21 +152,21 @@ class Compiled:
             primary = any(h[0] == "t" or h[1] in self.primary_kinds for h in hitkeys)
             languages = frozenset("" if e[0] in ("t", "p") else e[4] for e in payload)
             self._keys.append((key, primary, languages))
-        self._automata: dict[str, tuple[ahocorasick.Automaton, ahocorasick.Automaton]] = {}
+        self._automata: dict[str, tuple[Scanner, Scanner]] = {}
         self.automaton = self.automata("")[0]  # every language's keys: for counting and for unknown languages
 
-    def automata(self, language: str) -> tuple[ahocorasick.Automaton, ahocorasick.Automaton]:
+    def automata(self, language: str) -> tuple[Scanner, Scanner]:
         """(primary, secondary) automata for articles in `language`: rule terms, language-neutral entries and that
         language's blocks (all blocks when the language is unknown). Smaller automata scan faster."""
         found = self._automata.get(language)
         if found is None:
-            found = (ahocorasick.Automaton(), ahocorasick.Automaton())
+            keys: tuple[list[str], list[str]] = ([], [])
+            ids: tuple[list[int], list[int]] = ([], [])
             for kidx, (key, primary, languages) in enumerate(self._keys):
                 if not language or "" in languages or language in languages:
-                    found[0 if primary else 1].add_word(key, kidx)
-            for automaton in found:
-                if len(automaton):
-                    automaton.make_automaton()
+                    keys[0 if primary else 1].append(key)
+                    ids[0 if primary else 1].append(kidx)
+            found = (Scanner(keys[0], ids[0]), Scanner(keys[1], ids[1]))
             self._automata[language] = found
         return found
 
@@ -388,7 +409,7 @@ class Context:
         if not len(automaton):
             return
         ends = self._ends
-        for end, kidx in automaton.iter(self.nz.norm):
+        for kidx, end in automaton.ends(self.nz.norm):
             ends[kidx].append(end)
         hitkeys = self.c.key_hitkeys
         self.keys = set().union(*(hitkeys[k] for k in ends)) if ends else set()
@@ -399,7 +420,7 @@ class Context:
         secondary = self.c.automata(self.language)[1]
         if len(secondary):
             ends = self._ends
-            for end, kidx in secondary.iter(self.nz.norm):
+            for kidx, end in secondary.ends(self.nz.norm):
                 ends[kidx].append(end)
         self._by_kind = None
 
