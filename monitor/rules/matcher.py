@@ -68,8 +68,7 @@ def article_text(article: Article) -> str:
 
 class Scanner:
     """An Aho-Corasick automaton over some of the keys (ahocorasick_rs: the Rust crate's contiguous NFA, every
-    overlapping occurrence in one call); gives (key number, where the occurrence ends: the index of its last
-    character)."""
+    overlapping occurrence in one call): where each key occurs, as the index of its occurrence's last character."""
 
     __slots__ = ("_automaton", "_ids")
 
@@ -80,11 +79,12 @@ class Scanner:
     def __len__(self) -> int:
         return len(self._ids)
 
-    def ends(self, text: str) -> list[tuple[int, int]]:
-        if self._automaton is None:
-            return []
-        ids = self._ids
-        return [(ids[p], end - 1) for p, _start, end in self._automaton.find_matches_as_indexes(text, overlapping=True)]
+    def scan(self, text: str, ends: dict[int, list[int]]) -> None:
+        """Appends to ends[key] where each occurrence of the key in `text` ends, in order."""
+        if self._automaton is not None:
+            ids = self._ids
+            for p, _start, end in self._automaton.find_matches_as_indexes(text, overlapping=True):
+                ends[ids[p]].append(end - 1)
 
 
 class Compiled:
@@ -409,8 +409,7 @@ class Context:
         if not len(automaton):
             return
         ends = self._ends
-        for kidx, end in automaton.ends(self.nz.norm):
-            ends[kidx].append(end)
+        automaton.scan(self.nz.norm, ends)
         hitkeys = self.c.key_hitkeys
         self.keys = set().union(*(hitkeys[k] for k in ends)) if ends else set()
 
@@ -419,9 +418,7 @@ class Context:
         self._secondary_done = True
         secondary = self.c.automata(self.language)[1]
         if len(secondary):
-            ends = self._ends
-            for kidx, end in secondary.ends(self.nz.norm):
-                ends[kidx].append(end)
+            secondary.scan(self.nz.norm, self._ends)
         self._by_kind = None
 
     def term_hits(self, tid: int) -> list[Hit]:
