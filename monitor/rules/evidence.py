@@ -16,6 +16,7 @@ from .normalise import normalise_phrase
 from .query import And, EntityRef, Node, Not, Or, Proximity, Regex, Scope, Term
 
 SNIPPET_MAX = 420
+_WHITESPACE = re.compile(r"\s+")
 MAX_TERMS = 25
 
 
@@ -89,8 +90,9 @@ def _outermost(evidence: list) -> list:
 
 def _entities(ctx: Any, evidence: list, windows: list) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
+    reportable = ctx.c.gazetteer.reportable
     for s, _e, label, canonical in evidence:
-        if canonical and label.startswith("@") and ctx.c.gazetteer.reportable(label[1:]):
+        if canonical and label.startswith("@") and reportable(label[1:]):
             out.setdefault(label[1:], []).append(canonical)
     if len(windows) == 1:
         for kind, values in _window_entities(ctx, windows[0]):
@@ -131,7 +133,10 @@ def _window_entities(ctx: Any, window: tuple[int, int]) -> list[tuple[str, list[
 def most_specific(values: list[str]) -> list[str]:
     """Distinct values without those a more specific one extends: "Leopard" beside "Leopard 2"."""
     values = list(dict.fromkeys(values))
-    return [v for v in values if not any(w != v and w.startswith(v + " ") for w in values)]
+    if len(values) < 2:
+        return values
+    extended = {w[:i] for w in values for i, c in enumerate(w) if c == " "}  # every value's leading words
+    return [v for v in values if v not in extended]
 
 
 def _rank(ctx: Any, starts: list[int], window: tuple[int, int]) -> tuple[int, int]:
@@ -359,7 +364,7 @@ def snippet(ctx: Any, evidence: list, windows: list) -> str:
         parts.append("**" + nz.original[s:e] + "**")
         cursor = e
     parts.append(nz.original[cursor:b])
-    text = re.sub(r"\s+", " ", "".join(parts)).strip()
+    text = _WHITESPACE.sub(" ", "".join(parts)).strip()
     return text if len(text) <= SNIPPET_MAX else text[: SNIPPET_MAX - 1].rstrip() + "…"
 
 
