@@ -95,6 +95,7 @@ class Compiled:
         self.gazetteer = gazetteer
         self._alias_tables: dict[str, dict[str, str]] = {}
         self.term_ids: dict[tuple[str, bool], int] = {}
+        self._kind_keys: dict[str, int] = {}  # entity kind -> its number (see kind_key)
         keys: dict[str, list[tuple]] = defaultdict(list)
         for rule in rules:
             for term in _terms(rule.node):
@@ -143,13 +144,13 @@ class Compiled:
             for item in dict.fromkeys(payload):
                 if item[0] in ("t", "p"):
                     self.tid_keys[item[1]].append((kidx, item[0] == "p"))
-                    hitkeys.add(("t", item[1]))
+                    hitkeys.add(item[1])
                 else:
                     entities.append((item[1], item[2], item[3], item[4], item[5]))
-                    hitkeys.add(("k", item[1]))
+                    hitkeys.add(self.kind_key(item[1]))
             self.key_entities.append(tuple(entities))
             self.key_hitkeys.append(frozenset(hitkeys))
-            primary = any(h[0] == "t" or h[1] in self.primary_kinds for h in hitkeys)
+            primary = any(item[0] in ("t", "p") or item[1] in self.primary_kinds for item in payload)
             languages = frozenset("" if e[0] in ("t", "p") else e[4] for e in payload)
             self._keys.append((key, primary, languages))
         self._automata: dict[str, tuple[Scanner, Scanner]] = {}
@@ -202,17 +203,23 @@ class Compiled:
     def tid(self, term: Term) -> int:
         return self.tids[id(term)]
 
+    def kind_key(self, kind: str) -> int:
+        """The hit key of an entity kind: a negative number (a term's hit key is its term id, from 0), so the index
+        and the candidate check hash small ints, not tuples."""
+        return -1 - self._kind_keys.setdefault(kind, len(self._kind_keys))
+
     def triggers(self, node: Node) -> frozenset | None:
         """Hit keys of which at least one must occur for `node` to be true; None if no such set exists.
 
         Of an AND's children the cheapest set is chosen: a literal term is rarer than "any state".
         """
         if isinstance(node, Term):
-            return frozenset([("t", self.tid(node))])
+            return frozenset([self.tid(node)])
         if isinstance(node, EntityRef):
-            return None if node.kind in PATTERN_KINDS or node.kind in BUILTIN_KINDS else frozenset([("k", node.kind)])
+            return (None if node.kind in PATTERN_KINDS or node.kind in BUILTIN_KINDS
+                    else frozenset([self.kind_key(node.kind)]))
         if isinstance(node, Proximity):
-            return frozenset([("t", self.tid(node.words[0]))])
+            return frozenset([self.tid(node.words[0])])
         if isinstance(node, Scope):
             return self.triggers(node.child)
         if isinstance(node, And):
@@ -229,7 +236,7 @@ class Compiled:
             trig = self.triggers(node)
             return ("set", trig) if trig is not None else None
         if isinstance(node, Proximity):
-            return ("all", tuple(("set", frozenset([("t", self.tid(w))])) for w in node.words))
+            return ("all", tuple(("set", frozenset([self.tid(w)])) for w in node.words))
         if isinstance(node, Scope):
             return self.needs(node.child)
         if isinstance(node, And):
@@ -304,7 +311,7 @@ def _satisfied(need: tuple, keys: set[tuple]) -> bool:
 
 
 def _cost(keys: frozenset) -> int:
-    return sum(100 if k[0] == "k" else 1 for k in keys)
+    return sum(100 if k < 0 else 1 for k in keys)  # an entity kind (a negative key) is commoner than a term
 
 
 def _shared_scopes(rules: tuple[Rule, ...]) -> dict[int, int]:
