@@ -97,14 +97,18 @@ def _entities(ctx: Any, evidence: list, windows: list) -> dict[str, list[str]]:
     if len(windows) == 1:
         for kind, values in _window_entities(ctx, windows[0]):
             out.setdefault(kind, []).extend(values)
-    else:
-        merged: dict[str, list[str]] = {}
-        for window in windows:
-            for kind, values in _window_entities(ctx, window):
-                merged.setdefault(kind, []).extend(values)
-        order = ctx.evidence_memo["kinds order"]
-        for kind in sorted(merged, key=order.__getitem__):
-            out.setdefault(kind, []).extend(merged[kind])
+    else:  # the windows' entities merged, kind by kind: matches on an article often share all their windows
+        key = ("merged", *windows)
+        ordered = ctx.evidence_memo.get(key)
+        if ordered is None:
+            merged: dict[str, list[str]] = {}
+            for window in windows:
+                for kind, values in _window_entities(ctx, window):
+                    merged.setdefault(kind, []).extend(values)
+            order = ctx.evidence_memo["kinds order"]
+            ordered = ctx.evidence_memo[key] = [(kind, merged[kind]) for kind in sorted(merged, key=order.__getitem__)]
+        for kind, values in ordered:
+            out.setdefault(kind, []).extend(values)
     return {k: most_specific(v) for k, v in out.items() if v}
 
 
