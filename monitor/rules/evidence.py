@@ -89,11 +89,20 @@ def _outermost(evidence: list) -> list:
 
 
 def _entities(ctx: Any, evidence: list, windows: list) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
     reportable = ctx.c.gazetteer.reportable
-    for s, _e, label, canonical in evidence:
-        if canonical and label.startswith("@") and reportable(label[1:]):
-            out.setdefault(label[1:], []).append(canonical)
+    own = tuple((label[1:], canonical) for _s, _e, label, canonical in evidence
+                if canonical and label.startswith("@") and reportable(label[1:]))
+    key = ("entities", own, *windows)  # matches on an article often share their entity hits and windows
+    known = ctx.evidence_memo.get(key)
+    if known is None:
+        known = ctx.evidence_memo[key] = _entities_of(ctx, own, windows)
+    return {k: list(v) for k, v in known.items()}
+
+
+def _entities_of(ctx: Any, own: tuple, windows: list) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for kind, canonical in own:
+        out.setdefault(kind, []).append(canonical)
     if len(windows) == 1:
         for kind, values in _window_entities(ctx, windows[0]):
             out.setdefault(kind, []).extend(values)
