@@ -112,7 +112,7 @@ class Compiled:
         self._build_automaton(keys)
         self.tids = {id(t): self.term_ids[(t.text, t.prefix)] for r in rules for t in _terms(r.node)}
         self.shared = _shared_scopes(rules)
-        self.index: dict[tuple, list[int]] = defaultdict(list)
+        self.index: dict[int, list[int]] = defaultdict(list)
         self.always: list[int] = []
         self.requires: list[tuple | None] = []  # per rule: the hit keys it needs (see needs())
         # the same as a flat AND of clauses, each a set of hit keys one of which must be present (None: test the tree)
@@ -247,7 +247,7 @@ class Compiled:
             return None if any(p is None for p in parts) else ("any", parts)
         return None  # Not, Regex
 
-    def candidates(self, hit_keys: set[tuple]) -> list[int]:
+    def candidates(self, hit_keys: set[int]) -> list[int]:
         """Rules whose needed hits are all present: the only ones worth evaluating."""
         found = set(self.always)
         index = self.index
@@ -301,7 +301,7 @@ def _clauses(need: tuple) -> tuple[frozenset, ...] | None:
     return tuple(sorted(kept, key=len))
 
 
-def _satisfied(need: tuple, keys: set[tuple]) -> bool:
+def _satisfied(need: tuple, keys: set[int]) -> bool:
     op, arg = need
     if op == "set":
         return not arg.isdisjoint(keys)
@@ -385,7 +385,7 @@ class Context:
         self._ticks = 0
         self.terms: dict[int, list[Hit]] = {}
         self.entities: dict[str, list[EHit]] = {}
-        self.keys: set[tuple] = set()
+        self.keys: set[int] = set()
         self._regex: dict[str, list[Hit]] = {}
         self.scopes: list[tuple[int, int, int]] = []  # (start, end, depth): windows in which a scoped clause held
         self._depth = 0  # how deep in scopes the evaluation is
