@@ -74,7 +74,8 @@ class Scanner:
 
     def __init__(self, keys: list[str], ids: list[int]) -> None:
         self._ids = ids
-        self._automaton = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard) if keys else None
+        standard = ahocorasick_rs.MatchKind.Standard  # every occurrence, overlapping ones too
+        self._automaton = ahocorasick_rs.AhoCorasick(keys, matchkind=standard) if keys else None
 
     def __len__(self) -> int:
         return len(self._ids)

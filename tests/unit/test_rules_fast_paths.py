@@ -1,0 +1,66 @@
+"""The matcher's fast paths give what the plain forms they replace give: the segmenter's candidate regex, counts
+found on UTF-8 bytes, the prefilter of sums written in words, most_specific (pledge-dev texts, seeds, edge texts)."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import re2
+
+from monitor.rules import amounts, segment
+from monitor.rules.evidence import most_specific
+
+ROOT = Path(__file__).resolve().parents[2]
+EDGES = [
+    "a.\n\n\n b", "x ...  Y", "x!\u201d \u00a0Z", "\n\n", "\n \n\t\nq", "end.", "a\n", "….. \"' a",
+    "U.S. officials. The", "Wait.… Next", "So…… Then", "Really?! Yes",
+    "Zwölf Panzer, 14 Leopard-2 battle tanks, dozens of drones, 1 250 Haubitzen, fünf Systeme und zwölf Raketen",
+    "a three-digit million euro sum", "A THREE-DİGIT MİLLION EURO SUM", "hundreds of millions of euros",
+    "HUNDREDS OF BILLIONS OF DOLLARS", "eine dreistellige Millionenbetrag", "ſeven ſhells", "Ķyiv 12 танків",
+]
+
+
+def texts() -> list[str]:
+    dev = ROOT / "tests" / "data" / "pledge-dev" / "dev.jsonl"
+    out = [json.loads(line)["text"] for line in dev.read_text(encoding="utf-8").splitlines() if line.strip()]
+    out += [p.read_text(encoding="utf-8") for p in sorted((ROOT / "seeds").glob("*.txt"))]
+    rnd = random.Random(5)
+    out += [t[i : i + rnd.randrange(1, 600)] for t in list(out) for i in (rnd.randrange(len(t) or 1),)]
+    return out + EDGES
+
+
+def test_the_candidate_regex_finds_what_the_three_alternatives_find():
+    plain = re.compile(r"\n[ \t\u00a0]*(?:\n[ \t\u00a0]*)+|\n|[.!?…]+[\"'”’»)\]*_]*[ \t\u00a0]+")
+    for text in texts():
+        assert [m.span() for m in segment._CANDIDATE.finditer(text)] == [m.span() for m in plain.finditer(text)], text
+
+
+def test_counts_found_on_bytes_sit_where_the_str_interface_puts_them():
+    on_str = re2.compile(amounts._COUNT.pattern.decode())
+    for text in texts():
+        assert amounts._spans(amounts._COUNT, text) == [m.span() for m in on_str.finditer(text)], text[:80]
+
+
+def test_the_prefilter_of_sums_in_words_lets_every_one_through():
+    found = 0
+    for text in texts():
+        if list(amounts._MONEY_WORDS.finditer(text)):
+            found += 1
+            assert amounts._may_have_money_words(text), text[:80]
+    assert found >= 4  # the edge texts above hold some
+    assert not amounts._may_have_money_words("digital sums of a million, in millions of ways")
+
+
+def test_most_specific_keeps_what_the_pairwise_comparison_keeps():
+    def pairwise(values):
+        values = list(dict.fromkeys(values))
+        return [v for v in values if not any(w != v and w.startswith(v + " ") for w in values)]
+
+    rnd = random.Random(1)
+    words = ["Leopard", "Leopard 2", "Leopard 2 A6", "a", "a b", "b", "Patriot", " x", "x ", "x  y", "x", "", " "]
+    for _ in range(5000):
+        values = [rnd.choice(words) for _ in range(rnd.randrange(0, 8))]
+        assert most_specific(values) == pairwise(values), values
