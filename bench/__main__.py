@@ -175,8 +175,8 @@ def machine_section() -> str:
              ""]
     lines += [f"- {name}: {value}" for name, value in facts.items()]
     lines.append("- monitor's stack: " + package_versions(
-        ["aiohttp", "feedparser", "lxml", "trafilatura", "redis", "pebble", "apprise", "pyahocorasick",
-         "datasketch"]))
+        ["aiohttp", "feedparser", "lxml", "trafilatura", "redis", "pebble", "apprise", "ahocorasick-rs",
+         "Brotli", "numpy", "py3langid"]))
     lines.append("- Redis: " + _redis_version() + " at 127.0.0.1:6379 (each run uses its own key prefix)")
     lines.append("- contenders: " + ", ".join(_contender_versions()))
     lines.append(f"- load when recorded: `uptime`: {_uptime()}")
