@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import numpy as np
-from datasketch import MinHash
 
+from .minhash import MinHash
 from .models import Article
 from .settings import DEFAULT_TRACKING_PARAMS, StorySettings
 from .store.stories import StoryStore
