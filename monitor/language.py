@@ -8,6 +8,12 @@ from __future__ import annotations
 from functools import lru_cache
 
 LANGUAGE_SAMPLE = 1500  # characters: every extracted corpus text gets the same language from 1,000 as from 5,000
+# The first look is at fewer characters (py3langid's cost is linear in them: 0.46 ms against 1.05 ms); only a guess
+# less sure than LANGUAGE_SURE looks again at LANGUAGE_SAMPLE. On the 140 corpus texts and the 161 labelled
+# pledge-dev texts this gives the language the 1,500 characters give, every time (a 500-character sample alone
+# does not: 2 of the pledge-dev texts lose theirs). Measured by `python -m bench.language_sample`.
+LANGUAGE_FIRST_SAMPLE = 500
+LANGUAGE_SURE = 0.99
 LANGUAGE_MIN_CONFIDENCE = 0.5
 
 
@@ -26,8 +32,10 @@ def _identifier():
 
 def detect_language(text: str) -> str:
     """ISO 639-1 code of the text's language, "" when the text is too short or the guess is unsure."""
-    sample = text[:LANGUAGE_SAMPLE]
-    if sum(ch.isalpha() for ch in sample[:400]) < 20:
+    if sum(ch.isalpha() for ch in text[:400]) < 20:
         return ""
-    lang, confidence = _identifier().classify(sample)
+    identifier = _identifier()
+    lang, confidence = identifier.classify(text[:LANGUAGE_FIRST_SAMPLE])
+    if confidence < LANGUAGE_SURE and len(text) > LANGUAGE_FIRST_SAMPLE:
+        lang, confidence = identifier.classify(text[:LANGUAGE_SAMPLE])
     return lang if confidence >= LANGUAGE_MIN_CONFIDENCE else ""
