@@ -1,14 +1,20 @@
-"""The worker pool: a worker killed on its deadline is replaced, and its death never reaches the daemon's signals."""
+"""The worker pool: a worker killed on its deadline is replaced, and its death never reaches the daemon's signals;
+the pool freezes the parent's objects before its workers fork."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import operator
+import platform
 import signal
 import time
+import weakref
+from pathlib import Path
 
 import pytest
 
+from monitor.rules import RuleWatcher
 from monitor.workers import WorkerPool, WorkerTimeout
 
 
@@ -53,3 +59,34 @@ async def test_workers_share_the_language_model_loaded_before_they_fork():
         pool.close()
     assert loaded == 1  # inherited from the parent: the worker does not load a private ~75 MB copy
     assert frozen > 0  # and its GC leaves the inherited pages alone (they stay shared with the parent)
+
+
+def _worker_frozen_and_trim() -> tuple[int, bool]:
+    from monitor.workers import _Watch
+
+    return gc.get_freeze_count(), _Watch.trim is not None
+
+
+async def test_the_pool_freezes_what_exists_before_its_workers_fork_and_they_trim_their_heap():
+    gc.unfreeze()
+    with WorkerPool(processes=1) as pool:
+        assert gc.get_freeze_count() > 0  # the parent's objects: its cyclic GC no longer writes their pages
+        frozen_in_worker, trims = await pool.run(_worker_frozen_and_trim, timeout=30)
+    assert frozen_in_worker > 0
+    assert trims == (platform.libc_ver()[0] == "glibc")
+    gc.unfreeze()
+
+
+def test_a_replaced_rule_set_is_freed_without_the_cyclic_gc():
+    """The daemon freezes the rule set it started with (WorkerPool): a frozen object in a reference cycle would
+    never be freed after a reload. The rule set has none: dropping the last reference frees it at once."""
+    root = Path(__file__).resolve().parents[2]
+    gc.disable()
+    try:
+        watcher = RuleWatcher(root / "rules")
+        rule_set = weakref.ref(watcher.current)
+        rules = [weakref.ref(rule) for rule in watcher.current.rules]
+        del watcher
+        assert rule_set() is None and all(rule() is None for rule in rules)
+    finally:
+        gc.enable()
