@@ -9,7 +9,7 @@ from functools import lru_cache
 
 LANGUAGE_SAMPLE = 1500  # characters: every extracted corpus text gets the same language from 1,000 as from 5,000
 # The first look is at fewer characters (py3langid's cost is linear in them: 0.46 ms against 1.05 ms); only a guess
-# less sure than LANGUAGE_SURE looks again at LANGUAGE_SAMPLE. On the 140 corpus texts and the 161 labelled
+# less sure than LANGUAGE_SURE looks again at LANGUAGE_SAMPLE. On the 140 corpus texts and the 160 labelled
 # pledge-dev texts this gives the language the 1,500 characters give, every time (a 500-character sample alone
 # does not: 2 of the pledge-dev texts lose theirs). Measured by `python -m bench.language_sample`.
 LANGUAGE_FIRST_SAMPLE = 500
