@@ -44,6 +44,8 @@ def load(trace: str) -> tuple[dict[str, dict[str, float]], dict[str, Any], list[
         if rec["k"] == "loop":
             lags.append(rec["v"])
             continue
+        if rec["k"] in ("cb", "cpu"):
+            continue
         if rec["s"].startswith("alert:"):
             by_alert[rec["s"][6:]] = rec["k"]
             stamps[rec["k"]].setdefault("alert", rec["t"])
@@ -79,7 +81,55 @@ def report(trace: str) -> str:
     lines.append("")
     lines.append(f"event loop: {len(lags)} wake-ups of a 20 ms sleep more than 10 ms late; worst "
                  f"{max(lags, default=0) * 1000:.0f} ms; sum {sum(lags):.1f} s")
+    lines += cpu_report(trace, run["steady_from"], len(steady))
     return "\n".join(lines)
+
+
+def cpu_report(trace: str, steady_from: float, alerts: int) -> list[str]:
+    """Load-insensitive: the main thread's CPU in the steady phase, the loop callbacks that used > 5 ms of it each,
+    and the functions cProfile (timed by main-thread CPU) found costliest."""
+    import os
+    import pstats
+
+    slow: dict[str, list[float]] = collections.defaultdict(list)
+    cpu = None
+    for line in open(trace + ".0"):
+        rec = json.loads(line)
+        if rec["k"] == "cb" and rec["t"] >= steady_from:
+            slow[rec["s"]].append(rec["v"])
+        elif rec["k"] == "cpu":
+            cpu = rec
+    lines = [""]
+    if cpu:
+        lines.append(f"main thread CPU in the steady phase: {cpu['v']:.1f} s ({cpu['p']:.1f} s with its other "
+                     f"threads); {alerts} steady alerts")
+    total = sum(sum(v) for v in slow.values())
+    lines += ["", f"loop callbacks over 5 ms of CPU (steady phase and after): {sum(map(len, slow.values()))}, "
+              f"{total:.1f} s CPU", "", "| callback | count | CPU s | max ms |", "| --- | ---: | ---: | ---: |"]
+    for what, v in sorted(slow.items(), key=lambda kv: -sum(kv[1]))[:15]:
+        lines.append(f"| {what} | {len(v)} | {sum(v):.2f} | {max(v) * 1000:.0f} |")
+    if os.path.exists(trace + ".0.prof"):
+        lines += samples_report(trace + ".0.prof")
+    return lines
+
+
+def samples_report(path: str, top: int = 30) -> list[str]:
+    """The CPU sampler's stacks (bench/stagetrace.py CpuSampler): the share of main-thread samples per function,
+    inclusive (on the stack) and self (the innermost frame)."""
+    data = json.loads(open(path).read())
+    total = sum(n for _, n in data["stacks"]) or 1
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    for stack, n in data["stacks"]:
+        own[stack[0]] += n
+        for fn in set(stack):
+            inclusive[fn] += n
+    lines = ["", f"CPU samples of the main thread in the steady phase: {total} (one per {data['interval'] * 1000:g} ms "
+             "of process CPU)", "", "| function (inclusive) | share |", "| --- | ---: |"]
+    lines += [f"| {fn} | {n / total:.1%} |" for fn, n in inclusive.most_common(top)]
+    lines += ["", "| function (self) | share |", "| --- | ---: |"]
+    lines += [f"| {fn} | {n / total:.1%} |" for fn, n in own.most_common(top)]
+    return lines
 
 
 if __name__ == "__main__":

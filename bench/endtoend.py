@@ -137,6 +137,13 @@ def start_instances(n: int, config: Path, work: Path, trace: str | None = None) 
     return procs
 
 
+def signal_traced(procs: list[subprocess.Popen[bytes]], trace: str | None, signum: int) -> None:
+    """With --trace only: bench/stagetrace.py starts (SIGUSR1) or stops and dumps (SIGUSR2) its CPU profile."""
+    for p in procs if trace else []:
+        if p.poll() is None:
+            p.send_signal(signum)
+
+
 def stop_instances(procs: list[subprocess.Popen[bytes]]) -> None:
     for p in procs:
         if p.poll() is None:
@@ -177,7 +184,9 @@ async def run_case(instances: int, args: argparse.Namespace) -> dict[str, Any]:
             result.update(await burst_phase(redis, prefix, n_entries, procs, args))
             post(server.control + "/_rotate")  # the steady phase: items now appear at `rate` per second
             steady_from = time.time()
+            signal_traced(procs, args.trace, signal.SIGUSR1)  # stagetrace: profile the steady phase
             await asyncio.sleep(args.steady)
+            signal_traced(procs, args.trace, signal.SIGUSR2)
             result["steady_seconds"] = args.steady
             drained_at = await wait_drained(redis, prefix, 0, procs, timeout=120)
             result["steady_drained_after"] = drained_at - steady_from if drained_at else None
