@@ -293,8 +293,12 @@ class Stream:
                     reclaim = not running or time.monotonic() - last_reclaim > self.claim_idle_ms / 2000
                     last_reclaim = time.monotonic() if reclaim else last_reclaim
                     taken = set(in_flight.values()) | {m.id for m in messages} | {r[1] for r in self._retries}
-                    messages += [m for m in await self.read(count=min(free - len(messages), max(count, 1)),
-                                                            block_ms=wait_ms, reclaim=reclaim) if m.id not in taken]
+                    want = min(free - len(messages), max(count, 1))
+                    got = [m for m in await self.read(count=want, block_ms=wait_ms, reclaim=reclaim)
+                           if m.id not in taken]
+                    if reclaim and running and not got:  # it took back only our own in-flight ones: read new ones
+                        got = [m for m in await self.read(count=want, block_ms=0, reclaim=False) if m.id not in taken]
+                    messages += got
                 if free > 0:
                     for m in messages:
                         task = asyncio.create_task(self.handle(handler, m, burst=burst))

@@ -34,6 +34,11 @@ from .sending import Sender
 
 log = logging.getLogger(__name__)
 
+SEND_SLOTS = 8  # sends of one channel at once (each in a forked child, sending.py)
+# outbox messages routed at once by the daemon: routing one costs a few Redis round trips, each an event-loop turn,
+# so one at a time could not keep up with 20 alerts/s once the loop was busy (bench.endtoend, BENCHMARKS.md)
+ROUTE_SLOTS = 16
+
 
 class Deliverer:
     """Consumes the outbox stream and delivers per channel with retries, throttle, digests and quiet hours.
@@ -120,7 +125,8 @@ class Deliverer:
         last_warning = 0.0
         while not stop.is_set():
             try:
-                await self.stream.consume(self.handle, stop=stop)
+                # in any order, as with several instances: throttle, digest and once-per-channel are atomic in Redis
+                await self.stream.consume(self.handle, stop=stop, concurrency=ROUTE_SLOTS, count=ROUTE_SLOTS)
             except StoreUnavailable as exc:
                 if time.monotonic() - last_warning > 60:  # once per outage, not on every retry
                     log.warning("alerts outbox: redis unavailable (%s); trying again", exc)
@@ -144,30 +150,54 @@ class Deliverer:
         return total
 
     async def _channel_loop(self, channel: str, stop: asyncio.Event) -> None:
-        """One loop per channel, so a slow or failing service only ever delays its own channel."""
+        """One loop per channel, so a slow or failing service only ever delays its own channel.
+
+        Up to SEND_SLOTS sends run at once, and a slot is refilled as soon as its send ends (a sliding window): an
+        alert routed while a slow send runs is claimed at once, not after the slowest of a batch. On stop the
+        sends in flight finish (a service may already have accepted them)."""
         redis_down = False
         wake = self._wake.setdefault(channel, asyncio.Event())
-        while not stop.is_set():
-            wake.clear()
-            try:
-                sent = await self.send_due(channel)
-                if redis_down:
-                    log.info("channel %s: redis available again", channel)
-                    redis_down = False
-                if sent:
-                    continue
-            except StoreUnavailable as exc:  # Redis away for a moment: keep the loop
-                if not redis_down:  # once per outage, not on every poll
-                    log.warning("channel %s: redis unavailable (%s); trying again", channel, exc)
-                redis_down = True
-            await _first_of(stop, wake, timeout=self.settings.poll_interval)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                wake.clear()
+                try:
+                    ids = await self.sender.claim(channel, limit=SEND_SLOTS - len(running))
+                    if redis_down:
+                        log.info("channel %s: redis available again", channel)
+                        redis_down = False
+                    for alert_id in ids:
+                        task = asyncio.create_task(self._send(channel, alert_id))
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+                    if ids and len(running) < SEND_SLOTS:
+                        continue  # more may be due
+                except StoreUnavailable as exc:  # Redis away for a moment: keep the loop
+                    if not redis_down:  # once per outage, not on every poll
+                        log.warning("channel %s: redis unavailable (%s); trying again", channel, exc)
+                    redis_down = True
+                await _first_of(stop, wake, timeout=self.settings.poll_interval, tasks=running)
+        finally:
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+
+    async def _send(self, channel: str, alert_id: str) -> None:
+        """One claimed send; what fails here is retried when its claim lease ends, so it is logged, not raised."""
+        try:
+            await self.sender.send_one(channel, alert_id)
+        except StoreUnavailable as exc:
+            log.warning("channel %s: alert %s: redis unavailable while sending (%s); retried when its claim lease "
+                        "ends", channel, alert_id, exc)
+        except Exception as exc:  # noqa: BLE001 - one send must not end the channel's loop
+            log.error("channel %s: alert %s: send failed unexpectedly: %s: %s; retried when its claim lease ends",
+                      channel, alert_id, type(exc).__name__, exc, exc_info=True)
 
 
-async def _first_of(*events: asyncio.Event, timeout: float) -> None:
-    """Return when any of `events` is set or `timeout` passes."""
+async def _first_of(*events: asyncio.Event, timeout: float, tasks: set[asyncio.Task[None]] | None = None) -> None:
+    """Return when any of `events` is set, one of `tasks` ends, or `timeout` passes (the tasks go on running)."""
     waiters = [asyncio.ensure_future(e.wait()) for e in events]
     try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters + list(tasks or ()), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()

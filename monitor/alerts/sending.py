@@ -134,9 +134,13 @@ class Sender:
         self.clock = clock
         self.lease = settings.send_timeout * 2 + 10
 
+    async def claim(self, channel: str, *, limit: int) -> list[str]:
+        """Claim (lease) up to `limit` due sends of one channel: the alert ids to `send_one`."""
+        return await self.store.claim_due(channel, now=self.clock(), lease=self.lease, limit=limit) if limit > 0 else []
+
     async def send_due(self, channel: str, *, limit: int = 8) -> int:
         """Claim and send up to `limit` due sends of one channel, concurrently. Returns how many were claimed."""
-        ids = await self.store.claim_due(channel, now=self.clock(), lease=self.lease, limit=limit)
+        ids = await self.claim(channel, limit=limit)
         if ids:
             await asyncio.gather(*(self.send_one(channel, alert_id) for alert_id in ids))
         return len(ids)

@@ -131,6 +131,78 @@ async def test_one_channel_down_does_not_delay_the_others(redis, keys):
     assert await deliverer.due_count("up") == 0
 
 
+class FirstAnswerLate(WebhookReceiver):
+    """A slow service: its first request is answered (and its body recorded) `late` seconds after it came in, or
+    when `release` is set; the others at once. `late` stays under apprise's own read timeout."""
+
+    def __init__(self, late: float = 2.0) -> None:
+        super().__init__()
+        self.late = late
+        self.first_in, self.release = asyncio.Event(), asyncio.Event()
+        self._seen = 0
+
+    async def _handle(self, request):
+        self._seen += 1
+        if self._seen == 1:
+            self.first_in.set()
+            try:
+                await asyncio.wait_for(self.release.wait(), self.late)
+            except asyncio.TimeoutError:
+                pass
+        return await super()._handle(request)
+
+
+async def test_an_alert_routed_while_a_slow_send_runs_is_sent_at_once_not_after_it(redis, keys):
+    """A channel's sends are a sliding window: a free send slot takes the next alert as soon as it is routed; it
+    does not wait for the sends already running to end (a batch held up by its slowest send)."""
+    async with FirstAnswerLate() as hook:
+        outbox, deliverer = parts(redis, keys, {"hook": ChannelSettings(urls=[hook.url()])}, fast(send_timeout=20))
+        stop = asyncio.Event()
+        task = asyncio.create_task(deliverer.run(stop))
+        try:
+            await submit_story(outbox, range(0, 1), story="story-0")
+            await asyncio.wait_for(hook.first_in.wait(), 10)  # the first send is in flight, the service is slow
+            await submit_story(outbox, range(1, 2), story="story-1")
+            bodies = await hook.wait_for(2)
+        finally:
+            hook.release.set()
+            stop.set()
+            await task
+    # the second alert was answered while the first still waited for its answer
+    assert ["site1.example" in b["message"] for b in bodies] == [True, False], [b["message"][-300:] for b in bodies]
+    assert await deliverer.due_count("hook") == 0
+
+
+async def test_an_alert_is_routed_while_the_routing_of_an_earlier_one_waits(redis, keys):
+    """The daemon routes several outbox messages at once: an alert whose routing waits (here for the test to
+    release it) does not hold up the next one, which is sent first."""
+    async with WebhookReceiver() as hook:
+        outbox, deliverer = parts(redis, keys, {"hook": ChannelSettings(urls=[hook.url()])})
+        release, route = asyncio.Event(), deliverer.router.route
+
+        async def held_back(alert, channel):
+            if alert.story_id == "story-0":
+                await release.wait()
+            return await route(alert, channel)
+
+        deliverer.router.route = held_back
+        stop = asyncio.Event()
+        task = asyncio.create_task(deliverer.run(stop))
+        try:
+            await submit_story(outbox, range(0, 1), story="story-0")
+            await submit_story(outbox, range(1, 2), story="story-1")
+            first = list(await hook.wait_for(1))  # routing one at a time would wait here for story-0 forever
+            release.set()
+            bodies = await hook.wait_for(2)
+        finally:
+            release.set()
+            stop.set()
+            await task
+    assert ["site1.example" in b["message"] for b in first] == [True]
+    assert ["site0.example" in b["message"] for b in bodies] == [False, True]
+    assert await deliverer.due_count("hook") == 0
+
+
 async def test_restart_between_send_and_ack_sends_no_duplicate(redis, keys):
     async with WebhookReceiver() as hook:
         channels = {"hook": ChannelSettings(urls=[hook.url()])}

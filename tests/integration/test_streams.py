@@ -160,3 +160,31 @@ async def test_a_stream_that_deletes_on_ack_keeps_only_the_work_left(redis, keys
     assert await s.consume(handle, stop=asyncio.Event(), burst=True) == 5
     assert await s.length() == 0  # handled and dead-lettered messages are gone from the stream itself
     assert [m.payload["n"] for m in await s.dead()] == [4]
+
+
+async def test_a_message_running_longer_than_claim_idle_does_not_keep_new_ones_from_being_read(redis, keys):
+    """Taking back stale messages also finds our own long-running one: the consumer then reads new messages in the
+    same turn, so a free slot takes the next message while the first still runs."""
+    s = stream(redis, keys, "a")  # claim_idle 0.05 s: every turn of the loop looks for stale messages
+    await s.publish({"n": 0})
+    second_done, handled = asyncio.Event(), []
+
+    async def handle(msg: Message) -> None:
+        if msg.payload["n"] == 0:
+            await s.publish({"n": 1})  # arrives while this one runs, for longer than claim_idle
+            await asyncio.wait_for(second_done.wait(), 10)  # one slot at a time would fail here
+        else:
+            second_done.set()
+        handled.append(msg.payload["n"])
+
+    stop = asyncio.Event()
+    consumer = asyncio.create_task(s.consume(handle, stop=stop, concurrency=2))
+    try:
+        await asyncio.wait_for(second_done.wait(), 10)
+        while len(handled) < 2:
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await consumer
+    assert handled == [1, 0]
+    assert await s.pending_count() == 0
