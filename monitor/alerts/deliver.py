@@ -30,11 +30,10 @@ from .history import AlertHistory
 from .pacing import Digests
 from .render import Renderer
 from .routing import Router
-from .sending import Sender
+from .sending import SEND_SLOTS, Sender
 
 log = logging.getLogger(__name__)
 
-SEND_SLOTS = 8  # sends of one channel at once (each in a forked child, sending.py)
 # outbox messages routed at once by the daemon: routing one costs a few Redis round trips, each an event-loop turn,
 # so one at a time could not keep up with 20 alerts/s once the loop was busy (bench.endtoend, BENCHMARKS.md)
 ROUTE_SLOTS = 16
@@ -84,7 +83,7 @@ class Deliverer:
     async def route(self, alert: Alert, channel: str) -> str:
         return await self.router.route(alert, channel)
 
-    async def send_due(self, channel: str, *, limit: int = 8) -> int:
+    async def send_due(self, channel: str, *, limit: int = SEND_SLOTS) -> int:
         return await self.sender.send_due(channel, limit=limit)
 
     async def flush_due_digests(self, now: float | None = None) -> int:
@@ -118,6 +117,8 @@ class Deliverer:
         finally:
             for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.sender.close()
 
     async def _outbox_loop(self, stop: asyncio.Event) -> None:
         """Route outbox messages; a Redis outage pauses this loop only (it must not cancel a channel loop that is
@@ -137,6 +138,13 @@ class Deliverer:
                     pass
 
     async def _run_burst(self, stop: asyncio.Event) -> None:
+        try:
+            await self._burst(stop)
+        finally:
+            self.sender.close()
+
+    async def _burst(self, stop: asyncio.Event) -> None:
+        """In stream order, one message at a time (run --once, tests): throttles keep the first alert."""
         while not stop.is_set():
             await self.stream.consume(self.handle, stop=stop, burst=True)
             sent = sum(await asyncio.gather(*(self._drain(name) for name in self.channels)))

@@ -75,12 +75,8 @@ def _fresh_apprise_pools() -> None:
             setattr(module, name + "_lock", threading.Lock())
 
 
-def _send(ap: Any, alert_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """In the child: one apprise notify. Returns what the parent needs (picklable)."""
-    _worker_init()  # forget the daemon's signal set-up, so the kill at the deadline reaches this process only
-    collect = _Collect()
-    logging.getLogger().handlers[:] = [collect]
-    _fresh_apprise_pools()
+def _notify(ap: Any, alert_id: str, kwargs: dict[str, Any], collect: _Collect) -> dict[str, Any]:
+    """In a send process: one apprise notify. Returns what the parent needs (picklable)."""
     for service in ap:
         tag_service(service, alert_id)
     result = ap.notify(**kwargs)
@@ -89,9 +85,63 @@ def _send(ap: Any, alert_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {"ok": bool(result), "status": result.status.name, "notes": notes, "logs": collect.records}
 
 
-async def send_in_child(ap: Any, *, alert_id: str, timeout: float, **kwargs: Any) -> dict[str, Any]:
-    """{"ok", "status", "notes"} of one send, which ends (killed, with its socket) at `timeout` seconds."""
-    future = pebble.concurrent.process(timeout=timeout, mp_context=_FORK)(_send)(ap, alert_id, kwargs)
+def _send(ap: Any, alert_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """In a child forked for this one send."""
+    _worker_init()  # forget the daemon's signal set-up, so the kill at the deadline reaches this process only
+    collect = _Collect()
+    logging.getLogger().handlers[:] = [collect]
+    _fresh_apprise_pools()
+    return _notify(ap, alert_id, kwargs, collect)
+
+
+# --- long-lived send processes -------------------------------------------------------------------------------------
+# A child forked per send cost ~17 ms of CPU (fork, copy-on-write faults of the daemon's heap, teardown) against
+# ~2 ms for the send itself, at 20 alerts/s a third of a core (BENCHMARKS.md, End to end). Each channel has instead
+# SEND_SLOTS processes forked once, each making one send at a time; a send past its deadline is killed with its
+# process (and socket) as before, and pebble forks a replacement. A channel never has more sends in flight than
+# processes (deliver.py's window), so a claimed send never queues for a process while its claim lease runs. What to
+# send through is inherited, not pickled: every service is registered, by token, before any send process is forked.
+SEND_SLOTS = 4
+_SERVICES: dict[str, Any] = {}  # token -> apprise object
+_COLLECT = _Collect()
+_PRISTINE: dict[int, tuple[Any, Any]] = {}  # id(service) -> its headers and payload extras before any tagging
+
+
+def register_service(ap: Any) -> str:
+    """The token a send process finds `ap` by (it must be registered before the process is forked)."""
+    token = f"{id(ap):x}"
+    _SERVICES[token] = ap
+    return token
+
+
+def _send_process_init() -> None:
+    _worker_init()  # as in any worker: the daemon's signals are not ours; inherited objects frozen (no copy)
+    logging.getLogger().handlers[:] = [_COLLECT]
+    _fresh_apprise_pools()
+
+
+def _untag(ap: Any) -> None:
+    """A process sends many alerts through one service object: each starts from the headers and extras it had."""
+    for service in ap:
+        headers, extras = getattr(service, "headers", None), getattr(service, "payload_extras", None)
+        before = _PRISTINE.setdefault(id(service), (dict(headers) if isinstance(headers, dict) else None,
+                                                    dict(extras) if isinstance(extras, dict) else None))
+        if before[0] is not None:
+            service.headers = dict(before[0])
+        if before[1] is not None:
+            service.payload_extras = dict(before[1])
+
+
+def _send_pooled(token: str, alert_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """In a long-lived send process: one send through the registered service."""
+    _COLLECT.records = []
+    ap = _SERVICES[token]
+    _untag(ap)
+    return _notify(ap, alert_id, kwargs, _COLLECT)
+
+
+async def _answer(future: Any, timeout: float) -> dict[str, Any]:
+    """{"ok", "status", "notes"} of a send running in a process, which is killed at `timeout` (or on cancel)."""
     try:
         answer = await asyncio.wrap_future(future)
     except concurrent.futures.TimeoutError:
@@ -99,13 +149,44 @@ async def send_in_child(ap: Any, *, alert_id: str, timeout: float, **kwargs: Any
     except pebble.ProcessExpired as exc:
         return {"ok": False, "status": "FAILURE", "notes": [f"send process died (exit code {exc.exitcode})"]}
     except asyncio.CancelledError:
-        future.cancel()  # kills the child: shutdown must not leave a send running
+        future.cancel()  # kills the process: shutdown must not leave a send running
         raise
     except Exception as exc:  # noqa: BLE001 - a plugin's unexpected error is this send's failure, not the loop's
         return {"ok": False, "status": "FAILURE", "notes": [f"{type(exc).__name__}: {exc}"]}
     for name, level, message in answer.pop("logs"):
         logging.getLogger(name).log(level, "%s", message)  # masked again on the way (logs.add_secrets)
     return answer
+
+
+async def send_in_child(ap: Any, *, alert_id: str, timeout: float, **kwargs: Any) -> dict[str, Any]:
+    """{"ok", "status", "notes"} of one send in a child forked for it, which ends (killed, with its socket) at
+    `timeout` seconds. (The daemon uses SendProcesses; this is the one-off form, bench.sends compares them.)"""
+    future = pebble.concurrent.process(timeout=timeout, mp_context=_FORK)(_send)(ap, alert_id, kwargs)
+    return await _answer(future, timeout)
+
+
+class SendProcesses:
+    """Each channel's long-lived send processes (SEND_SLOTS), started at its first send; `close` stops them."""
+
+    def __init__(self, channels: ChannelSet) -> None:
+        self._tokens = {id(t.apprise): register_service(t.apprise)
+                        for spec in channels.values() for t in spec.targets if t.apprise is not None}
+        self._pools: dict[str, pebble.ProcessPool] = {}
+
+    async def send(self, channel: str, ap: Any, *, alert_id: str, timeout: float, **kwargs: Any) -> dict[str, Any]:
+        pool = self._pools.get(channel)
+        if pool is None or not pool.active:
+            pool = self._pools[channel] = pebble.ProcessPool(max_workers=SEND_SLOTS, context=_FORK,
+                                                             initializer=_send_process_init)
+        future = pool.schedule(_send_pooled, args=(self._tokens[id(ap)], alert_id, kwargs), timeout=timeout)
+        return await _answer(future, timeout)
+
+    def close(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.stop()
+        for pool in pools:
+            pool.join(timeout=5)
 
 
 # A rule's severity as apprise's notification type: services show warning / failure differently (colour, icon,
@@ -132,13 +213,20 @@ class Sender:
         self.settings = settings
         self.renderer = renderer
         self.clock = clock
-        self.lease = settings.send_timeout * 2 + 10
+        # a claim outlives the sends it covers: a channel's URLs are sent one after another (one process each time)
+        most_urls = max((len(spec.targets) for spec in channels.values()), default=1)
+        self.lease = settings.send_timeout * (max(most_urls, 1) + 1) + 10
+        self.processes = SendProcesses(channels)
+
+    def close(self) -> None:
+        """Stop the send processes (sends in flight are killed: their claims run out and they are sent again)."""
+        self.processes.close()
 
     async def claim(self, channel: str, *, limit: int) -> list[str]:
         """Claim (lease) up to `limit` due sends of one channel: the alert ids to `send_one`."""
         return await self.store.claim_due(channel, now=self.clock(), lease=self.lease, limit=limit) if limit > 0 else []
 
-    async def send_due(self, channel: str, *, limit: int = 8) -> int:
+    async def send_due(self, channel: str, *, limit: int = SEND_SLOTS) -> int:
         """Claim and send up to `limit` due sends of one channel, concurrently. Returns how many were claimed."""
         ids = await self.claim(channel, limit=limit)
         if ids:
@@ -170,7 +258,8 @@ class Sender:
                 log.warning("alert %s channel %s: %s: an earlier attempt stopped during the send (crash); sending "
                             "again with the same alert id, which the receiver can use to drop a repeat",
                             alert_id, channel, target.privacy)
-        results = await asyncio.gather(*(self._send_marked(alert_id, channel, t, messages[t.fmt]) for t in pending))
+        # one URL after another: a channel's sends in flight never outnumber its send processes (SEND_SLOTS)
+        results = [await self._send_marked(alert_id, channel, t, messages[t.fmt]) for t in pending]
         outcome.update({str(t.index): r for t, r in zip(pending, results)})
         failed = [f"{r['url']}: {r['answer']}" for r in outcome.values() if r["status"] != "sent"]
         await self._finish(alert_id, channel, state, outcome, error="; ".join(failed), permanent=False)
@@ -230,11 +319,12 @@ class Sender:
         """One URL's send between two marks: "sending" before it, its answer right after it. A crash then resends
         only URLs caught in mid-send (marked "sending"), not those that answered while others were still going."""
         await self.store.mark_sending(alert_id, channel, target.index, at=round(self.clock(), 3))
-        result = await self._send_target(target, message, alert_id)
+        result = await self._send_target(target, message, alert_id, channel)
         await self.store.mark_answered(alert_id, channel, target.index, result)  # Redis away: _finish waits
         return result
 
-    async def _send_target(self, target: Target, message: tuple[str, str, str], alert_id: str) -> dict[str, Any]:
+    async def _send_target(self, target: Target, message: tuple[str, str, str], alert_id: str,
+                           channel: str) -> dict[str, Any]:
         """One URL: apprise's answer as {"url", "status": sent|failed, "answer", "at"} (secrets scrubbed).
 
         A service's send runs in a child process killed at send_timeout; our own console:// and jsonl:// write
@@ -249,8 +339,8 @@ class Sender:
             result = await target.apprise.async_notify(**kwargs, timeout=self.settings.send_timeout)
             ok, answer = bool(result), result.status.name
         else:
-            sent = await send_in_child(target.apprise, alert_id=alert_id, timeout=self.settings.send_timeout,
-                                       **kwargs)
+            sent = await self.processes.send(channel, target.apprise, alert_id=alert_id,
+                                             timeout=self.settings.send_timeout, **kwargs)
             ok, answer = sent["ok"], sent["status"]
             if not ok and sent["notes"]:
                 answer = f"{answer}: {' | '.join(sent['notes'])[-400:]}"
