@@ -101,10 +101,11 @@ def _send(ap: Any, alert_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 # process (and socket) as before, and pebble forks a replacement. A channel never has more sends in flight than
 # processes (deliver.py's window), so a claimed send never queues for a process while its claim lease runs. What to
 # send through is inherited, not pickled: every service is registered, by token, before any send process is forked.
-SEND_SLOTS = 4
-# a long-lived fork comes to hold, as its own, every page of the daemon's that the daemon has changed since the fork
-# (measured: 11 MB USS each after a 60 s run); a process is replaced after this many sends, which bounds that drift
-# for the price of one fork per SEND_RECYCLE sends
+SEND_SLOTS = 2
+# a long-lived fork comes to hold, as its own, every page of the daemon's that the daemon changes after the fork:
+# bench.endtoend measured 25-28 MB USS per send process at the peak, whether replaced every 50 or 200 sends (at 20
+# alerts/s the daemon rewrites that much within seconds); replacing one now and then bounds it in a daemon that
+# runs for weeks, for one fork per SEND_RECYCLE sends
 SEND_RECYCLE = 200
 _SERVICES: dict[str, Any] = {}  # token -> apprise object
 _COLLECT = _Collect()
