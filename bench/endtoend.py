@@ -190,7 +190,9 @@ async def run_case(instances: int, args: argparse.Namespace) -> dict[str, Any]:
             result["steady_seconds"] = args.steady
             drained_at = await wait_drained(redis, prefix, 0, procs, timeout=120)
             result["steady_drained_after"] = drained_at - steady_from if drained_at else None
-            await asyncio.sleep(3)  # deliveries in flight
+            # every alert counts: an alert still queued for routing or sending when the instances stop would be
+            # missing from the latencies (it is the slowest)
+            counted_until, result["undelivered_at_stop"] = await wait_delivered(redis, prefix, hook, timeout=120)
             result["server"] = server.stats()
             result["cpu"] = [cpu_split(p.pid) for p in procs]
         finally:
@@ -202,7 +204,7 @@ async def run_case(instances: int, args: argparse.Namespace) -> dict[str, Any]:
         result["other_cores"] = round(load.cores, 2)
         hook.stop()
         stamps = await seen_stamps(redis, prefix)
-        result.update(latencies(hook.arrivals, stamps, steady_from, canonical_url, url_hash))
+        result.update(latencies(hook.arrivals, stamps, steady_from, canonical_url, url_hash, until=drained_at or counted_until))
         if args.trace:
             Path(args.trace + ".run.json").write_text(json.dumps(
                 {"steady_from": steady_from, "arrivals": hook.arrivals, "seen": stamps}))
@@ -257,6 +259,22 @@ async def wait_drained(redis: Any, prefix: str, at_least: int, procs: list[subpr
     return None
 
 
+async def wait_delivered(redis: Any, prefix: str, hook: Webhook, timeout: float) -> tuple[float, int]:
+    """Wait until every alert published to the outbox stream so far has reached the webhook (by its article URL).
+    Returns (the moment the wait began, how many of those alerts were still missing at `timeout`)."""
+    began = time.time()
+    wanted = set()
+    for _id, fields in await redis.xrange(prefix + "stream:{alerts}", min="-", max="+"):
+        raw = fields.get("data", fields.get(b"data"))
+        wanted.add((json.loads(raw).get("article") or {}).get("url", ""))
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = wanted - {urls[0] for _, urls in list(hook.arrivals) if urls}
+        if not missing or time.monotonic() > deadline:
+            return began, len(missing)
+        await asyncio.sleep(0.2)
+
+
 async def burst_phase(redis: Any, prefix: str, n_entries: int, procs: list[subprocess.Popen[bytes]],
                       args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
@@ -272,13 +290,17 @@ async def burst_phase(redis: Any, prefix: str, n_entries: int, procs: list[subpr
 
 
 def latencies(arrivals: list[tuple[float, list[str]]], stamps: dict[str, float], steady_from: float,
-              canonical_url: Any, url_hash: Any) -> dict[str, Any]:
+              canonical_url: Any, url_hash: Any, until: float = float("inf")) -> dict[str, Any]:
+    """Steady: alerts of entries seen from 2 s into the steady phase until `until` (whose alerts were all waited
+    for: later ones may still have been on their way when the instances stopped)."""
     burst, steady, unknown = [], [], 0
     for arrived, urls in arrivals:
         for url in urls[:1]:  # the alert's own article is the first URL of its sources list
             seen = stamps.get(url_hash(canonical_url(url)))
             if seen is None:
                 unknown += 1
+                continue
+            if seen > until:
                 continue
             (steady if seen >= steady_from + 2 else burst).append(arrived - seen)
     return {"burst_alerts": len(burst), "burst_p50": percentile(burst, 50), "burst_p99": percentile(burst, 99),
@@ -301,7 +323,7 @@ def run_figure(args: argparse.Namespace, command: str) -> dict[str, Any]:
                   f"({r['burst_entries']} in {r['burst_seconds']:.1f} s{'' if r['burst_complete'] else ', TIMEOUT'});"
                   f" steady p50 {r['steady_p50']:.2f} s p99 {r['steady_p99']:.2f} s ({r['steady_alerts']} alerts); "
                   f"burst p50 {r['burst_p50']:.1f} s; peak PSS {r['peak_pss_mb']:.0f} MB RSS "
-                  f"{r['peak_rss_mb']:.0f} MB (role, PSS, USS: {r['peak_split_mb'][0]}); alerts {r['alerts']} for {r['alert_articles']} articles; cpu {r.get('cpu')}; other load "
+                  f"{r['peak_rss_mb']:.0f} MB (role, PSS, USS: {r['peak_split_mb'][0]}); alerts {r['alerts']} for {r['alert_articles']} articles ({r.get('undelivered_at_stop', 0)} undelivered at stop); cpu {r.get('cpu')}; other load "
                   f"{r['other_cores']:.2f} cores", flush=True)
     save_result("endtoend", {"args": vars(args), "results": results})
     summary = {n: summarise(rs) for n, rs in results.items() if rs}

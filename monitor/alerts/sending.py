@@ -5,7 +5,8 @@
 Each URL's send is marked "sending" before and answered right after it, so a crash resends only a URL caught in
 mid-send, with the same alert id in the payload for the receiver to drop it. Nothing else resends.
 
-One apprise send has a total deadline: it runs in a forked child process that is killed when the deadline passes.
+One apprise send has a total deadline: it runs in one of its channel's send processes (forked from the daemon, long
+lived), which is killed when the deadline passes and replaced.
 apprise's own `timeout=` only stops waiting: the blocking request goes on in its thread, holding the thread and the
 socket for as long as a service drips its answer. A killed process takes its request, socket and thread with it.
 """
