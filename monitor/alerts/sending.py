@@ -103,11 +103,6 @@ def _send(ap: Any, alert_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 # processes (deliver.py's window), so a claimed send never queues for a process while its claim lease runs. What to
 # send through is inherited, not pickled: every service is registered, by token, before any send process is forked.
 SEND_SLOTS = 2
-# a long-lived fork comes to hold, as its own, every page of the daemon's that the daemon changes after the fork:
-# bench.endtoend measured 25-28 MB USS per send process at the peak, whether replaced every 50 or 200 sends (at 20
-# alerts/s the daemon rewrites that much within seconds); replacing one now and then bounds it in a daemon that
-# runs for weeks, for one fork per SEND_RECYCLE sends
-SEND_RECYCLE = 200
 _SERVICES: dict[str, Any] = {}  # token -> apprise object
 _COLLECT = _Collect()
 _PRISTINE: dict[int, tuple[Any, Any]] = {}  # id(service) -> its headers and payload extras before any tagging
@@ -182,8 +177,8 @@ class SendProcesses:
     async def send(self, channel: str, ap: Any, *, alert_id: str, timeout: float, **kwargs: Any) -> dict[str, Any]:
         pool = self._pools.get(channel)
         if pool is None or not pool.active:
-            pool = self._pools[channel] = pebble.ProcessPool(max_workers=SEND_SLOTS, max_tasks=SEND_RECYCLE,
-                                                             context=_FORK, initializer=_send_process_init)
+            pool = self._pools[channel] = pebble.ProcessPool(max_workers=SEND_SLOTS, context=_FORK,
+                                                             initializer=_send_process_init)
         future = pool.schedule(_send_pooled, args=(self._tokens[id(ap)], alert_id, kwargs), timeout=timeout)
         return await _answer(future, timeout)
 
