@@ -100,3 +100,22 @@ async def test_send_timeout_ends_a_dripping_request_and_frees_its_thread_and_soc
     for alert in alerts:
         state = await history.delivery(alert.id, "slow")
         assert state["status"] == "dead" and "TIMEOUT" in state["error"]
+
+
+async def test_a_channel_sends_again_after_its_send_processes_were_killed_at_the_deadline(redis, keys):
+    """Both of a channel's send processes are killed at send_timeout (the service drips); the processes that replace
+    them send the channel's next alerts in full: a kill never leaves the channel without a working process."""
+    async with DripReceiver(slow=2, every=0.25) as drip:  # the first 2 requests drip, the rest answer at once
+        channels = {"team": ChannelSettings(urls=[drip.url()])}
+        cfg = settings(default_channels=["team"], retry_attempts=1, send_timeout=1)
+        outbox = Outbox(redis, keys, settings=cfg, channels=channels)
+        deliverer = Deliverer(redis, keys, settings=cfg, channels=channels, consumer="d1")
+        alerts = [await outbox.submit(arms_match(), wire_copy(i), story_id=f"s{i}", sources=[]) for i in range(5)]
+        await deliverer.run(asyncio.Event(), burst=True)
+        await drip.wait_closed(timeout=8)  # bounded: the two killed requests' connections are closed
+        hung_up, completed = drip.hung_up, drip.completed
+
+    assert drip.requests == 5 and hung_up == 2 and completed == 3
+    history = AlertHistory(redis, keys)
+    states = [(await history.delivery(alert.id, "team"))["status"] for alert in alerts]
+    assert sorted(states) == ["dead", "dead", "sent", "sent", "sent"]
