@@ -58,7 +58,9 @@ class Webhook:
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         now = time.time()
-        self.arrivals.append((now, sorted(set(m.group(0) for m in ARTICLE_URL.finditer(body.decode(errors="replace"))))))
+        # in order of appearance: the alert's own article (its link) comes first, before its story's other sources
+        found = ARTICLE_URL.finditer(body.decode(errors="replace"))
+        self.arrivals.append((now, list(dict.fromkeys(m.group(0) for m in found))))
         return web.json_response({"ok": True})
 
     async def _start(self) -> None:
