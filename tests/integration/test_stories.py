@@ -84,6 +84,18 @@ def index(redis, keys: Keys, **settings) -> StoryIndex:
     return StoryIndex(redis, keys, settings=StorySettings(**settings))
 
 
+def as_stored_before(redis, stories: StoryIndex, layout: str, article: Article):
+    """(the older version's script, registered; the article's story id, signature, fingerprint and band values, as
+    that version computed them) for a test that stores a story in the layout before."""
+    from monitor.dedup import band_values, fingerprint, minhash_signature, shingles
+
+    script = redis.register_script((Path(__file__).parents[1] / "data" / "layouts" / layout).read_text())
+    shingle_set = shingles(article.text, 5)
+    sig = minhash_signature(shingle_set, StorySettings().num_perm)
+    return (script, url_hash(article.url)[:16], sig, len(shingle_set), fingerprint(article.text),
+            band_values(sig, stories.bands, stories.rows))
+
+
 async def test_thirty_republished_copies_of_a_story_join_that_story(redis, keys: Keys, articles: list[Article]):
     stories = index(redis, keys)
     rng = random.Random(20240601)
@@ -232,19 +244,12 @@ async def test_a_story_keeps_only_what_joining_and_alerts_read(redis, redis_url:
 async def test_stories_stored_in_the_layout_before_are_still_joined(redis, keys: Keys, articles: list[Article]):
     """Stories the previous version wrote (one key per band and fingerprint, a story hash and a members list, by
     that version's script) are found, joined and listed until they expire; nothing new is written in that layout."""
-    from monitor.dedup import band_values, fingerprint, minhash_signature, shingles
-
     stories = index(redis, keys)
-    before = redis.register_script((Path(__file__).parents[1] / "data" / "layouts" /
-                                    "assign_story_before_buckets.lua").read_text())
     old = articles[0]
-    shingle_set = shingles(old.text, 5)
-    sig = minhash_signature(shingle_set, StorySettings().num_perm)
-    fp = fingerprint(old.text)
-    old_id = url_hash(old.url)[:16]
-    bands = band_values(sig, stories.bands, stories.rows)
+    before, old_id, sig, n_shingles, fp, bands = as_stored_before(redis, stories, "assign_story_before_buckets.lua",
+                                                                  old)
     await before(keys=[keys.story_fingerprint(fp), *(keys.story_band(b) for b in bands)],
-                 args=[old_id, old.url, old.source, bytes.fromhex(sig), len(shingle_set), "0.5", 86400,
+                 args=[old_id, old.url, old.source, bytes.fromhex(sig), n_shingles, "0.5", 86400,
                        keys.story(), "1", "", repr(stories.jaccard_floor), stories.min_common])
     assert await redis.exists(keys.story(old_id), keys.story_members(old_id)) == 2
     await redis.hset(keys.story(old_id), "sig", sig)  # and a signature in hex, as two versions ago
@@ -283,20 +288,14 @@ async def test_band_buckets_stay_compact_as_they_fill_and_old_stories_are_still_
 async def test_stories_whose_bands_were_stored_whole_are_still_joined(redis, keys: Keys, articles: list[Article]):
     """The version before kept each band value whole (8 bytes but the shard's) in bk: buckets, by that version's
     script; its stories are found by their bands, and new stories' bands go to bn: buckets of 5-byte fields."""
-    from monitor.dedup import band_values, fingerprint, minhash_signature, shingles
     from monitor.store.stories import _band_field, _fingerprint_field
 
     stories = index(redis, keys)
-    before = redis.register_script((Path(__file__).parents[1] / "data" / "layouts" /
-                                    "assign_story_before_short_bands.lua").read_text())
     old = articles[0]
-    shingle_set = shingles(old.text, 5)
-    sig = minhash_signature(shingle_set, StorySettings().num_perm)
-    fp = fingerprint(old.text)
-    old_id = url_hash(old.url)[:16]
-    bands = band_values(sig, stories.bands, stories.rows)
+    before, old_id, sig, n_shingles, fp, bands = as_stored_before(redis, stories, "assign_story_before_short_bands.lua",
+                                                                  old)
     await before(keys=[keys.story_fingerprint(fp), *(keys.story_band(b) for b in bands)],
-                 args=[old_id, old.url, old.source, bytes.fromhex(sig), len(shingle_set), "0.5", stories.ttl,
+                 args=[old_id, old.url, old.source, bytes.fromhex(sig), n_shingles, "0.5", stories.ttl,
                        keys.story(), "1", int(time.time()), repr(stories.jaccard_floor), stories.min_common,
                        keys.stories_prefix, 30 * 86400 // 4, _fingerprint_field(fp),
                        *(_band_field(b) for b in bands)])
