@@ -94,6 +94,11 @@ def _run_task(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
     try:
         return fn(*args, **kwargs)
     finally:
+        # Still resident at the end of the task (the freed heap is trimmed only below): the task took the worker over
+        # its bound even if the watch thread, which needs the GIL, did not look while it was there.
+        if _Watch.limit and _Watch.grown() > _Watch.limit:
+            with _Watch.lock:
+                os._exit(EXIT_OVER_MEMORY)  # busy: pebble fails this task and starts a fresh worker
         if _Watch.trim is not None:  # hand back the heap a page's lxml tree left free (~0.05 ms): 10-12 MB a worker
             _Watch.trim(0)
         with _Watch.lock:
