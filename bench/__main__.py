@@ -189,7 +189,8 @@ def machine_section() -> str:
         "each section says how many cores other processes kept busy (\"other load\"); ratios measured side by side "
         "in one run are what count",
         "",
-        "Reproduce: `python -m bench` from the checkout, with the Python of any virtualenv that has "
+        "Reproduce: `MONITOR_CORPUS=/path/to/shared/corpus python -m bench` from the checkout (the corpus is read "
+        "from $MONITOR_CORPUS only), with the Python of any virtualenv that has "
         "`pip install -e '.[test,bench]'`: every figure, then issue 14's table with its verdicts (`--write` also "
         "refreshes each figure's section and the table here; about 90 minutes, the memory figure alone runs 30). "
         "`--only feeds,extraction` runs some figures, `--quick` is a smoke run of the runner with tiny sizes. Each "

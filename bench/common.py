@@ -25,13 +25,12 @@ from typing import Any
 
 import psutil
 
+from bench.corpus import corpus
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 CACHE = ROOT / "bench" / ".cache"
 VENVS = ROOT / "bench" / ".venvs"
-# the shared corpus: $MONITOR_CORPUS (as for the tests' sweeps), else ../shared/corpus beside the checkout
-CORPUS = Path(os.environ.get("MONITOR_CORPUS") or ROOT.parent / "shared" / "corpus")
-PAGES = CORPUS / "pages"
 # The interpreter that runs the benchmark runs its children too (any virtualenv, not only ./.venv).
 PYTHON = sys.executable
 MONITOR = [PYTHON, "-m", "monitor.cli"]  # the `monitor` command of that interpreter's install
@@ -207,6 +206,8 @@ def free_port() -> int:
 def feed_server(**options: Any) -> Iterator[ServerHandle]:
     """Start bench/server.py in its own process (its CPU is not the contender's) and stop it afterwards."""
     port = options.pop("port", None) or free_port()
+    if options.get("pages", "corpus") != "none":
+        corpus("pages")  # here, as one line, rather than as a child that did not start
     args = [PYTHON, "-m", "bench.server", "--port", str(port)]
     for name, value in options.items():
         flag = "--" + name.replace("_", "-")

@@ -30,11 +30,20 @@ from monitor.models import Article
 from monitor.rules import load_rules
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = Path(os.environ.get("MONITOR_CORPUS") or ROOT.parent / "shared" / "corpus") / "pages"  # as bench.common
 CACHE = ROOT / "bench" / ".cache"
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 SIZES = (10, 100, 1000, 10000)
 SHAPES = ("generic", "desk", "desk-10")
+
+
+def corpus_pages() -> Path:
+    """$MONITOR_CORPUS/pages, as bench.corpus gives it: this file also runs as a script on another checkout's path
+    (--against), so it imports nothing of the bench package."""
+    value = os.environ.get("MONITOR_CORPUS")
+    if not value or not (Path(value) / "pages").is_dir():
+        raise SystemExit(f"bench: this figure reads the shared corpus's pages: set MONITOR_CORPUS=/path/to/shared/"
+                         f"corpus (now {value or 'unset'})")
+    return Path(value) / "pages"
 
 
 def extracted_articles() -> list[Article]:
@@ -46,7 +55,7 @@ def extracted_articles() -> list[Article]:
         CACHE.mkdir(parents=True, exist_ok=True)
         (CACHE / ".gitignore").write_text("*\n")
         items = []
-        for page in sorted(PAGES.rglob("*.html")):
+        for page in sorted(corpus_pages().rglob("*.html")):
             doc = trafilatura.bare_extraction(page.read_bytes().decode("utf-8", "replace"), with_metadata=True)
             data = doc.as_dict() if hasattr(doc, "as_dict") else (doc or {})
             if data.get("text"):
@@ -432,6 +441,7 @@ def main() -> None:
                         help="print where the time goes (see Bench.phases) for each shape and size, write nothing")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    corpus_pages()  # unset or wrong: one line here, not a stopped worker
     if args.worker:
         return serve()
     articles = extracted_articles()  # extracted (and cached) once, before the workers read the cache

@@ -15,7 +15,6 @@ import email.utils
 import hashlib
 import html
 import json
-import os
 import random
 import resource
 import signal
@@ -26,18 +25,19 @@ from pathlib import Path
 
 from aiohttp import web
 
-# $MONITOR_CORPUS, else ../shared/corpus beside the checkout (as bench.common; this server imports nothing of it)
-PAGES = Path(os.environ.get("MONITOR_CORPUS") or Path(__file__).resolve().parents[2] / "shared" / "corpus") / "pages"
+from bench.corpus import corpus
+
 START = 1_700_000_000.0  # Last-Modified of generation 0; later generations add the rotation period
 
 
-def corpus_pages(folder: Path = PAGES) -> list[bytes]:
-    """The corpus HTML pages, as stored (bytes), in a stable order."""
-    return [p.read_bytes() for p in sorted(folder.rglob("*.html"))]
+def corpus_pages(folder: Path | None = None) -> list[bytes]:
+    """The corpus HTML pages ($MONITOR_CORPUS/pages), as stored (bytes), in a stable order."""
+    return [p.read_bytes() for p in sorted((folder or corpus("pages")).rglob("*.html"))]
 
 
-def corpus_paragraphs(folder: Path = PAGES) -> list[str]:
+def corpus_paragraphs(folder: Path | None = None) -> list[str]:
     """Paragraphs of the hand-annotated article bodies (zyte/*.expected.txt): material for unique articles."""
+    folder = folder or corpus("pages")
     paras = []
     for file in sorted(folder.rglob("*.expected.txt")):
         paras += [p.strip() for p in file.read_text(encoding="utf-8", errors="replace").split("\n")
@@ -241,7 +241,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rotate", type=float, default=0.0, help="seconds between new items in each feed (0: never)")
     p.add_argument("--rotate-new", type=int, default=2, help="new items per feed per rotation")
     p.add_argument("--rotate-on-demand", action="store_true", help="items stay put until POST /_rotate")
-    p.add_argument("--pages", choices=("corpus", "synthetic"), default="corpus")
+    p.add_argument("--pages", choices=("corpus", "synthetic", "none"), default="corpus",
+                   help="corpus: the corpus's pages; synthetic: articles from its annotated paragraphs ($MONITOR_CORPUS)")
     p.add_argument("--teasers", type=int, default=160, help="teaser blocks of boilerplate on synthetic pages")
     p.add_argument("--marker", default="", help="a sentence put into --marker-share of synthetic pages")
     p.add_argument("--marker-share", type=float, default=0.5)

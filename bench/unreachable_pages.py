@@ -32,8 +32,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bench.corpus import corpus
+
 ROOT = Path(__file__).resolve().parent.parent
-REAL = Path(os.environ.get("MONITOR_CORPUS") or ROOT.parent / "shared" / "corpus") / "feeds" / "real"
 MONITOR = Path(sys.executable).with_name("monitor")
 CLOSED_PORT = 9  # the discard port: nothing listens, the connection is refused
 MUST = ("feedreader__Rss20Reuters.xml", "feedreader__Rss20NYTimes.xml")
@@ -53,12 +54,13 @@ def pick_feeds(count: int) -> list[Path]:
     from monitor.sources.feed import parse_feed
 
     sizes: dict[Path, int] = {}
-    for path in sorted(REAL.iterdir()):
+    real = corpus("feeds/real")
+    for path in sorted(real.iterdir()):
         try:
             sizes[path] = len(parse_feed(path.read_bytes(), feed_id="x", url="http://127.0.0.1/feed").entries)
         except Exception:  # noqa: BLE001 - a corpus file that is not a usable feed is skipped
             continue
-    must = [REAL / name for name in MUST]
+    must = [real / name for name in MUST]
     rest = sorted((p for p in sizes if p not in must and sizes[p]), key=lambda p: (-sizes[p], p.name))
     return (must + rest)[:count]
 

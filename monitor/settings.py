@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|[smhdw]?)\s*$")
@@ -332,18 +332,12 @@ class ChannelSettings(_Model):
                                  f"URLs, not {', '.join(s + '://' for s in other)}")
         return self
 
-    @field_validator("digest")
+    @field_validator("digest", "quiet_hours")
     @classmethod
-    def _digest(cls, value: str | None) -> str | None:
+    def _schedule(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A digest schedule or quiet hours, parsed once here so that a typo is an error when the config loads."""
         if value is not None:
-            DigestSchedule.parse(value)
-        return value
-
-    @field_validator("quiet_hours")
-    @classmethod
-    def _quiet(cls, value: str | None) -> str | None:
-        if value is not None:
-            QuietHours.parse(value)
+            (DigestSchedule if info.field_name == "digest" else QuietHours).parse(value)
         return value
 
     @field_validator("templates")

@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.common import feed_server
 from bench.endtoend import start_instances
 
-with feed_server(feeds=2, items=1, hosts=1) as server:
+with feed_server(feeds=2, items=1, hosts=1, pages="none") as server:  # no corpus needed
     with urllib.request.urlopen(server.feeds[0], timeout=10) as resp:
         print("feed", resp.status)
 work = Path.cwd()
