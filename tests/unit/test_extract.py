@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import PermanentError
-from monitor.extract import META_CHARSET, NoArticle, content_kind, decode_body, detect_language, extract_article
+from monitor.extract import (HTML_PARSER, META_CHARSET, NoArticle, content_kind, decode_body, detect_language,
+                             extract_article, parse_html)
 from monitor.settings import ExtractSettings
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
@@ -153,6 +154,55 @@ def test_garbage_html_is_a_permanent_no_article(body: bytes):
         extract_article(body, url="https://x/garbage", content_type="text/html")
     assert isinstance(info.value, PermanentError)
     assert "https://x/garbage" in str(info.value)
+
+
+def _trafilatura_fields(html_input) -> tuple | None:
+    import trafilatura
+
+    doc = trafilatura.bare_extraction(html_input, url="https://news.example.com/a.html", with_metadata=True,
+                                      include_comments=False, include_tables=True, deduplicate=False)
+    return None if doc is None else (doc.text, doc.title, doc.author, doc.date, doc.sitename, doc.description,
+                                     doc.categories, doc.tags)
+
+
+def same_as_trafilatura_on_strings(corpus: Path) -> tuple[int, list[str]]:
+    """Pages whose extraction from parse_html's tree differs from trafilatura's own from the page's text."""
+    pages = json.loads((corpus / "pages" / "manifest.json").read_text())["pages"]
+    differ = []
+    for page in pages:
+        text = decode_body((corpus / "pages" / page["file"]).read_bytes(), content_type="text/html")
+        tree = parse_html(text)
+        if tree is None or _trafilatura_fields(tree) != _trafilatura_fields(text):
+            differ.append(page["file"])
+    return len(pages), differ
+
+
+def test_parsed_tree_extracts_exactly_as_trafilatura_does_from_the_text(corpus: Path):
+    count, differ = same_as_trafilatura_on_strings(corpus)
+    assert count >= 50 and differ == []
+
+
+def test_parsed_tree_extracts_exactly_as_trafilatura_does_over_the_whole_corpus(full_corpus: Path):
+    count, differ = same_as_trafilatura_on_strings(full_corpus)
+    assert count >= 140 and differ == []
+
+
+def test_parsed_tree_uses_no_python_class_lookup():
+    from lxml import html as lxml_html
+
+    tree = parse_html("<html><body><form><input name=q></form><p>text</p></body></html>")
+    assert {type(el) for el in tree.iter()} == {lxml_html.HtmlElement}
+    assert HTML_PARSER is not None
+
+
+@pytest.mark.parametrize("text", [
+    '<?xml version="1.0" encoding="utf-8"?><html><body><p>x</p></body></html>',  # lxml refuses the declaration
+    "",
+    "just words, no markup at all",
+    "<p>one block</p>",  # not HTML-looking and a single child: load_html rejects it
+])
+def test_strings_parse_html_declines_go_to_trafilatura_as_they_are(text: str):
+    assert parse_html(text) is None
 
 
 def test_language_is_empty_when_unsure():
