@@ -23,7 +23,7 @@ import time
 from typing import Any, Callable
 
 _out: Any = None
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: the SIGUSR2 handler stamps too, and may run inside stamp()
 
 
 def stamp(key: str, stage: str, t: float | None = None) -> None:
