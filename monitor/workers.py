@@ -11,6 +11,8 @@ import concurrent.futures
 import ctypes
 import ctypes.util
 import gc
+import heapq
+import itertools
 import logging
 import os
 import signal
@@ -25,6 +27,9 @@ from .errors import PermanentError, TransientError
 log = logging.getLogger(__name__)
 
 
+PRIORITY_FEED = 0  # feed parses: short, and every entry of the feed waits for its poll (its "seen" time is the poll's)
+PRIORITY_PAGE = 1  # page extractions
+ADMITTED_PER_WORKER = 2  # tasks handed to pebble per worker: one running, one ready; the rest wait here, by priority
 EXIT_OVER_MEMORY = 86  # exit status of a worker that ended itself over its memory bound during a task
 EXIT_RECYCLED = 87  # exit status of a worker that still held more than its bound when a task arrived
 MEMORY_CHECK_EVERY = 0.05  # seconds between two looks at the worker's resident memory
@@ -132,7 +137,12 @@ class WorkerOutOfMemory(PermanentError):
 
 
 class WorkerPool:
-    """`await pool.run(fn, *args, timeout=..., **kwargs)` runs `fn` in a worker process. `fn` must be importable."""
+    """`await pool.run(fn, *args, timeout=..., **kwargs)` runs `fn` in a worker process. `fn` must be importable.
+
+    At most ADMITTED_PER_WORKER tasks per worker are in pebble's own queue (first in, first out); the others wait
+    here, the lowest `priority` first and in order within one: a feed's parse (1-2 ms) is not queued behind every
+    page extraction (~25 ms each) already waiting, only behind those admitted.
+    """
 
     def __init__(self, *, processes: int = 2, max_tasks: int = 500, memory_limit_mb: int = 0) -> None:
         """`memory_limit_mb`: how far a worker's resident memory may grow beyond its start (0: unbounded)."""
@@ -148,8 +158,48 @@ class WorkerPool:
         self.timeouts = 0
         self.crashes = 0
         self.over_memory = 0
+        self._admit = max(processes, 1) * ADMITTED_PER_WORKER
+        self._admitted = 0
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []  # heap of (priority, arrival, gate)
+        self._arrival = itertools.count()
 
-    async def run(self, fn: Callable[..., Any], *args: Any, timeout: float, **kwargs: Any) -> Any:
+    async def run(self, fn: Callable[..., Any], *args: Any, timeout: float, priority: int = PRIORITY_PAGE,
+                  **kwargs: Any) -> Any:
+        """`timeout` counts from the task's start in a worker, not from its wait for one."""
+        await self._admission(priority)
+        try:
+            return await self._run(fn, args, kwargs, timeout)
+        finally:
+            self._release()
+
+    async def _admission(self, priority: int) -> None:
+        if self._admitted < self._admit and not self._waiting:
+            self._admitted += 1
+            return
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._arrival), gate))
+        try:
+            await gate  # _release hands its admission over (the count stays)
+        except asyncio.CancelledError:
+            if gate.done() and not gate.cancelled():  # admitted just as it was cancelled: pass the admission on
+                self._release()
+            raise
+
+    def _release(self) -> None:
+        while self._waiting:
+            _, _, gate = heapq.heappop(self._waiting)
+            if not gate.done():
+                gate.set_result(None)
+                return
+        self._admitted -= 1
+
+    @property
+    def waiting(self) -> int:
+        """Tasks waiting for admission (not yet in pebble's queue)."""
+        return sum(not gate.done() for _, _, gate in self._waiting)
+
+    async def _run(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                   timeout: float) -> Any:
         future = self._pool.schedule(_run_task, args=(fn, args, kwargs), timeout=timeout)
         try:
             return await asyncio.wrap_future(future)

@@ -24,7 +24,7 @@ from ..errors import PermanentError
 from ..models import Entry, Feed
 from ..net import Fetcher
 from ..redact import redact_url
-from ..workers import WorkerCrashed, WorkerOutOfMemory, WorkerPool, WorkerTimeout
+from ..workers import PRIORITY_FEED, WorkerCrashed, WorkerOutOfMemory, WorkerPool, WorkerTimeout
 from .fastfeed import parse_fast
 
 log = logging.getLogger(__name__)
@@ -625,7 +625,7 @@ async def poll_feed(feed: Feed, *, etag: str | None, last_modified: str | None, 
     content_type = page.content_type + (f"; charset={page.encoding}" if page.encoding else "")
     try:
         parsed: ParsedFeed = await pool.run(parse_feed_job, page.body, feed.id, page.final_url, content_type,
-                                            feed.name, tracking, timeout=parse_timeout)
+                                            feed.name, tracking, timeout=parse_timeout, priority=PRIORITY_FEED)
     except (WorkerTimeout, WorkerCrashed, WorkerOutOfMemory) as exc:
         raise type(exc)(f"{redact_url(feed.url)}: parsing the feed: {exc}") from exc
     if parsed.bozo:

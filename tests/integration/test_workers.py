@@ -90,3 +90,40 @@ def test_a_replaced_rule_set_is_freed_without_the_cyclic_gc():
         assert rule_set() is None and all(rule() is None for rule in rules)
     finally:
         gc.enable()
+
+
+def _stamp(tag: str, pause: float) -> tuple[str, float]:
+    time.sleep(pause)
+    return tag, time.monotonic()
+
+
+async def test_a_feed_parse_waits_only_for_the_admitted_tasks_not_for_every_queued_page():
+    from monitor.workers import ADMITTED_PER_WORKER, PRIORITY_FEED
+
+    with WorkerPool(processes=1) as pool:
+        await pool.run(operator.add, 1, 1, timeout=30)  # the worker exists
+        pages = [asyncio.ensure_future(pool.run(_stamp, f"page{i}", 0.2, timeout=30)) for i in range(6)]
+        await asyncio.sleep(0)  # every page asked for admission: ADMITTED_PER_WORKER are in pebble's queue
+        assert pool.waiting == 6 - ADMITTED_PER_WORKER
+        feed = asyncio.ensure_future(pool.run(_stamp, "feed", 0.0, timeout=30, priority=PRIORITY_FEED))
+        done = sorted([*await asyncio.gather(*pages), await feed], key=lambda r: r[1])
+    order = [tag for tag, _ in done]
+    assert order.index("feed") == ADMITTED_PER_WORKER  # after the admitted pages, before the waiting ones
+    assert [t for t in order if t != "feed"] == [f"page{i}" for i in range(6)]  # pages in their order
+
+
+async def test_a_task_cancelled_while_waiting_for_admission_leaves_no_slot_taken():
+    with WorkerPool(processes=1) as pool:
+        await pool.run(operator.add, 1, 1, timeout=30)
+        busy = [asyncio.ensure_future(pool.run(_stamp, f"p{i}", 0.3, timeout=30)) for i in range(2)]
+        waiting = asyncio.ensure_future(pool.run(_stamp, "w", 0.0, timeout=30))
+        await asyncio.sleep(0.05)
+        assert pool.waiting == 1
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        await asyncio.gather(*busy)
+        # both admissions came back: two tasks run at once again (admitted together, so nothing waits)
+        again = [asyncio.ensure_future(pool.run(operator.add, i, 1, timeout=30)) for i in range(2)]
+        await asyncio.sleep(0)
+        assert pool.waiting == 0
+        assert await asyncio.gather(*again) == [1, 2]
