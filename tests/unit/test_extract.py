@@ -265,3 +265,22 @@ def test_a_page_reencoded_without_declared_charset_extracts_as_the_original(corp
     assert [s for s in page["must_contain"] if s not in article.text] == []
     original = extract_article(raw, url=page["url"], content_type="text/html")
     assert (article.title, article.text) == (original.title, original.text)
+
+
+def _date_parser_state() -> tuple[int, int]:
+    """In a worker: (dateparser locales loaded, htmldate parsers built), without having extracted anything."""
+    from dateparser.languages.loader import default_loader
+    from htmldate import extractors
+
+    return len(default_loader._loaded_locales), extractors.get_external_parser.cache_info().currsize
+
+
+async def test_workers_forked_after_the_warm_up_start_with_the_date_parser_loaded():
+    from monitor.extract import warm_up
+    from monitor.workers import WorkerPool
+
+    warm_up()
+    with WorkerPool(processes=1) as pool:
+        locales, parsers = await pool.run(_date_parser_state, timeout=60)
+    assert locales > 100  # every locale, inherited: a fresh worker does not load them in its first pages
+    assert parsers == 1
