@@ -127,3 +127,34 @@ async def test_a_task_cancelled_while_waiting_for_admission_leaves_no_slot_taken
         await asyncio.sleep(0)
         assert pool.waiting == 0
         assert await asyncio.gather(*again) == [1, 2]
+
+
+def _parse_big_page() -> int:
+    """In a worker: build and drop a large lxml tree (libxml2 allocates with malloc); the worker's growth so far."""
+    from lxml import html as lxml_html
+
+    from monitor.workers import _Watch
+
+    tree = lxml_html.fromstring("<html><body>" + "<div><p>words and more words</p></div>" * 200_000 + "</body></html>")
+    del tree
+    return _Watch.grown()
+
+
+def _grown_now() -> tuple[int, int]:
+    from monitor.workers import _Watch
+
+    return _Watch.grown(), _Watch.trimmed_at
+
+
+async def test_a_worker_hands_a_big_pages_freed_heap_back_but_does_not_trim_after_every_small_task():
+    from monitor.workers import TRIM_SLACK
+
+    with WorkerPool(processes=1) as pool:
+        await pool.run(operator.add, 1, 1, timeout=30)
+        small_before = await pool.run(_grown_now, timeout=30)
+        small_after = await pool.run(_grown_now, timeout=30)
+        during = await pool.run(_parse_big_page, timeout=60)  # measured inside the task, before its trim
+        after, trimmed_at = await pool.run(_grown_now, timeout=30)
+    assert small_after[1] == small_before[1]  # small tasks: no trim, the mark did not move
+    assert during > after + 2 * TRIM_SLACK  # the freed tree's heap was resident at the end of the task...
+    assert trimmed_at <= after < trimmed_at + TRIM_SLACK  # ...and handed back right after it
