@@ -1,6 +1,7 @@
 """Polling, for `run` and `run --once` alike: claim sources, poll each within the instance's slots, hand back.
 
-`run` claims the sources that are due at every tick (`claim_due`, leased so that a dead instance's claim runs out);
+`run` claims the sources that are due before the next tick at every tick (`claim_due`, leased so that a dead
+instance's claim runs out) and starts each poll at its due time;
 `run --once` claims every configured source at once (`poll_now`). Either way a claimed source is polled by
 `Pipeline.poll_source` under one semaphore of `pipeline.feed_concurrency` slots, and a poll that fails unexpectedly
 is logged and does not stop the others.
@@ -31,17 +32,27 @@ class Poller:
         self.in_flight: set[asyncio.Task[Any]] = set()  # polls started by claim_due, not finished yet
         self.polling: set[str] = set()  # sources leased by this instance whose poll has not finished
 
-    async def claim_due(self, *, now: float) -> list[Feed]:
-        """Claim (lease) up to the free part of `pipeline.claim_batch` due sources. Raises StateLost and Redis
-        errors: the scheduler's tick decides what they mean."""
+    async def claim_due(self, *, now: float) -> list[tuple[Feed, float]]:
+        """Claim (lease) up to the free part of `pipeline.claim_batch` sources due before the next tick, each with
+        the time it is due. Raises StateLost and Redis errors: the scheduler's tick decides what they mean."""
         p = self.pipeline.config.pipeline
         free = max(0, p.claim_batch - len(self.in_flight))
-        due = await self.pipeline.feed_store.claim_due(now=now, limit=free, lease=p.lease) if free else []
-        return [feed for feed in map(self.pipeline.feeds.get, due) if feed is not None]
+        if not free:
+            return []
+        due = await self.pipeline.feed_store.claim_due_at(now=now, ahead=p.tick, limit=free, lease=p.lease)
+        return [(self.pipeline.feeds[feed_id], at) for feed_id, at in due if feed_id in self.pipeline.feeds]
 
-    def start(self, feed: Feed) -> None:
-        """Poll `feed` in the background (`run`); `in_flight` holds the task until it ends."""
-        self._spawn(self.poll(feed))
+    def start(self, feed: Feed, at: float = 0.0) -> None:
+        """Poll `feed` in the background (`run`) once its due time `at` has come; `in_flight` holds the task until
+        it ends. On time, not at the tick that claimed it: the polls of one tick do not start (and bring their new
+        entries) all at once."""
+        self.polling.add(feed.id)  # leased: handed back on shutdown even while it waits (or before it began)
+        self._spawn(self._poll_at(feed, at))
+
+    async def _poll_at(self, feed: Feed, at: float) -> int:
+        if (delay := at - time.time()) > 0:
+            await asyncio.sleep(delay)
+        return await self.poll(feed)
 
     async def poll_now(self, feeds: list[Feed] | None = None) -> int:
         """Claim the given (default: every configured) sources regardless of their schedule, poll them, wait for

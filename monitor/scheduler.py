@@ -77,8 +77,8 @@ class Jobs:
         if not self.live.redis_ok:
             self.live.redis_reachable()
         self.state.note_intact()
-        for feed in due:
-            pipeline.poller.start(feed)
+        for feed, at in due:
+            pipeline.poller.start(feed, at)
 
     async def watchdog(self) -> None:
         """WATCHDOG=1 only while the scheduler ticks: a wedged loop stops the pings and systemd restarts us."""

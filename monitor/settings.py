@@ -104,7 +104,7 @@ class WorkerSettings(_Model):
 
 
 class PipelineSettings(_Model):
-    tick: Duration = 5.0  # how often an instance looks for due feeds
+    tick: Duration = 1.0  # how often an instance claims the feeds due before its next look (each polled on time)
     claim_batch: int = 50
     lease: Duration = 300.0  # a claimed feed returns to the pool after this if its instance died
     feed_concurrency: int = 32

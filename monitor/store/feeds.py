@@ -178,12 +178,13 @@ class FeedStore:
                 pipe.hget(self.keys.feed(feed_id), "next_check")
             return [_float(v) for v in await pipe.execute()]
 
-    async def claim_due(self, *, now: float, limit: int, lease: float) -> list[str]:
-        """Up to `limit` feeds due by `now`, leased until now + lease (a dead claimer's feeds come back then)."""
+    async def claim_due(self, *, now: float, limit: int, lease: float, ahead: float = 0.0) -> list[str]:
+        """Up to `limit` feeds due by `now` + `ahead`, leased until now + lease (a dead claimer's feeds come back
+        then)."""
         if limit <= 0:
             return []
-        epoch, ids = await self._lease.due_guarded(self.keys.due, self.keys.state_marker, now=now, lease=lease,
-                                                   count=limit, busy=REBUILDING)
+        epoch, ids = await self._lease.due_guarded(self.keys.due, self.keys.state_marker, now=now + ahead,
+                                                   lease=lease - ahead, count=limit, busy=REBUILDING)
         if not epoch:
             raise StateLost(self.intact_at)
         if epoch != REBUILDING:
@@ -193,6 +194,15 @@ class FeedStore:
                             "configuration (entries seen before are unknown)")
             self.epoch, self.intact_at = epoch, now
         return list(ids)
+
+    async def claim_due_at(self, *, now: float, ahead: float, limit: int, lease: float) -> list[tuple[str, float]]:
+        """As claim_due, each feed with the time it is due (at most now + ahead; a feed due before now: now's time
+        was then), for a poll that starts on time instead of at the claimer's next look."""
+        scored = await self.redis.zrangebyscore(self.keys.due, "-inf", repr(now + ahead), start=0, num=limit,
+                                                withscores=True)
+        due = {_text(member): float(score) for member, score in scored}
+        ids = await self.claim_due(now=now, limit=limit, lease=lease, ahead=ahead)
+        return [(feed_id, min(due.get(feed_id, now), now + ahead)) for feed_id in ids]
 
     async def claim(self, feed_ids: Sequence[str], *, now: float, lease: float) -> list[str]:
         """Lease the given feeds whatever their due time (run --once); returns those still configured."""

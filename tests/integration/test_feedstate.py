@@ -43,6 +43,16 @@ async def test_claimed_feed_is_leased_and_comes_back_after_the_lease(store):
     assert await store.claim_due(now=later + 300, limit=10, lease=300) == ["a"]  # the claimer died: taken again
 
 
+async def test_claim_due_at_takes_the_feeds_due_before_the_next_look_each_with_its_due_time(store, redis, keys):
+    await store.sync_feeds(feeds("a", "b", "c"), now=NOW)
+    await redis.zadd(keys.due, {"a": NOW - 3.0, "b": NOW + 0.4, "c": NOW + 1.5})  # c is due after the next look
+    claimed = await store.claim_due_at(now=NOW, ahead=1.0, limit=10, lease=300)
+    assert claimed == [("a", NOW - 3.0), ("b", NOW + 0.4)]
+    assert await store.claim_due_at(now=NOW, ahead=1.0, limit=10, lease=300) == []  # leased
+    assert await redis.zscore(keys.due, "b") == NOW + 300  # the lease counts from now, not from the look-ahead
+    assert await store.claim_due_at(now=NOW + 1.0, ahead=1.0, limit=10, lease=300) == [("c", NOW + 1.5)]
+
+
 async def test_claim_due_takes_at_most_limit(store):
     await store.sync_feeds(feeds(*"abcdefg"), now=NOW)
     first = await store.claim_due(now=NOW + 60, limit=3, lease=600)

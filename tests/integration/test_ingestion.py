@@ -21,7 +21,7 @@ RULES = "rules:\n  - {id: zebra, title: Zebra, any: [zebra]}\n"
 
 
 def build_pipeline(tmp_path: Path, redis, keys: Keys, redis_url: str, *, feeds: list[str],
-                   extra: str = "") -> Pipeline:
+                   extra: str = "", pipeline: str = "claim_idle: 0.2") -> Pipeline:
     """A pipeline built from a monitor.yaml the way the daemon builds it."""
     rules = tmp_path / "rules"
     rules.mkdir(exist_ok=True)
@@ -34,7 +34,7 @@ redis: {{url: "{redis_url}", prefix: "{keys.prefix}"}}
 sources: {{feeds: [{listed}]}}
 fetch: {{allow_private_addresses: true, timeout: 20}}
 rules: {{path: {rules}, watch: false}}
-pipeline: {{claim_idle: 0.2}}
+pipeline: {{{pipeline}}}
 {extra}
 """)
     config = load_config(path, environ={})
@@ -113,3 +113,42 @@ async def test_an_anchored_entry_fetches_its_page_and_keeps_its_anchor(tmp_path,
     assert all("Rheinmetall" in a.text for a in articles)
     assert srv.requests["/2017/06/24.html"] == 2  # the fragment is not part of the request
 
+
+
+RSS = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><link>https://news.example.org/</link>'
+       b"<item><title>one</title><link>https://news.example.org/1.html</link></item></channel></rss>")
+
+
+async def test_a_feed_claimed_before_its_due_time_is_polled_at_that_time(tmp_path, redis, keys, redis_url):
+    import asyncio
+    import time
+
+    async with LoopbackServer() as srv:
+        srv.route("/f.rss", RSS, content_type="application/rss+xml")
+        srv.route("/g.rss", RSS, content_type="application/rss+xml")
+        pipeline = build_pipeline(tmp_path, redis, keys, redis_url, feeds=[srv.url("/f.rss"), srv.url("/g.rss")],
+                                  pipeline="claim_idle: 0.2, tick: 2")
+        try:
+            await pipeline.sync_feeds()
+            due = time.time() + 1.0
+            await redis.zadd(keys.due, {"f0": due, "f1": time.time() + 60})
+            claimed = await pipeline.poller.claim_due(now=time.time())  # the next look is 2 s (tick) away
+            assert [(feed.id, at) for feed, at in claimed] == [("f0", due)]
+            pipeline.poller.start(*claimed[0])
+            deadline = time.monotonic() + 10
+            while not srv.requests["/f.rss"] and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            polled = time.time()
+            await asyncio.gather(*pipeline.poller.in_flight)
+            # a claimed poll still waiting for its time is handed back on shutdown, due at once
+            [(later, at)] = await pipeline.poller.claim_due(now=time.time() + 59)
+            pipeline.poller.start(later, at)
+            for task in list(pipeline.poller.in_flight):
+                task.cancel()
+            await asyncio.gather(*pipeline.poller.in_flight, return_exceptions=True)
+            await pipeline.poller.release()
+            handed_back = await redis.zscore(keys.due, "f1")
+        finally:
+            await close(pipeline)
+    assert due <= polled < due + 0.5  # on time: neither before its due time nor at the next look
+    assert srv.requests["/g.rss"] == 0 and handed_back <= time.time()

@@ -106,7 +106,11 @@ async def test_a_poison_entry_goes_to_the_dead_letter_stream_after_max_deliverie
     # feed's text instead, tests/integration/test_feed_text.py)
     config = write_config(tmp_path, redis_url=redis_url, prefix=keys.prefix, world=world, hook=hook.url(),
                           interval=INTERVAL, source=", fetch_page: always",
-                          extra="pipeline: {tick: 0.2, claim_idle: 0.5, max_deliveries: 3}\n"
+                          # claim_idle 2 s: a healthy entry still in hand after claim_idle is taken over by
+                          # another instance (delivery + 1); 0.5 s was shorter than a page's first extraction on a
+                          # loaded 2-core machine, and the healthy entries were dead-lettered too ("delivered too
+                          # often")
+                          extra="pipeline: {tick: 0.2, claim_idle: 2, max_deliveries: 3}\n"
                                              "service: {listen: null}")
     instances = start(tmp_path, config)
     dead = keys.stream("entries") + ":dead"
