@@ -97,15 +97,35 @@ _NUMBER = re.compile(r"\d{1,3}(?:[,.\u00a0 ]\d{3})+|\d+")
 _COUNT = re2.compile((r"(?i)\d+|\b(?:" + _NUMWORD.replace(" ", r"\s+") + r")\b").encode())
 
 
+_UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+
+
+def _byte_spans(pattern, data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of `pattern`'s matches in `data`, as pattern.finditer(data) gives them, from the compiled RE2
+    object's own search called in a loop: the wrapper's finditer builds a match object per match in Python, which
+    cost as much as the search (the same calls it makes, without them)."""
+    regexp = getattr(pattern, "_regexp", None)
+    if regexp is None or _UNANCHORED is None:  # another version of the wrapper: its public interface
+        return [m.span() for m in pattern.finditer(data)]
+    search, out, pos, end = regexp.Match, [], 0, len(data)
+    while True:
+        span = search(_UNANCHORED, data, pos, end)[0]
+        if span[0] < 0:
+            return out
+        out.append(span)
+        if pos == end:
+            return out
+        pos = span[1] if span[1] != pos else pos + 1  # (an empty match: step on, as finditer does)
+
+
 def _spans(pattern, text: str) -> list[tuple[int, int]]:
     """(start, end) in characters of `pattern`'s matches in `text`: RE2 run once on the UTF-8 bytes, the offsets
     turned into characters in one pass over the text (re2's str interface does that per match, at 3x the cost)."""
     data = text.encode()
     if len(data) == len(text):  # ASCII: bytes are characters
-        return [m.span() for m in pattern.finditer(data)]
+        return _byte_spans(pattern, data)
     out, byte_at, char_at = [], 0, 0
-    for m in pattern.finditer(data):
-        s, e = m.span()
+    for s, e in _byte_spans(pattern, data):
         start = char_at + len(data[byte_at:s].decode())
         char_at, byte_at = start + len(data[s:e].decode()), e
         out.append((start, char_at))
@@ -115,12 +135,11 @@ def _spans(pattern, text: str) -> list[tuple[int, int]]:
 def find_money(text: str) -> list[tuple[int, int, str]]:
     """(start, end, text) of sums of money in the original text, a qualifier before one included ("up to")."""
     out = []
-    for m in _MONEY.finditer(text):
-        start, end = m.start(), m.end()
+    for start, end in _spans(_MONEY, text):
         before, after = text[start - 1 : start], text[end : end + 1]
         if text[start].isdigit() and (before.isalnum() or before in (".", ",")):
             continue  # inside a word or a number
-        if after.isalpha() and not m.group(0)[-1:] in "$€£¥₴₽.":
+        if after.isalpha() and not text[start:end][-1:] in "$€£¥₴₽.":
             continue  # a currency word running on ("euroscepticism")
         q = _QUALIFIED.search(text, max(0, start - 24), start)
         if q is not None:

@@ -1,5 +1,6 @@
 """The matcher's fast paths give what the plain forms they replace give: the segmenter's candidate regex, counts
-found on UTF-8 bytes, the prefilter of sums written in words, most_specific (pledge-dev texts, seeds, edge texts)."""
+and sums found by RE2's search in a loop on UTF-8 bytes, the prefilter of sums written in words, most_specific
+(pledge-dev texts, seeds, edge texts)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,13 @@ def test_counts_found_on_bytes_sit_where_the_str_interface_puts_them():
     on_str = re2.compile(amounts._COUNT.pattern.decode())
     for text in texts():
         assert amounts._spans(amounts._COUNT, text) == [m.span() for m in on_str.finditer(text)], text[:80]
+
+
+def test_sums_found_by_the_search_loop_sit_where_the_wrappers_finditer_puts_them():
+    for text in texts():
+        assert amounts._spans(amounts._MONEY, text) == [m.span() for m in amounts._MONEY.finditer(text)], text[:80]
+        data = text.encode()
+        assert amounts._byte_spans(amounts._COUNT, data) == [m.span() for m in amounts._COUNT.finditer(data)]
 
 
 def test_the_prefilter_of_sums_in_words_lets_every_one_through():
