@@ -113,7 +113,6 @@ class Compiled:
         self._build_automaton(keys)
         self.tids = {id(t): self.term_ids[(t.text, t.prefix)] for r in rules for t in _terms(r.node)}
         self.shared = _shared_scopes(rules)
-        self.shared_logic = _shared_logic(rules)
         self.index: dict[int, list[int]] = defaultdict(list)
         self.always: list[int] = []
         self.requires: list[tuple | None] = []  # per rule: the hit keys it needs (see needs())
@@ -156,9 +155,7 @@ class Compiled:
             languages = frozenset("" if e[0] in ("t", "p") else e[4] for e in payload)
             self._keys.append((key, primary, languages))
         self._automata: dict[str, tuple[Scanner, Scanner]] = {}
-        self._merged: dict[str, Scanner] = {}
         self.automaton = self.automata("")[0]  # every language's keys: for counting and for unknown languages
-        self.secondary_demand = 0.0  # the recent share of articles that needed the second pass (see needs_secondary)
 
     def automata(self, language: str) -> tuple[Scanner, Scanner]:
         """(primary, secondary) automata for articles in `language`: rule terms, language-neutral entries and that
@@ -174,31 +171,6 @@ class Compiled:
             found = (Scanner(keys[0], ids[0]), Scanner(keys[1], ids[1]))
             self._automata[language] = found
         return found
-
-    def merged(self, language: str) -> Scanner:
-        """Both automata's keys in one (built on first use): one pass instead of two, for when most articles end up
-        needing the second pass anyway."""
-        found = self._merged.get(language)
-        if found is None:
-            keys, ids = [], []
-            for kidx, (key, _primary, languages) in enumerate(self._keys):
-                if not language or "" in languages or language in languages:
-                    keys.append(key)
-                    ids.append(kidx)
-            found = self._merged[language] = Scanner(keys, ids)
-        return found
-
-    def note_context(self, secondary: bool) -> None:
-        """Counts an article's context towards secondary_demand: a decaying average over the last ~50 articles of
-        whether it needed the second pass (a rule got far enough to ask for a cue used in NOT, or a match's evidence
-        asked for every entity)."""
-        self.secondary_demand = self.secondary_demand * 0.98 + (0.02 if secondary else 0.0)
-
-    def needs_secondary(self) -> bool:
-        """Whether a new article's context should scan both automata's keys at once: when most recent articles needed
-        the second pass (a large rule set, where nearly every article makes some rule a candidate). Hits, and so
-        matches, are the same either way; only the number of passes differs."""
-        return self.secondary_demand > SECONDARY_DEMAND
 
     def _add_entities(self, keys: dict[str, list[tuple]]) -> None:
         for kind in self.gazetteer.kinds.values():
@@ -301,7 +273,6 @@ class Compiled:
         return out
 
 
-SECONDARY_DEMAND = 0.5  # above this share of recent articles needing the second pass, contexts make one pass
 MAX_CLAUSES = 64  # a rule whose needs spread into more clauses than this keeps its tree (see _clauses)
 
 
@@ -353,23 +324,6 @@ def _shared_scopes(rules: tuple[Rule, ...]) -> dict[int, int]:
         if rule.enabled:
             for node in {id(n): n for n in _scopes(rule.node)}.values():
                 occurrences[node].append(node)  # structural equality: the same clause in another rule
-    shared: dict[int, int] = {}
-    for number, nodes in enumerate(n for n in occurrences.values() if len(n) > 1):
-        for node in nodes:
-            shared[id(node)] = number
-    return shared
-
-
-def _shared_logic(rules: tuple[Rule, ...]) -> dict[int, int]:
-    """id() of each AND / OR clause without scopes or regexes inside that two or more enabled rules share, written
-    alike (`(@weapon OR @materiel OR @arms)`), -> one number per such clause: its hits in a range are found once per
-    article (see Context._shared_clause), not once per rule."""
-    occurrences: dict[Node, list[Node]] = defaultdict(list)
-    for rule in rules:
-        if rule.enabled:
-            for node in {id(n): n for n in _walk(rule.node) if isinstance(n, (And, Or))}.values():
-                if not any(isinstance(d, (Scope, Regex)) for d in _walk(node)):
-                    occurrences[node].append(node)
     shared: dict[int, int] = {}
     for number, nodes in enumerate(n for n in occurrences.values() if len(n) > 1):
         for node in nodes:
@@ -445,9 +399,6 @@ class Context:
         # every rule evaluates its own (the reference path, match_every_rule)
         self.shared: dict[int, int] | None = compiled.shared
         self._scope_memo: dict[tuple[int, int, int], tuple[bool, tuple | None, tuple | None]] = {}
-        # shared AND / OR clauses (Compiled.shared_logic) already evaluated: (clause, lo, hi) -> (true, hits or None)
-        self.shared_logic: dict[int, int] | None = compiled.shared_logic
-        self._logic_memo: dict[tuple[int, int, int], tuple[bool, tuple | None]] = {}
         self.evidence_memo: dict[Any, Any] = {}  # what the evidence of every match on the article shares (evidence.py)
         self._scan()
 
@@ -461,28 +412,18 @@ class Context:
         return self._title_end
 
     def _scan(self) -> None:
-        """The one pass: only the end positions per key are kept; hits are built when a rule asks. When most recent
-        articles needed the second pass too, both automata's keys are scanned at once (the second pass is then
-        done: the hit keys it adds are of kinds no rule needs present, so candidates are the same)."""
-        c = self.c
-        if c.needs_secondary():
-            automaton = c.merged(self.language)
-            self._secondary_done = True
-            c.note_context(True)
-        else:
-            automaton = c.automata(self.language)[0]
-            c.note_context(False)  # counted as needed if the second pass runs later (see _scan_secondary)
+        """The one pass: only the end positions per key are kept; hits are built when a rule asks."""
+        automaton = self.c.automata(self.language)[0]
         if not len(automaton):
             return
         ends = self._ends
         automaton.scan(self.nz.norm, ends)
-        hitkeys = c.key_hitkeys
+        hitkeys = self.c.key_hitkeys
         self.keys = set().union(*(hitkeys[k] for k in ends)) if ends else set()
 
     def _scan_secondary(self) -> None:
         """The second pass, for the kinds no rule needs present (cues used in NOT, built-ins' and fields' kinds)."""
         self._secondary_done = True
-        self.c.secondary_demand += 0.02  # (note_context counted this article as not needing it)
         secondary = self.c.automata(self.language)[1]
         if len(secondary):
             secondary.scan(self.nz.norm, self._ends)
@@ -615,43 +556,6 @@ class Context:
         return hits
 
     def _ev_and(self, node: And, lo: int, hi: int, out: list | None) -> bool:
-        if self.shared_logic:
-            number = self.shared_logic.get(id(node))
-            if number is not None:
-                return self._shared_clause(Context._and, node, number, lo, hi, out)
-        return self._and(node, lo, hi, out)
-
-    def _ev_or(self, node: Or, lo: int, hi: int, out: list | None) -> bool:
-        if self.shared_logic:
-            number = self.shared_logic.get(id(node))
-            if number is not None:
-                return self._shared_clause(Context._or, node, number, lo, hi, out)
-        return self._or(node, lo, hi, out)
-
-    def _shared_clause(self, evaluate, node: Node, number: int, lo: int, hi: int, out: list | None) -> bool:
-        """A clause that several rules share, evaluated once per article and range: its truth, and the hits that
-        made it true (in the order evaluation gives them) the first time a rule asks for them. The clause holds no
-        scope, so it adds no windows; a false clause adds no hits."""
-        key = (number, lo, hi)
-        known = self._logic_memo.get(key)
-        if known is not None:
-            ok, hits = known
-            if out is None or not ok:
-                return ok
-            if hits is not None:
-                out.extend(hits)
-                return True
-        if out is None:
-            ok = evaluate(self, node, lo, hi, None)
-            self._logic_memo.setdefault(key, (ok, None))
-            return ok
-        found: list = []
-        ok = evaluate(self, node, lo, hi, found)
-        self._logic_memo[key] = (ok, tuple(found))
-        out.extend(found)
-        return ok
-
-    def _and(self, node: And, lo: int, hi: int, out: list | None) -> bool:
         if out is None:
             return all(_DISPATCH[type(c)](self, c, lo, hi, None) for c in node.children)
         tmp: list = []
@@ -663,7 +567,7 @@ class Context:
         out.extend(tmp)
         return True
 
-    def _or(self, node: Or, lo: int, hi: int, out: list | None) -> bool:
+    def _ev_or(self, node: Or, lo: int, hi: int, out: list | None) -> bool:
         if out is None:
             return any(_DISPATCH[type(c)](self, c, lo, hi, None) for c in node.children)
         ok = False
@@ -903,7 +807,7 @@ class RuleSet:
         """What `match` gives, found without the index: every enabled rule evaluated, in order, on one context.
         The reference the index is tested against; slower."""
         ctx = self.context(article)
-        ctx.shared = ctx.shared_logic = None  # each rule's clauses evaluated by that rule, none shared
+        ctx.shared = None  # each rule's clauses evaluated by that rule, none shared
         found = (self._match_rule(rule, ctx) for rule in self.rules if rule.enabled)
         return [m for m in found if m is not None]
 

@@ -21,7 +21,6 @@ import pytest
 from monitor.models import Article
 from monitor.rules import load_rules
 from monitor.rules.evaluate import article_of, read_labelled
-from monitor.rules.matcher import SECONDARY_DEMAND, _walk
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
@@ -121,45 +120,3 @@ def test_a_match_is_the_same_whichever_rules_ran_before_it_on_the_article(shippe
         assert sorted(together, key=lambda m: m.rule_id) == sorted(alone, key=lambda m: m.rule_id), article.url
         compared += len(together)
     assert compared > 20  # the pack fires on enough of these texts for the comparison to mean something
-
-
-def matches_with_demand(ruleset, demand: float) -> list:
-    """Every article's matches with the compiled rules' record of recent second passes set to `demand` before each
-    (above SECONDARY_DEMAND: one pass over both automata's keys; below: the primary pass, the second on demand)."""
-    compiled = ruleset._compiled
-    found = []
-    for article in articles():
-        compiled.secondary_demand = demand
-        one_pass = ruleset.context(article)._secondary_done  # (the context made here is thrown away)
-        assert one_pass == (demand > SECONDARY_DEMAND)
-        compiled.secondary_demand = demand
-        found.append(ruleset.match(article))
-    return found
-
-
-@pytest.mark.parametrize("shapes,seed", [(DESK, 3), (GENERIC, 4)], ids=["desk", "generic"])
-def test_one_pass_over_both_automata_finds_the_matches_two_passes_find(tmp_path, shapes, seed):
-    ruleset = load_rules(generated(tmp_path, shapes, 300, seed))
-    two_passes = matches_with_demand(ruleset, 0.0)
-    assert matches_with_demand(ruleset, 1.0) == two_passes
-    assert sum(map(len, two_passes)) > 20
-
-
-def test_the_second_pass_joins_the_first_once_most_articles_need_it(tmp_path):
-    """Rules of common words make most articles a candidate, and their matches' evidence needs the second pass:
-    after a few dozen articles, contexts scan both automata's keys at once; one rule that rarely fires leaves them
-    at two passes."""
-    desk = load_rules(generated(tmp_path / "desk", GENERIC, 300, 5))
-    rare = load_rules(generated(tmp_path / "rare", ('"{r}" AND NOT @hedge',), 1, 6))
-    for article in articles()[:60]:
-        desk.match(article)
-        rare.match(article)
-    assert desk._compiled.needs_secondary()
-    assert not rare._compiled.needs_secondary()
-
-
-def test_clauses_rules_share_are_found_by_structure(tmp_path):
-    ruleset = load_rules(generated(tmp_path, DESK, 50, 7))
-    shared = {str(n) for r in ruleset.rules for n in _walk(r.node) if id(n) in ruleset._compiled.shared_logic}
-    assert "(@weapon OR @materiel OR @arms)" in shared and "(@hedge OR @appeal)" in shared
-    assert not any("sentence:" in s for s in shared)  # clauses holding a scope are shared as scopes (Context._scope)
