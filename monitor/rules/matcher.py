@@ -432,9 +432,20 @@ class Context:
     def term_hits(self, tid: int) -> list[Hit]:
         hits = self.terms.get(tid)
         if hits is None:
+            keys = self.c.tid_keys.get(tid, ())
+            if len(keys) == 1:  # a term is one key: its hits come in order of their ends, so of their starts
+                kidx, prefix = keys[0]
+                back = self.c.key_len[kidx] - 2  # (the key's leading space)
+                ends = self._ends.get(kidx, ())
+                if prefix:
+                    find = self.nz.norm.find
+                    hits = self.terms[tid] = [(end - back, find(" ", end)) for end in ends]
+                else:
+                    hits = self.terms[tid] = [(end - back, end) for end in ends]
+                return hits
             hits = []
             norm, key_len = self.nz.norm, self.c.key_len
-            for kidx, prefix in self.c.tid_keys.get(tid, ()):
+            for kidx, prefix in keys:
                 for end in self._ends.get(kidx, ()):
                     start = end - key_len[kidx] + 2  # skip the key's leading space
                     hits.append((start, norm.find(" ", end)) if prefix else (start, end))

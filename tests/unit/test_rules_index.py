@@ -120,3 +120,21 @@ def test_a_match_is_the_same_whichever_rules_ran_before_it_on_the_article(shippe
         assert sorted(together, key=lambda m: m.rule_id) == sorted(alone, key=lambda m: m.rule_id), article.url
         compared += len(together)
     assert compared > 20  # the pack fires on enough of these texts for the comparison to mean something
+
+
+@pytest.mark.parametrize("shapes,seed", [(DESK, 3), (GENERIC, 4)], ids=["desk", "generic"])
+def test_a_terms_hits_are_those_of_its_keys_sorted(tmp_path, shapes, seed):
+    """term_hits takes a term's one key's hits in the order the automaton gives them: the same list as every key's
+    hits collected and sorted (the plain form)."""
+    ruleset = load_rules(generated(tmp_path, shapes, 300, seed))
+    compiled, seen = ruleset._compiled, 0
+    for article in articles():
+        ctx = ruleset.context(article)
+        ctx.entity_hits("hedge")  # (the second pass too: a term's key may be in either automaton's article hits)
+        norm = ctx.nz.norm
+        for tid, keys in compiled.tid_keys.items():
+            plain = sorted((end - compiled.key_len[kidx] + 2, norm.find(" ", end) if prefix else end)
+                           for kidx, prefix in keys for end in ctx._ends.get(kidx, ()))
+            assert ctx.term_hits(tid) == plain, (article.url, tid)
+            seen += len(plain)
+    assert seen > 1000
