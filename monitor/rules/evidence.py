@@ -50,8 +50,7 @@ def build_match(rule: Any, ctx: Any, evidence: list, scopes: list) -> Match | No
     evidence = _outermost(sorted(set(evidence)))
     windows = innermost(scopes) or list(dict.fromkeys(nz.sentence_at(s) for s, *_ in evidence))
     if len(windows) > 1:  # (one window needs no ranking, nor the article's dates)
-        starts = sorted(s for s, *_ in evidence)
-        windows.sort(key=lambda w: _rank(ctx, starts, w))  # the best window first (stable)
+        windows = _ranked(ctx, sorted(s for s, *_ in evidence), windows)
     fields = extract_fields(rule.fields, ctx, windows)
     missing = [name for name, spec in rule.fields.items() if spec.required and fields.get(name) in (None, [])]
     if missing:
@@ -152,14 +151,16 @@ def most_specific(values: list[str]) -> list[str]:
     return [v for v in values if v not in extended]
 
 
-def _rank(ctx: Any, starts: list[int], window: tuple[int, int]) -> tuple[int, int]:
-    """Windows that say "today" first (today's news), then those holding the most evidence (`starts`, sorted)."""
-    a, b = window
-    key = ("today", a, b)
-    today = ctx.evidence_memo.get(key)
-    if today is None:
-        today = ctx.evidence_memo[key] = any(v == "today" for _s, _e, v in _within(ctx.entity_hits("date"), a, b))
-    return (0 if today else 1, -(bisect_left(starts, b) - bisect_left(starts, a)))
+def _ranked(ctx: Any, starts: list[int], windows: list) -> list:
+    """The windows best first: those that say "today" (today's news), then those holding the most evidence (`starts`,
+    sorted); a stable sort. Whether a window says "today" is kept per article: matches share their windows."""
+    memo, ranks = ctx.evidence_memo, []
+    for a, b in windows:
+        today = memo.get(("today", a, b))
+        if today is None:
+            today = memo[("today", a, b)] = any(v == "today" for _s, _e, v in _within(ctx.entity_hits("date"), a, b))
+        ranks.append((0 if today else 1, bisect_left(starts, a) - bisect_left(starts, b)))
+    return [windows[i] for i in sorted(range(len(windows)), key=ranks.__getitem__)]
 
 
 def _within(hits: list, a: int, b: int) -> list:
@@ -178,7 +179,7 @@ def _first(hit: tuple) -> int:
 
 
 def extract_fields(specs: dict, ctx: Any, windows: list) -> dict[str, Any]:
-    """The fields of the first evidence window (windows come ranked, see _rank) in which every required field has
+    """The fields of the first evidence window (windows come ranked, see _ranked) in which every required field has
     a value, all taken from that one window, so donor, recipient, systems and value describe one event; if no window
     fills them, the best window's (the rule then does not fire)."""
     first = None
