@@ -158,11 +158,24 @@ def turn_label(ctx: Any, pos: int) -> str | None:
     return labels[1][k] if k >= 0 else None
 
 
+def label_lines(text: str) -> list[re.Match]:
+    """LABEL_LINE's matches, as finditer gives them, tried at each line start only: a label opens its line and no
+    match runs over a line break, where finditer tries the pattern at every character."""
+    out, at = [], 0
+    while True:
+        m = LABEL_LINE.match(text, at)
+        if m is not None:
+            out.append(m)
+        at = text.find("\n", at) + 1
+        if not at:
+            return out
+
+
 def _labels(ctx: Any) -> tuple[list[int], list[str]]:
     """(normalised start, label) of every line that opens with a speaker label ("THE PRESIDENT:", "Q  Why ...")."""
     nz = ctx.nz
     starts, names = [], []
-    for m in LABEL_LINE.finditer(nz.original):
+    for m in label_lines(nz.original):
         starts.append(nz.to_norm(m.start(1)))
         names.append("Q" if m.group(1) == "Q" else " ".join(m.group(1).split()))
     return starts, names

@@ -16,7 +16,6 @@ from .normalise import normalise_phrase
 from .query import And, EntityRef, Node, Not, Or, Proximity, Regex, Scope, Term
 
 SNIPPET_MAX = 420
-_WHITESPACE = re.compile(r"\s+")
 MAX_TERMS = 25
 
 
@@ -164,18 +163,14 @@ def _ranked(ctx: Any, starts: list[int], windows: list) -> list:
 
 
 def _within(hits: list, a: int, b: int) -> list:
-    """The hits (sorted by start) that lie inside [a, b)."""
+    """The hits (sorted by start) that lie inside [a, b); `(a,)` sorts before every hit that starts at a."""
     out = []
-    for k in range(bisect_left(hits, a, key=_first), len(hits)):
+    for k in range(bisect_left(hits, (a,)), len(hits)):
         if hits[k][0] >= b:
             break
         if hits[k][1] <= b:
             out.append(hits[k])
     return out
-
-
-def _first(hit: tuple) -> int:
-    return hit[0]
 
 
 def extract_fields(specs: dict, ctx: Any, windows: list) -> dict[str, Any]:
@@ -378,7 +373,7 @@ def snippet(ctx: Any, evidence: list, windows: list) -> str:
         parts.append("**" + nz.original[s:e] + "**")
         cursor = e
     parts.append(nz.original[cursor:b])
-    text = _WHITESPACE.sub(" ", "".join(parts)).strip()
+    text = " ".join("".join(parts).split())  # str.split's whitespace is re's \s: as sub(r"\s+", " ") then strip
     return text if len(text) <= SNIPPET_MAX else text[: SNIPPET_MAX - 1].rstrip() + "…"
 
 

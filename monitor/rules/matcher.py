@@ -499,7 +499,7 @@ class Context:
         """Where the particle of a split verb ends ("sagte ... zu": "zu" closing the clause within 15 words of
         "sagte"), or -1. German and Dutch put it last in the clause, before a comma or the full stop."""
         norm, original, nz = self.nz.norm, self.nz.original, self.nz
-        limit = nz.word_span(nz.word_index(end), nz.word_index(end) + 15)[1]
+        limit = nz.word_reach(end, 15)  # (`end` is the key's closing space)
         at = norm.find(" " + tail + " ", end - 1, limit + 1)
         if at < 0:
             return -1  # most hits have no particle in reach: their sentence need not be found
@@ -594,9 +594,10 @@ class Context:
 
     @staticmethod
     def _hits(hits, lo: int, hi: int, out: list | None, label: str) -> bool:
-        """Hits inside [lo, hi): hits are sorted by start, so only those starting in the range are looked at."""
+        """Hits inside [lo, hi): hits are sorted by start, so only those starting in the range are looked at (a hit
+        is a tuple that starts with its start: `(lo,)` sorts before every hit starting at lo, compared in C)."""
         found = False
-        for k in range(bisect_left(hits, lo, key=_start), len(hits)):
+        for k in range(bisect_left(hits, (lo,)), len(hits)):
             h = hits[k]
             if h[0] >= hi:
                 break
@@ -735,7 +736,7 @@ class Context:
         positions: list[tuple[int, int, Hit]] = []
         for i, word in enumerate(node.words):
             hits = self.term_hits(self.c.tid(word))
-            for k in range(bisect_left(hits, lo, key=_start), len(hits)):
+            for k in range(bisect_left(hits, (lo,)), len(hits)):
                 h = hits[k]
                 if h[0] >= hi:
                     break
@@ -765,10 +766,6 @@ class Context:
         self._ticks += 1
         if self._ticks & 1023 == 0 and self.deadline is not None and time.monotonic() > self.deadline:
             raise MatchTimeout(f"matching took longer than its deadline ({len(self.nz.original)} characters)")
-
-
-def _start(hit: tuple) -> int:
-    return hit[0]
 
 
 _DISPATCH = {

@@ -118,13 +118,13 @@ class Normalised:
 
     def to_orig(self, pos: int) -> int:
         """Original index of the character at normalised position `pos`."""
-        cut_norm, _cut_orig, cut_shift = self._map
+        cut_norm, _cut_orig, cut_shift = self._cuts or self._map  # (the map, without the property's call once built)
         k = bisect_right(cut_norm, pos) - 1
         return max(0, min(len(self.original), pos + cut_shift[k]))
 
     def to_norm(self, orig: int) -> int:
         """Normalised position of original index `orig` (the space of a squeezed run maps to its run)."""
-        cut_norm, cut_orig, cut_shift = self._map
+        cut_norm, cut_orig, cut_shift = self._cuts or self._map
         k = bisect_right(cut_orig, orig) - 1
         n = orig - cut_shift[k]
         if k + 1 < len(cut_norm) and n >= cut_norm[k + 1]:
@@ -141,6 +141,18 @@ class Normalised:
         if self._words is None:
             self._words = [m.start() for m in _WORD_BREAKS.finditer(self.norm)]
         return bisect_right(self._words, pos) - 1
+
+    def word_reach(self, pos: int, n: int) -> int:
+        """For `pos` holding a space: where the n-th word after that space ends, plus one (the end of the last word
+        when fewer follow; 0 at the text's last space), as word_span(word_index(pos), word_index(pos) + n)[1] gives
+        it, found by walking the next n + 1 spaces instead of indexing every word of the text."""
+        find, at = self.norm.find, pos
+        for _ in range(n + 1):
+            nxt = find(" ", at + 1)
+            if nxt < 0:
+                break
+            at = nxt
+        return at + 1 if at != pos else 0
 
     def word_span(self, first: int, last: int) -> tuple[int, int]:
         """Normalised span covering words first..last (clamped)."""

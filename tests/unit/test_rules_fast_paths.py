@@ -72,3 +72,37 @@ def test_most_specific_keeps_what_the_pairwise_comparison_keeps():
     for _ in range(5000):
         values = [rnd.choice(words) for _ in range(rnd.randrange(0, 8))]
         assert most_specific(values) == pairwise(values), values
+
+
+def test_a_one_element_tuple_finds_the_first_hit_at_or_after_a_position():
+    """The matcher looks hits up with bisect_left(hits, (lo,)) (tuples compared in C) where it called a key function
+    per step: the same index for hits of two and of three elements, with starts repeated."""
+    from bisect import bisect_left
+
+    rnd = random.Random(9)
+    for _ in range(2000):
+        starts = sorted(rnd.randrange(40) for _ in range(rnd.randrange(12)))
+        hits = sorted((s, s + rnd.randrange(1, 9), *(("v",) if rnd.random() < 0.5 else ())) for s in starts)
+        for lo in range(-1, 42):
+            assert bisect_left(hits, (lo,)) == bisect_left(hits, lo, key=lambda h: h[0]), (hits, lo)
+
+
+def test_whitespace_squeezed_by_split_is_what_the_regex_squeezes():
+    odd = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2007\u200a\u200b\u2028\u2029\u202f\u205f\u3000\ufeff"
+    rnd = random.Random(3)
+    samples = texts() + ["".join(rnd.choice("ab " + odd) for _ in range(rnd.randrange(30))) for _ in range(3000)]
+    for text in samples:
+        assert " ".join(text.split()) == re.sub(r"\s+", " ", text).strip(), repr(text)
+
+
+def test_speaker_labels_tried_at_line_starts_are_those_finditer_finds():
+    from monitor.rules import document
+
+    samples = texts() + ["Q  Why now?\nTHE PRESIDENT: Because.\n  MR. SMITH:\u00a0yes\nQ:\n\nQ\u00a0\u00a0\u00a0\u00a0\"No\"\nQ ",
+                         "PM: a\nb MR. X: c\n\u00a0A.B.: d\nQ\n"]
+    found = 0
+    for text in samples:
+        expect = [(m.span(), m.group(1)) for m in document.LABEL_LINE.finditer(text)]
+        assert [(m.span(), m.group(1)) for m in document.label_lines(text)] == expect, text[:80]
+        found += len(expect)
+    assert found >= 6

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from monitor.rules.normalise import Normalised, normalise_phrase, split_sentences
@@ -81,3 +84,17 @@ def test_local_sentence_lookup_agrees_with_full_split():
         for pos in range(1, len(full.norm) - 1, 7):
             if full.norm[pos] != " ":
                 assert Normalised(text).sentence_at(pos) == spans[full.sentence_index(pos)], (path.name, pos)
+
+
+def test_the_reach_of_words_from_a_space_is_what_the_word_index_gives():
+    """word_reach (a walk over the next spaces, for split verbs' particles) against word_span over the word index,
+    at every space of texts of one, a few and many words."""
+    dev = Path(__file__).resolve().parents[2] / "tests" / "data" / "pledge-dev" / "dev.jsonl"
+    texts = ["", "a", "a b", "Er sagte am Montag zu.", "one two three " * 30, "x  y\n\nz, w. " * 7]
+    texts += [json.loads(line)["text"] for line in dev.read_text(encoding="utf-8").splitlines()[:20] if line.strip()]
+    for text in texts:
+        nz = Normalised(text)
+        for pos in [i for i, c in enumerate(nz.norm) if c == " "]:
+            for n in (0, 1, 15):
+                w = nz.word_index(pos)
+                assert nz.word_reach(pos, n) == nz.word_span(w, w + n)[1], (text, pos, n)
