@@ -127,7 +127,8 @@ def _window_entities(ctx: Any, window: tuple[int, int]) -> list[tuple[str, list[
     if found is None:
         kinds = memo.get("kinds")
         if kinds is None:
-            every = ctx.all_entity_hits(patterns=False)  # gazetteer kinds, and always the sums and quantities:
+            reportable = ctx.c.gazetteer.reportable
+            every = ctx.all_entity_hits(patterns=False, only=reportable)  # gazetteer kinds, always sums, quantities:
             every.update({kind: ctx.entity_hits(kind) for kind in PATTERN_KINDS})  # the same for every rule, order
             kinds = memo["kinds"] = [(k, h) for k, h in every.items() if h and ctx.c.gazetteer.reportable(k)]
             memo["kinds order"] = {k: i for i, (k, _h) in enumerate(kinds)}

@@ -524,16 +524,17 @@ class Context:
                     return value
         return None
 
-    def all_entity_hits(self, *, patterns: bool = True) -> dict[str, list[EHit]]:
-        """Every gazetteer kind found in the article, and the pattern and document kinds if `patterns`. Only what
-        was asked for, never what another rule happened to compute first: a match's evidence must not depend on
-        which rules ran before it on the same article."""
+    def all_entity_hits(self, *, patterns: bool = True, only=None) -> dict[str, list[EHit]]:
+        """Every gazetteer kind found in the article, and the pattern and document kinds if `patterns`; of those,
+        only the kinds `only(kind)` is true of, when given (a match's evidence lists reportable kinds: the cue lists'
+        hits need not be found for it). Only what was asked for, never what another rule happened to compute first:
+        a match's evidence must not depend on which rules ran before it on the same article."""
         if self._kinds_found is None:
             if not self._secondary_done:
                 self._scan_secondary()
             self._kinds_found = sorted({k for kidx in self._ends for k, *_ in self.c.key_entities[kidx]})
         kinds = (*self._kinds_found, *((*PATTERN_KINDS, *BUILTIN_KINDS) if patterns else ()))
-        found = {kind: self.entity_hits(kind) for kind in kinds}
+        found = {kind: self.entity_hits(kind) for kind in kinds if only is None or only(kind)}
         return {k: v for k, v in found.items() if v}
 
     def regex_hits(self, node: Regex) -> list[Hit]:
