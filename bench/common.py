@@ -62,6 +62,52 @@ def utc_now() -> str:
 
 
 # ------------------------------------------------------------------------------------------------ memory
+_ROLLUP_KEYS = ("Rss", "Pss", "Pss_Anon", "Pss_File", "Pss_Shmem", "Shared_Clean", "Shared_Dirty", "Private_Clean",
+                "Private_Dirty", "Anonymous")
+
+
+def smaps_rollup(pid: int) -> dict[str, Any] | None:
+    """The process's /proc/PID/smaps_rollup in bytes (None when it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    out: dict[str, Any] = dict.fromkeys(_ROLLUP_KEYS, 0)
+    for line in text.splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        if name in out:
+            out[name] = int(rest.split()[0]) * 1024
+    return out
+
+
+def process_role(pid: int, root: int) -> str:
+    """"main" for the root; else the process's name (monitor names its children: monitor-worker, monitor-send),
+    "child" for an unnamed one."""
+    if pid == root:
+        return "main"
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "child"
+    return name.removeprefix("monitor-") if name.startswith("monitor-") else "child"
+
+
+def rollup_table(rollups: list[dict[str, Any]]) -> str:
+    """One line per process: role pid, PSS (anon + file), USS, private dirty, shared; MB."""
+    lines = []
+    for r in rollups:
+        mb = {k: r[k] / 1e6 for k in _ROLLUP_KEYS}
+        lines.append(f"    {r['role']:>7} {r['pid']:>7}: PSS {mb['Pss']:6.1f} (anon {mb['Pss_Anon']:5.1f}, file "
+                     f"{mb['Pss_File']:5.1f}) USS {mb['Private_Clean'] + mb['Private_Dirty']:5.1f} private dirty "
+                     f"{mb['Private_Dirty']:5.1f} shared {mb['Shared_Clean'] + mb['Shared_Dirty']:6.1f} RSS "
+                     f"{mb['Rss']:6.1f}")
+    total = sum(r["Pss"] for r in rollups) / 1e6
+    lines.append(f"    {'tree':>7}        : PSS {total:6.1f} (anon {sum(r['Pss_Anon'] for r in rollups) / 1e6:5.1f}, "
+                 f"file {sum(r['Pss_File'] for r in rollups) / 1e6:5.1f}) USS "
+                 f"{sum(r['Private_Clean'] + r['Private_Dirty'] for r in rollups) / 1e6:5.1f}")
+    return "\n".join(lines)
+
+
 @dataclass
 class TreeSampler:
     """Samples the summed RSS and PSS of a process and all its descendants every `every` seconds, in a thread.
@@ -75,29 +121,42 @@ class TreeSampler:
     peak_bytes: int = 0
     peak_pss_bytes: int = 0
     samples: list[tuple[float, int]] = field(default_factory=list)
-    # at the PSS peak: [(role "main" | "worker", PSS, USS)] per process, USS being the pages only it holds
+    # at the PSS peak: [(role, PSS, USS)] per process, USS being the pages only it holds
     peak_split: list[tuple[str, int, int]] = field(default_factory=list)
+    # ... and the same processes' smaps_rollup: {"role", "pid", "Pss", "Pss_Anon", "Pss_File", "Private_Dirty",
+    # "Private_Clean", "Shared_Clean", "Shared_Dirty", "Rss"} in bytes (anon: the heap; file: code and mapped files)
+    peak_rollup: list[dict[str, Any]] = field(default_factory=list)
+    peak_at: float = 0.0  # time.time() of the PSS peak
     _split: list[tuple[str, int, int]] = field(default_factory=list)
+    _rollup: list[dict[str, Any]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def tree_memory(self, with_pss: bool = True) -> tuple[int, int]:
-        """(summed RSS, summed PSS) of the tree now; PSS costs ~1.4 ms a process to read, RSS ~0.02 ms."""
+        """(summed RSS, summed PSS) of the tree now; PSS from /proc/PID/smaps_rollup (~0.3 ms a process), RSS
+        from statm (~0.02 ms)."""
         try:
             root = psutil.Process(self.pid)
             procs = [root, *root.children(recursive=True)]
         except psutil.Error:
             return 0, 0
         rss = pss = 0
-        split = []
+        split, rollups = [], []
         for proc in procs:
-            with contextlib.suppress(psutil.Error):
-                full = proc.memory_full_info() if with_pss else proc.memory_info()
-                rss += full.rss
-                pss += getattr(full, "pss", full.rss)
-                split.append(("main" if proc.pid == self.pid else "worker", getattr(full, "pss", full.rss),
-                              getattr(full, "uss", full.rss)))
-        self._split = split
+            if not with_pss:
+                with contextlib.suppress(psutil.Error):
+                    rss += proc.memory_info().rss
+                continue
+            roll = smaps_rollup(proc.pid)
+            if roll is None:
+                continue
+            roll["role"] = process_role(proc.pid, self.pid)
+            roll["pid"] = proc.pid
+            rss += roll["Rss"]
+            pss += roll["Pss"]
+            split.append((roll["role"], roll["Pss"], roll["Private_Clean"] + roll["Private_Dirty"]))
+            rollups.append(roll)
+        self._split, self._rollup = split, rollups
         return rss, pss
 
     def _loop(self) -> None:
@@ -110,7 +169,7 @@ class TreeSampler:
                 self.peak_bytes = max(self.peak_bytes, rss)
                 if with_pss:
                     if pss > self.peak_pss_bytes:
-                        self.peak_split = self._split
+                        self.peak_split, self.peak_rollup, self.peak_at = self._split, self._rollup, time.time()
                     self.peak_pss_bytes = max(self.peak_pss_bytes, pss)
                     self.samples.append((time.monotonic(), pss))
             self._stop.wait(self.every)

@@ -30,7 +30,7 @@ import yaml
 from aiohttp import web
 
 from bench.common import (MONITOR, REDIS_URL, ROOT, OtherLoad, TreeSampler, feed_server, fmt, free_port, median, percentile,
-                          save_result, table, utc_now, write_section, drop_prefix)
+                          rollup_table, save_result, table, utc_now, write_section, drop_prefix)
 
 MARKER = "Germany said Ukraine would get a further 14 Leopard 2 battle tanks before the spring."
 RULE = {"rules": [{
@@ -182,6 +182,7 @@ async def run_case(instances: int, args: argparse.Namespace) -> dict[str, Any]:
         load = OtherLoad().__enter__()
         procs = start_instances(instances, config, work, args.trace)
         samplers = [TreeSampler(p.pid, every=0.2).start() for p in procs]
+        started_at = time.time()
         try:
             result.update(await burst_phase(redis, prefix, n_entries, procs, args))
             post(server.control + "/_rotate")  # the steady phase: items now appear at `rate` per second
@@ -215,6 +216,10 @@ async def run_case(instances: int, args: argparse.Namespace) -> dict[str, Any]:
         result["peak_pss_mb_each"] = [round(s.peak_pss_mb, 1) for s in samplers]
         result["peak_split_mb"] = [[(role, round(pss / 1e6), round(uss / 1e6)) for role, pss, uss in s.peak_split]
                                    for s in samplers]
+        result["peak_rollup"] = [s.peak_rollup for s in samplers]
+        # when the peak came: seconds after the instances started, and in which phase
+        result["peak_when"] = [(round(s.peak_at - started_at, 1), "burst" if s.peak_at < steady_from else "steady")
+                               for s in samplers]
         result["alerts"] = len(hook.arrivals)
         result["log_tail"] = [(work / f"instance{i}.log").read_text(errors="replace")[-1500:]
                               for i in range(instances)]
@@ -327,6 +332,9 @@ def run_figure(args: argparse.Namespace, command: str) -> dict[str, Any]:
                   f"burst p50 {r['burst_p50']:.1f} s; peak PSS {r['peak_pss_mb']:.0f} MB RSS "
                   f"{r['peak_rss_mb']:.0f} MB (role, PSS, USS: {r['peak_split_mb'][0]}); alerts {r['alerts']} for {r['alert_articles']} articles ({r.get('undelivered_at_stop', 0)} undelivered at stop); cpu {r.get('cpu')}; other load "
                   f"{r['other_cores']:.2f} cores", flush=True)
+            for when, rollup in zip(r["peak_when"], r["peak_rollup"]):
+                print(f"  at the PSS peak ({when[0]:.0f} s after start, {when[1]} phase), MB per process:\n"
+                      + rollup_table(rollup), flush=True)
     save_result("endtoend", {"args": vars(args), "results": results})
     summary = {n: summarise(rs) for n, rs in results.items() if rs}
     if args.write:

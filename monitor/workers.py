@@ -37,6 +37,7 @@ MEMORY_CHECK_EVERY = 0.05  # seconds between two looks at the worker's resident 
 # was after the last trim: malloc_trim walks the whole heap (~1.1 ms a call, 4% of an extraction, when it ran after
 # every task), and one page's freed lxml tree is what a trim gives back (10-12 MB).
 TRIM_SLACK = 8 * 1024 * 1024
+PR_SET_NAME = 15  # prctl option: the process's name (/proc/PID/comm, ps, top), at most 15 bytes
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -77,13 +78,23 @@ class _Watch:
         return int(os.pread(cls.fd, 128, 0).split()[1]) * cls.page - cls.start
 
 
-def _worker_init(memory_limit: int = 0) -> None:
+def name_process(name: str) -> None:
+    """Name this process in ps and top (and in the benchmarks' memory split): the daemon's children are otherwise
+    all "python"."""
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the name stays
+        pass
+
+
+def _worker_init(memory_limit: int = 0, name: str = "monitor-worker") -> None:
     """In each new worker: forget the daemon's signal set-up inherited through fork; watch the worker's memory.
 
     asyncio's add_signal_handler points the C signal handler at the event loop's wakeup pipe; a forked worker shares
     that pipe, so the SIGTERM pebble sends a worker it kills on a deadline would otherwise reach the daemon's loop as
     if the daemon itself had been told to stop.
     """
+    name_process(name)
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_DFL)
@@ -176,6 +187,12 @@ class WorkerPool:
         self._admitted = 0
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []  # heap of (priority, arrival, gate)
         self._arrival = itertools.count()
+
+    def start(self) -> None:
+        """Fork the workers now rather than at the first task (the daemon does so right after start-up, while its
+        heap holds only what every worker needs: a page the daemon rewrites later stays shared with none of them)."""
+        if not self._pool.active:
+            raise RuntimeError("worker pool is closed")
 
     async def run(self, fn: Callable[..., Any], *args: Any, timeout: float, priority: int = PRIORITY_PAGE,
                   **kwargs: Any) -> Any:

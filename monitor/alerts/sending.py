@@ -88,7 +88,8 @@ def _notify(ap: Any, alert_id: str, kwargs: dict[str, Any], collect: _Collect) -
 
 def _send(ap: Any, alert_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """In a child forked for this one send."""
-    _worker_init()  # forget the daemon's signal set-up, so the kill at the deadline reaches this process only
+    _worker_init(name="monitor-send")  # forget the daemon's signal set-up: the kill at the deadline reaches this
+    # process only
     collect = _Collect()
     logging.getLogger().handlers[:] = [collect]
     _fresh_apprise_pools()
@@ -116,7 +117,8 @@ def register_service(ap: Any) -> str:
 
 
 def _send_process_init() -> None:
-    _worker_init()  # as in any worker: the daemon's signals are not ours; inherited objects frozen (no copy)
+    _worker_init(name="monitor-send")  # as in any worker: the daemon's signals are not ours; inherited objects
+    # frozen (no copy)
     logging.getLogger().handlers[:] = [_COLLECT]
     _fresh_apprise_pools()
 
@@ -172,13 +174,27 @@ class SendProcesses:
     def __init__(self, channels: ChannelSet) -> None:
         self._tokens = {id(t.apprise): register_service(t.apprise)
                         for spec in channels.values() for t in spec.targets if t.apprise is not None}
+        self._remote = [name for name, spec in channels.items()
+                        if any(t.apprise is not None and not t.local for t in spec.targets)]
         self._pools: dict[str, pebble.ProcessPool] = {}
 
-    async def send(self, channel: str, ap: Any, *, alert_id: str, timeout: float, **kwargs: Any) -> dict[str, Any]:
+    def start(self) -> None:
+        """Fork the send processes of every channel that sends through a service now, not at its first send: the
+        daemon does so at start-up with its workers, when its heap holds no pages it will rewrite (the processes
+        live as long as the daemon, and a page the daemon rewrites after their fork stays theirs)."""
+        for channel in self._remote:
+            self._pool(channel)
+
+    def _pool(self, channel: str) -> pebble.ProcessPool:
         pool = self._pools.get(channel)
-        if pool is None or not pool.active:
+        if pool is None or not pool.active:  # `active` forks the processes of a new pool
             pool = self._pools[channel] = pebble.ProcessPool(max_workers=SEND_SLOTS, context=_FORK,
                                                              initializer=_send_process_init)
+            pool.active  # noqa: B018 - forks them now
+        return pool
+
+    async def send(self, channel: str, ap: Any, *, alert_id: str, timeout: float, **kwargs: Any) -> dict[str, Any]:
+        pool = self._pool(channel)
         future = pool.schedule(_send_pooled, args=(self._tokens[id(ap)], alert_id, kwargs), timeout=timeout)
         return await _answer(future, timeout)
 

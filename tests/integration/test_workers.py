@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import operator
+import os
 import platform
 import signal
 import time
@@ -158,3 +159,40 @@ async def test_a_worker_hands_a_big_pages_freed_heap_back_but_does_not_trim_afte
     assert small_after[1] == small_before[1]  # small tasks: no trim, the mark did not move
     assert during > after + 2 * TRIM_SLACK  # the freed tree's heap was resident at the end of the task...
     assert trimmed_at <= after < trimmed_at + TRIM_SLACK  # ...and handed back right after it
+
+def _children_named(name: str, *, at_least: int = 0) -> set[int]:
+    """The pids of this process's children whose process name (/proc/PID/comm) is `name`; with `at_least`, waits
+    (up to 30 s) until there are that many: a forked child names itself in its initializer, a moment after the fork."""
+    for _ in range(600):
+        named = _named_children(name)
+        if len(named) >= at_least:
+            break
+        time.sleep(0.05)
+    return named
+
+
+def _named_children(name: str) -> set[int]:
+    out = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == name:
+                    out.add(int(pid))
+            except OSError:  # ended meanwhile
+                pass
+    return out
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="process names and /proc are Linux's")
+async def test_start_forks_the_named_workers_before_any_task_and_they_run_the_tasks():
+    before = _children_named("monitor-worker")
+    pool = WorkerPool(processes=2)
+    try:
+        pool.start()
+        forked = _children_named("monitor-worker", at_least=len(before) + 2) - before
+        assert len(forked) == 2  # forked by start, not at the first task
+        ran = {await pool.run(os.getpid, timeout=30) for _ in range(6)}
+        assert ran <= forked
+        assert _children_named("monitor-worker") - before == forked  # no other fork for the tasks
+    finally:
+        pool.close()
