@@ -2,9 +2,9 @@
 
 monitor: `await pool.run(extract_article, body, ...)` from 16 concurrent tasks, as Pipeline.fetch_article does (the page
 bytes are in memory: no fetch). Bare: `trafilatura.bare_extraction` with the same options over the same bytes, in one
-process or split over two. Both sides load htmldate's date parser before timing (monitor.extract.warm_up, what the
-daemon does before its workers fork; left to the first pages, its locales cost a fresh process 1-3 s of CPU). Every
-measurement runs in a fresh child process; rounds alternate the contenders.
+process or split over two. Both sides load htmldate's date parser before timing (monitor.extract.load_date_parser,
+what the daemon's warm-up does before its workers fork; left to the first pages, its locales cost a fresh process
+1-3 s of CPU). Every measurement runs in a fresh child process; rounds alternate the contenders.
 """
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ def bare_chunk(items: list[tuple[int, bytes]]) -> int:
 
 def run_bare(bodies: list[bytes], passes: int, processes: int) -> dict[str, Any]:
     items = [(n, b) for n, b in enumerate(bodies)] * passes
-    from monitor.extract import warm_up
+    from monitor.extract import load_date_parser
 
-    warm_up()  # htmldate's date parser loaded before the timing (and before the processes fork), as monitor's side
+    load_date_parser()  # before the timing (and before the processes fork), as on monitor's side
     if processes == 1:
         bare_chunk(items[:8])  # warm-up: imports and lazy initialisation, as the pool's first tasks get
         started, cpu = time.perf_counter(), tree_cpu()
@@ -85,11 +85,11 @@ async def run_monitor_async(bodies: list[bytes], passes: int, processes: int, co
 
     settings = ExtractSettings()
     items = [(n, b) for n, b in enumerate(bodies)] * passes
-    from monitor.extract import warm_up
+    from monitor.extract import load_date_parser
     from monitor.language import load_model
 
-    load_model()  # what build_pipeline does before the workers fork (workers.preload_date_parser: true)
-    warm_up()
+    load_model()  # what the daemon does before its workers fork (workers.preload_date_parser: true)
+    load_date_parser()
     with WorkerPool(processes=processes) as pool:
 
         async def one(n: int, body: bytes) -> int:

@@ -97,15 +97,16 @@ def extract_article(body: bytes, *, url: str, content_type: str = "", encoding: 
     )
 
 
-def warm_up() -> None:
+def load_date_parser() -> None:
     """Load, in this process, what the first pages would otherwise load in each worker: htmldate's date parser
-    (dateparser) with every locale's data and patterns. The daemon calls it before its workers fork, so they share
-    one copy and a fresh worker (one replaces another every 500 tasks) starts warm.
+    (dateparser) with every locale's data and patterns. The daemon's warm-up calls it before its workers fork
+    (workers.preload_date_parser), so they share one copy and a fresh worker (one replaces another every 500 tasks)
+    starts warm.
 
     htmldate hands dateparser the date-like strings it finds in a page (in any language; with no language given,
     dateparser tries its locales in turn, loading each on first use), so on real news every worker ended up loading
     most of them: ~45 MB and 1-3 s of CPU a worker, spent in its first pages (measured over the corpus pages: a fresh
-    worker's first pass 56-64 ms of CPU a page without this, 39 with it; the tree's PSS 20-28 MB lower). A string that
+    worker's first pass 56-64 ms of CPU a page without this, 39 with it; the tree's PSS 18-28 MB lower). A string that
     no locale parses makes dateparser load them all.
     """
     from htmldate import extractors
@@ -208,8 +209,8 @@ def _extract_html(html: str, url: str) -> dict[str, str]:
     """trafilatura's main text and metadata; its failures on hostile markup become NoArticle."""
     try:
         tree = parse_html(html)
-        doc = trafilatura.bare_extraction(html if tree is None else tree, url=url, with_metadata=True, include_comments=False,
-                                          include_tables=True, deduplicate=False)
+        doc = trafilatura.bare_extraction(html if tree is None else tree, url=url, with_metadata=True,
+                                          include_comments=False, include_tables=True, deduplicate=False)
     except (ValueError, TypeError, AttributeError, IndexError, RecursionError, etree.LxmlError) as exc:
         raise NoArticle(f"{url}: extraction failed: {type(exc).__name__}: {exc}") from exc
     if doc is None:
@@ -302,4 +303,4 @@ def _iso_date(value: str) -> str:
 
 
 __all__ = ["ExtractSettings", "NoArticle", "extract_article", "detect_language", "content_kind", "decode_body",
-           "warm_up"]
+           "load_date_parser"]

@@ -25,7 +25,7 @@ from .archive import ArticleArchive
 from .config import Config
 from .dedup import StoryIndex
 from .errors import MonitorError, PermanentError, RetryAfter, TransientError
-from .extract import extract_article, warm_up as warm_up_extraction
+from .extract import extract_article
 from .feedstate import FeedStore
 from .feedtext import feed_article, has_full_text
 from .models import ARTICLES, ENTRIES, TEXT_FROM_PAGE, Article, Entry, Feed, Match
@@ -53,8 +53,6 @@ def build_pipeline(config: Config, redis: Any, rules: RuleWatcher) -> Pipeline:
     fetcher = Fetcher(config.fetch, shared=SharedHosts(redis, keys, per_host=config.fetch.per_host,
                                                        lease=config.fetch.timeout + LEASE_MARGIN))
     load_language_model()
-    if config.workers.preload_date_parser:
-        warm_up_extraction()
     pool = WorkerPool(processes=config.workers.processes, memory_limit_mb=config.workers.memory_limit_mb)
     return Pipeline(config=config, redis=redis, keys=keys, fetcher=fetcher, pool=pool, rules=rules,
                     consumer=config.consumer_name())

@@ -276,10 +276,10 @@ def _date_parser_state() -> tuple[int, int]:
 
 
 async def test_workers_forked_after_the_warm_up_start_with_the_date_parser_loaded():
-    from monitor.extract import warm_up
+    from monitor.extract import load_date_parser
     from monitor.workers import WorkerPool
 
-    warm_up()
+    load_date_parser()
     with WorkerPool(processes=1) as pool:
         locales, parsers = await pool.run(_date_parser_state, timeout=60)
     assert locales > 100  # every locale, inherited: a fresh worker does not load them in its first pages
