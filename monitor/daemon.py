@@ -53,13 +53,15 @@ _WARM_UP_FEED = (b'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><cha
 def warm_up(*, date_parser: bool = True) -> None:
     """Extract one page and parse one feed here: what extraction and parsing build lazily at their first call
     (parsers, compiled expressions, tables) is then built once and inherited by every worker, instead of each worker
-    building a private copy at its first task (~5 MB a worker, measured). With `date_parser`
-    (workers.preload_date_parser) also every locale of the date parser, which one page does not load."""
-    from .extract import extract_article, load_date_parser
+    building a private copy at its first task (~5 MB a worker, measured). Also jusText's stop words (~29 MB a worker
+    that needs trafilatura's second fallback) and, with `date_parser` (workers.preload_date_parser), every locale of
+    the date parser: one page loads neither."""
+    from .extract import extract_article, load_date_parser, load_fallback_stoplist
     from .sources.feed import parse_feed
 
     if date_parser:
         load_date_parser()
+    load_fallback_stoplist()
 
     try:
         extract_article(_WARM_UP_PAGE, url="http://warm-up.invalid/a", content_type="text/html")

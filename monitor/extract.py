@@ -115,6 +115,17 @@ def load_date_parser() -> None:
     extractors.get_external_parser().get_date_data("zzqx 77 qqzx")
 
 
+def load_fallback_stoplist() -> None:
+    """Build, in this process, what trafilatura's second fallback (jusText) builds at a worker's first page that needs
+    it: with no language given, jusText classifies with every language's stop words at once, a tuple of ~150,000
+    words and its lower-cased frozenset (~29 MB, measured with tracemalloc in a worker after the corpus pages; ~1 s).
+    The daemon's warm-up calls it before its workers fork, so they share one copy instead of building one each."""
+    from justext.core import define_stoplist
+    from trafilatura import external
+
+    define_stoplist(external.JT_STOPLIST or external.jt_stoplist_init())
+
+
 def cut_text(text: str, max_chars: int) -> str:
     """`text` cut to at most `max_chars`, at the last white space of its last 1,000 characters if there is one."""
     cut = text[:max_chars]
@@ -303,4 +314,4 @@ def _iso_date(value: str) -> str:
 
 
 __all__ = ["ExtractSettings", "NoArticle", "extract_article", "detect_language", "content_kind", "decode_body",
-           "load_date_parser"]
+           "load_date_parser", "load_fallback_stoplist"]

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..cache import cache_dir
 from .normalise import fold_text
 
 log = logging.getLogger(__name__)
@@ -24,15 +25,6 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 4
 SEED = Path(__file__).with_name("inflections.json.gz")  # the shipped pack's words, so a first start is quick
 TIMEOUT = 120.0  # seconds for one language's dictionary (Polish, the largest, takes ~5 s here)
-
-
-def cache_dir() -> Path | None:
-    """Where forms are cached: systemd's $CACHE_DIRECTORY (CacheDirectory=), else $XDG_CACHE_HOME/monitor, else
-    ~/.cache/monitor; None when there is no home (they are then computed at every start)."""
-    if os.environ.get("CACHE_DIRECTORY"):
-        return Path(os.environ["CACHE_DIRECTORY"].split(":")[0])
-    base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache" if Path.home() != Path("/") else None)
-    return Path(base) / "monitor" if base else None
 
 
 def _folded(word: str) -> str:

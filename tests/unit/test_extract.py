@@ -284,3 +284,24 @@ async def test_workers_forked_after_the_warm_up_start_with_the_date_parser_loade
         locales, parsers = await pool.run(_date_parser_state, timeout=60)
     assert locales > 100  # every locale, inherited: a fresh worker does not load them in its first pages
     assert parsers == 1
+
+
+def _fallback_stoplist_state() -> tuple[bool, int, int]:
+    """In a worker: (jusText's all-language stop words built, cache misses before and after trafilatura's lookup)."""
+    from justext.core import define_stoplist
+    from trafilatura import external
+
+    built, before = external.JT_STOPLIST is not None, define_stoplist.cache_info().misses
+    define_stoplist(external.JT_STOPLIST or external.jt_stoplist_init())  # what try_justext hands classify_paragraphs
+    return built, before, define_stoplist.cache_info().misses
+
+
+async def test_workers_forked_after_the_warm_up_share_the_fallbacks_stop_words():
+    from monitor.extract import load_fallback_stoplist
+    from monitor.workers import WorkerPool
+
+    load_fallback_stoplist()
+    with WorkerPool(processes=1) as pool:
+        built, before, after = await pool.run(_fallback_stoplist_state, timeout=60)
+    assert built  # the ~150,000-word tuple came through fork
+    assert after == before  # and trafilatura's lookup finds the lower-cased set made before the fork: no private copy
