@@ -120,6 +120,8 @@ def write_config(work: Path, feeds: list[str], prefix: str, hook: str, args: arg
         "service": {"listen": None},
         "log": {"level": "WARNING"},
     }
+    if not args.preload_date_parser:
+        config["workers"] = {"preload_date_parser": False}
     path = work / "monitor.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -447,6 +449,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steady", type=float, default=60.0, help="seconds of the steady phase")
     p.add_argument("--timeout", type=float, default=900.0, help="longest wait for the burst to drain")
     p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--no-preload-date-parser", dest="preload_date_parser", action="store_false",
+                   help="workers.preload_date_parser: false in the instances' configuration (operations.md: for feeds "
+                        "whose pages all carry machine-readable dates, as the benchmark's do)")
     p.add_argument("--max-instances", type=int, default=2)
     p.add_argument("--trace", help="write each entry's stage stamps to TRACE.<instance> (bench/stagetrace.py); "
                                    "bench.e2e_profile reads them")

@@ -69,8 +69,11 @@ async def test_kill_9_of_one_instance_loses_nothing_and_doubles_no_alert(env, tm
     config = write_config(tmp_path, redis_url=redis_url, prefix=keys.prefix, world=world, hook=hook.url(),
                           interval=INTERVAL, extra="pipeline: {tick: 0.2, lease: 3, claim_idle: 3}\n"
                                                    "service: {listen: null}")
-    instances = start(tmp_path, config)
-    victim = instances[0]
+    # The victim runs alone until it holds entries: with all three running, the first to read took every entry (the
+    # world's few entries fit one read's free slots), and in some runs that was not the victim. The survivors start
+    # as it dies, so they must take over its unacknowledged entries (claim_idle) and its feed leases.
+    victim = Instance(config, "inst0", tmp_path)
+    instances = [victim]
     entries = keys.stream("entries")
     try:
         await wait_started(instances)
@@ -79,9 +82,12 @@ async def test_kill_9_of_one_instance_loses_nothing_and_doubles_no_alert(env, tm
             pending = await redis.xpending(entries, "monitor") if await redis.exists(entries) else None
             return bool(pending and any(c["name"] == victim.name and c["pending"] for c in pending["consumers"]))
 
-        await wait_until(victim_holds_entries, timeout=40, what="the victim to hold pending entries")
+        await wait_until(victim_holds_entries, timeout=40, every=0.02, what="the victim to hold pending entries")
         victim.kill9()
         killed_at = time.monotonic()
+        survivors = [Instance(config, f"inst{n}", tmp_path) for n in (1, 2)]
+        instances += survivors
+        await wait_started(survivors)
         await wait_until(lambda: all(srv.requests[p] for p in world.pages), timeout=40, what="every page fetched")
         await wait_until(lambda: settled(redis, keys), timeout=40, what="streams drained after the kill")
         # the victim's feed leases expire; every feed is polled again by the survivors
