@@ -334,6 +334,13 @@ def run_figure(args: argparse.Namespace, command: str) -> dict[str, Any]:
                   f"burst p50 {r['burst_p50']:.1f} s; peak PSS {r['peak_pss_mb']:.0f} MB RSS "
                   f"{r['peak_rss_mb']:.0f} MB (role, PSS, USS: {r['peak_split_mb'][0]}); alerts {r['alerts']} for {r['alert_articles']} articles ({r.get('undelivered_at_stop', 0)} undelivered at stop); cpu {r.get('cpu')}; other load "
                   f"{r['other_cores']:.2f} cores", flush=True)
+            if n == 1 and r.get("cpu"):
+                c = {"main_cpu": r["cpu"][0]["main"], "worker_cpu": r["cpu"][0]["workers"],
+                     "pages": r["server"]["requests"].get("page", 0),
+                     "server_cpu": r["server"].get("server_cpu_seconds", 0.0)}
+                main, workers, server, need = capacity(c, args.rate, os.cpu_count() or 1)
+                print(f"  CPU per page served ({c['pages']} pages): main {main:.1f} ms, workers {workers:.1f} ms, "
+                      f"page server {server:.1f} ms; {args.rate:.0f} entries/s need {need:.2f} cores", flush=True)
             for when, rollup in zip(r["peak_when"], r["peak_rollup"]):
                 print(f"  at the PSS peak ({when[0]:.0f} s after start, {when[1]} phase), MB per process:\n"
                       + rollup_table(rollup), flush=True)
@@ -352,9 +359,20 @@ def summarise(rs: list[dict[str, Any]]) -> dict[str, float]:
     cpu = [c for r in rs for c in r.get("cpu", []) if c]
     out["main_cpu"] = sum(c["main"] for c in cpu) / max(len(rs), 1)
     out["worker_cpu"] = sum(c["workers"] for c in cpu) / max(len(rs), 1)
+    out["pages"] = sum(r["server"]["requests"].get("page", 0) for r in rs) / max(len(rs), 1)
+    out["server_cpu"] = sum(r["server"].get("server_cpu_seconds", 0.0) for r in rs) / max(len(rs), 1)
     out["complete"] = all(r["burst_complete"] for r in rs)
     out["runs"] = len(rs)
     return out
+
+
+def capacity(one: dict[str, float], rate: float, cores: int) -> tuple[float, float, float, float]:
+    """(main, worker, page-server CPU ms per page served, cores the steady rate needs): whether the machine can
+    sustain `rate` at all (Redis, shared with other work, not counted)."""
+    pages = max(one.get("pages", 0.0), 1.0)
+    main, workers, server = (one["main_cpu"] / pages * 1000, one["worker_cpu"] / pages * 1000,
+                             one.get("server_cpu", 0.0) / pages * 1000)
+    return main, workers, server, rate * (main + workers + server) / 1000
 
 
 def section(s: dict[int, dict[str, float]], args: argparse.Namespace, command: str) -> str:
@@ -405,21 +423,17 @@ def section(s: dict[int, dict[str, float]], args: argparse.Namespace, command: s
             "with the main process (imported modules) once per process",
         ]
     if one:
-        n = one["burst_entries"] + args.steady * args.rate
+        main, workers, server, need = capacity(one, args.rate, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
         lines += [
-            f"- where the time goes (1 instance): {one['worker_cpu'] / n * 1000:.0f} ms of worker CPU per entry "
-            f"(trafilatura extraction, most of it, plus the feed parses) and {one['main_cpu'] / n * 1000:.0f} ms "
-            "in the main process (fetch, Redis, MinHash dedup, matching, apprise). Extraction is the slowest "
-            f"stage; CPU alone would allow about {2000 / ((one['worker_cpu'] + one['main_cpu']) / n * 1000):.0f} "
-            "articles/s on 2 cores, the rest of the gap is the server's share of the cores and the batch "
-            "barrier below.",
-            "- why p99 misses 2 s at 40 entries/s although the instance is only about half busy: (1) "
-            "`Stream.consume` reads 16 messages and waits for all of them (`asyncio.gather`) before reading more, "
-            "so every batch waits for its slowest page (entries of one feed share a site, so a batch also queues "
-            "on the per-host limit of 4); (2) an alert channel with nothing due sleeps `alerts.poll_interval` "
-            "(1 s) before it looks again. What would reach it: refill a consumer slot as soon as one message "
-            "finishes (a sliding window instead of batches), wake the channel loop when the outbox routes an "
-            "alert (an asyncio.Event) instead of polling, and interleave sites within a batch.",
+            f"- where the CPU goes (1 instance, per page served, {one.get('pages', 0):.0f} pages): "
+            f"{workers:.0f} ms in the workers (trafilatura extraction, most of it, plus the feed parses), "
+            f"{main:.0f} ms in the main process (fetch, Redis commands, story assignment, matching, sends) and "
+            f"{server:.0f} ms in the page server. At {args.rate:.0f} entries/s that is **{need:.2f} cores** of the "
+            f"machine's {cores} (Redis not counted): "
+            + (f"over capacity, so the steady phase's backlog grows and its p99 is the age of that backlog, not a "
+               f"latency; the rate these figures allow is about {cores / (need / args.rate):.0f} entries/s"
+               if need >= cores else "within capacity"),
         ]
     two = s.get(2)
     if one and two:
