@@ -118,7 +118,7 @@ def load_date_parser() -> None:
 def load_fallback_stoplist() -> None:
     """Build, in this process, what trafilatura's second fallback (jusText) builds at a worker's first page that needs
     it: with no language given, jusText classifies with every language's stop words at once, a tuple of ~150,000
-    words and its lower-cased frozenset (~29 MB, measured with tracemalloc in a worker after the corpus pages; ~1 s).
+    words and its lower-cased frozenset (~29 MB, measured with tracemalloc in a worker after the corpus pages; 0.2 s).
     The daemon's warm-up calls it before its workers fork, so they share one copy instead of building one each."""
     from justext.core import define_stoplist
     from trafilatura import external
