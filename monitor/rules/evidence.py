@@ -46,21 +46,27 @@ def build_match(rule: Any, ctx: Any, evidence: list, scopes: list) -> Match | No
     """The Match of a rule that fired (terms as written in the text, entities, fields, snippet); None when a field
     the rule requires has no value."""
     nz = ctx.nz
-    evidence = _outermost(sorted(set(evidence)))
-    windows = innermost(scopes) or list(dict.fromkeys(nz.sentence_at(s) for s, *_ in evidence))
+    evidence = _outermost(evidence)
+    memo = ctx.evidence_memo
+    if scopes:
+        windows = innermost(scopes)
+    else:
+        windows = list(dict.fromkeys(map(_sentence_finder(ctx), [h[0] for h in evidence])))
     if len(windows) > 1:  # (one window needs no ranking, nor the article's dates)
-        windows = _ranked(ctx, sorted(s for s, *_ in evidence), windows)
-    fields = extract_fields(rule.fields, ctx, windows)
+        windows = _ranked(ctx, [h[0] for h in evidence], windows)  # (evidence is in order of start)
+    fields = extract_fields(rule.fields, ctx, windows) if rule.fields else {}
     missing = [name for name, spec in rule.fields.items() if spec.required and fields.get(name) in (None, [])]
     if missing:
         ctx.missing_fields = missing  # for explain: the clauses held, but a required field found no value
         return None
-    texts = ctx.evidence_memo  # per article: what every match on it shares (see _entities)
+    texts = memo.get("texts")  # per article, per span: the text as written (matches share most of their hits)
+    if texts is None:
+        texts = memo["texts"] = {}
     terms = []
-    for s, e, _l, _c in evidence:
-        text = texts.get(("text", s, e))
+    for h in evidence:
+        text = texts.get(h[:2])
         if text is None:
-            text = texts[("text", s, e)] = " ".join(nz.span_text(s, e).split())
+            text = texts[h[:2]] = " ".join(nz.span_text(h[0], h[1]).split())
         terms.append(text)
     terms = list(dict.fromkeys(terms))
     entities = _entities(ctx, evidence, windows)
@@ -76,24 +82,58 @@ def build_match(rule: Any, ctx: Any, evidence: list, scopes: list) -> Match | No
     )
 
 
+def _start_longest(hit: tuple) -> tuple:
+    return (hit[0], -hit[1], hit[2], hit[3])
+
+
 def _outermost(evidence: list) -> list:
-    """Drop hits lying inside a longer hit ("tanks" inside "battle tanks"); keep the longer one."""
+    """Distinct hits in order of start (the longer first, then by label and value), without those lying inside a
+    longer hit ("tanks" inside "battle tanks"): one sort with a key (it was a sort of the set, then a stable sort by
+    start and longest; the same order)."""
     out: list = []
-    for hit in sorted(evidence, key=lambda h: (h[0], -h[1])):
+    for hit in sorted(set(evidence), key=_start_longest):
         if out and out[-1][0] <= hit[0] and hit[1] <= out[-1][1] and (hit[0], hit[1]) != (out[-1][0], out[-1][1]):
             continue
         out.append(hit)
     return out
 
 
+def _sentence_finder(ctx: Any):
+    """nz.sentence_at, remembered per position once the whole text is segmented (then it is a pure lookup; before,
+    each call may find the sentence locally and counts towards the switch to segmenting, so it is left as it is)."""
+    nz = ctx.nz
+    if nz._sents is None:
+        return nz.sentence_at
+    memo = ctx.evidence_memo
+    found = memo.get("sentence at")
+    if found is None:
+        found = memo["sentence at"] = {}
+
+    def at(pos: int) -> tuple[int, int]:
+        sentence = found.get(pos)
+        if sentence is None:
+            sentence = found[pos] = nz.sentence_at(pos)
+        return sentence
+    return at
+
+
 def _entities(ctx: Any, evidence: list, windows: list) -> dict[str, list[str]]:
-    reportable = ctx.c.gazetteer.reportable
-    own = tuple((label[1:], canonical) for _s, _e, label, canonical in evidence
-                if canonical and label.startswith("@") and reportable(label[1:]))
-    key = ("entities", own, *windows)  # matches on an article often share their entity hits and windows
+    kinds = ctx.evidence_memo.get("label kinds")  # per article: a hit's label -> its kind if reportable, or ""
+    if kinds is None:
+        kinds = ctx.evidence_memo["label kinds"] = {}
+    own = []
+    for _s, _e, label, canonical in evidence:
+        if canonical:
+            kind = kinds.get(label)
+            if kind is None:
+                reportable = label.startswith("@") and ctx.c.gazetteer.reportable(label[1:])
+                kind = kinds[label] = label[1:] if reportable else ""
+            if kind:
+                own.append((kind, canonical))
+    key = ("entities", tuple(own), *windows)  # matches on an article often share their entity hits and windows
     known = ctx.evidence_memo.get(key)
     if known is None:
-        known = ctx.evidence_memo[key] = _entities_of(ctx, own, windows)
+        known = ctx.evidence_memo[key] = _entities_of(ctx, key[1], windows)
     return {k: list(v) for k, v in known.items()}
 
 
@@ -154,12 +194,17 @@ def most_specific(values: list[str]) -> list[str]:
 def _ranked(ctx: Any, starts: list[int], windows: list) -> list:
     """The windows best first: those that say "today" (today's news), then those holding the most evidence (`starts`,
     sorted); a stable sort. Whether a window says "today" is kept per article: matches share their windows."""
-    memo, ranks = ctx.evidence_memo, []
-    for a, b in windows:
-        today = memo.get(("today", a, b))
-        if today is None:
-            today = memo[("today", a, b)] = any(v == "today" for _s, _e, v in _within(ctx.entity_hits("date"), a, b))
-        ranks.append((0 if today else 1, bisect_left(starts, a) - bisect_left(starts, b)))
+    memo = ctx.evidence_memo
+    today = memo.get("today")
+    if today is None:
+        today = memo["today"] = {}
+    ranks = []
+    for window in windows:
+        said = today.get(window)
+        if said is None:
+            a, b = window
+            said = today[window] = any(v == "today" for _s, _e, v in _within(ctx.entity_hits("date"), a, b))
+        ranks.append((not said, bisect_left(starts, window[0]) - bisect_left(starts, window[1])))
     return [windows[i] for i in sorted(range(len(windows)), key=ranks.__getitem__)]
 
 
@@ -358,14 +403,24 @@ def _as_list(value: Any) -> list:
 
 
 def snippet(ctx: Any, evidence: list, windows: list) -> str:
-    """The best window (windows come ranked: today's news, then the most evidence), matched text wrapped in **."""
-    nz = ctx.nz
+    """The best window (windows come ranked: today's news, then the most evidence), matched text wrapped in **.
+    Kept per article by window and the hits inside it: matches on an article share their sentences and most hits."""
     if not evidence or not windows:
         return ""
     best = windows[0]
+    lo, hi = best
+    inside = tuple(sorted({h[:2] for h in evidence if lo <= h[0] and h[1] <= hi}))
+    memo = ctx.evidence_memo
+    key = ("snippet", best, inside)
+    text = memo.get(key)
+    if text is None:
+        text = memo[key] = _snippet(ctx.nz, best, inside)
+    return text
+
+
+def _snippet(nz: Any, best: tuple[int, int], inside: tuple) -> str:
     a, b = nz.to_orig(best[0]), nz.to_orig(max(best[0], best[1] - 1)) + 1
-    spans = sorted({_trim(nz.original, nz.to_orig(s), nz.to_orig(e - 1) + 1)
-                    for s, e, *_ in evidence if best[0] <= s and e <= best[1]})
+    spans = sorted({_trim(nz.original, nz.to_orig(s), nz.to_orig(e - 1) + 1) for s, e in inside})
     parts, cursor = [], a
     for s, e in spans:
         if s < cursor:
