@@ -49,7 +49,10 @@ def build_match(rule: Any, ctx: Any, evidence: list, scopes: list) -> Match | No
     evidence = _outermost(evidence)
     memo = ctx.evidence_memo
     if scopes:
-        windows = innermost(scopes)
+        key = ("innermost", *scopes)  # matches on an article often share their windows (a shared clause's)
+        windows = memo.get(key)
+        if windows is None:
+            windows = memo[key] = innermost(scopes)  # (read, never changed, by what follows)
     else:
         windows = list(dict.fromkeys(map(_sentence_finder(ctx), [h[0] for h in evidence])))
     if len(windows) > 1:  # (one window needs no ranking, nor the article's dates)
@@ -83,15 +86,32 @@ def build_match(rule: Any, ctx: Any, evidence: list, scopes: list) -> Match | No
 
 
 def _start_longest(hit: tuple) -> tuple:
-    return (hit[0], -hit[1], hit[2], hit[3])
+    return (hit[0], -hit[1])
 
 
 def _outermost(evidence: list) -> list:
     """Distinct hits in order of start (the longer first, then by label and value), without those lying inside a
-    longer hit ("tanks" inside "battle tanks"): one sort with a key (it was a sort of the set, then a stable sort by
-    start and longest; the same order)."""
+    longer hit ("tanks" inside "battle tanks"). Sorted without a key: unless two hits start alike but end apart (see
+    _outermost_slow), that order is the same."""
+    ordered = sorted(set(evidence))
     out: list = []
-    for hit in sorted(set(evidence), key=_start_longest):
+    prev = None
+    for hit in ordered:
+        if prev is not None and hit[0] == prev[0] and hit[1] != prev[1]:
+            return _outermost_slow(ordered)
+        prev = hit
+        if out:
+            last = out[-1]
+            if last[0] <= hit[0] and hit[1] <= last[1] and (hit[0] != last[0] or hit[1] != last[1]):
+                continue
+        out.append(hit)
+    return out
+
+
+def _outermost_slow(ordered: list) -> list:
+    """_outermost for hits of which two start alike: the longer first (a stable sort of the sorted hits)."""
+    out: list = []
+    for hit in sorted(ordered, key=_start_longest):
         if out and out[-1][0] <= hit[0] and hit[1] <= out[-1][1] and (hit[0], hit[1]) != (out[-1][0], out[-1][1]):
             continue
         out.append(hit)
@@ -195,16 +215,12 @@ def _ranked(ctx: Any, starts: list[int], windows: list) -> list:
     """The windows best first: those that say "today" (today's news), then those holding the most evidence (`starts`,
     sorted); a stable sort. Whether a window says "today" is kept per article: matches share their windows."""
     memo = ctx.evidence_memo
-    today = memo.get("today")
-    if today is None:
-        today = memo["today"] = {}
-    ranks = []
-    for window in windows:
-        said = today.get(window)
-        if said is None:
-            a, b = window
-            said = today[window] = any(v == "today" for _s, _e, v in _within(ctx.entity_hits("date"), a, b))
-        ranks.append((not said, bisect_left(starts, window[0]) - bisect_left(starts, window[1])))
+    key = ("today", *windows)
+    said = memo.get(key)
+    if said is None:
+        dates = ctx.entity_hits("date")
+        said = memo[key] = [not any(v == "today" for _s, _e, v in _within(dates, a, b)) for a, b in windows]
+    ranks = list(zip(said, [bisect_left(starts, a) - bisect_left(starts, b) for a, b in windows]))
     return [windows[i] for i in sorted(range(len(windows)), key=ranks.__getitem__)]
 
 
