@@ -552,10 +552,17 @@ class Context:
         return _DISPATCH[type(node)](self, node, lo, hi, out)
 
     def _ev_term(self, node: Term, lo: int, hi: int, out: list | None) -> bool:
-        return self._hits(self.term_hits(self.c.tids[id(node)]), lo, hi, out, node.source or node.text)
+        tid = self.c.tids[id(node)]
+        hits = self.terms.get(tid)  # (term_hits' cache, read here: most terms are asked for many times per article)
+        if hits is None:
+            hits = self.term_hits(tid)
+        return self._hits(hits, lo, hi, out, node.source or node.text)
 
     def _ev_entity(self, node: EntityRef, lo: int, hi: int, out: list | None) -> bool:
-        return self._hits(self.entity_ref_hits(node), lo, hi, out, "@" + node.kind)
+        hits = None if node.canonical else self.entities.get(node.kind)  # (entity_hits' cache, as for terms)
+        if hits is None:
+            hits = self.entity_ref_hits(node)
+        return self._hits(hits, lo, hi, out, "@" + node.kind)
 
     def entity_ref_hits(self, node: EntityRef) -> list[EHit]:
         """Hits of @kind, or of @kind:value (filtered once per article, not per window)."""
@@ -611,9 +618,9 @@ class Context:
 
     def _scope(self, node: Scope, lo: int, hi: int, out: list | None) -> bool:
         if node.kind == "title":
-            return self.ev(node.child, lo, min(hi, self.title_end), out)
+            return _DISPATCH[type(node.child)](self, node.child, lo, min(hi, self.title_end), out)
         if node.kind == "text":
-            return self.ev(node.child, max(lo, self.title_end), hi, out)
+            return _DISPATCH[type(node.child)](self, node.child, max(lo, self.title_end), hi, out)
         number = self.shared.get(id(node)) if self.shared is not None else None
         if number is None:
             return self._windows_scope(node, lo, hi, out)
@@ -625,7 +632,11 @@ class Context:
                 return ok
             if hits is not None:  # the evidence and the windows it held in, at this evaluation's depth
                 out.extend(hits)
-                self.scopes.extend((a, b, self._depth + d) for a, b, d in scopes)  # type: ignore[union-attr]
+                depth = self._depth
+                if depth:
+                    self.scopes.extend((a, b, depth + d) for a, b, d in scopes)  # type: ignore[union-attr]
+                else:  # (most shared clauses sit at the top of their rule: no depth to add)
+                    self.scopes.extend(scopes)  # type: ignore[arg-type]
                 return True
         if out is None:
             ok = self._windows_scope(node, lo, hi, None)
@@ -644,10 +655,11 @@ class Context:
         ok = False
         self._depth += 1
         try:
+            child, ev = node.child, _DISPATCH[type(node.child)]
             for a, b in self.windows(node, lo, hi):
                 self.tick()
                 tmp: list | None = [] if out is not None else None
-                if self.ev(node.child, a, b, tmp):
+                if ev(self, child, a, b, tmp):
                     ok = True
                     if out is None:
                         return True
@@ -659,15 +671,25 @@ class Context:
 
     def possible(self, node: Node, lo: int, hi: int) -> bool:
         """A cheap necessary condition: the positive parts of `node` occur somewhere in [lo, hi)."""
-        if isinstance(node, And):
-            return all(self.possible(c, lo, hi) for c in node.children)
-        if isinstance(node, Or):
-            return any(self.possible(c, lo, hi) for c in node.children)
-        if isinstance(node, (Not, Regex)):
-            return True
-        if isinstance(node, Scope):
-            return self.possible(node.child, lo, hi)
-        return self.ev(node, lo, hi, None)
+        return _POSSIBLE[type(node)](self, node, lo, hi)
+
+    def _possible_and(self, node: And, lo: int, hi: int) -> bool:
+        for c in node.children:
+            if not _POSSIBLE[type(c)](self, c, lo, hi):
+                return False
+        return True
+
+    def _possible_or(self, node: Or, lo: int, hi: int) -> bool:
+        for c in node.children:
+            if _POSSIBLE[type(c)](self, c, lo, hi):
+                return True
+        return False
+
+    def _possible_scope(self, node: Scope, lo: int, hi: int) -> bool:
+        return _POSSIBLE[type(node.child)](self, node.child, lo, hi)
+
+    def _possible_leaf(self, node: Node, lo: int, hi: int) -> bool:
+        return _DISPATCH[type(node)](self, node, lo, hi, None)
 
     def windows(self, node: Scope, lo: int, hi: int) -> list[Hit]:
         """The sentence windows or word windows in which to try a scoped clause, near its trigger hits."""
@@ -778,6 +800,17 @@ _DISPATCH = {
     Scope: Context._scope,
     Proximity: Context._proximity,
     Regex: Context._ev_regex,
+}
+
+_POSSIBLE = {
+    Term: Context._possible_leaf,
+    EntityRef: Context._possible_leaf,
+    Proximity: Context._possible_leaf,
+    And: Context._possible_and,
+    Or: Context._possible_or,
+    Scope: Context._possible_scope,
+    Not: lambda _ctx, _node, _lo, _hi: True,
+    Regex: lambda _ctx, _node, _lo, _hi: True,
 }
 
 
