@@ -67,9 +67,9 @@ def build_match(rule: Any, ctx: Any, evidence: list, scopes: list) -> Match | No
         texts = memo["texts"] = {}
     terms = []
     for h in evidence:
-        text = texts.get(h[:2])
+        text = texts.get(h)  # (by the whole hit: no tuple to build; a span under two labels is looked up twice)
         if text is None:
-            text = texts[h[:2]] = " ".join(nz.span_text(h[0], h[1]).split())
+            text = texts[h] = " ".join(nz.span_text(h[0], h[1]).split())
         terms.append(text)
     terms = list(dict.fromkeys(terms))
     entities = _entities(ctx, evidence, windows)
@@ -425,18 +425,24 @@ def snippet(ctx: Any, evidence: list, windows: list) -> str:
         return ""
     best = windows[0]
     lo, hi = best
-    inside = tuple(sorted({h[:2] for h in evidence if lo <= h[0] and h[1] <= hi}))
+    key = ["snippet", best]  # the window and the hits inside it (evidence is in order of start)
+    for k in range(bisect_left(evidence, (lo,)), len(evidence)):
+        h = evidence[k]
+        if h[0] >= hi:
+            break
+        if h[1] <= hi:
+            key.append(h)
     memo = ctx.evidence_memo
-    key = ("snippet", best, inside)
-    text = memo.get(key)
+    known = tuple(key)
+    text = memo.get(known)
     if text is None:
-        text = memo[key] = _snippet(ctx.nz, best, inside)
+        text = memo[known] = _snippet(ctx.nz, best, key[2:])
     return text
 
 
-def _snippet(nz: Any, best: tuple[int, int], inside: tuple) -> str:
+def _snippet(nz: Any, best: tuple[int, int], inside: list) -> str:
     a, b = nz.to_orig(best[0]), nz.to_orig(max(best[0], best[1] - 1)) + 1
-    spans = sorted({_trim(nz.original, nz.to_orig(s), nz.to_orig(e - 1) + 1) for s, e in inside})
+    spans = sorted({_trim(nz.original, nz.to_orig(s), nz.to_orig(e - 1) + 1) for s, e, *_ in inside})
     parts, cursor = [], a
     for s, e in spans:
         if s < cursor:

@@ -395,6 +395,7 @@ class Context:
         self._secondary_done = False
         self._kinds_found: list[str] | None = None  # every gazetteer kind with hits (all_entity_hits)
         self._by_value: dict[tuple[str, str], list[EHit]] = {}  # @kind:value hits
+        self._starts: dict[int | str, list[int]] = {}  # a term's (its id) or gazetteer kind's hits' starts, in order
         # shared scope clauses (Compiled.shared) already evaluated: (clause, lo, hi) -> (true, hits, scopes); None:
         # every rule evaluates its own (the reference path, match_every_rule)
         self.shared: dict[int, int] | None = compiled.shared
@@ -725,34 +726,51 @@ class Context:
 
         Of an AND's children the one with the fewest hits in this article is used, so few windows are tried.
         """
-        if isinstance(node, Term):
-            return [h[0] for h in self.term_hits(self.c.tid(node)) if lo <= h[0] < hi]
-        if isinstance(node, EntityRef):
-            hits = self.entity_hits(node.kind)
+        return _ANCHORS[type(node)](self, node, lo, hi)
+
+    def _anchors_term(self, node: Term, lo: int, hi: int) -> list[int]:
+        """A term's hits are sorted by start: the starts in [lo, hi) are a slice of the article's list of them."""
+        tid = self.c.tids[id(node)]
+        starts = self._starts.get(tid)
+        if starts is None:
+            starts = self._starts[tid] = [h[0] for h in self.term_hits(tid)]
+        return starts[bisect_left(starts, lo) : bisect_left(starts, hi)]
+
+    def _anchors_entity(self, node: EntityRef, lo: int, hi: int) -> list[int]:
+        kind = node.kind
+        if node.canonical or kind in PATTERN_FINDERS or kind in BUILTIN_KINDS:
+            hits = self.entity_hits(kind)
             want = node.canonical.casefold() if node.canonical else None
             return [h[0] for h in hits if lo <= h[0] < hi and (want is None or h[2].casefold() == want)]
-        if isinstance(node, Proximity):
-            return self.anchor_positions(node.words[0], lo, hi)
-        if isinstance(node, Scope):
-            return self.anchor_positions(node.child, lo, hi)
-        if isinstance(node, And):
-            best: list[int] | None = None
-            for child in node.children:
-                found = self.anchor_positions(child, lo, hi)
-                if found is not None and (best is None or len(found) < len(best)):
-                    best = found
-                    if not best:
-                        break
-            return best
-        if isinstance(node, Or):
-            out: list[int] = []
-            for child in node.children:
-                found = self.anchor_positions(child, lo, hi)
-                if found is None:
-                    return None
-                out.extend(found)
-            return out
-        return None  # Not, Regex
+        starts = self._starts.get(kind)  # a gazetteer kind's hits are sorted (entity_hits): a slice, as for terms
+        if starts is None:
+            starts = self._starts[kind] = [h[0] for h in self.entity_hits(kind)]
+        return starts[bisect_left(starts, lo) : bisect_left(starts, hi)]
+
+    def _anchors_first_word(self, node: Proximity, lo: int, hi: int) -> list[int] | None:
+        return self._anchors_term(node.words[0], lo, hi)
+
+    def _anchors_scope(self, node: Scope, lo: int, hi: int) -> list[int] | None:
+        return _ANCHORS[type(node.child)](self, node.child, lo, hi)
+
+    def _anchors_and(self, node: And, lo: int, hi: int) -> list[int] | None:
+        best: list[int] | None = None
+        for child in node.children:
+            found = _ANCHORS[type(child)](self, child, lo, hi)
+            if found is not None and (best is None or len(found) < len(best)):
+                best = found
+                if not best:
+                    break
+        return best
+
+    def _anchors_or(self, node: Or, lo: int, hi: int) -> list[int] | None:
+        out: list[int] = []
+        for child in node.children:
+            found = _ANCHORS[type(child)](self, child, lo, hi)
+            if found is None:
+                return None
+            out.extend(found)
+        return out
 
     def _proximity(self, node: Proximity, lo: int, hi: int, out: list | None) -> bool:
         """All words within len(words) + slop words: one sliding window over the hits in word order (linear)."""
@@ -800,6 +818,17 @@ _DISPATCH = {
     Scope: Context._scope,
     Proximity: Context._proximity,
     Regex: Context._ev_regex,
+}
+
+_ANCHORS = {
+    Term: Context._anchors_term,
+    EntityRef: Context._anchors_entity,
+    Proximity: Context._anchors_first_word,
+    Scope: Context._anchors_scope,
+    And: Context._anchors_and,
+    Or: Context._anchors_or,
+    Not: lambda _ctx, _node, _lo, _hi: None,
+    Regex: lambda _ctx, _node, _lo, _hi: None,
 }
 
 _POSSIBLE = {
