@@ -45,7 +45,6 @@ def innermost(scopes: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
 def build_match(rule: Any, ctx: Any, evidence: list, scopes: list) -> Match | None:
     """The Match of a rule that fired (terms as written in the text, entities, fields, snippet); None when a field
     the rule requires has no value."""
-    nz = ctx.nz
     evidence = _outermost(evidence)
     memo = ctx.evidence_memo
     if scopes:
@@ -62,17 +61,17 @@ def build_match(rule: Any, ctx: Any, evidence: list, scopes: list) -> Match | No
     if missing:
         ctx.missing_fields = missing  # for explain: the clauses held, but a required field found no value
         return None
-    texts = memo.get("texts")  # per article, per span: the text as written (matches share most of their hits)
-    if texts is None:
-        texts = memo["texts"] = {}
-    terms = []
-    for h in evidence:
-        text = texts.get(h)  # (by the whole hit: no tuple to build; a span under two labels is looked up twice)
-        if text is None:
-            text = texts[h] = " ".join(nz.span_text(h[0], h[1]).split())
-        terms.append(text)
+    facts = memo.get("hits") or _hit_facts(ctx)
+    terms, own = [], []
+    for hit in evidence:
+        known = facts.get(hit)
+        if known is None:
+            known = _learn(ctx, hit, facts)
+        terms.append(known[0])
+        if known[1] is not None:
+            own.append(known[1])
     terms = list(dict.fromkeys(terms))
-    entities = _entities(ctx, evidence, windows)
+    entities = _entities(ctx, tuple(own), windows)
     return Match(
         rule_id=rule.id,
         rule_title=rule.title,
@@ -137,23 +136,27 @@ def _sentence_finder(ctx: Any):
     return at
 
 
-def _entities(ctx: Any, evidence: list, windows: list) -> dict[str, list[str]]:
-    kinds = ctx.evidence_memo.get("label kinds")  # per article: a hit's label -> its kind if reportable, or ""
-    if kinds is None:
-        kinds = ctx.evidence_memo["label kinds"] = {}
-    own = []
-    for _s, _e, label, canonical in evidence:
-        if canonical:
-            kind = kinds.get(label)
-            if kind is None:
-                reportable = label.startswith("@") and ctx.c.gazetteer.reportable(label[1:])
-                kind = kinds[label] = label[1:] if reportable else ""
-            if kind:
-                own.append((kind, canonical))
-    key = ("entities", tuple(own), *windows)  # matches on an article often share their entity hits and windows
+def _hit_facts(ctx: Any) -> dict:
+    """Per article, per hit: its text as written, and (kind, value) if it is a reportable entity's hit, else None:
+    matches on an article share most of their hits."""
+    found: dict = {}
+    ctx.evidence_memo["hits"] = found
+    return found
+
+
+def _learn(ctx: Any, hit: tuple, facts: dict) -> tuple[str, tuple[str, str] | None]:
+    s, e, label, canonical = hit
+    reportable = canonical and label.startswith("@") and ctx.c.gazetteer.reportable(label[1:])
+    known = facts[hit] = (" ".join(ctx.nz.span_text(s, e).split()), (label[1:], canonical) if reportable else None)
+    return known
+
+
+def _entities(ctx: Any, own: tuple, windows: list) -> dict[str, list[str]]:
+    """The match's own entity hits (kind, value) and the reportable entities of its windows."""
+    key = ("entities", own, *windows)  # matches on an article often share their entity hits and windows
     known = ctx.evidence_memo.get(key)
     if known is None:
-        known = ctx.evidence_memo[key] = _entities_of(ctx, key[1], windows)
+        known = ctx.evidence_memo[key] = _entities_of(ctx, own, windows)
     return {k: list(v) for k, v in known.items()}
 
 
