@@ -122,6 +122,20 @@ def test_a_match_is_the_same_whichever_rules_ran_before_it_on_the_article(shippe
     assert compared > 20  # the pack fires on enough of these texts for the comparison to mean something
 
 
+def test_a_generated_desk_rules_match_is_the_same_alone_as_beside_the_others(tmp_path):
+    """The evidence memos of an article (a hit's text and entity, a window's entities and whether it says today,
+    innermost windows, a snippet by window and hits, a position's sentence) are shared by every match on it: each
+    rule alone on a fresh context must give the match it gives beside the others."""
+    ruleset = load_rules(generated(tmp_path, DESK, 300, 5))
+    compared = 0
+    for article in articles():
+        together = ruleset.match(article)
+        alone = [m for m in (ruleset.match_rule(rule, article) for rule in ruleset.rules if rule.enabled) if m]
+        assert together == alone, article.url  # (both in rule order)
+        compared += len(together)
+    assert compared > 20
+
+
 @pytest.mark.parametrize("shapes,seed", [(DESK, 3), (GENERIC, 4)], ids=["desk", "generic"])
 def test_a_terms_hits_are_those_of_its_keys_sorted(tmp_path, shapes, seed):
     """term_hits takes a term's one key's hits in the order the automaton gives them: the same list as every key's
