@@ -196,3 +196,163 @@ async def test_start_forks_the_named_workers_before_any_task_and_they_run_the_ta
         assert _children_named("monitor-worker") - before == forked  # no other fork for the tasks
     finally:
         pool.close()
+
+
+# --- batches: tasks that waited for admission go to a worker together, each caller gets its own outcome -------------
+
+def _tagged(tag: str, pause: float = 0.0) -> tuple[str, int]:
+    time.sleep(pause)
+    return tag, os.getpid()
+
+
+def _fails(tag: str) -> None:
+    raise ValueError(f"bad input {tag}")
+
+
+def _dies(tag: str) -> None:
+    os._exit(3)  # as a segfault or the kernel's OOM killer would end the worker, mid-batch
+
+
+def _hogs(mb: int) -> int:
+    held = b"x" * (mb * 1024 * 1024)  # written, so resident
+    time.sleep(0.3)
+    return len(held)
+
+
+async def _backed_up(pool: WorkerPool, jobs: list[tuple], block: float = 0.3) -> tuple[list, list[asyncio.Future]]:
+    """The pool's admissions taken by two tasks of `block` s; `jobs` ((fn, args, timeout), ...) queued behind them."""
+    await pool.run(operator.add, 1, 1, timeout=30)  # the worker exists
+    blockers = [asyncio.ensure_future(pool.run(_tagged, f"block{i}", block, timeout=30)) for i in range(2)]
+    await asyncio.sleep(0)
+    queued = [asyncio.ensure_future(pool.run(fn, *args, timeout=timeout)) for fn, args, timeout in jobs]
+    await asyncio.sleep(0)
+    assert pool.waiting == len(jobs)
+    return blockers, queued
+
+
+async def test_a_lone_task_goes_alone_at_once():
+    with WorkerPool(processes=1, batch=4) as pool:
+        for i in range(5):
+            assert await pool.run(_tagged, f"t{i}", timeout=30) == (f"t{i}", await pool.run(os.getpid, timeout=30))
+        assert pool.batches == 0
+
+
+async def test_queued_tasks_go_in_batches_and_each_caller_gets_its_own_result():
+    with WorkerPool(processes=1, batch=4) as pool:
+        worker = await pool.run(os.getpid, timeout=30)
+        blockers, queued = await _backed_up(pool, [(_tagged, (f"q{i}",), 30) for i in range(10)])
+        results = await asyncio.gather(*queued)
+        await asyncio.gather(*blockers)
+        # 10 waiting: batches of 4, 4 and 2 as admissions freed up
+        assert pool.batches == 3 and pool.batches_retried == 0
+        assert results == [(f"q{i}", worker) for i in range(10)]
+
+
+async def test_an_exception_in_one_task_of_a_batch_reaches_its_caller_only():
+    from pebble.common.types import RemoteTraceback
+
+    with WorkerPool(processes=1, batch=4) as pool:
+        blockers, queued = await _backed_up(pool, [(_tagged, ("a",), 30), (_fails, ("b",), 30),
+                                                   (_tagged, ("c",), 30), (_tagged, ("d",), 30)])
+        a, b, c, d = await asyncio.gather(*queued, return_exceptions=True)
+        await asyncio.gather(*blockers)
+        assert pool.batches == 1 and pool.batches_retried == 0  # one call, not retried: the worker was fine
+    assert [a[0], c[0], d[0]] == ["a", "c", "d"]
+    assert isinstance(b, ValueError) and str(b) == "bad input b"
+    assert isinstance(b.__cause__, RemoteTraceback) and "_fails" in str(b.__cause__)  # the worker's traceback
+
+
+async def test_a_task_that_hangs_in_a_batch_times_out_alone_and_the_others_get_their_results():
+    with WorkerPool(processes=1, batch=4) as pool:
+        started = time.monotonic()
+        blockers, queued = await _backed_up(pool, [(_tagged, ("a",), 30), (_tagged, ("hang", 60), 1),
+                                                   (_tagged, ("c",), 30), (_tagged, ("d",), 30)])
+        a, hang, c, d = await asyncio.gather(*queued, return_exceptions=True)
+        took = time.monotonic() - started
+        await asyncio.gather(*blockers)
+        worker = await pool.run(os.getpid, timeout=30)
+        assert pool.batches == 1 and pool.batches_retried == 1 and pool.timeouts == 1
+    assert isinstance(hang, WorkerTimeout) and "1s" in str(hang)
+    assert [a[0], c[0], d[0]] == ["a", "c", "d"]
+    assert c[1] == d[1] == worker  # retried alone in the replacement worker
+    # cut at its own timeout in the batch (the worker's watch), then at its timeout alone: not the batch's sum (91 s)
+    assert took < 30
+
+
+async def test_a_worker_crash_in_a_batch_fails_only_the_task_that_caused_it():
+    from monitor.workers import WorkerCrashed
+
+    with WorkerPool(processes=1, batch=4) as pool:
+        blockers, queued = await _backed_up(pool, [(_tagged, ("a",), 30), (_tagged, ("b",), 30),
+                                                   (_dies, ("c",), 30), (_tagged, ("d",), 30)])
+        a, b, c, d = await asyncio.gather(*queued, return_exceptions=True)
+        await asyncio.gather(*blockers)
+        assert pool.batches_retried == 1 and pool.crashes == 1  # the batch's own death is not counted as a crash
+    assert isinstance(c, WorkerCrashed) and "exit code 3" in str(c)
+    assert [a[0], b[0], d[0]] == ["a", "b", "d"]
+
+
+async def test_a_task_over_the_memory_bound_in_a_batch_fails_alone_with_the_reason():
+    from monitor.workers import WorkerOutOfMemory
+
+    with WorkerPool(processes=1, batch=4, memory_limit_mb=64) as pool:
+        blockers, queued = await _backed_up(pool, [(_tagged, ("a",), 30), (_hogs, (200,), 30),
+                                                   (_tagged, ("c",), 30)])
+        a, hog, c = await asyncio.gather(*queued, return_exceptions=True)
+        await asyncio.gather(*blockers)
+        assert pool.batches_retried == 1 and pool.over_memory == 1
+    assert isinstance(hog, WorkerOutOfMemory) and "64 MiB" in str(hog)
+    assert [a[0], c[0]] == ["a", "c"]
+
+
+async def test_a_caller_cancelled_in_a_batch_loses_no_other_callers_result():
+    with WorkerPool(processes=1, batch=4) as pool:
+        blockers, queued = await _backed_up(pool, [(_tagged, (f"q{i}", 0.2), 30) for i in range(4)], block=0.2)
+        await asyncio.sleep(0.5)  # the batch runs (its first task, or its second)
+        assert pool.batches == 1
+        queued[2].cancel()
+        results = await asyncio.gather(*queued, return_exceptions=True)
+        await asyncio.gather(*blockers)
+        assert isinstance(results[2], asyncio.CancelledError)
+        assert [r[0] for i, r in enumerate(results) if i != 2] == ["q0", "q1", "q3"]
+        assert pool.batches_retried == 0  # the worker was not stopped for one caller of four
+        # every admission came back: two lone tasks are admitted at once
+        again = [asyncio.ensure_future(pool.run(operator.add, i, 1, timeout=30)) for i in range(2)]
+        await asyncio.sleep(0)
+        assert pool.waiting == 0
+        assert await asyncio.gather(*again) == [1, 2]
+
+
+async def test_a_batch_whose_callers_are_all_cancelled_stops_its_worker():
+    with WorkerPool(processes=1, batch=4) as pool:
+        first = await pool.run(os.getpid, timeout=30)
+        blockers, queued = await _backed_up(pool, [(_tagged, (f"q{i}", 30), 60) for i in range(3)], block=0.1)
+        await asyncio.sleep(0.5)  # the batch is in the worker
+        for task in queued:
+            task.cancel()
+        await asyncio.gather(*queued, return_exceptions=True)
+        await asyncio.gather(*blockers)
+        assert await pool.run(os.getpid, timeout=30) != first  # not 90 s later: the worker was replaced
+        assert pool.waiting == 0
+
+
+async def test_waiting_feed_parses_overtake_waiting_pages_and_wait_at_most_for_two_calls():
+    from monitor.workers import PRIORITY_FEED
+
+    with WorkerPool(processes=1, batch=4) as pool:
+        await pool.run(operator.add, 1, 1, timeout=30)
+        pages = [asyncio.ensure_future(pool.run(_stamp, f"page{i}", 0.3, timeout=30)) for i in range(10)]
+        await pages[0]  # page1 runs; page2-5, a batch, is the ready call; page6-9 wait
+        feeds = [asyncio.ensure_future(pool.run(_stamp, f"feed{i}", 0.0, timeout=30, priority=PRIORITY_FEED))
+                 for i in range(2)]
+        answered: dict[str, float] = {}
+        for tag, feed in zip(("feed0", "feed1"), feeds):
+            feed.add_done_callback(lambda _, tag=tag: answered.setdefault(tag, time.monotonic()))
+        done = sorted([*await asyncio.gather(*pages), *await asyncio.gather(*feeds)], key=lambda r: r[1])
+    order = [tag for tag, _ in done]
+    # behind the running call and the ready one (a batch of 4 pages: the worst wait), before the waiting pages;
+    # the two feeds in one batch
+    assert order == [f"page{i}" for i in range(6)] + ["feed0", "feed1"] + [f"page{i}" for i in range(6, 10)]
+    assert pool.batches == 3  # page2-5, the feeds, page6-9
+    # and the feeds' callers had their results before page6 ended: no page rode in the feeds' call
+    assert max(answered.values()) < dict(done)["page6"]
