@@ -4,6 +4,8 @@ alternating. Load-insensitive where the extraction bench is not: what it reports
 
     MONITOR_CORPUS=/work/shared/corpus .venv/bin/python -m bench.pool_batch --batches 1,2,4,8 --rounds 3
     ... --against /work/wt-batch-base   (that checkout's WorkerPool too, first on the path; it has no batch knob)
+    ... --task sleep   (a 1 KB body and 40 ms of sleep a task: extraction's pace, so the worker's CPU is the overhead)
+    ... --task tiny    (a 1 KB body, len(): the round trip as fast as it goes)
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from bench.common import PYTHON, ROOT, median  # noqa: E402
 URL = "https://news.example.com/article/{n}.html"
 
 
+def _sleep_len(body: bytes) -> int:
+    time.sleep(0.04)
+    return len(body)
+
+
 async def measure(batch: int, passes: int, concurrency: int, task: str) -> dict[str, Any]:
     import psutil
 
@@ -35,7 +42,7 @@ async def measure(batch: int, passes: int, concurrency: int, task: str) -> dict[
     assert all(sys.modules[m].__file__.startswith(os.getcwd()) for m in ("monitor.workers", "bench.extraction"))
 
     settings = ExtractSettings()
-    bodies = page_bodies() if task == "extract" else [b"x" * 1024] * 141
+    bodies = page_bodies() if task == "extract" else [b"x" * 1024] * 141  # tiny, sleep: 1 KB bodies
     items = list(enumerate(bodies)) * passes
     load_model()
     load_date_parser()
@@ -49,6 +56,8 @@ async def measure(batch: int, passes: int, concurrency: int, task: str) -> dict[
                     await pool.run(extract_article, body, timeout=settings.timeout, url=URL.format(n=n),
                                    content_type="text/html", encoding=None, feed_id="bench", source="bench",
                                    entry_title="", entry_published=None, min_chars=settings.min_chars)
+                elif task == "sleep":  # paced like an extraction, no CPU of its own: the worker's CPU is the overhead
+                    await pool.run(_sleep_len, body, timeout=30)
                 else:
                     await pool.run(len, body, timeout=30)
             except PermanentError:
@@ -80,7 +89,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--passes", type=int, default=1)
     p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--task", choices=("extract", "tiny"), default="extract")
+    p.add_argument("--task", choices=("extract", "tiny", "sleep"), default="extract")
     p.add_argument("--child", type=int, default=-1, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child >= 0:
