@@ -6,6 +6,7 @@ alternating. Load-insensitive where the extraction bench is not: what it reports
     ... --against /work/wt-batch-base   (that checkout's WorkerPool too, first on the path; it has no batch knob)
     ... --task sleep   (a 1 KB body and 40 ms of sleep a task: extraction's pace, so the worker's CPU is the overhead)
     ... --task tiny    (a 1 KB body, len(): the round trip as fast as it goes)
+    ... --bare         (bare trafilatura over the same pages too, chunk by chunk in the same child: CPU side by side)
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def _sleep_len(body: bytes) -> int:
     return len(body)
 
 
-async def measure(batch: int, passes: int, concurrency: int, task: str) -> dict[str, Any]:
+async def measure(batch: int, passes: int, concurrency: int, task: str, bare: bool) -> dict[str, Any]:
     import psutil
 
     from bench.extraction import page_bodies
@@ -64,6 +65,11 @@ async def measure(batch: int, passes: int, concurrency: int, task: str) -> dict[
                 pass
 
         await asyncio.gather(*(one(n, b) for n, b in items[:8]))  # warm-up; the worker exists
+        if bare:
+            from bench.extraction import bare_one
+
+            for n, body in items[:8]:
+                bare_one(body, n)
         sem = asyncio.Semaphore(concurrency)
 
         async def bounded(n: int, body: bytes) -> None:
@@ -72,14 +78,32 @@ async def measure(batch: int, passes: int, concurrency: int, task: str) -> dict[
 
         me = psutil.Process()
         (worker,) = me.children()
-        main0, worker0, started = sum(me.cpu_times()[:2]), sum(worker.cpu_times()[:2]), time.perf_counter()
-        await asyncio.gather(*(bounded(n, b) for n, b in items))
+
+        def cpu() -> tuple[float, float]:
+            return sum(me.cpu_times()[:2]), sum(worker.cpu_times()[:2])
+
+        main_cpu = worker_cpu = bare_cpu = 0.0
+        started = time.perf_counter()
+        # --bare: the same pages through bare trafilatura in this process, a chunk at a time between the pool's
+        # chunks, so that both see the same load on the machine
+        chunk = 2 * concurrency if bare else len(items)
+        for at in range(0, len(items), chunk):
+            part = items[at:at + chunk]
+            (main0, worker0) = cpu()
+            await asyncio.gather(*(bounded(n, b) for n, b in part))
+            (main1, worker1) = cpu()
+            main_cpu, worker_cpu = main_cpu + main1 - main0, worker_cpu + worker1 - worker0
+            if bare:
+                from bench.extraction import bare_one
+
+                for n, body in part:
+                    bare_one(body, n)
+                bare_cpu += sum(cpu()) - main1 - worker1
         elapsed = time.perf_counter() - started
-        main_cpu, worker_cpu = sum(me.cpu_times()[:2]) - main0, sum(worker.cpu_times()[:2]) - worker0
         calls = getattr(pool, "batches", None)
     n = len(items)
     return {"tasks": n, "seconds": elapsed, "main_ms": main_cpu / n * 1000, "worker_ms": worker_cpu / n * 1000,
-            "batched_calls": calls}
+            "bare_ms": bare_cpu / n * 1000, "batched_calls": calls}
 
 
 def main() -> None:
@@ -90,10 +114,12 @@ def main() -> None:
     p.add_argument("--passes", type=int, default=1)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--task", choices=("extract", "tiny", "sleep"), default="extract")
+    p.add_argument("--bare", action="store_true", help="bare trafilatura too, chunk by chunk in the same process")
     p.add_argument("--child", type=int, default=-1, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child >= 0:
-        print("RESULT " + json.dumps(asyncio.run(measure(args.child, args.passes, args.concurrency, args.task))))
+        result = asyncio.run(measure(args.child, args.passes, args.concurrency, args.task, args.bare))
+        print("RESULT " + json.dumps(result))
         return
     contenders = [(f"batch {b}", int(b), "") for b in args.batches.split(",")]
     if args.against:
@@ -108,7 +134,8 @@ def main() -> None:
             env = dict(os.environ, PYTHONPATH=checkout)
             load = open("/proc/loadavg").read().split()[0]
             out = subprocess.run([PYTHON, __file__, "--child", str(batch), "--passes", str(args.passes),
-                                  "--concurrency", str(args.concurrency), "--task", args.task],
+                                  "--concurrency", str(args.concurrency), "--task", args.task,
+                                  *(["--bare"] if args.bare else [])],
                                  cwd=checkout, env=env, capture_output=True, text=True, timeout=1800)
             lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
             if not lines:
@@ -117,13 +144,15 @@ def main() -> None:
             r["load1"] = float(load)
             results.setdefault(name, []).append(r)
             print(f"  round {round_ + 1} {name:28s} main {r['main_ms']:.3f} ms, worker {r['worker_ms']:.3f} ms a "
-                  f"task, {r['tasks'] / r['seconds']:.1f} tasks/s, batched calls {r['batched_calls']}, "
-                  f"loadavg {load}", flush=True)
+                  f"task, bare {r['bare_ms']:.3f} ms, {r['tasks'] / r['seconds']:.1f} tasks/s, batched calls "
+                  f"{r['batched_calls']}, loadavg {load}", flush=True)
     print("medians:")
     for name, rs in results.items():
         print(f"  {name:28s} main {median([r['main_ms'] for r in rs]):.3f} ms, worker "
               f"{median([r['worker_ms'] for r in rs]):.3f} ms, total "
-              f"{median([r['main_ms'] + r['worker_ms'] for r in rs]):.3f} ms a task")
+              f"{median([r['main_ms'] + r['worker_ms'] for r in rs]):.3f} ms a task; bare "
+              f"{median([r['bare_ms'] for r in rs]):.3f} ms, bare / pool (each run's pair) "
+              f"{median([r['bare_ms'] / (r['main_ms'] + r['worker_ms']) for r in rs]):.3f}")
 
 
 if __name__ == "__main__":
