@@ -237,8 +237,9 @@ def section(s: dict[str, float], args: argparse.Namespace, command: str, other: 
         f"- where the single-worker overhead goes: monitor's worker also detects the language (py3langid on the "
         f"first 500 characters, on 1,500 when unsure: {langid_ms():.2f} ms per article here, about "
         f"{langid_ms() / (1000 / s['bare/1']):.1%} of one bare extraction) and every page crosses a process "
-        "boundary (pickled body to the pebble worker, Article back), which the bare loop never does; what is left "
-        "to take: pages in batches per worker call.",
+        "boundary (pickled body to the pebble worker, Article back; while pages queue, up to 4 go in one call: "
+        "`python -m bench.pool_batch` measures that round trip's CPU, main process and worker apart), which the "
+        "bare loop never does.",
     ])
 
 
