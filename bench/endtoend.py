@@ -121,7 +121,9 @@ def write_config(work: Path, feeds: list[str], prefix: str, hook: str, args: arg
         "log": {"level": "WARNING"},
     }
     if not args.preload_date_parser:
-        config["workers"] = {"preload_date_parser": False}
+        config.setdefault("workers", {})["preload_date_parser"] = False
+    if not args.preload_fallback_stoplist:
+        config.setdefault("workers", {})["preload_fallback_stoplist"] = False
     path = work / "monitor.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -466,6 +468,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-preload-date-parser", dest="preload_date_parser", action="store_false",
                    help="workers.preload_date_parser: false in the instances' configuration (operations.md: for feeds "
                         "whose pages all carry machine-readable dates, as the benchmark's do)")
+    p.add_argument("--no-preload-fallback-stoplist", dest="preload_fallback_stoplist", action="store_false",
+                   help="workers.preload_fallback_stoplist: false (operations.md: for sites whose article markup "
+                        "trafilatura reads without its fallbacks, as the benchmark's synthetic pages)")
     p.add_argument("--max-instances", type=int, default=2)
     p.add_argument("--trace", help="write each entry's stage stamps to TRACE.<instance> (bench/stagetrace.py); "
                                    "bench.e2e_profile reads them")

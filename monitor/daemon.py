@@ -50,18 +50,20 @@ _WARM_UP_FEED = (b'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><cha
                  b"</pubDate><description>s</description></item></channel></rss>")
 
 
-def warm_up(*, date_parser: bool = True) -> None:
+def warm_up(*, date_parser: bool = True, fallback_stoplist: bool = True) -> None:
     """Extract one page and parse one feed here: what extraction and parsing build lazily at their first call
     (parsers, compiled expressions, tables) is then built once and inherited by every worker, instead of each worker
-    building a private copy at its first task (~5 MB a worker, measured). Also jusText's stop words (~29 MB a worker
-    that needs trafilatura's second fallback) and, with `date_parser` (workers.preload_date_parser), every locale of
-    the date parser: one page loads neither."""
+    building a private copy at its first task (~5 MB a worker, measured). With `fallback_stoplist`
+    (workers.preload_fallback_stoplist) also jusText's stop words (~29 MB a worker that needs trafilatura's second
+    fallback) and with `date_parser` (workers.preload_date_parser) every locale of the date parser: one page loads
+    neither."""
     from .extract import extract_article, load_date_parser, load_fallback_stoplist
     from .sources.feed import parse_feed
 
     if date_parser:
         load_date_parser()
-    load_fallback_stoplist()
+    if fallback_stoplist:
+        load_fallback_stoplist()
 
     try:
         extract_article(_WARM_UP_PAGE, url="http://warm-up.invalid/a", content_type="text/html")
@@ -75,7 +77,8 @@ def fork_children(pipeline: Pipeline) -> None:
     """Fork the extraction workers and the channels' send processes now, together, from a heap that holds only
     what they need. Forked later (at the first task, at the first send) each would inherit the daemon's working
     heap of that moment, and every page the daemon rewrote afterwards would stay theirs (docs/decisions.md)."""
-    warm_up(date_parser=pipeline.config.workers.preload_date_parser)
+    workers = pipeline.config.workers
+    warm_up(date_parser=workers.preload_date_parser, fallback_stoplist=workers.preload_fallback_stoplist)
     gc.collect()
     gc.freeze()  # neither this process's GC nor the children's writes the headers of what exists now
     pipeline.pool.start()

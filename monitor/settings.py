@@ -101,6 +101,8 @@ class WorkerSettings(_Model):
     memory_limit_mb: int = Field(512, ge=0)  # a worker growing more than this over its start is replaced; 0: off
     # load the date parser's locales before the workers fork (shared, warm): ~45 MB in the main process
     preload_date_parser: bool = True
+    # build jusText's all-language stop words (trafilatura's second fallback) before the workers fork: ~30 MB
+    preload_fallback_stoplist: bool = True
 
 
 class PipelineSettings(_Model):

@@ -6,6 +6,8 @@ import json
 import os
 import pickle
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -305,3 +307,14 @@ async def test_workers_forked_after_the_warm_up_share_the_fallbacks_stop_words()
         built, before, after = await pool.run(_fallback_stoplist_state, timeout=60)
     assert built  # the ~150,000-word tuple came through fork
     assert after == before  # and trafilatura's lookup finds the lower-cased set made before the fork: no private copy
+
+
+@pytest.mark.parametrize("preload", [True, False])
+def test_the_warm_up_builds_the_fallbacks_stop_words_only_when_asked(preload):
+    """workers.preload_fallback_stoplist: the daemon's warm-up (before its workers fork) builds them or leaves them
+    to the first page that needs them. A fresh interpreter: this one may have built them already."""
+    script = ("from monitor.daemon import warm_up; from trafilatura import external; "
+              f"warm_up(date_parser=False, fallback_stoplist={preload}); print(external.JT_STOPLIST is not None)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == str(preload)
