@@ -131,6 +131,14 @@ class Normalised:
             n = cut_norm[k + 1] - 1  # inside a squeezed run: its one kept space
         return max(0, n)
 
+    def last_orig(self, pos: int) -> int:
+        """The last original index at normalised position `pos`: where a squeezed run of breaks maps to its one kept
+        space, the run's end, not (as to_orig) its start. A sentence starting inside the run ("**](https://...")
+        starts at that space in the segmented text (see _segments), so a local lookup asks from the run's end."""
+        if pos + 1 >= len(self.norm):
+            return max(0, len(self.original) - 1)
+        return max(0, self.to_orig(pos + 1) - 1)
+
     def span_text(self, start: int, end: int) -> str:
         """Original text of normalised span [start, end)."""
         return self.original[self.to_orig(start) : self.to_orig(end - 1) + 1]
@@ -195,7 +203,7 @@ class Normalised:
         sentences around a handful of hits), then from one segmentation of the whole text."""
         if self._sents is not None:
             return self._sents[self.sentence_index(pos)]
-        offset = self.to_orig(pos)
+        offset = self.last_orig(pos)  # (to_orig's run start may lie in the sentence before: not the one at `pos`)
         for start, end, a, b in self._found:  # many rules ask for the same few sentences: each is found once
             if start <= offset < end:
                 return (a, b)
@@ -213,7 +221,7 @@ class Normalised:
         found locally for the first few asks, like sentence_at."""
         if self._sents is None and self._local < LOCAL_LOOKUPS:
             self._local += 1
-            start, end = sentence_span(self.original, self.to_orig(pos), self.language, self._wrap(),
+            start, end = sentence_span(self.original, self.last_orig(pos), self.language, self._wrap(),
                                        kinds=("paragraph",))
             a = self.to_norm(start) if start > 0 else 0
             b = self.to_norm(end) if end < len(self.original) else len(self.norm)

@@ -86,6 +86,33 @@ def test_local_sentence_lookup_agrees_with_full_split():
                 assert Normalised(text).sentence_at(pos) == spans[full.sentence_index(pos)], (path.name, pos)
 
 
+def test_a_local_sentence_or_paragraph_lookup_at_a_squeezed_run_is_the_full_splits():
+    """A sentence that opens with punctuation ("“", "$", a bullet's "- [") starts, in the segmented text, at the one
+    space its run of breaks folds to. Found locally (the first few lookups), the sentence at that space was the one
+    before (it was looked up from the run's start) and did not even hold the position; now every position, spaces
+    too, gets the full split's sentence and paragraph, and each lookup's span holds its position."""
+    root = Path(__file__).resolve().parents[2]
+    dev = root / "tests" / "data" / "pledge-dev" / "dev.jsonl"
+    texts = ["Here is the agenda:\n“Shipbuilding, drones.”\n\n- [Ammunition](https://x.com/1) too.",
+             "Says:\n$5 million. “Quoted.” (Aside.) **Bold.**\n\n-   [Link](https://a.b/c):\n    “More.”"]
+    records = [json.loads(line) for line in dev.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts += [r["text"] for r in records if r["id"] == "whdev-40526914a6"]
+    squeezed = 0
+    for text in texts:
+        full = Normalised(text)
+        spans = full.sentences()
+        starts = [a for a, _b in spans]  # (a long text: the positions around each sentence start, not every one)
+        near = range(len(full.norm)) if len(text) < 200 else sorted({p for a in starts for p in (a - 1, a, a + 1)})
+        for pos in (p for p in near if 0 <= p < len(full.norm)):
+            local = Normalised(text)
+            sentence = local.sentence_at(pos)
+            assert sentence == spans[full.sentence_index(pos)], (text[:40], pos)
+            assert sentence[0] <= pos < sentence[1], (text[:40], pos)
+            assert local.paragraph_at(pos) == full.paragraph_at(pos), (text[:40], pos)
+            squeezed += full.norm[pos] == " " and pos in {a for a, _b in spans[1:]}
+    assert squeezed > 5  # sentences that start at a squeezed run's space were looked up
+
+
 def test_the_reach_of_words_from_a_space_is_what_the_word_index_gives():
     """word_reach (a walk over the next spaces, for split verbs' particles) against word_span over the word index,
     at every space of texts of one, a few and many words."""
