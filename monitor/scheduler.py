@@ -8,6 +8,7 @@ and one failure is one log line, not the end of the job.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -164,6 +165,22 @@ class Jobs:
         return min(60.0, max(0.5, self.config.service.feed_failing_alert_after / 4))
 
 
+def quiet_when_stopping(fn: Callable[[], Awaitable[Any]], is_stopping: Callable[[], bool]) -> Callable[[], Any]:
+    """`fn` as a job that, cancelled by the daemon's shutdown (`scheduler.shutdown` cancels the runs in flight),
+    ends quietly: apscheduler would log the cancellation as the job's failure, with a traceback. A look at the due
+    feeds cut off that way claimed nothing the poller holds; what its script may have leased is due again when the
+    lease ends."""
+    async def job() -> None:
+        try:
+            await fn()
+        except asyncio.CancelledError:
+            if not is_stopping():
+                raise
+
+    job.__name__ = getattr(fn, "__name__", "job")
+    return job
+
+
 def build_scheduler(jobs: Jobs, *, is_stopping: Callable[[], bool]) -> AsyncIOScheduler:
     """Every job on its interval; a run still going when the next is due is skipped (max_instances=1)."""
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)  # that skip is by design: no warning
@@ -173,14 +190,16 @@ def build_scheduler(jobs: Jobs, *, is_stopping: Callable[[], bool]) -> AsyncIOSc
     async def tick() -> None:
         await jobs.tick(stopping=is_stopping())
 
-    sched.add_job(tick, "interval", seconds=jobs.config.pipeline.tick, id="tick", **common)
-    sched.add_job(jobs.watchdog, "interval", seconds=jobs.watchdog_period(), id="watchdog", **common)
-    sched.add_job(jobs.guard(jobs.digests), "interval", seconds=30, id="digests", **common)
-    sched.add_job(jobs.guard(jobs.outbox_sweep), "interval", minutes=2, id="outbox-sweep", **common)
-    sched.add_job(jobs.guard(jobs.retention), "interval", hours=1, id="retention", **common)
-    sched.add_job(jobs.guard(jobs.refresh_gauges), "interval", seconds=15, id="gauges", **common)
-    sched.add_job(jobs.guard(jobs.articles_health), "interval", seconds=15, id="articles-health", **common)
+    def add(fn: Callable[[], Awaitable[Any]], job_id: str, **trigger: Any) -> None:
+        sched.add_job(quiet_when_stopping(fn, is_stopping), "interval", id=job_id, **trigger, **common)
+
+    add(tick, "tick", seconds=jobs.config.pipeline.tick)
+    add(jobs.watchdog, "watchdog", seconds=jobs.watchdog_period())
+    add(jobs.guard(jobs.digests), "digests", seconds=30)
+    add(jobs.guard(jobs.outbox_sweep), "outbox-sweep", minutes=2)
+    add(jobs.guard(jobs.retention), "retention", hours=1)
+    add(jobs.guard(jobs.refresh_gauges), "gauges", seconds=15)
+    add(jobs.guard(jobs.articles_health), "articles-health", seconds=15)
     if jobs.config.service.operator_channel:
-        sched.add_job(jobs.guard(jobs.feed_health), "interval", seconds=jobs.feed_health_period(),
-                      id="feed-health", **common)
+        add(jobs.guard(jobs.feed_health), "feed-health", seconds=jobs.feed_health_period())
     return sched
