@@ -340,7 +340,7 @@ def run_figure(args: argparse.Namespace, command: str) -> dict[str, Any]:
                 c = {"main_cpu": r["cpu"][0]["main"], "worker_cpu": r["cpu"][0]["workers"],
                      "pages": r["server"]["requests"].get("page", 0),
                      "server_cpu": r["server"].get("server_cpu_seconds", 0.0)}
-                main, workers, server, need = capacity(c, args.rate, os.cpu_count() or 1)
+                main, workers, server, need = capacity(c, args.rate)
                 print(f"  CPU per page served ({c['pages']} pages): main {main:.1f} ms, workers {workers:.1f} ms, "
                       f"page server {server:.1f} ms; {args.rate:.0f} entries/s need {need:.2f} cores", flush=True)
             for when, rollup in zip(r["peak_when"], r["peak_rollup"]):
@@ -368,7 +368,7 @@ def summarise(rs: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def capacity(one: dict[str, float], rate: float, cores: int) -> tuple[float, float, float, float]:
+def capacity(one: dict[str, float], rate: float) -> tuple[float, float, float, float]:
     """(main, worker, page-server CPU ms per page served, cores the steady rate needs): whether the machine can
     sustain `rate` at all (Redis, shared with other work, not counted)."""
     pages = max(one.get("pages", 0.0), 1.0)
@@ -425,7 +425,7 @@ def section(s: dict[int, dict[str, float]], args: argparse.Namespace, command: s
             "with the main process (imported modules) once per process",
         ]
     if one:
-        main, workers, server, need = capacity(one, args.rate, os.cpu_count() or 1)
+        main, workers, server, need = capacity(one, args.rate)
         cores = os.cpu_count() or 1
         lines += [
             f"- where the CPU goes (1 instance, per page served, {one.get('pages', 0):.0f} pages): "

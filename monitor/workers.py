@@ -370,12 +370,9 @@ class WorkerPool:
             if status == _DONE:
                 w.gate.set_result(value)
             elif status == _LATE:
-                self.timeouts += 1
-                w.gate.set_exception(WorkerTimeout(f"{getattr(w.fn, '__name__', w.fn)} took longer than "
-                                                   f"{w.timeout:g}s"))
+                w.gate.set_exception(self._timed_out(w.fn, w.timeout))
             elif isinstance(value, MemoryError):
-                self.over_memory += 1
-                error = WorkerOutOfMemory(f"{getattr(w.fn, '__name__', w.fn)} ran out of memory in the worker")
+                error = self._out_of_memory(w.fn)
                 error.__cause__ = value
                 w.gate.set_exception(error)
             else:
@@ -404,8 +401,7 @@ class WorkerPool:
         try:
             return await asyncio.wrap_future(future)
         except concurrent.futures.TimeoutError as exc:
-            self.timeouts += 1
-            raise WorkerTimeout(f"{getattr(fn, '__name__', fn)} took longer than {timeout:g}s") from exc
+            raise self._timed_out(fn, timeout) from exc
         except pebble.ProcessExpired as exc:
             if exc.exitcode == EXIT_OVER_MEMORY:
                 raise self._over_memory(fn) from exc
@@ -415,11 +411,19 @@ class WorkerPool:
                                     "before") from exc
             raise WorkerCrashed(f"worker process died with exit code {exc.exitcode}") from exc
         except MemoryError as exc:  # an allocation the system refused, raised in the worker and passed back
-            self.over_memory += 1
-            raise WorkerOutOfMemory(f"{getattr(fn, '__name__', fn)} ran out of memory in the worker") from exc
+            raise self._out_of_memory(fn) from exc
         except asyncio.CancelledError:
             future.cancel()
             raise
+
+    def _timed_out(self, fn: Callable[..., Any], timeout: float) -> WorkerTimeout:
+        self.timeouts += 1
+        return WorkerTimeout(f"{getattr(fn, '__name__', fn)} took longer than {timeout:g}s")
+
+    def _out_of_memory(self, fn: Callable[..., Any]) -> WorkerOutOfMemory:
+        """A MemoryError the worker raised (an allocation the system refused)."""
+        self.over_memory += 1
+        return WorkerOutOfMemory(f"{getattr(fn, '__name__', fn)} ran out of memory in the worker")
 
     def _over_memory(self, fn: Callable[..., Any]) -> WorkerOutOfMemory:
         self.over_memory += 1
