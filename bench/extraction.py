@@ -1,10 +1,11 @@
 """Figure 2, extraction: articles/s through monitor's worker-pool path against a bare trafilatura loop, 1 and 2 processes.
 
 monitor: `await pool.run(extract_article, body, ...)` from 16 concurrent tasks, as Pipeline.fetch_article does (the page
-bytes are in memory: no fetch). Bare: `trafilatura.bare_extraction` with the same options over the same bytes, in one
-process or split over two. Both sides load htmldate's date parser before timing (monitor.extract.load_date_parser,
-what the daemon's warm-up does before its workers fork; left to the first pages, its locales cost a fresh process
-1-3 s of CPU). Every measurement runs in a fresh child process; rounds alternate the contenders.
+bytes are in memory: no fetch). Bare: `trafilatura.bare_extraction` with the same options over the same bytes and the
+same date search (htmldate's fast one, its extensive one where that finds no date), in one process or split over two.
+Both sides load htmldate's date parser before timing (monitor.extract.load_date_parser, what the daemon's warm-up does
+before its workers fork with workers.preload_date_parser: true; left to the first pages, its locales cost a fresh
+process 1-3 s of CPU). Every measurement runs in a fresh child process; rounds alternate the contenders.
 """
 
 from __future__ import annotations
@@ -45,10 +46,17 @@ def tree_cpu() -> float:
 
 # ------------------------------------------------------------------------------------------------ bare trafilatura
 def bare_one(body: bytes, n: int) -> int:
+    """One page as monitor's extraction does it for an undated feed entry: htmldate's fast date search, and its
+    extensive one (dateparser) only where the fast one finds no date."""
     import trafilatura
+    from htmldate import find_date
+    from trafilatura.settings import set_date_params
 
     doc = trafilatura.bare_extraction(body, url=URL.format(n=n), with_metadata=True, include_comments=False,
-                                      include_tables=True, deduplicate=False)
+                                      include_tables=True, deduplicate=False,
+                                      date_extraction_params=set_date_params(False))
+    if doc is not None and not doc.date:
+        doc.date = find_date(body, **set_date_params(True), url=URL.format(n=n))
     return len(doc.text or "") if doc is not None else 0
 
 
@@ -88,7 +96,7 @@ async def run_monitor_async(bodies: list[bytes], passes: int, processes: int, co
     from monitor.extract import load_date_parser
     from monitor.language import load_model
 
-    load_model()  # what the daemon does before its workers fork (workers.preload_date_parser: true)
+    load_model()  # what the daemon does before its workers fork (and, with workers.preload_date_parser: true, the next)
     load_date_parser()
     with WorkerPool(processes=processes) as pool:
 
@@ -212,7 +220,9 @@ def section(s: dict[str, float], args: argparse.Namespace, command: str, other: 
         "",
         f"The {n_pages} corpus HTML pages (`../shared/corpus/pages`, real bytes, {args.passes} passes = "
         f"{n_pages * args.passes} extractions per run), already in memory. Bare: `trafilatura.bare_extraction(body, "
-        "url=..., with_metadata=True, include_comments=False, include_tables=True, deduplicate=False)` in a loop "
+        "url=..., with_metadata=True, include_comments=False, include_tables=True, deduplicate=False, "
+        "date_extraction_params=set_date_params(False))`, then htmldate's extensive `find_date` where that gave no date "
+        "(monitor's date search for an undated entry), in a loop "
         "(two processes: the list split in two, one loop each). monitor: `WorkerPool.run(extract_article, ...)` "
         f"from {args.concurrency} concurrent tasks (pipeline.page_concurrency), as `Pipeline.fetch_article` does: "
         "the bytes are pickled to a pebble worker, decoded, extracted with the same options, language-detected "

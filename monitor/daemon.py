@@ -27,6 +27,7 @@ from .rules import RuleWatcher
 from .scheduler import Jobs, build_scheduler
 from .store import EmbeddedRedis, is_unavailable, open_redis
 from .systemd import Notifier
+from .workers import release_free_heap
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ _WARM_UP_FEED = (b'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><cha
                  b"</pubDate><description>s</description></item></channel></rss>")
 
 
-def warm_up(*, date_parser: bool = True, fallback_stoplist: bool = True) -> None:
+def warm_up(*, date_parser: bool = False, fallback_stoplist: bool = True) -> None:
     """Extract one page and parse one feed here: what extraction and parsing build lazily at their first call
     (parsers, compiled expressions, tables) is then built once and inherited by every worker, instead of each worker
     building a private copy at its first task (~5 MB a worker, measured). With `fallback_stoplist`
@@ -81,6 +82,7 @@ def fork_children(pipeline: Pipeline) -> None:
     warm_up(date_parser=workers.preload_date_parser, fallback_stoplist=workers.preload_fallback_stoplist)
     gc.collect()
     gc.freeze()  # neither this process's GC nor the children's writes the headers of what exists now
+    release_free_heap()  # what the warm-up freed (the stop-word trie's build: ~10 MB) is not inherited
     pipeline.pool.start()
     pipeline.deliverer.sender.processes.start()
 

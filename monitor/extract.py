@@ -9,14 +9,18 @@ import codecs
 import logging
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import PurePosixPath
+from typing import Any
 from urllib.parse import urlsplit
 
+import marisa_trie
 import trafilatura
+from htmldate import find_date
 from lxml import etree
 from lxml import html as lxml_html
+from trafilatura.settings import set_date_params
 from trafilatura.utils import repair_faulty_html
 
 from .errors import PermanentError
@@ -75,7 +79,7 @@ def extract_article(body: bytes, *, url: str, content_type: str = "", encoding: 
         raise NoArticle(f"{url}: content type {content_type!r} is not an article page")
     text_in = decode_body(body, content_type=content_type, encoding=encoding)
     if kind == "html":
-        fields = _extract_html(text_in, url)
+        fields = _extract_html(text_in, url, search_date=not entry_published)
     else:
         fields = _extract_plain(text_in, markdown=kind == "markdown")
     text = fields["text"].strip()
@@ -98,16 +102,14 @@ def extract_article(body: bytes, *, url: str, content_type: str = "", encoding: 
 
 
 def load_date_parser() -> None:
-    """Load, in this process, what the first pages would otherwise load in each worker: htmldate's date parser
-    (dateparser) with every locale's data and patterns. The daemon's warm-up calls it before its workers fork
-    (workers.preload_date_parser), so they share one copy and a fresh worker (one replaces another every 500 tasks)
-    starts warm.
+    """Load, in this process, what a worker's extensive date search would otherwise load at its first use: htmldate's
+    date parser (dateparser) with every locale's data and patterns. With workers.preload_date_parser the daemon's
+    warm-up calls it before its workers fork, so they share one copy and a fresh worker starts warm.
 
-    htmldate hands dateparser the date-like strings it finds in a page (in any language; with no language given,
-    dateparser tries its locales in turn, loading each on first use), so on real news every worker ended up loading
-    most of them: ~45 MB and 1-3 s of CPU a worker, spent in its first pages (measured over the corpus pages: a fresh
-    worker's first pass 56-64 ms of CPU a page without this, 39 with it; the tree's PSS 18-28 MB lower). A string that
-    no locale parses makes dateparser load them all.
+    The extensive search hands dateparser the date-like strings it finds in a page (in any language; with no language
+    given, dateparser tries its locales in turn, loading each on first use; a string that no locale parses makes it
+    load them all): ~45 MB and 1-3 s of CPU a worker. Extraction runs it only for a page whose date htmldate's fast
+    search does not find, of a feed entry without a date (_extract_html), so by default nothing is preloaded.
     """
     from htmldate import extractors
 
@@ -115,15 +117,64 @@ def load_date_parser() -> None:
     extractors.get_external_parser().get_date_data("zzqx 77 qqzx")
 
 
-def load_fallback_stoplist() -> None:
-    """Build, in this process, what trafilatura's second fallback (jusText) builds at a worker's first page that needs
-    it: with no language given, jusText classifies with every language's stop words at once, a tuple of ~150,000
-    words and its lower-cased frozenset (~29 MB, measured with tracemalloc in a worker after the corpus pages; 0.2 s).
-    The daemon's warm-up calls it before its workers fork, so they share one copy instead of building one each."""
-    from justext.core import define_stoplist
+class StopWords:
+    """jusText's stop words of every language, lower-cased, in a marisa trie: what trafilatura's second fallback
+    classifies a page's paragraphs with when it is given no language.
+
+    trafilatura builds them as a tuple of 154,484 words (trafilatura.external.JT_STOPLIST) and jusText turns that into
+    a lower-cased frozenset (justext.core.define_stoplist), ~29 MB of str objects and hash table together (tracemalloc
+    in a worker after the corpus pages); the trie holds the same words in ~3 MB, and a word is looked up in it in 0.2 µs
+    instead of 0.07 (a fallback page has a few thousand words). Hashable by identity (define_stoplist's cache keys on
+    what it is given); `trie` is what jusText looks the words up in (install_stop_words)."""
+
+    __slots__ = ("trie",)
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.trie = marisa_trie.Trie(word.lower() for word in words)  # one word at a time: no transient set
+
+    def __len__(self) -> int:
+        return len(self.trie)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.trie
+
+
+def install_stop_words() -> None:
+    """Make trafilatura's second fallback use StopWords: its all-language list is built as StopWords (by
+    trafilatura.external.jt_stoplist_init, which trafilatura calls the first time it needs the list), and jusText's
+    define_stoplist hands back the trie of a StopWords instead of building a frozenset of it. A list of one language,
+    or any other stop list, goes through jusText's own define_stoplist. Run at import; a trafilatura or jusText
+    without these names is left as it is (the fallback then builds its own copy, as before)."""
+    from justext import core
+    from justext.utils import get_stoplist, get_stoplists
     from trafilatura import external
 
-    define_stoplist(external.JT_STOPLIST or external.jt_stoplist_init())
+    if getattr(external, "jt_stoplist_init", None) is None or not hasattr(core, "define_stoplist"):
+        log.debug("trafilatura's or jusText's stop-word functions are not where expected: not replaced")
+        return
+    if getattr(core.define_stoplist, "monitor_stop_words", False):
+        return
+    define = core.define_stoplist
+
+    def jt_stoplist_init() -> StopWords:
+        external.JT_STOPLIST = StopWords(word for language in get_stoplists() for word in get_stoplist(language))
+        return external.JT_STOPLIST
+
+    def define_stoplist(stoplist: Any) -> Any:
+        return stoplist.trie if isinstance(stoplist, StopWords) else define(stoplist)
+
+    define_stoplist.monitor_stop_words = True  # type: ignore[attr-defined]
+    external.jt_stoplist_init = jt_stoplist_init
+    core.define_stoplist = define_stoplist
+
+
+def load_fallback_stoplist() -> None:
+    """Build, in this process, what trafilatura's second fallback (jusText) builds at a worker's first page that needs
+    it: with no language given, jusText classifies with every language's stop words at once (StopWords, ~3 MB; 0.3 s).
+    The daemon's warm-up calls it before its workers fork, so they share one copy instead of building one each."""
+    from trafilatura import external
+
+    external.JT_STOPLIST or external.jt_stoplist_init()
 
 
 def cut_text(text: str, max_chars: int) -> str:
@@ -216,12 +267,22 @@ def _codec(label: str | None) -> str | None:
         return None
 
 
-def _extract_html(html: str, url: str) -> dict[str, str]:
-    """trafilatura's main text and metadata; its failures on hostile markup become NoArticle."""
+def _extract_html(html: str, url: str, *, search_date: bool = True) -> dict[str, str]:
+    """trafilatura's main text and metadata; its failures on hostile markup become NoArticle.
+
+    The page's date comes from htmldate's fast search (markup, metadata, the URL, date-like text matched by its own
+    patterns). Only where that finds none and `search_date` (the feed entry gave no date) does htmldate search the
+    page again extensively, handing the date-like strings it cannot read itself to dateparser. Over the corpus pages
+    the two give the same date on 139 of 141 and the extensive search finds one on the other two; what it costs is
+    dateparser's locales, ~45 MB a worker once loaded (docs/decisions.md, "Page dates").
+    """
     try:
         tree = parse_html(html)
         doc = trafilatura.bare_extraction(html if tree is None else tree, url=url, with_metadata=True,
-                                          include_comments=False, include_tables=True, deduplicate=False)
+                                          include_comments=False, include_tables=True, deduplicate=False,
+                                          date_extraction_params=set_date_params(False))
+        if doc is not None and not doc.date and search_date:
+            doc.date = find_date(html if tree is None else tree, **set_date_params(True), url=doc.url or url)
     except (ValueError, TypeError, AttributeError, IndexError, RecursionError, etree.LxmlError) as exc:
         raise NoArticle(f"{url}: extraction failed: {type(exc).__name__}: {exc}") from exc
     if doc is None:
@@ -313,5 +374,7 @@ def _iso_date(value: str) -> str:
         return ""
 
 
-__all__ = ["ExtractSettings", "NoArticle", "extract_article", "detect_language", "content_kind", "decode_body",
-           "load_date_parser", "load_fallback_stoplist"]
+install_stop_words()
+
+__all__ = ["ExtractSettings", "NoArticle", "StopWords", "extract_article", "detect_language", "content_kind",
+           "decode_body", "load_date_parser", "load_fallback_stoplist"]

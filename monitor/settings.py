@@ -99,8 +99,9 @@ class WorkerSettings(_Model):
     processes: int = Field(2, ge=1, le=64)
     parse_timeout: Duration = 10.0
     memory_limit_mb: int = Field(512, ge=0)  # a worker growing more than this over its start is replaced; 0: off
-    # load the date parser's locales before the workers fork (shared, warm): ~45 MB in the main process
-    preload_date_parser: bool = True
+    # load the date parser's locales before the workers fork (shared, warm): ~45 MB in the main process; only a page
+    # without a date htmldate's fast search finds, of a feed entry without a date, needs them
+    preload_date_parser: bool = False
     # build jusText's all-language stop words (trafilatura's second fallback) before the workers fork: ~30 MB
     preload_fallback_stoplist: bool = True
 

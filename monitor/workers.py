@@ -56,6 +56,13 @@ def _malloc_trim() -> Callable[[int], int] | None:
         return None
 
 
+def release_free_heap() -> None:
+    """Hand the C heap's free memory back to the system (glibc's malloc_trim; nothing elsewhere)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 class _Watch:
     """In a worker: its memory bound, its resident memory at start, and whether a task runs (under `lock`).
 

@@ -18,6 +18,7 @@ from monitor.extract import (HTML_PARSER, META_CHARSET, NoArticle, content_kind,
 from monitor.settings import ExtractSettings
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
+CORPUS = Path(__file__).resolve().parents[2] / "tests" / "data" / "corpus"
 LONG_GERMAN = ("Die Bundesregierung hat am Donnerstag weitere Waffenlieferungen an die Ukraine angekündigt. "
                "Nach Angaben des Verteidigungsministeriums sollen noch in diesem Jahr zusätzliche Systeme "
                "zur Luftverteidigung geliefert werden, wie ein Sprecher in Berlin mitteilte. ") * 2
@@ -288,25 +289,59 @@ async def test_workers_forked_after_the_warm_up_start_with_the_date_parser_loade
     assert parsers == 1
 
 
-def _fallback_stoplist_state() -> tuple[bool, int, int]:
-    """In a worker: (jusText's all-language stop words built, cache misses before and after trafilatura's lookup)."""
-    from justext.core import define_stoplist
+def _fallback_stoplist_state() -> tuple[str, int]:
+    """In a worker: the type and address of jusText's all-language stop words as trafilatura will hand them over."""
     from trafilatura import external
 
-    built, before = external.JT_STOPLIST is not None, define_stoplist.cache_info().misses
-    define_stoplist(external.JT_STOPLIST or external.jt_stoplist_init())  # what try_justext hands classify_paragraphs
-    return built, before, define_stoplist.cache_info().misses
+    return type(external.JT_STOPLIST).__name__, id(external.JT_STOPLIST)
 
 
 async def test_workers_forked_after_the_warm_up_share_the_fallbacks_stop_words():
+    from trafilatura import external
+
     from monitor.extract import load_fallback_stoplist
     from monitor.workers import WorkerPool
 
     load_fallback_stoplist()
     with WorkerPool(processes=1) as pool:
-        built, before, after = await pool.run(_fallback_stoplist_state, timeout=60)
-    assert built  # the ~150,000-word tuple came through fork
-    assert after == before  # and trafilatura's lookup finds the lower-cased set made before the fork: no private copy
+        kind, address = await pool.run(_fallback_stoplist_state, timeout=60)
+    assert kind == "StopWords"
+    assert address == id(external.JT_STOPLIST)  # the object made before the fork, not a copy built in the worker
+
+
+def _justext_texts(corpus: Path, stoplist) -> list[str]:
+    """trafilatura's second fallback (jusText, no language given) over every corpus page, with `stoplist`."""
+    from trafilatura import external
+
+    pages = json.loads((corpus / "pages" / "manifest.json").read_text())["pages"]
+    kept, external.JT_STOPLIST = external.JT_STOPLIST, stoplist
+    try:
+        texts = []
+        for page in pages:
+            tree = parse_html(decode_body((corpus / "pages" / page["file"]).read_bytes(), content_type="text/html"))
+            texts.append(" ".join(external.try_justext(tree, page["url"], None).itertext()))
+        return texts
+    finally:
+        external.JT_STOPLIST = kept
+
+
+def test_the_fallback_classifies_with_the_trie_exactly_as_with_jusTexts_own_set(corpus: Path):
+    """StopWords (the trie) against the tuple trafilatura builds, which jusText's own define_stoplist turns into a
+    lower-cased frozenset: the same words, and the same paragraphs kept on every page of the subset."""
+    from justext.utils import get_stoplist, get_stoplists
+
+    from monitor.extract import StopWords, load_fallback_stoplist
+
+    load_fallback_stoplist()
+    words = tuple({word for language in get_stoplists() for word in get_stoplist(language)})
+    lowered = {word.lower() for word in words}
+    trie = StopWords(words)
+    assert len(trie) == len(lowered) > 100_000
+    assert all(word in trie for word in lowered)
+    assert not any(word in trie for word in ("zzqx", "Ukraine", "THE", ""))  # upper case: jusText lowers first
+    texts, own = _justext_texts(corpus, trie), _justext_texts(corpus, words)
+    assert len(texts) >= 50 and sum(map(bool, texts)) >= 40
+    assert texts == own
 
 
 @pytest.mark.parametrize("preload", [True, False])
@@ -318,3 +353,63 @@ def test_the_warm_up_builds_the_fallbacks_stop_words_only_when_asked(preload):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == str(preload)
+
+
+def _extracted_dates(corpus: Path, *, entry_published: str | None) -> list[tuple[str, str | None, str]]:
+    """(page, extract_article's date, trafilatura's own with its extensive date search) for every corpus page."""
+    import trafilatura
+
+    from monitor.extract import _iso_date
+
+    pages = json.loads((corpus / "pages" / "manifest.json").read_text())["pages"]
+    dates = []
+    for page in pages:
+        body = (corpus / "pages" / page["file"]).read_bytes()
+        try:
+            ours = extract_article(body, url=page["url"], content_type="text/html", min_chars=0,
+                                   entry_published=entry_published).published
+        except NoArticle:
+            continue
+        doc = trafilatura.bare_extraction(decode_body(body, content_type="text/html"), url=page["url"],
+                                          with_metadata=True, include_comments=False, include_tables=True,
+                                          deduplicate=False)
+        dates.append((page["file"], ours, _iso_date(doc.date or "") if doc else ""))
+    return dates
+
+
+def test_page_dates_are_trafilaturas_own_for_an_undated_entry(corpus: Path):
+    """htmldate's fast search first, its extensive one (dateparser) only where that finds no date: for an entry
+    without a date, the same date as trafilatura's defaults (extensive search on every page) on every page."""
+    dates = _extracted_dates(corpus, entry_published=None)
+    assert len(dates) >= 50
+    assert [(page, ours) for page, ours, own in dates if (ours or "") != own] == []
+
+
+def test_page_dates_are_trafilaturas_own_over_the_whole_corpus(full_corpus: Path):
+    dates = _extracted_dates(full_corpus, entry_published=None)
+    assert len(dates) >= 140
+    assert [(page, ours) for page, ours, own in dates if (ours or "") != own] == []
+
+
+def test_a_page_only_the_extensive_search_dates_takes_its_entrys_date(corpus: Path):
+    """football.ua's page carries its date only as Russian text ("15 августа 2016") that htmldate's own patterns do not
+    read: found by the extensive search when the entry has no date, else the entry's date is used as it is."""
+    body = (corpus / "pages" / "trafilatura" / "football.ua.podolski.html").read_bytes()
+    url = "https://football.ua/germany/311510-podolski-zavershil-kareru-v-sbornojj.html"
+    assert extract_article(body, url=url, content_type="text/html").published == "2016-08-15"
+    dated = extract_article(body, url=url, content_type="text/html", entry_published="2016-08-14T21:00:00+00:00")
+    assert dated.published == "2016-08-14T21:00:00+00:00"
+
+
+@pytest.mark.parametrize("entry_published", ["2026-01-02T03:04:05+00:00", None])
+def test_dated_entries_never_load_the_date_parser(entry_published):
+    """The extensive search's dateparser (~45 MB of locales a worker) is imported only for a page the fast search
+    cannot date of an entry without a date; a fresh interpreter: this one may have loaded it already."""
+    script = ("import json, sys; from pathlib import Path; from monitor.extract import extract_article; "
+              f"root = Path({str(CORPUS / 'pages')!r}); "
+              "pages = json.loads((root / 'manifest.json').read_text())['pages']; "
+              "[extract_article((root / p['file']).read_bytes(), url=p['url'], content_type='text/html', min_chars=0, "
+              f"entry_published={entry_published!r}) for p in pages]; print('dateparser' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == str(entry_published is None)
