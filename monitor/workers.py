@@ -14,6 +14,7 @@ import gc
 import heapq
 import itertools
 import logging
+import multiprocessing
 import os
 import signal
 import threading
@@ -25,6 +26,8 @@ import pebble
 from pebble.common.types import RemoteException  # pickles an exception with its worker-side traceback, as pebble does
 
 from .errors import PermanentError, TransientError
+from .zygote import ZygoteContext
+from .zygote import available as zygote_available
 
 log = logging.getLogger(__name__)
 
@@ -256,13 +259,17 @@ class WorkerPool:
         self.processes = processes
         self.memory_limit_mb = memory_limit_mb
         self.batch = max(batch, 1)
-        # The workers fork at the first task (and again when one is replaced), sharing every page of this process
-        # until one side writes it. Frozen, what exists now (modules, the language model, the rules) is never
-        # walked by this process's cyclic GC either, whose writes to object headers would un-share those pages.
+        # The workers fork at start() or the first task, sharing every page of this process until one side writes
+        # it. Frozen, what exists now (modules, the language model, the rules) is never walked by this process's
+        # cyclic GC either, whose writes to object headers would un-share those pages.
         gc.collect()
         gc.freeze()
+        # Every worker, a replacement too, is forked by one zygote forked at the pool's start (monitor/zygote.py),
+        # so it shares the start-up heap, not the working heap of the moment it replaces another.
+        self._context = ZygoteContext() if zygote_available() else None
         self._pool = pebble.ProcessPool(max_workers=processes, max_tasks=max_tasks, initializer=_worker_init,
-                                        initargs=(memory_limit_mb * 1024 * 1024,))
+                                        initargs=(memory_limit_mb * 1024 * 1024,),
+                                        context=self._context or multiprocessing.get_context("fork"))
         self.timeouts = 0
         self.crashes = 0
         self.over_memory = 0
@@ -437,9 +444,16 @@ class WorkerPool:
         return WorkerOutOfMemory(f"{getattr(fn, '__name__', fn)} took the worker over its memory bound of "
                                  f"{self.memory_limit_mb} MiB (workers.memory_limit_mb); the worker was replaced")
 
+    @property
+    def zygote_pid(self) -> int | None:
+        """The pid of the process that forks the workers, None before the first or without one."""
+        return self._context.zygote_pid if self._context is not None else None
+
     def close(self) -> None:
         self._pool.stop()
         self._pool.join(timeout=5)
+        if self._context is not None:
+            self._context.close()
 
     def __enter__(self) -> "WorkerPool":
         return self

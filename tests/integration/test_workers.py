@@ -161,7 +161,7 @@ async def test_a_worker_hands_a_big_pages_freed_heap_back_but_does_not_trim_afte
     assert trimmed_at <= after < trimmed_at + TRIM_SLACK  # ...and handed back right after it
 
 def _children_named(name: str, *, at_least: int = 0) -> set[int]:
-    """The pids of this process's children whose process name (/proc/PID/comm) is `name`; with `at_least`, waits
+    """The pids of this process's descendants whose process name (/proc/PID/comm) is `name`; with `at_least`, waits
     (up to 30 s) until there are that many: a forked child names itself in its initializer, a moment after the fork."""
     for _ in range(600):
         named = _named_children(name)
@@ -171,15 +171,26 @@ def _children_named(name: str, *, at_least: int = 0) -> set[int]:
     return named
 
 
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid`: its children, theirs (the workers are the zygote's children), and so on."""
+    out: set[int] = set()
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in map(int, (task / "children").read_text().split()):
+                out |= {child} | _descendants(child)
+    except OSError:  # ended meanwhile
+        pass
+    return out
+
+
 def _named_children(name: str) -> set[int]:
     out = set()
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            try:
-                if Path(f"/proc/{pid}/comm").read_text().strip() == name:
-                    out.add(int(pid))
-            except OSError:  # ended meanwhile
-                pass
+    for pid in _descendants(os.getpid()):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == name:
+                out.add(pid)
+        except OSError:  # ended meanwhile
+            pass
     return out
 
 
