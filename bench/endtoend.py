@@ -122,6 +122,8 @@ def write_config(work: Path, feeds: list[str], prefix: str, hook: str, args: arg
     }
     if args.preload_date_parser:
         config.setdefault("workers", {})["preload_date_parser"] = True
+    if not args.zygote:
+        config.setdefault("workers", {})["zygote"] = False
     if not args.preload_fallback_stoplist:
         config.setdefault("workers", {})["preload_fallback_stoplist"] = False
     path = work / "monitor.yaml"
@@ -468,6 +470,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preload-date-parser", action="store_true",
                    help="workers.preload_date_parser: true in the instances' configuration (default false since "
                         "the extensive date search runs only for undated pages of undated entries; operations.md)")
+    p.add_argument("--no-zygote", dest="zygote", action="store_false",
+                   help="workers.zygote: false (every worker forked by the main process at its start)")
     p.add_argument("--no-preload-fallback-stoplist", dest="preload_fallback_stoplist", action="store_false",
                    help="workers.preload_fallback_stoplist: false (operations.md: for sites whose article markup "
                         "trafilatura reads without its fallbacks, as the benchmark's synthetic pages)")

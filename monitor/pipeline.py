@@ -53,7 +53,8 @@ def build_pipeline(config: Config, redis: Any, rules: RuleWatcher) -> Pipeline:
     fetcher = Fetcher(config.fetch, shared=SharedHosts(redis, keys, per_host=config.fetch.per_host,
                                                        lease=config.fetch.timeout + LEASE_MARGIN))
     load_language_model()
-    pool = WorkerPool(processes=config.workers.processes, memory_limit_mb=config.workers.memory_limit_mb)
+    pool = WorkerPool(processes=config.workers.processes, memory_limit_mb=config.workers.memory_limit_mb,
+                      zygote=config.workers.zygote)
     return Pipeline(config=config, redis=redis, keys=keys, fetcher=fetcher, pool=pool, rules=rules,
                     consumer=config.consumer_name())
 

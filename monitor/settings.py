@@ -102,6 +102,9 @@ class WorkerSettings(_Model):
     # load the date parser's locales before the workers fork (shared, warm): ~45 MB in the main process; only a page
     # without a date htmldate's fast search finds, of a feed entry without a date, needs them
     preload_date_parser: bool = False
+    # fork every worker, the replacements too, from a zygote forked at start-up (monitor/zygote.py); false: from the
+    # main process at the moment of each fork
+    zygote: bool = True
     # build jusText's all-language stop words (trafilatura's second fallback) before the workers fork: ~30 MB
     preload_fallback_stoplist: bool = True
 

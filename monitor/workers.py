@@ -253,9 +253,10 @@ class WorkerPool:
     """
 
     def __init__(self, *, processes: int = 2, max_tasks: int = 500, memory_limit_mb: int = 0,
-                 batch: int = BATCH_MAX) -> None:
+                 batch: int = BATCH_MAX, zygote: bool = True) -> None:
         """`memory_limit_mb`: how far a worker's resident memory may grow beyond its start (0: unbounded).
-        `batch`: the most waiting tasks handed to a worker as one call (1: every task alone)."""
+        `batch`: the most waiting tasks handed to a worker as one call (1: every task alone).
+        `zygote`: fork the workers from a zygote (monitor/zygote.py) where pidfds allow it, else from here."""
         self.processes = processes
         self.memory_limit_mb = memory_limit_mb
         self.batch = max(batch, 1)
@@ -266,7 +267,7 @@ class WorkerPool:
         gc.freeze()
         # Every worker, a replacement too, is forked by one zygote forked at the pool's start (monitor/zygote.py),
         # so it shares the start-up heap, not the working heap of the moment it replaces another.
-        self._context = ZygoteContext() if zygote_available() else None
+        self._context = ZygoteContext() if zygote and zygote_available() else None
         self._pool = pebble.ProcessPool(max_workers=processes, max_tasks=max_tasks, initializer=_worker_init,
                                         initargs=(memory_limit_mb * 1024 * 1024,),
                                         context=self._context or multiprocessing.get_context("fork"))

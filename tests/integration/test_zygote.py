@@ -64,6 +64,21 @@ async def test_replacement_workers_are_forked_from_the_start_up_heap():
     assert _gone(zygote)  # the pool's close ends the zygote
 
 
+async def test_without_the_zygote_each_worker_is_forked_from_this_process_as_it_is_then():
+    """workers.zygote: false: the replacements see what this process holds when each is forked."""
+    pool = WorkerPool(processes=1, max_tasks=1, batch=1, zygote=False)
+    try:
+        pool.start()
+        MARK[0] = "rewritten"
+        seen = [await pool.run(_mark_and_parent, timeout=30) for _ in range(3)]
+    finally:
+        MARK[0] = "start-up"
+        pool.close()
+    assert pool.zygote_pid is None
+    assert {parent for _, _, parent in seen} == {os.getpid()}
+    assert [mark for mark, _, _ in seen][1:] == ["rewritten", "rewritten"]  # the first may have forked at start()
+
+
 def test_exit_codes_signals_and_join_as_multiprocessing_gives_them():
     context = ZygoteContext()
     try:
