@@ -77,7 +77,8 @@ async def measure(batch: int, passes: int, concurrency: int, task: str, bare: bo
                 await one(n, body)
 
         me = psutil.Process()
-        (worker,) = me.children()
+        # the pool's one worker: the zygote's child (monitor/zygote.py), or this process's without one
+        (worker,) = [p for p in me.children(recursive=True) if p.name() == "monitor-worker"]
 
         def cpu() -> tuple[float, float]:
             return sum(me.cpu_times()[:2]), sum(worker.cpu_times()[:2])
