@@ -34,12 +34,12 @@ from .language import load_model as load_language_model
 from .net import Fetcher
 from .poller import Poller
 from .redact import redact_url
-from .replay import record_matched
 from .rules import RuleWatcher
 from .sources.directory import read_local
 from .sources.feed import poll_feed
 from .sourcestats import SourceStats
 from .store import Keys
+from .store.matched import MatchedRules
 from .streams import Message, Stream
 from .workers import WorkerCrashed, WorkerOutOfMemory, WorkerPool, WorkerTimeout
 
@@ -77,6 +77,7 @@ class Pipeline:
     articles: Stream = field(init=False)
     stories: StoryIndex = field(init=False)
     archive: ArticleArchive = field(init=False)
+    matched: MatchedRules = field(init=False)
     outbox: Outbox = field(init=False)
     deliverer: Deliverer = field(init=False)
     poller: Poller = field(init=False)
@@ -97,6 +98,7 @@ class Pipeline:
                                burst_backoff=p.burst_backoff, describe=self._describe_article, delete_on_ack=True)
         self.stories = StoryIndex(self.redis, self.keys, settings=c.dedup)
         self.archive = ArticleArchive(self.redis, self.keys, settings=c.archive)
+        self.matched = MatchedRules(self.redis, self.keys)
         self.deliverer = Deliverer(self.redis, self.keys, settings=c.alerts, channels=c.channels,
                                    consumer=self.consumer, data_dir=c.data_dir)
         self.outbox = Outbox(self.redis, self.keys, settings=c.alerts, channels=c.channels,
@@ -207,12 +209,18 @@ class Pipeline:
         article = replace(article, story_id=assignment.story_id, fingerprint=assignment.fingerprint)
         metrics.articles.labels("duplicate" if assignment.exact_duplicate else "extracted"
                                 if article.text_from == TEXT_FROM_PAGE else "feed_text").inc()
-        await self.archive.put(article, now=time.time())
         matches = self.rules.current.match(article)
-        await record_matched(self.redis, self.keys, article.url, [m.rule_id for m in matches],
-                             ttl=self.config.archive.retention_days * 86400)
+        # one round trip: the archive entry, the rules that fired (for replay) and, when some did, the story's copies
+        # (no MULTI: the keys span Cluster slots; each write is idempotent, and an error fails the stage, retried)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            self.archive.queue_put(pipe, article, now=time.time())
+            self.matched.queue_record(pipe, article.url, [m.rule_id for m in matches],
+                                      ttl=self.config.archive.retention_days * 86400)
+            if matches:
+                self.stories.store.queue_members(pipe, assignment.story_id)
+            results = await pipe.execute()
         if matches:
-            sources = await self.stories.members(assignment.story_id)
+            sources = await self.stories.store.members_from(results[-1], assignment.story_id)
             for match in matches:
                 metrics.matches.labels(match.rule_id).inc()
                 match = self._route(match, article.feed_id)

@@ -180,12 +180,13 @@ class AlertStore:
         return await self.redis.hget(self.ak.alert(alert_id), "base") or alert_id
 
     async def sources(self, base_id: str) -> list[tuple[str, str]]:
-        """Every copy of the story known now, first seen first."""
-        urls = await self.redis.zrange(self.ak.sources(base_id), 0, -1)
-        if not urls:
-            return []
-        names = await self.redis.hmget(self.ak.source_names(base_id), urls)
-        return [(name or "", url) for name, url in zip(names, urls)]
+        """Every copy of the story known now, first seen first. One round trip: the names hash is read whole (a
+        field per copy, as the ZSET has a member per copy)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(self.ak.sources(base_id), 0, -1)
+            pipe.hgetall(self.ak.source_names(base_id))
+            urls, names = await pipe.execute()
+        return [(names.get(url) or "", url) for url in urls]
 
     async def newest(self, limit: int) -> list[str]:
         return await self.redis.zrevrange(self.ak.index, 0, max(limit, 1) - 1)

@@ -263,6 +263,13 @@ async def test_stories_stored_in_the_layout_before_are_still_joined(redis, keys:
     assert again.story_id == old_id
     assert [url for _, url in await stories.members(old_id)] == [old.url, copy.url, "https://mirror.example/x"]
     assert not await redis.exists(keys("{stories}", "s", old_id))
+    new = await stories.assign(articles[1])
+    for story_id in (old_id, new.story_id, "0123456789abcdef"):  # queued on a pipeline (the pipeline's match stage)
+        async with redis.pipeline(transaction=False) as pipe:
+            assert stories.store.queue_members(pipe, story_id) == 1
+            queued = await stories.store.members_from(*await pipe.execute(), story_id)
+        assert queued == await stories.members(story_id)
+    assert queued == []
 
 
 async def test_band_buckets_stay_compact_as_they_fill_and_old_stories_are_still_found(redis, keys: Keys,
