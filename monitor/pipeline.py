@@ -34,12 +34,13 @@ from .language import load_model as load_language_model
 from .net import Fetcher
 from .poller import Poller
 from .redact import redact_url
-from .replay import record_matched
 from .rules import RuleWatcher
 from .sources.directory import read_local
 from .sources.feed import poll_feed
 from .sourcestats import SourceStats
 from .store import Keys
+from .store.articles import MatchedArticles
+from .store.matched import MatchedRules
 from .streams import Message, Stream
 from .workers import WorkerCrashed, WorkerOutOfMemory, WorkerPool, WorkerTimeout
 
@@ -77,6 +78,7 @@ class Pipeline:
     articles: Stream = field(init=False)
     stories: StoryIndex = field(init=False)
     archive: ArticleArchive = field(init=False)
+    matched: MatchedArticles = field(init=False)
     outbox: Outbox = field(init=False)
     deliverer: Deliverer = field(init=False)
     poller: Poller = field(init=False)
@@ -97,6 +99,8 @@ class Pipeline:
                                burst_backoff=p.burst_backoff, describe=self._describe_article, delete_on_ack=True)
         self.stories = StoryIndex(self.redis, self.keys, settings=c.dedup)
         self.archive = ArticleArchive(self.redis, self.keys, settings=c.archive)
+        self.matched = MatchedArticles(self.redis, archive=self.archive, matched=MatchedRules(self.redis, self.keys),
+                                       stories=self.stories.store)
         self.deliverer = Deliverer(self.redis, self.keys, settings=c.alerts, channels=c.channels,
                                    consumer=self.consumer, data_dir=c.data_dir)
         self.outbox = Outbox(self.redis, self.keys, settings=c.alerts, channels=c.channels,
@@ -207,20 +211,19 @@ class Pipeline:
         article = replace(article, story_id=assignment.story_id, fingerprint=assignment.fingerprint)
         metrics.articles.labels("duplicate" if assignment.exact_duplicate else "extracted"
                                 if article.text_from == TEXT_FROM_PAGE else "feed_text").inc()
-        await self.archive.put(article, now=time.time())
         matches = self.rules.current.match(article)
-        await record_matched(self.redis, self.keys, article.url, [m.rule_id for m in matches],
-                             ttl=self.config.archive.retention_days * 86400)
-        if matches:
-            sources = await self.stories.members(assignment.story_id)
-            for match in matches:
-                metrics.matches.labels(match.rule_id).inc()
-                match = self._route(match, article.feed_id)
-                alert = await self.outbox.submit(match, article, story_id=assignment.story_id, sources=sources)
-                if alert is not None:
-                    metrics.alerts.labels(alert.kind).inc()
-                    log.info("rule %s fired on %s (story %s): alert %s (%s)", match.rule_id, article.url,
-                             assignment.story_id, alert.id, alert.kind)
+        # one round trip: the archive entry, the rules that fired (for replay) and, when some did, the story's copies
+        sources = await self.matched.record(article, [m.rule_id for m in matches], now=time.time(),
+                                            ttl=self.config.archive.retention_days * 86400,
+                                            story_id=assignment.story_id)
+        for match in matches:
+            metrics.matches.labels(match.rule_id).inc()
+            match = self._route(match, article.feed_id)
+            alert = await self.outbox.submit(match, article, story_id=assignment.story_id, sources=sources)
+            if alert is not None:
+                metrics.alerts.labels(alert.kind).inc()
+                log.info("rule %s fired on %s (story %s): alert %s (%s)", match.rule_id, article.url,
+                         assignment.story_id, alert.id, alert.kind)
         return matches
 
     def _route(self, match: Match, feed_id: str) -> Match:

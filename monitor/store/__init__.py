@@ -5,7 +5,7 @@
     keys.py       every key name
     scripts.py    the Lua scripts in scripts/*.lua (claim_lease, host_slots, assign_story, the alerts') and LeaseClaim
     feeds.py, hosts.py, stories.py, archive.py, sources.py, matched.py, ops.py, alerts.py: one repository per
-                  aggregate
+                  aggregate; articles.py: the match stage's writes of three of them in one round trip
 """
 
 from ..errors import StoreDataError, StoreError, StoreFull, StoreUnavailable

@@ -6,8 +6,9 @@ and the history is here, with the transactions and scripts that keep them consis
     the outbox stream "alerts" (one Stream object) and its dead letters
 
 Every key is in the {alerts} Cluster slot (keys.AlertKeys), so scripts and transactions may touch several; the
-scripts are scripts/route_send.lua, route_hold.lua, take_digest.lua, operator_once.lua and the shared
-claim_lease.lua (due sends claimed with a lease, as due feeds are).
+scripts are scripts/route_send.lua, route_hold.lua, take_digest.lua, operator_once.lua, alert_writes.lua (the
+writes of a transaction without WATCH in one command, AlertWrites) and the shared claim_lease.lua (due sends
+claimed with a lease, as due feeds are).
 """
 
 from __future__ import annotations
@@ -46,6 +47,44 @@ def _loads(raw: str | None, default: Any) -> Any:
         return default
 
 
+class AlertWrites:
+    """Writes queued as on a MULTI pipeline (the same methods and arguments), applied by `apply` as one call of
+    scripts/alert_writes.lua: one command where the MULTI cost one per write and two more. Only for transactions
+    without WATCH (a watched one still needs MULTI/EXEC)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, int] = {}
+        self.args: list[Any] = []
+
+    def _add(self, command: str, key: str, *args: Any) -> None:
+        index = self.keys.setdefault(key, len(self.keys) + 1)
+        self.args += [len(args) + 2, command, index, *args]
+
+    def hset(self, key: str, field: str | None = None, value: Any = None, mapping: dict[str, Any] | None = None
+             ) -> None:
+        pairs = ([field, value] if field is not None else []) + [x for kv in (mapping or {}).items() for x in kv]
+        self._add("HSET", key, *pairs)
+
+    def expire(self, key: str, seconds: int) -> None:
+        self._add("EXPIRE", key, seconds)
+
+    def zadd(self, key: str, mapping: dict[str, float], nx: bool = False) -> None:
+        pairs = [x for member, score in mapping.items() for x in (score, member)]
+        self._add("ZADD", key, *(["NX"] if nx else []), *pairs)
+
+    def zrem(self, key: str, *members: str) -> None:
+        self._add("ZREM", key, *members)
+
+    def zremrangebyscore(self, key: str, low: Any, high: Any) -> None:
+        self._add("ZREMRANGEBYSCORE", key, low, high)
+
+    def delete(self, key: str) -> None:
+        self._add("DEL", key)
+
+    def srem(self, key: str, *members: str) -> None:
+        self._add("SREM", key, *members)
+
+
 class AlertStore:
     """The alerts aggregate in Redis. One per process serves the outbox, the deliverer and the history: it holds
     the one Stream object on the outbox stream (`consumer` / `claim_idle` are the deliverer's)."""
@@ -62,6 +101,12 @@ class AlertStore:
         self._claim = LeaseClaim(redis)  # the shared claim_lease.lua, as the feed schedule uses it
         self._take_digest = register(redis, "take_digest")
         self._operator_once = register(redis, "operator_once")
+        self._writes = register(redis, "alert_writes")
+
+    async def _apply(self, writes: AlertWrites) -> None:
+        """The queued writes in one atomic script call (scripts/alert_writes.lua)."""
+        if writes.args:
+            await self._writes(keys=list(writes.keys), args=writes.args)
 
     # ---- alert records (queued on a transaction) ----
 
@@ -112,10 +157,10 @@ class AlertStore:
 
     async def create_story(self, alert: Alert, facts: dict[str, Any], *, base_id: str, now: float) -> None:
         """The first alert of a story with the story's facts: one transaction."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            self._write_story(pipe, base_id, facts, updates=0, last=alert.id)
-            self._write_alert(pipe, alert, base_id=base_id, now=now)
-            await pipe.execute()
+        writes = AlertWrites()
+        self._write_story(writes, base_id, facts, updates=0, last=alert.id)
+        self._write_alert(writes, alert, base_id=base_id, now=now)
+        await self._apply(writes)
 
     async def update_story(self, base_id: str,
                            decide: Callable[[dict[str, str]], Awaitable[tuple[Any, Any]]], *, now: float) -> Any:
@@ -152,10 +197,10 @@ class AlertStore:
     async def publish(self, alert: Alert) -> None:
         """Put a stored alert on the outbox stream, then mark it published."""
         await self.stream.publish(alert.to_dict())
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.ak.alert(alert.id), "published", "1")
-            pipe.zrem(self.ak.unpublished, alert.id)
-            await pipe.execute()
+        writes = AlertWrites()
+        writes.hset(self.ak.alert(alert.id), "published", "1")
+        writes.zrem(self.ak.unpublished, alert.id)
+        await self._apply(writes)
 
     async def unpublished_since(self, alert_id: str) -> float | None:
         return await self.redis.zscore(self.ak.unpublished, alert_id)
@@ -180,12 +225,13 @@ class AlertStore:
         return await self.redis.hget(self.ak.alert(alert_id), "base") or alert_id
 
     async def sources(self, base_id: str) -> list[tuple[str, str]]:
-        """Every copy of the story known now, first seen first."""
-        urls = await self.redis.zrange(self.ak.sources(base_id), 0, -1)
-        if not urls:
-            return []
-        names = await self.redis.hmget(self.ak.source_names(base_id), urls)
-        return [(name or "", url) for name, url in zip(names, urls)]
+        """Every copy of the story known now, first seen first. One round trip: the names hash is read whole (a
+        field per copy, as the ZSET has a member per copy)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(self.ak.sources(base_id), 0, -1)
+            pipe.hgetall(self.ak.source_names(base_id))
+            urls, names = await pipe.execute()
+        return [(names.get(url) or "", url) for url in urls]
 
     async def newest(self, limit: int) -> list[str]:
         return await self.redis.zrevrange(self.ak.index, 0, max(limit, 1) - 1)
@@ -218,9 +264,9 @@ class AlertStore:
             args=[channel, alert_id, now, due, self.retention, reason]))
 
     async def set_delivery(self, alert_id: str, channel: str, state: dict[str, Any]) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            self._write_delivery(pipe, alert_id, channel, state)
-            await pipe.execute()
+        writes = AlertWrites()
+        self._write_delivery(writes, alert_id, channel, state)
+        await self._apply(writes)
 
     async def dead_letter(self, payload: dict[str, Any]) -> None:
         await self.stream.publish_dead(payload)
@@ -247,10 +293,10 @@ class AlertStore:
 
     async def mark_sending(self, alert_id: str, channel: str, index: int, *, at: float) -> None:
         key = self.ak.inflight(alert_id, channel)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, str(index), json.dumps({"status": "sending", "at": at}))
-            pipe.expire(key, self.retention)
-            await pipe.execute()
+        writes = AlertWrites()
+        writes.hset(key, str(index), json.dumps({"status": "sending", "at": at}))
+        writes.expire(key, self.retention)
+        await self._apply(writes)
 
     async def mark_answered(self, alert_id: str, channel: str, index: int, result: dict[str, Any]) -> None:
         """The URL's answer right after its send; Redis away: skipped (record_outcome waits for Redis instead)."""
@@ -267,14 +313,14 @@ class AlertStore:
         delay = 0.1
         while True:
             try:
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    self._write_delivery(pipe, alert_id, channel, new)
-                    pipe.delete(self.ak.inflight(alert_id, channel))  # now in the delivery record
-                    if new["status"] == "retrying":
-                        pipe.zadd(self.ak.due(channel), {alert_id: new["next_at"]})
-                    else:
-                        pipe.zrem(self.ak.due(channel), alert_id)
-                    await pipe.execute()
+                writes = AlertWrites()
+                self._write_delivery(writes, alert_id, channel, new)
+                writes.delete(self.ak.inflight(alert_id, channel))  # now in the delivery record
+                if new["status"] == "retrying":
+                    writes.zadd(self.ak.due(channel), {alert_id: new["next_at"]})
+                else:
+                    writes.zrem(self.ak.due(channel), alert_id)
+                await self._apply(writes)
                 return
             except _AWAY as exc:
                 if time.monotonic() + delay > deadline:
@@ -287,10 +333,10 @@ class AlertStore:
 
     async def requeue(self, alert_id: str, channel: str, new: dict[str, Any], *, now: float) -> None:
         """A delivery queued again (manual retry): the record and the due entry in one transaction."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            self._write_delivery(pipe, alert_id, channel, new)
-            pipe.zadd(self.ak.due(channel), {alert_id: now})
-            await pipe.execute()
+        writes = AlertWrites()
+        self._write_delivery(writes, alert_id, channel, new)
+        writes.zadd(self.ak.due(channel), {alert_id: now})
+        await self._apply(writes)
 
     # ---- digests ----
 

@@ -131,6 +131,13 @@ class ArticleArchive:
 
     async def put(self, article: Article, *, now: float) -> None:
         """Store (or replace) the article under its canonical URL, at time `now` (unix seconds)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            self.queue_put(pipe, article, now=now)
+            await pipe.execute()
+
+    def queue_put(self, pipe: Any, article: Article, *, now: float) -> int:
+        """`put`'s commands queued on a pipeline without MULTI (the caller's, to share its round trip); returns how
+        many results they add to its answer."""
         url = canonical_url(article.url)
         if len(article.text) > self.settings.max_text_chars:
             log.info("archive: text of %s cut from %d to %d characters", url, len(article.text),
@@ -141,13 +148,12 @@ class ArticleArchive:
         hour_key = self.keys.archive_hour(hour)
         # No MULTI: entry and indexes live in different Cluster slots. A crash in between leaves an entry that
         # replay does not list, which is harmless.
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(self._entry_key(hashed), encode_article(article, now=now), ex=self.ttl)
-            pipe.rpush(hour_key, _ITEM.pack(bytes.fromhex(hashed), offset))
-            pipe.expire(hour_key, self.ttl)
-            pipe.zadd(self.keys.archive_hours, {str(hour): hour})
-            pipe.expire(self.keys.archive_hours, self.ttl)
-            await pipe.execute()
+        pipe.set(self._entry_key(hashed), encode_article(article, now=now), ex=self.ttl)
+        pipe.rpush(hour_key, _ITEM.pack(bytes.fromhex(hashed), offset))
+        pipe.expire(hour_key, self.ttl)
+        pipe.zadd(self.keys.archive_hours, {str(hour): hour})
+        pipe.expire(self.keys.archive_hours, self.ttl)
+        return 5
 
     async def get(self, url: str) -> Article | None:
         """The archived article for `url` (canonicalised), None when absent or expired."""

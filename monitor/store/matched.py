@@ -24,11 +24,15 @@ class MatchedRules:
 
     async def record(self, url: str, rule_ids: Iterable[str], *, ttl: float) -> None:
         """The rules that fired on the article now; with none, an earlier record of the same URL is removed."""
+        await self.queue_record(self.redis, url, rule_ids, ttl=ttl)
+
+    def queue_record(self, target: Any, url: str, rule_ids: Iterable[str], *, ttl: float) -> Any:
+        """`record`'s one command on `target`: a client (returns what to await) or a pipeline (queued there, to
+        share its round trip; one result)."""
         ids = sorted(rule_ids)
         if not ids:
-            await self.redis.delete(self.key(url))
-            return
-        await self.redis.set(self.key(url), json.dumps(ids), ex=max(1, int(ttl)))
+            return target.delete(self.key(url))
+        return target.set(self.key(url), json.dumps(ids), ex=max(1, int(ttl)))
 
     async def get(self, url: str) -> set[str]:
         """The rules recorded for `url`; empty when none fired (or the record expired)."""

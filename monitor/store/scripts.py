@@ -10,7 +10,8 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-NAMES = ("claim_lease", "host_slots", "assign_story", "route_send", "route_hold", "take_digest", "operator_once")
+NAMES = ("claim_lease", "host_slots", "assign_story", "route_send", "route_hold", "take_digest", "operator_once",
+         "alert_writes")
 
 
 @cache

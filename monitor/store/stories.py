@@ -68,6 +68,16 @@ class StoryStore:
     async def members(self, story_id: str) -> list[tuple[str, str]]:
         """(source, url) of every copy of the story, in arrival order; [] for an unknown or expired story."""
         record = await self.redis.execute_command("GET", self.keys.story_record(story_id), **{NEVER_DECODE: True})
+        return await self.members_from(record, story_id)
+
+    def queue_members(self, pipe: Any, story_id: str) -> int:
+        """`members`' read of the story record queued on a pipeline (the caller's, to share its round trip); returns
+        how many results it adds (the one to give `members_from`)."""
+        pipe.execute_command("GET", self.keys.story_record(story_id), **{NEVER_DECODE: True})
+        return 1
+
+    async def members_from(self, record: bytes | None, story_id: str) -> list[tuple[str, str]]:
+        """The members from the story record read (None when missing: then the layout before's list is read)."""
         if record is not None:
             return _record_members(record)
         raw = await self.redis.lrange(self.keys.story_members(story_id), 0, -1)  # the layout before

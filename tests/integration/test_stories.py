@@ -263,6 +263,13 @@ async def test_stories_stored_in_the_layout_before_are_still_joined(redis, keys:
     assert again.story_id == old_id
     assert [url for _, url in await stories.members(old_id)] == [old.url, copy.url, "https://mirror.example/x"]
     assert not await redis.exists(keys("{stories}", "s", old_id))
+    new = await stories.assign(articles[1])
+    for story_id in (old_id, new.story_id, "0123456789abcdef"):  # queued on a pipeline (the pipeline's match stage)
+        async with redis.pipeline(transaction=False) as pipe:
+            assert stories.store.queue_members(pipe, story_id) == 1
+            queued = await stories.store.members_from(*await pipe.execute(), story_id)
+        assert queued == await stories.members(story_id)
+    assert queued == []
 
 
 async def test_band_buckets_stay_compact_as_they_fill_and_old_stories_are_still_found(redis, keys: Keys,
@@ -343,3 +350,92 @@ async def test_a_story_alike_in_a_bands_kept_bytes_is_passed_over(redis, keys: K
         await redis.hset(bucket, field[:5], bytes.fromhex(other_id))
     copy = await stories.assign(republish(articles[0], random.Random(4), 0))
     assert copy.story_id == first.story_id and not copy.new_story
+
+
+async def dump(client, prefix: str) -> dict[str, tuple[str, object, bool]]:
+    """Every key under `prefix` (named without it): its type, its value and whether it expires."""
+    found = {}
+    async for key in client.scan_iter(match=prefix.encode() + b"*", count=1000):
+        kind = (await client.type(key)).decode()
+        value = {"string": client.get, "hash": client.hgetall,
+                 "list": lambda k: client.lrange(k, 0, -1)}[kind](key)
+        found[key[len(prefix):].decode("latin-1")] = (kind, await value, await client.ttl(key) > 0)
+    return found
+
+
+async def test_writes_kept_in_the_call_leave_what_a_meta_write_per_band_left(redis, redis_url: str, keys: Keys,
+                                                                            articles: list[Article], monkeypatch):
+    """The script keeps a period's level and count in the call and writes its meta once (store/scripts/
+    assign_story.lua): over stories that move a period up a level in the middle of one story's bands, start a new
+    period at the previous one's top level, join, copy exactly, come back under their own URL and are passed over
+    where a live story is alike in a band's kept bytes, it answers as the version that wrote the meta at every band
+    (tests/data/layouts/assign_story_before_batched_writes.lua) and leaves the same keys, values and expiries."""
+    import math
+    import struct
+    import types
+
+    import monitor.store.stories as stories_module
+    from monitor.dedup import band_values, minhash_signature, shingles
+    from monitor.store.stories import MIN_PERIOD, _band_field
+
+    before = (Path(__file__).parents[1] / "data" / "layouts" / "assign_story_before_batched_writes.lua").read_text()
+    rng = random.Random(5)
+    vocabulary = [f"w{n}" for n in range(3000)]
+    fillers = [Article(url=f"https://filler.example/{n}", text=" ".join(rng.choice(vocabulary) for _ in range(120)))
+               for n in range(6)]
+    edited = replace(articles[2], text=articles[3].text)  # the same URL, other content
+    first_period = [articles[0], republish(articles[0], random.Random(1), 0),
+                    replace(articles[0], url="https://m.example/0"), articles[1], articles[2], *fillers[:3], edited,
+                    republish(articles[1], random.Random(2), 1)]
+    second_period = [articles[5], republish(articles[0], random.Random(3), 2), *fillers[3:], articles[4]]
+    ttl = StorySettings().retention_days * 86400
+    period = max(MIN_PERIOD, math.ceil(ttl / 4))
+    start = (int(time.time()) // period) * period + 10
+    limit = 80 * 256
+
+    async def run(prefix: str, script: str | None) -> tuple[list, dict]:
+        store_keys = Keys(prefix=prefix)
+        stories = index(redis, store_keys)
+        if script is not None:
+            stories.store._script = redis.register_script(script)
+        p, sp = start // period, store_keys.stories_prefix
+        await redis.hset(sp + f"bm:bn:{p}", mapping={"lo": 0, "hi": 0, "n": limit - 20})  # up a level in a story
+        await redis.hset(sp + f"bm:fk:{p}", mapping={"lo": 0, "hi": 0, "n": limit - 2})  # and between stories
+        await redis.expire(sp + f"bm:fk:{p}", ttl)
+        # a live story alike in the kept bytes of half of articles[4]'s bands, at the level they are written to
+        sig = minhash_signature(shingles(articles[4].text, 5), StorySettings().num_perm)
+        other_sig = bytes(random.Random(8).randrange(256) for _ in range(len(sig) // 2))
+        record = (struct.pack(">IIH", 400, start + period, len(other_sig)) + other_sig
+                  + b"Other\x1fhttps://o.example/\x1e")
+        await redis.execute_command("SET", store_keys.story_record("00bb00bb00bb00bb"), record, "EX", ttl)
+        for band in band_values(sig, stories.bands, stories.rows)[::2]:
+            field = _band_field(band)
+            shard = int.from_bytes(field[-4:], "big") % 512
+            await redis.hset(sp + f"bn:{p + 1}:1:{shard}", field[:5], bytes.fromhex("00bb00bb00bb00bb"))
+        answers = []
+        for now, batch in ((start, first_period), (start + period, second_period)):
+            monkeypatch.setattr(stories_module, "time", types.SimpleNamespace(time=lambda: now))
+            answers += [await stories.assign(article) for article in batch]
+        client = connect(redis_url, decode_responses=False)
+        try:
+            return answers, await dump(client, prefix)
+        finally:
+            await client.aclose()
+
+    old_answers, old_state = await run(keys.prefix + "old:", before)
+    new_answers, new_state = await run(keys.prefix + "new:", None)
+    assert new_answers == old_answers
+    assert [a.new_story for a in new_answers] == [True, False, False, True, True, True, True, True, False, False,
+                                                  True, False, True, True, True, True]
+    assert new_answers[2].exact_duplicate and new_answers[8].story_id == new_answers[4].story_id
+    assert new_state == old_state
+    p = start // period
+    levels = {name.split(":")[3] for name in new_state if name.startswith(f"{{stories}}:bn:{p}:")}
+    assert levels == {"0", "1"}  # the first period moved up a level
+    meta = new_state[f"{{stories}}:bm:bn:{p}"][1]
+    assert (meta[b"lo"], meta[b"hi"]) == (b"0", b"1") and 0 < int(meta[b"n"]) < 80 * 256
+    assert new_state[f"{{stories}}:bm:bn:{p + 1}"][1][b"lo"] == b"1"  # the next one starts there
+    assert new_state[f"{{stories}}:bm:fk:{p}"][1][b"hi"] == b"1"
+    planted = [name for name in new_state if name.startswith(f"{{stories}}:bn:{p + 1}:1:")
+               and bytes.fromhex("00bb00bb00bb00bb") in new_state[name][1].values()]
+    assert len(planted) > 10  # articles[4]'s bands alike in their kept bytes were passed over, not replaced
