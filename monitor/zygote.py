@@ -162,9 +162,9 @@ os.register_at_fork(after_in_child=_close_inherited)
 
 def _serve(sock: socket.socket, template: mp_process.BaseProcess, *, die_with_parent: bool) -> int:
     """The zygote's loop: fork a worker running `template` on each request, report each one's pid (with a pidfd)
-    and exit code. `die_with_parent`: forked by the daemon's main thread, so the kernel's parent-death signal
-    (sent when the forking thread ends) means the daemon's death: the zygote holds the workers' ends of the pool's
-    channel, so without it a killed daemon's workers would wait on forever."""
+    and exit code; it ends at the end of its socket. `die_with_parent`: forked by the daemon's main thread, so the
+    kernel's parent-death signal (sent when the forking thread ends) also means the daemon's death. The zygote holds
+    the workers' ends of the pool's channel: while it lives, a killed daemon's workers would wait on."""
     libc = _libc()
     if libc is not None:
         libc.prctl(PR_SET_NAME, b"monitor-zygote", 0, 0, 0)
@@ -292,6 +292,7 @@ class ZygoteContext(multiprocessing.context.ForkContext):
             if self._zygote is None or not self._zygote.alive:
                 if self._zygote is not None:
                     log.warning("worker zygote (pid %d) ended: forking a new one", self._zygote.pid)
+                    self._zygote.close(timeout=1.0)  # reap it
                 self._zygote = Zygote(process_obj)
             return self._zygote
 
