@@ -105,7 +105,7 @@ class WorkerSettings(_Model):
     # fork every worker, the replacements too, from a zygote forked at start-up (monitor/zygote.py); false: from the
     # main process at the moment of each fork
     zygote: bool = True
-    # build jusText's all-language stop words (trafilatura's second fallback) before the workers fork: ~30 MB
+    # build jusText's all-language stop words (trafilatura's second fallback) before the workers fork: ~1.5 MB
     preload_fallback_stoplist: bool = True
 
 
