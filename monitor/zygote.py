@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import multiprocessing.context
 import os
@@ -49,6 +50,7 @@ PR_SET_NAME = 15
 PR_SET_PDEATHSIG = 1
 
 
+@functools.cache
 def available() -> bool:
     """pidfds (Linux 5.3, Python 3.9) and fork: what a zygote needs."""
     if not hasattr(os, "pidfd_open") or not hasattr(signal, "pidfd_send_signal") or not hasattr(os, "fork"):
@@ -107,7 +109,7 @@ class Zygote:
         """The exit code of worker `pid`, or None while it runs (`block`: wait for its end)."""
         if pid in self._exits:
             return self._exits.pop(pid)
-        if not select.select([pidfd], [], [], None if block else 0)[0]:
+        if not _readable([pidfd], None if block else 0):
             return None
         with self._lock:  # it has ended: the zygote reaps it and reports it in a moment
             while pid not in self._exits:
@@ -180,7 +182,7 @@ def _serve(sock: socket.socket, template: mp_process.BaseProcess, *, die_with_pa
     signal.signal(signal.SIGCHLD, lambda *_: None)
     children: set[int] = set()
     while True:
-        ready = select.select([sock, wake_r], [], [])[0]
+        ready = _readable([sock.fileno(), wake_r], None)
         if wake_r in ready:
             while True:
                 try:
@@ -197,7 +199,7 @@ def _serve(sock: socket.socket, template: mp_process.BaseProcess, *, die_with_pa
                 break
             children.discard(pid)
             sock.sendall(_MESSAGE.pack(b"x", pid, os.waitstatus_to_exitcode(status)))
-        if sock in ready:
+        if sock.fileno() in ready:
             request = sock.recv(1)
             if not request:
                 return 0
@@ -223,6 +225,15 @@ def _serve(sock: socket.socket, template: mp_process.BaseProcess, *, die_with_pa
                 os.close(pidfd)
 
 
+def _readable(fds: list[int], timeout: float | None) -> list[int]:
+    """Those of `fds` readable within `timeout` seconds (None: wait). poll, not select: the daemon runs with up to
+    65,536 descriptors (LimitNOFILE), and select cannot wait on one numbered 1,024 or above."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    return [fd for fd, _ in poller.poll(None if timeout is None else timeout * 1000)]
+
+
 def _libc() -> Any:
     try:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -241,9 +252,6 @@ class _Popen:
         self.pid, self.sentinel = zygote.spawn(process_obj)
         self.finalizer = util.Finalize(self, os.close, (self.sentinel,))
 
-    def duplicate_for_child(self, fd: int) -> int:
-        return fd
-
     def poll(self, flag: int = os.WNOHANG) -> int | None:
         if self.returncode is None:
             self.returncode = self._zygote.exitcode(self.pid, self.sentinel, block=not flag & os.WNOHANG)
@@ -251,7 +259,7 @@ class _Popen:
 
     def wait(self, timeout: float | None = None) -> int | None:
         if self.returncode is None:
-            if timeout is not None and not select.select([self.sentinel], [], [], timeout)[0]:
+            if timeout is not None and not _readable([self.sentinel], timeout):
                 return None
             return self.poll(os.WNOHANG if timeout == 0.0 else 0)
         return self.returncode

@@ -141,3 +141,26 @@ def test_the_zygote_and_its_workers_end_with_a_killed_daemon():
     finally:
         daemon.kill()
         daemon.wait(10)
+
+
+def test_waits_on_descriptors_numbered_above_select_s_limit():
+    """The daemon runs with LimitNOFILE=65536: a worker's pidfd may be numbered 1,024 or above, which select()
+    refuses (ValueError); the zygote's waits use poll."""
+    import resource
+
+    from monitor.zygote import _readable
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 1500:
+        pytest.skip(f"this process may open no descriptor numbered 1500 (hard limit {hard})")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    read, write = os.pipe()
+    high = os.dup2(read, 1500)
+    try:
+        assert _readable([high], 0) == []
+        os.write(write, b"x")
+        assert _readable([high], 1) == [high]
+    finally:
+        for fd in (high, read, write):
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
