@@ -45,9 +45,13 @@ EXIT_RECYCLED = 87  # exit status of a worker that still held more than its boun
 EXIT_LATE = 88  # exit status of a worker whose task in a batch ran past that task's own timeout
 MEMORY_CHECK_EVERY = 0.05  # seconds between two looks at the worker's resident memory
 # A worker hands its free heap back to the system (malloc_trim) once its resident memory is this much above what it
-# was after the last trim: malloc_trim walks the whole heap (~1.1 ms a call, 4% of an extraction, when it ran after
-# every task), and one page's freed lxml tree is what a trim gives back (10-12 MB).
+# was after the last trim, and only when it is idle: its watch thread trims once it finds no task running. Between two
+# tasks that follow each other the trim would hand back what the next page's tree takes again at once: measured over
+# the corpus pages in one worker (bench.extraction's path), trimming after a task whenever 8 MB had added up cost
+# ~460 page faults a page instead of ~50 and 1-4 ms of CPU a page more (malloc_trim itself walks the whole heap,
+# ~1.1 ms a call). A worker kept busy trims at the end of a task once TRIM_SLACK_BUSY has added up.
 TRIM_SLACK = 8 * 1024 * 1024
+TRIM_SLACK_BUSY = 24 * 1024 * 1024
 PR_SET_NAME = 15  # prctl option: the process's name (/proc/PID/comm, ps, top), at most 15 bytes
 
 
@@ -85,10 +89,11 @@ class _Watch:
     watching = False  # the watch thread runs
 
     @classmethod
-    def trim_if_grown(cls) -> None:
+    def trim_if_grown(cls, slack: int) -> None:
+        """Trim once resident memory is `slack` above the last trim's (after every task without /proc/self/statm)."""
         if cls.trim is None:
             return
-        if cls.fd >= 0 and cls.grown() < cls.trimmed_at + TRIM_SLACK:
+        if cls.fd >= 0 and cls.grown() < cls.trimmed_at + slack:
             return
         cls.trim(0)
         cls.trimmed_at = cls.grown() if cls.fd >= 0 else 0
@@ -131,10 +136,8 @@ def _worker_init(memory_limit: int = 0, name: str = "monitor-worker") -> None:
         return
     _Watch.page, _Watch.start = os.sysconf("SC_PAGE_SIZE"), 0
     _Watch.start = _Watch.grown()
-    if memory_limit <= 0:
-        return
-    _Watch.limit = memory_limit
-    _start_watch()
+    _Watch.limit = max(memory_limit, 0)
+    _start_watch()  # the memory bound, a batch's deadlines, the trim when idle
 
 
 def _start_watch() -> None:
@@ -157,7 +160,7 @@ def _run_task(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
         if _Watch.limit and _Watch.grown() > _Watch.limit:
             with _Watch.lock:
                 os._exit(EXIT_OVER_MEMORY)  # busy: pebble fails this task and starts a fresh worker
-        _Watch.trim_if_grown()  # hand back the heap a page's lxml tree left free, once it adds up (TRIM_SLACK)
+        _Watch.trim_if_grown(TRIM_SLACK_BUSY)  # a worker kept busy never idles: trim now and then all the same
         with _Watch.lock:
             _Watch.busy, _Watch.deadline = False, 0.0
 
@@ -200,6 +203,10 @@ def _watch_memory() -> None:
     """
     while True:
         time.sleep(MEMORY_CHECK_EVERY)
+        if not _Watch.busy:  # idle: hand back the heap the last pages' trees left free (TRIM_SLACK)
+            with _Watch.lock:
+                if not _Watch.busy:  # (a task starting now waits for the trim: _run_task takes the lock first)
+                    _Watch.trim_if_grown(TRIM_SLACK)
         if _Watch.limit and _Watch.grown() > _Watch.limit:
             with _Watch.lock:
                 if _Watch.busy:  # pebble sees the worker die, fails its task and starts a fresh worker

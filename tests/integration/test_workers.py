@@ -130,13 +130,14 @@ async def test_a_task_cancelled_while_waiting_for_admission_leaves_no_slot_taken
         assert await asyncio.gather(*again) == [1, 2]
 
 
-def _parse_big_page() -> int:
-    """In a worker: build and drop a large lxml tree (libxml2 allocates with malloc); the worker's growth so far."""
+def _drop_tree(divs: int) -> int:
+    """In a worker: build and drop an lxml tree of ~450 bytes a <div> (libxml2 allocates with malloc, so the freed
+    tree stays resident until a trim); the worker's growth right after, before any trim."""
     from lxml import html as lxml_html
 
     from monitor.workers import _Watch
 
-    tree = lxml_html.fromstring("<html><body>" + "<div><p>words and more words</p></div>" * 200_000 + "</body></html>")
+    tree = lxml_html.fromstring("<html><body>" + "<div><p>words and more words</p></div>" * divs + "</body></html>")
     del tree
     return _Watch.grown()
 
@@ -147,18 +148,49 @@ def _grown_now() -> tuple[int, int]:
     return _Watch.grown(), _Watch.trimmed_at
 
 
-async def test_a_worker_hands_a_big_pages_freed_heap_back_but_does_not_trim_after_every_small_task():
-    from monitor.workers import TRIM_SLACK
+def _hold_watch() -> None:
+    """In a worker: send its watch thread to sleep for an hour (after its current look, made while this task runs, so
+    it trims nothing): the tasks that follow run as back to back as a busy worker's."""
+    from monitor import workers
+
+    workers.MEMORY_CHECK_EVERY = 3600.0
+    time.sleep(4 * 0.05)
+
+
+async def test_an_idle_worker_hands_a_pages_freed_heap_back():
+    from monitor.workers import MEMORY_CHECK_EVERY, TRIM_SLACK, TRIM_SLACK_BUSY
 
     with WorkerPool(processes=1) as pool:
         await pool.run(operator.add, 1, 1, timeout=30)
         small_before = await pool.run(_grown_now, timeout=30)
         small_after = await pool.run(_grown_now, timeout=30)
-        during = await pool.run(_parse_big_page, timeout=60)  # measured inside the task, before its trim
-        after, trimmed_at = await pool.run(_grown_now, timeout=30)
+        during = await pool.run(_drop_tree, 40_000, timeout=60)  # ~18 MB freed: past TRIM_SLACK, not the busy one
+        for _ in range(100):  # the watch thread looks every MEMORY_CHECK_EVERY
+            await asyncio.sleep(MEMORY_CHECK_EVERY)
+            after, trimmed_at = await pool.run(_grown_now, timeout=30)
+            if trimmed_at != small_after[1]:
+                break
     assert small_after[1] == small_before[1]  # small tasks: no trim, the mark did not move
-    assert during > after + 2 * TRIM_SLACK  # the freed tree's heap was resident at the end of the task...
-    assert trimmed_at <= after < trimmed_at + TRIM_SLACK  # ...and handed back right after it
+    assert TRIM_SLACK_BUSY > during - small_after[0] > TRIM_SLACK
+    assert during > after + TRIM_SLACK  # the freed tree's heap was resident at the end of the task...
+    assert trimmed_at <= after < trimmed_at + TRIM_SLACK  # ...and handed back once the worker idled
+
+
+async def test_a_busy_worker_keeps_its_freed_heap_until_it_passes_the_busy_slack():
+    from monitor.workers import TRIM_SLACK, TRIM_SLACK_BUSY
+
+    with WorkerPool(processes=1) as pool:
+        await pool.run(_hold_watch, timeout=30)
+        start = await pool.run(_grown_now, timeout=30)
+        during = await pool.run(_drop_tree, 40_000, timeout=60)
+        kept = await pool.run(_grown_now, timeout=30)
+        during_big = await pool.run(_drop_tree, 100_000, timeout=60)  # ~45 MB freed: past the busy slack
+        trimmed = await pool.run(_grown_now, timeout=30)
+    assert TRIM_SLACK_BUSY > during - start[0] > TRIM_SLACK
+    assert kept[1] == start[1] and kept[0] > start[1] + TRIM_SLACK  # the next page would take it again: kept
+    assert during_big > trimmed[1] + TRIM_SLACK_BUSY
+    assert trimmed[1] <= trimmed[0] < trimmed[1] + TRIM_SLACK  # handed back at the end of the big task
+
 
 def _children_named(name: str, *, at_least: int = 0) -> set[int]:
     """The pids of this process's descendants whose process name (/proc/PID/comm) is `name`; with `at_least`, waits
