@@ -10,6 +10,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import PurePosixPath
 from typing import Any
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 
 import marisa_trie
 import trafilatura
+import trafilatura.utils as trafilatura_utils
 from htmldate import find_date
 from lxml import etree
 from lxml import html as lxml_html
@@ -63,6 +65,22 @@ def _html_parser() -> lxml_html.HTMLParser:
 
 
 HTML_PARSER = _html_parser()
+_TRAFILATURA_PARSER = trafilatura_utils.HTML_PARSER
+
+
+@contextmanager
+def _c_class_lookup() -> Iterator[None]:
+    """trafilatura's load_html parses with HTML_PARSER for the length of the block, and with its own parser again
+    after it: a page is given to trafilatura as text, not as a tree parsed here, because trafilatura copies a tree it
+    is given before it cleans it (bare_extraction: `if tree is filecontent: tree = copy(tree)`), 0.5 ms a corpus
+    page; parsed by trafilatura itself, its tree is its own to clean. Restored to trafilatura's own parser, not to
+    what was there before: two threads extracting at once can at worst leave one call with trafilatura's own
+    parser, which gives the same result."""
+    trafilatura_utils.HTML_PARSER = HTML_PARSER
+    try:
+        yield
+    finally:
+        trafilatura_utils.HTML_PARSER = _TRAFILATURA_PARSER
 
 
 class NoArticle(PermanentError):
@@ -278,11 +296,12 @@ def _extract_html(html: str, url: str, *, search_date: bool = True) -> dict[str,
     dateparser's locales, ~45 MB a worker once loaded (docs/decisions.md, "Page dates").
     """
     try:
-        tree = parse_html(html)
-        doc = trafilatura.bare_extraction(html if tree is None else tree, url=url, with_metadata=True,
-                                          include_comments=False, include_tables=True, deduplicate=False,
-                                          date_extraction_params=set_date_params(False))
+        with _c_class_lookup():
+            doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
+                                              include_tables=True, deduplicate=False,
+                                              date_extraction_params=set_date_params(False))
         if doc is not None and not doc.date and search_date:
+            tree = parse_html(html)  # (trafilatura's tree is cleaned by now; the search reads the page as it was)
             doc.date = _extensive_date(html if tree is None else tree, doc.url or url)
     except (ValueError, TypeError, AttributeError, IndexError, RecursionError, etree.LxmlError) as exc:
         raise NoArticle(f"{url}: extraction failed: {type(exc).__name__}: {exc}") from exc
@@ -310,7 +329,7 @@ def parse_html(html: str) -> lxml_html.HtmlElement | None:
     """The page's tree as trafilatura's load_html makes it from a string (the same repairs, the same parser settings,
     HTML_PARSER's faster class lookup), or None where load_html would take another road (a string lxml refuses, such
     as one with an XML encoding declaration; a tree without children; markup that does not look like HTML): the
-    string then goes to trafilatura as it is, which gives exactly its own result."""
+    string then goes to htmldate as it is. What the extensive date search reads (_extract_html)."""
     beginning = html[:50].lower()
     try:
         tree = lxml_html.fromstring(repair_faulty_html(html, beginning), parser=HTML_PARSER)

@@ -169,15 +169,37 @@ def _trafilatura_fields(html_input) -> tuple | None:
 
 
 def same_as_trafilatura_on_strings(corpus: Path) -> tuple[int, list[str]]:
-    """Pages whose extraction from parse_html's tree differs from trafilatura's own from the page's text."""
+    """Pages whose extraction differs from trafilatura's own from the page's text: parsed with HTML_PARSER's class
+    lookup (as _extract_html has trafilatura parse them), or from parse_html's tree (what the date search reads)."""
+    from monitor.extract import _c_class_lookup
+
     pages = json.loads((corpus / "pages" / "manifest.json").read_text())["pages"]
     differ = []
     for page in pages:
         text = decode_body((corpus / "pages" / page["file"]).read_bytes(), content_type="text/html")
+        own = _trafilatura_fields(text)
+        with _c_class_lookup():
+            ours = _trafilatura_fields(text)
         tree = parse_html(text)
-        if tree is None or _trafilatura_fields(tree) != _trafilatura_fields(text):
+        if tree is None or ours != own or _trafilatura_fields(tree) != own:
             differ.append(page["file"])
     return len(pages), differ
+
+
+def test_trafilatura_parses_with_the_c_lookup_only_inside_the_block():
+    import trafilatura.utils
+
+    from monitor.extract import _c_class_lookup
+
+    own = trafilatura.utils.HTML_PARSER
+    with _c_class_lookup():
+        assert trafilatura.utils.HTML_PARSER is HTML_PARSER
+        tree = trafilatura.utils.load_html("<html><body><form><input name=q></form><p>text</p></body></html>")
+        assert {type(el).__name__ for el in tree.iter()} == {"HtmlElement"}
+    assert trafilatura.utils.HTML_PARSER is own
+    with pytest.raises(ZeroDivisionError), _c_class_lookup():
+        raise ZeroDivisionError
+    assert trafilatura.utils.HTML_PARSER is own
 
 
 def test_parsed_tree_extracts_exactly_as_trafilatura_does_from_the_text(corpus: Path):
