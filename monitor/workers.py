@@ -196,7 +196,7 @@ def _run_tasks(calls: list[_Call]) -> list[tuple[int, Any]]:
 
 def _watch_memory() -> None:
     """End the worker (EXIT_OVER_MEMORY) once its resident memory has grown more than the bound during a task, or
-    (EXIT_LATE) once a task of a batch has run past its deadline.
+    (EXIT_LATE) once a task of a batch has run past its deadline; trim the free heap when no task runs (TRIM_SLACK).
 
     Growth, not size: a forked worker starts with the daemon's resident pages, which it shares. The check runs in a
     thread, so it also fires while the task is busy in Python code or in C that releases the GIL (lxml's parser).
