@@ -148,6 +148,16 @@ def _grown_now() -> tuple[int, int]:
     return _Watch.grown(), _Watch.trimmed_at
 
 
+def _trim_now() -> tuple[int, int]:
+    """In a worker: hand back the free heap it inherited (a test process's), so that a tree built next takes new
+    pages and leaves them resident when dropped."""
+    from monitor.workers import _Watch
+
+    _Watch.trim(0)
+    _Watch.trimmed_at = _Watch.grown()
+    return _Watch.grown(), _Watch.trimmed_at
+
+
 def _hold_watch() -> None:
     """In a worker: send its watch thread to sleep for an hour (after its current look, made while this task runs, so
     it trims nothing): the tasks that follow run as back to back as a busy worker's."""
@@ -161,7 +171,7 @@ async def test_an_idle_worker_hands_a_pages_freed_heap_back():
     from monitor.workers import MEMORY_CHECK_EVERY, TRIM_SLACK, TRIM_SLACK_BUSY
 
     with WorkerPool(processes=1) as pool:
-        await pool.run(operator.add, 1, 1, timeout=30)
+        await pool.run(_trim_now, timeout=30)
         small_before = await pool.run(_grown_now, timeout=30)
         small_after = await pool.run(_grown_now, timeout=30)
         during = await pool.run(_drop_tree, 40_000, timeout=60)  # ~18 MB freed: past TRIM_SLACK, not the busy one
@@ -181,7 +191,7 @@ async def test_a_busy_worker_keeps_its_freed_heap_until_it_passes_the_busy_slack
 
     with WorkerPool(processes=1) as pool:
         await pool.run(_hold_watch, timeout=30)
-        start = await pool.run(_grown_now, timeout=30)
+        start = await pool.run(_trim_now, timeout=30)
         during = await pool.run(_drop_tree, 40_000, timeout=60)
         kept = await pool.run(_grown_now, timeout=30)
         during_big = await pool.run(_drop_tree, 100_000, timeout=60)  # ~45 MB freed: past the busy slack
