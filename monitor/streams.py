@@ -34,6 +34,11 @@ class Message:
 
 Handler = Callable[[Message], Awaitable[Any]]
 REFILL_POLL = 0.1  # seconds: with slots busy, how often to look for new messages for the free ones
+# A consumer renews its messages in flight every claim_idle / RENEW_PER_IDLE (XCLAIM to itself with JUSTID: their idle
+# time starts again, their delivery count does not grow), so that no consumer takes back a message that a live one is
+# still working on; it stops renewing one that has run for RENEW_FOR x claim_idle (a handler that hangs).
+RENEW_PER_IDLE = 3
+RENEW_FOR = 10
 BURST_BACKOFF_MAX = 5.0  # seconds: the longest wait before a retry within one burst run
 
 
@@ -132,6 +137,12 @@ class Stream:
         pend = await self.redis.xpending_range(self.key, self.group, min=first, max=last, count=len(claimed) * 2 + 10)
         counts = {_text(p["message_id"]): int(p["times_delivered"]) for p in pend}
         return [self._decode(i, f, counts.get(_text(i), 2)) for i, f in claimed]
+
+    async def _renew(self, ids: list[str]) -> None:
+        """Our messages in flight: idle from now on, for every consumer's XAUTOCLAIM (see RENEW_PER_IDLE)."""
+        if ids:
+            await self._call_group(lambda: self.redis.xclaim(self.key, self.group, self.consumer, 0, ids,
+                                                             justid=True))
 
     async def read(self, *, count: int = 10, block_ms: int = 1000, reclaim: bool = True) -> list[Message]:
         messages = await self._reclaim(count) if reclaim else []
@@ -278,7 +289,9 @@ class Stream:
         done = 0
         running: set[asyncio.Task[bool]] = set()
         in_flight: dict[asyncio.Task[bool], str] = {}
+        started: dict[asyncio.Task[bool], float] = {}
         last_reclaim = 0.0
+        last_renew = time.monotonic()
         self._retries = []
         try:
             while not stop.is_set():
@@ -304,12 +317,18 @@ class Stream:
                         task = asyncio.create_task(self.handle(handler, m, burst=burst))
                         running.add(task)
                         in_flight[task] = m.id
+                        started[task] = time.monotonic()
                 if running and (free <= len(messages) or not messages):
                     finished, running = await asyncio.wait(running, timeout=REFILL_POLL,
                                                            return_when=asyncio.FIRST_COMPLETED)
                     for task in finished:
                         in_flight.pop(task, None)
+                        started.pop(task, None)
                     done += sum(task.result() for task in finished)
+                    if in_flight and time.monotonic() - last_renew > self.claim_idle_ms / 1000 / RENEW_PER_IDLE:
+                        last_renew = time.monotonic()
+                        await self._renew([m for t, m in in_flight.items()
+                                           if last_renew - started[t] < RENEW_FOR * self.claim_idle_ms / 1000])
                 elif not running and not messages:
                     if burst and not self._retries and await self._burst_finished():
                         break

@@ -188,3 +188,30 @@ async def test_a_message_running_longer_than_claim_idle_does_not_keep_new_ones_f
         await consumer
     assert handled == [1, 0]
     assert await s.pending_count() == 0
+
+
+async def test_a_live_consumer_keeps_its_long_running_message_from_others(redis, keys):
+    """A message handled for several claim_idle periods stays with the live consumer that works on it (it renews it
+    with XCLAIM ... JUSTID): the other consumer, looking for stale messages all the while, never takes it, and its
+    delivery count stays 1. A dead consumer renews nothing, so its messages are still taken over."""
+    a, b = stream(redis, keys, "a", claim_idle=0.3), stream(redis, keys, "b", claim_idle=0.3)
+    await a.publish({"n": 0})
+    handled: list[tuple[str, int]] = []
+
+    def handler(name):
+        async def handle(msg: Message) -> None:
+            handled.append((name, msg.deliveries))
+            if name == "a":
+                await asyncio.sleep(1.5)  # five claim_idle periods
+        return handle
+
+    stop = asyncio.Event()
+    first = asyncio.create_task(a.consume(handler("a"), stop=stop))
+    while not handled:
+        await asyncio.sleep(0.01)
+    second = asyncio.create_task(b.consume(handler("b"), stop=stop))
+    await asyncio.sleep(2.0)
+    stop.set()
+    await asyncio.gather(first, second)
+    assert handled == [("a", 1)]
+    assert await a.pending_count() == 0
