@@ -48,7 +48,7 @@ MEMORY_CHECK_EVERY = 0.05  # seconds between two looks at the worker's resident 
 # was after the last trim, and only when it is idle: its watch thread trims once it finds no task running. Between two
 # tasks that follow each other the trim would hand back what the next page's tree takes again at once: measured over
 # the corpus pages in one worker (bench.extraction's path), trimming after a task whenever 8 MB had added up cost
-# ~460 page faults a page instead of ~50 and 1-4 ms of CPU a page more (malloc_trim itself walks the whole heap,
+# ~460 page faults a page instead of ~50 and ~3 ms more CPU a page (malloc_trim itself walks the whole heap,
 # ~1.1 ms a call). A worker kept busy trims at the end of a task once TRIM_SLACK_BUSY has added up.
 TRIM_SLACK = 8 * 1024 * 1024
 TRIM_SLACK_BUSY = 24 * 1024 * 1024
