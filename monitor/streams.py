@@ -288,8 +288,7 @@ class Stream:
         """
         done = 0
         running: set[asyncio.Task[bool]] = set()
-        in_flight: dict[asyncio.Task[bool], str] = {}
-        started: dict[asyncio.Task[bool], float] = {}
+        in_flight: dict[asyncio.Task[bool], tuple[str, float]] = {}  # task -> (message id, when it started)
         last_reclaim = 0.0
         last_renew = time.monotonic()
         self._retries = []
@@ -305,7 +304,7 @@ class Stream:
                     # take back our own in-flight messages once they run longer than claim_idle.
                     reclaim = not running or time.monotonic() - last_reclaim > self.claim_idle_ms / 2000
                     last_reclaim = time.monotonic() if reclaim else last_reclaim
-                    taken = set(in_flight.values()) | {m.id for m in messages} | {r[1] for r in self._retries}
+                    taken = {mid for mid, _ in in_flight.values()} | {m.id for m in messages} | {r[1] for r in self._retries}
                     want = min(free - len(messages), max(count, 1))
                     got = [m for m in await self.read(count=want, block_ms=wait_ms, reclaim=reclaim)
                            if m.id not in taken]
@@ -316,19 +315,17 @@ class Stream:
                     for m in messages:
                         task = asyncio.create_task(self.handle(handler, m, burst=burst))
                         running.add(task)
-                        in_flight[task] = m.id
-                        started[task] = time.monotonic()
+                        in_flight[task] = (m.id, time.monotonic())
                 if running and (free <= len(messages) or not messages):
                     finished, running = await asyncio.wait(running, timeout=REFILL_POLL,
                                                            return_when=asyncio.FIRST_COMPLETED)
                     for task in finished:
                         in_flight.pop(task, None)
-                        started.pop(task, None)
                     done += sum(task.result() for task in finished)
                     if in_flight and time.monotonic() - last_renew > self.claim_idle_ms / 1000 / RENEW_PER_IDLE:
                         last_renew = time.monotonic()
-                        await self._renew([m for t, m in in_flight.items()
-                                           if last_renew - started[t] < RENEW_FOR * self.claim_idle_ms / 1000])
+                        await self._renew([mid for mid, began in in_flight.values()
+                                           if last_renew - began < RENEW_FOR * self.claim_idle_ms / 1000])
                 elif not running and not messages:
                     if burst and not self._retries and await self._burst_finished():
                         break
