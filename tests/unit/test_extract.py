@@ -170,15 +170,16 @@ def _trafilatura_fields(html_input) -> tuple | None:
 
 def same_as_trafilatura_on_strings(corpus: Path) -> tuple[int, list[str]]:
     """Pages whose extraction differs from trafilatura's own from the page's text: parsed with HTML_PARSER's class
-    lookup (as _extract_html has trafilatura parse them), or from parse_html's tree (what the date search reads)."""
-    from monitor.extract import _c_class_lookup
+    lookup and cleaned with the rewritten XPath expressions (as _extract_html has trafilatura do it), or from
+    parse_html's tree (what the date search reads)."""
+    from monitor.extract import _faster_trafilatura
 
     pages = json.loads((corpus / "pages" / "manifest.json").read_text())["pages"]
     differ = []
     for page in pages:
         text = decode_body((corpus / "pages" / page["file"]).read_bytes(), content_type="text/html")
         own = _trafilatura_fields(text)
-        with _c_class_lookup():
+        with _faster_trafilatura():
             ours = _trafilatura_fields(text)
         tree = parse_html(text)
         if tree is None or ours != own or _trafilatura_fields(tree) != own:
@@ -186,20 +187,22 @@ def same_as_trafilatura_on_strings(corpus: Path) -> tuple[int, list[str]]:
     return len(pages), differ
 
 
-def test_trafilatura_parses_with_the_c_lookup_only_inside_the_block():
+def test_trafilatura_parses_with_the_c_lookup_and_faster_xpaths_only_inside_the_block():
     import trafilatura.utils
+    import trafilatura.xpaths
 
-    from monitor.extract import _c_class_lookup
+    from monitor.extract import _faster_trafilatura
 
-    own = trafilatura.utils.HTML_PARSER
-    with _c_class_lookup():
+    own, own_discard = trafilatura.utils.HTML_PARSER, trafilatura.xpaths.OVERALL_DISCARD_XPATH[0]
+    with _faster_trafilatura():
         assert trafilatura.utils.HTML_PARSER is HTML_PARSER
+        assert trafilatura.xpaths.OVERALL_DISCARD_XPATH[0] is not own_discard
         tree = trafilatura.utils.load_html("<html><body><form><input name=q></form><p>text</p></body></html>")
         assert {type(el).__name__ for el in tree.iter()} == {"HtmlElement"}
-    assert trafilatura.utils.HTML_PARSER is own
-    with pytest.raises(ZeroDivisionError), _c_class_lookup():
+    assert trafilatura.utils.HTML_PARSER is own and trafilatura.xpaths.OVERALL_DISCARD_XPATH[0] is own_discard
+    with pytest.raises(ZeroDivisionError), _faster_trafilatura():
         raise ZeroDivisionError
-    assert trafilatura.utils.HTML_PARSER is own
+    assert trafilatura.utils.HTML_PARSER is own and trafilatura.xpaths.OVERALL_DISCARD_XPATH[0] is own_discard
 
 
 def test_parsed_tree_extracts_exactly_as_trafilatura_does_from_the_text(corpus: Path):
