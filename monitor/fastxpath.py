@@ -11,9 +11,10 @@ give the same elements in the same order for less of libxml2's and lxml's work:
   the same test with it. A pattern that matches '' is left as it is. `@id|@class` is guarded by `(@id or @class)`.
 - **One walk per element name.** `.//*[self::div or self::p][P]` makes libxml2 evaluate the name test as a
   predicate on every element; `.//div[P] | .//p[P]` walks the tree once per name with the name tested in the step,
-  which is cheaper for the two to six names of trafilatura's expressions, and the union comes back in document order, without duplicates, as the
-  original does. Only where every predicate is a plain test: a position (`[1]`, `position()`, `last()`) counts among
-  the siblings of all the names, and is left alone.
+  which is cheaper for the two to seven names of trafilatura's expressions, and the union comes back in document
+  order, without duplicates, as the original does. A path after the step (`//a[@href]`) runs from each element
+  found, whichever walk found it. Only where the step's predicates hold no position (`[1]`, `position()`, `last()`:
+  it counts among the siblings of all the names); each branch of a union on its own.
 
 Rewritten expressions are compiled with `smart_strings=False`: lxml then hands the attribute values a regular
 expression reads to Python as plain strings, not as strings that keep a reference to their element. Only
@@ -41,13 +42,35 @@ from lxml.etree import XPath
 REGEXP_NS = "http://exslt.org/regular-expressions"
 # re:test(@a, 'pattern') or re:test(@a|@b, 'pattern', 'flags'); XPath 1.0 string literals have no escapes.
 RE_TEST = re.compile(r"re:test\(\s*(@[\w-]+(?:\s*\|\s*@[\w-]+)*)\s*,\s*'([^']*)'(?:\s*,\s*'([^']*)')?\s*\)")
-ANY_OF_NAMES = re.compile(r"\s*\.//\*\[\s*(self::[\w-]+(?:\s+or\s+self::[\w-]+)*)\s*\](.*)", re.S)
+ANY_OF_NAMES = re.compile(r"\s*(\.?//)\*\[\s*(self::[\w-]+(?:\s+or\s+self::[\w-]+)*)\s*\](.*)", re.S)
 POSITIONAL = re.compile(r"\[\s*\d+\s*\]|\bposition\s*\(|\blast\s*\(")
 
 
 def rewrite(path: str) -> str:
-    """`path` rewritten as the module docstring says; `path` itself where neither rewrite applies."""
-    return _one_walk_per_name(_guard_regex_tests(path))
+    """`path` rewritten as the module docstring says; `path` itself where neither rewrite applies. The branches of a
+    union are rewritten one by one (a union of unions selects what the flat union does)."""
+    guarded = _guard_regex_tests(path)
+    branches = _union_branches(guarded)
+    walks = [_one_walk_per_name(branch) for branch in branches]
+    return guarded if walks == branches else " | ".join(walk.strip() for walk in walks)
+
+
+def _union_branches(path: str) -> list[str]:
+    """`path` cut at each `|` outside string literals, brackets and parentheses."""
+    branches, depth, quote, start = [], 0, "", 0
+    for i, char in enumerate(path):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[(":
+            depth += 1
+        elif char in "])":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            branches.append(path[start:i])
+            start = i + 1
+    return [*branches, path[start:]]
 
 
 def _guard_regex_tests(path: str) -> str:
@@ -71,36 +94,33 @@ def _one_walk_per_name(path: str) -> str:
     match = ANY_OF_NAMES.fullmatch(path)
     if match is None:
         return path
-    rest = match.group(2).strip()
-    predicates = _top_level_brackets(rest)
-    if not predicates or "".join(predicates) != rest or POSITIONAL.search(rest):
+    start, names, rest = match.group(1), re.findall(r"self::([\w-]+)", match.group(2)), match.group(3).strip()
+    end = _predicates_end(rest)
+    # (a path after the predicates, "//a[@href]", is evaluated from each element found, so it does not matter which
+    # walk found it)
+    if end is None or POSITIONAL.search(rest[:end]) or (rest[end:] and not rest[end:].startswith("/")):
         return path
-    names = re.findall(r"self::([\w-]+)", match.group(1))
-    return " | ".join(f".//{name}{rest}" for name in names)
+    return " | ".join(f"{start}{name}{rest}" for name in names)
 
 
-def _top_level_brackets(text: str) -> list[str]:
-    """The bracketed groups `[...]` that follow each other from the start of `text` (quotes respected), stopping at
-    the first character outside a group; an unbalanced group ends the list."""
-    groups, depth, quote, start = [], 0, "", 0
+def _predicates_end(text: str) -> int | None:
+    """Where the bracketed groups `[...]` that follow each other from the start of `text` end (quotes respected);
+    None if one is not closed."""
+    depth, quote = 0, ""
     for i, char in enumerate(text):
         if quote:
             quote = "" if char == quote else quote
         elif char in "'\"":
             quote = char
         elif char == "[":
-            if depth == 0:
-                start = i
             depth += 1
         elif char == "]":
             depth -= 1
-            if depth == 0:
-                groups.append(text[start:i + 1])
-            elif depth < 0:
-                return []
+            if depth < 0:
+                return None
         elif depth == 0:
-            break
-    return groups
+            return i
+    return len(text) if depth == 0 else None
 
 
 def _outside(path: str, *, predicates: bool) -> str:
