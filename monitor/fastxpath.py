@@ -29,9 +29,8 @@ the extraction's text and metadata are trafilatura's own (tests/unit/test_fastxp
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -57,20 +56,26 @@ def rewrite(path: str) -> str:
 
 def _union_branches(path: str) -> list[str]:
     """`path` cut at each `|` outside string literals, brackets and parentheses."""
-    branches, depth, quote, start = [], 0, "", 0
+    cuts = [i for i, char, brackets, parens in _scan(path) if char == "|" and brackets == parens == 0]
+    return [path[start + 1:end] for start, end in zip([-1, *cuts], [*cuts, len(path)])]
+
+
+def _scan(path: str) -> Iterator[tuple[int, str, int, int]]:
+    """Each character of `path` outside string literals, with the depth of brackets and of parentheses it is at (a
+    bracket or parenthesis at the depth of what it encloses)."""
+    brackets, parens, quote = 0, 0, ""
     for i, char in enumerate(path):
         if quote:
             quote = "" if char == quote else quote
-        elif char in "'\"":
+            continue
+        if char in "'\"":
             quote = char
-        elif char in "[(":
-            depth += 1
-        elif char in "])":
-            depth -= 1
-        elif char == "|" and depth == 0:
-            branches.append(path[start:i])
-            start = i + 1
-    return [*branches, path[start:]]
+            continue
+        brackets -= char == "]"
+        parens -= char == ")"
+        yield i, char, brackets, parens
+        brackets += char == "["
+        parens += char == "("
 
 
 def _guard_regex_tests(path: str) -> str:
@@ -106,38 +111,20 @@ def _one_walk_per_name(path: str) -> str:
 def _predicates_end(text: str) -> int | None:
     """Where the bracketed groups `[...]` that follow each other from the start of `text` end (quotes respected);
     None if one is not closed."""
-    depth, quote = 0, ""
-    for i, char in enumerate(text):
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char == "[":
-            depth += 1
-        elif char == "]":
-            depth -= 1
-            if depth < 0:
-                return None
-        elif depth == 0:
+    after = 0  # the depth after the last character read
+    for i, char, brackets, _parens in _scan(text):
+        if brackets < 0:
+            return None
+        if brackets == 0 and char not in "[]":
             return i
-    return len(text) if depth == 0 else None
+        after = brackets + (char == "[")
+    return len(text) if after == 0 else None
 
 
 def _outside(path: str, *, predicates: bool) -> str:
     """The characters of `path` outside string literals, and, with `predicates`, outside brackets too."""
-    kept, depth, quote = [], 0, ""
-    for char in path:
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif predicates and char == "[":
-            depth += 1
-        elif predicates and char == "]":
-            depth -= 1
-        elif depth == 0:
-            kept.append(char)
-    return "".join(kept)
+    return "".join(char for _i, char, brackets, _parens in _scan(path)
+                   if not predicates or (brackets == 0 and char not in "[]"))
 
 
 def faster(expression: XPath) -> XPath | None:
@@ -188,12 +175,10 @@ class _Swaps:
                 setattr(holder, key, value)
 
 
-def _trafilatura_modules() -> Iterator[Any]:
-    for info in pkgutil.iter_modules(trafilatura.__path__):
-        try:
-            yield importlib.import_module(f"trafilatura.{info.name}")
-        except ImportError:  # an optional part whose dependencies are not installed
-            continue
+def _trafilatura_modules() -> list[Any]:
+    """The trafilatura modules loaded by now (`import trafilatura` loads every one extraction uses; its command line
+    and crawler are not imported for this)."""
+    return [module for name, module in list(sys.modules.items()) if name.startswith("trafilatura.") and module]
 
 
 _SWAPS: _Swaps | None = None
