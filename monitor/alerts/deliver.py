@@ -162,12 +162,15 @@ class Deliverer:
 
         Up to SEND_SLOTS sends run at once, and a slot is refilled as soon as its send ends (a sliding window): an
         alert routed while a slow send runs is claimed at once, not after the slowest of a batch. On stop the
-        sends in flight finish (a service may already have accepted them)."""
+        sends in flight finish (a service may already have accepted them); on cancel they are abandoned."""
         redis_down = False
         wake = self._wake.setdefault(channel, asyncio.Event())
         running: set[asyncio.Task[None]] = set()
+        me = asyncio.current_task()
+        # `me.cancelling()`, not only CancelledError: a cancel that lands in redis-py's send is lost there (Python
+        # 3.11's wait_for returns the finished send instead of raising), and is still a cancel
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not (me is not None and me.cancelling()):
                 wake.clear()
                 try:
                     ids = await self.sender.claim(channel, limit=SEND_SLOTS - len(running))
@@ -186,6 +189,11 @@ class Deliverer:
                     redis_down = True
                 await _first_of(stop, wake, timeout=self.settings.poll_interval, tasks=running)
         finally:
+            if me is not None and me.cancelling():
+                # cancelled, not only stopped (the daemon's shutdown grace ran out): the sends in flight are
+                # abandoned now, their processes killed, and sent again (same alert id) when their claims run out
+                for task in list(running):
+                    task.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
 

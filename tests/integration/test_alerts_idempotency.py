@@ -62,6 +62,7 @@ async def test_crash_mid_send_resends_only_the_url_that_was_sending(redis, keys,
                 break
             await asyncio.sleep(0.05)
         crashed.cancel()  # the process dies: no outcome written
+        stop.set()  # (as the daemon's shutdown: a cancel lost inside redis-py on Python 3.11 still ends the loops)
         await asyncio.gather(crashed, return_exceptions=True)
 
         later = Deliverer(redis, keys, settings=cfg, channels=channels, consumer="d2",
@@ -119,3 +120,44 @@ async def test_a_channel_sends_again_after_its_send_processes_were_killed_at_the
     history = AlertHistory(redis, keys)
     states = [(await history.delivery(alert.id, "team"))["status"] for alert in alerts]
     assert sorted(states) == ["dead", "dead", "sent", "sent", "sent"]
+
+
+async def test_stop_lets_a_send_in_flight_finish_and_a_cancel_abandons_it(redis, keys):
+    """The daemon first sets stop: a send in flight finishes (the service may already have accepted it). After its
+    shutdown grace it cancels: the channel's loop then abandons a send still in flight at once (its process killed,
+    its connection closed), leaving it marked "sending" for the next deliverer, instead of waiting out the drip."""
+    async with DripReceiver(every=0.02) as drip:  # ~1.6 s to answer in full
+        channels = {"team": ChannelSettings(urls=[drip.url()])}
+        cfg = settings(default_channels=["team"], send_timeout=60)
+        outbox = Outbox(redis, keys, settings=cfg, channels=channels)
+        history = AlertHistory(redis, keys)
+
+        finished = await outbox.submit(arms_match(), wire_copy(0), story_id="s0", sources=[])
+        stop = asyncio.Event()
+        running = asyncio.create_task(Deliverer(redis, keys, settings=cfg, channels=channels, consumer="d1").run(stop))
+        for _ in range(200):  # bounded: until the request is at the receiver
+            if drip.requests:
+                break
+            await asyncio.sleep(0.02)
+        stop.set()
+        await asyncio.wait_for(running, timeout=30)
+        await drip.wait_closed(timeout=5)  # the receiver counts an answer after writing its last byte
+        assert (drip.requests, drip.completed, drip.hung_up) == (1, 1, 0)
+        assert (await history.delivery(finished.id, "team"))["status"] == "sent"
+
+        abandoned = await outbox.submit(arms_match(15), wire_copy(1), story_id="s1", sources=[])
+        stop = asyncio.Event()
+        running = asyncio.create_task(Deliverer(redis, keys, settings=cfg, channels=channels, consumer="d2").run(stop))
+        for _ in range(200):
+            if drip.requests == 2:
+                break
+            await asyncio.sleep(0.02)
+        [loop] = [t for t in asyncio.all_tasks() if t.get_name() == "alerts-team"]  # the channel's loop
+        loop.cancel()
+        stop.set()  # as the daemon: once cancelled, a loop does not wait for the sends in flight even on stop
+        await asyncio.wait_for(asyncio.gather(running, return_exceptions=True), timeout=30)
+        await drip.wait_closed(timeout=5)
+        assert (drip.requests, drip.completed, drip.hung_up) == (2, 1, 1)  # cut off, not left to drip
+        marks = await redis.hgetall(keys("{alerts}", "sending", abandoned.id, "team"))  # AlertKeys.inflight
+        assert '"sending"' in marks["0"]
+        assert (await history.delivery(abandoned.id, "team"))["status"] != "sent"
