@@ -135,7 +135,7 @@ async def test_stop_lets_a_send_in_flight_finish_and_a_cancel_abandons_it(redis,
         finished = await outbox.submit(arms_match(), wire_copy(0), story_id="s0", sources=[])
         stop = asyncio.Event()
         running = asyncio.create_task(Deliverer(redis, keys, settings=cfg, channels=channels, consumer="d1").run(stop))
-        for _ in range(200):  # bounded: until the request is at the receiver
+        for _ in range(500):  # bounded (10 s): until the request is at the receiver
             if drip.requests:
                 break
             await asyncio.sleep(0.02)
@@ -148,7 +148,7 @@ async def test_stop_lets_a_send_in_flight_finish_and_a_cancel_abandons_it(redis,
         abandoned = await outbox.submit(arms_match(15), wire_copy(1), story_id="s1", sources=[])
         stop = asyncio.Event()
         running = asyncio.create_task(Deliverer(redis, keys, settings=cfg, channels=channels, consumer="d2").run(stop))
-        for _ in range(200):
+        for _ in range(500):
             if drip.requests == 2:
                 break
             await asyncio.sleep(0.02)

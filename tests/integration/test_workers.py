@@ -202,15 +202,28 @@ async def test_a_busy_worker_keeps_its_freed_heap_until_it_passes_the_busy_slack
     assert trimmed[1] <= trimmed[0] < trimmed[1] + TRIM_SLACK  # handed back at the end of the big task
 
 
-def _children_named(name: str, *, at_least: int = 0) -> set[int]:
-    """The pids of this process's descendants whose process name (/proc/PID/comm) is `name`; with `at_least`, waits
-    (up to 30 s) until there are that many: a forked child names itself in its initializer, a moment after the fork."""
+def _children_named(name: str, *, at_least: int = 0, root: int | None = None) -> set[int]:
+    """The pids of the descendants of `root` (this process) whose process name (/proc/PID/comm) is `name`; with
+    `at_least`, waits (up to 30 s) until there are that many: a forked child names itself in its initializer, a
+    moment after the fork."""
     for _ in range(600):
-        named = _named_children(name)
+        named = _named_children(name, os.getpid() if root is None else root)
         if len(named) >= at_least:
             break
         time.sleep(0.05)
     return named
+
+
+def _parents(pids: set[int]) -> dict[int, str]:
+    """pid -> its parent's pid and name, for a failure message."""
+    out = {}
+    for pid in pids:
+        try:
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            out[pid] = f"{ppid} {Path(f'/proc/{ppid}/comm').read_text().strip()}"
+        except (OSError, IndexError, ValueError):
+            out[pid] = "ended"
+    return out
 
 
 def _descendants(pid: int) -> set[int]:
@@ -225,9 +238,9 @@ def _descendants(pid: int) -> set[int]:
     return out
 
 
-def _named_children(name: str) -> set[int]:
+def _named_children(name: str, root: int) -> set[int]:
     out = set()
-    for pid in _descendants(os.getpid()):
+    for pid in _descendants(root):
         try:
             if Path(f"/proc/{pid}/comm").read_text().strip() == name:
                 out.add(pid)
@@ -238,15 +251,17 @@ def _named_children(name: str) -> set[int]:
 
 @pytest.mark.skipif(platform.system() != "Linux", reason="process names and /proc are Linux's")
 async def test_start_forks_the_named_workers_before_any_task_and_they_run_the_tasks():
-    before = _children_named("monitor-worker")
     pool = WorkerPool(processes=2)
     try:
         pool.start()
-        forked = _children_named("monitor-worker", at_least=len(before) + 2) - before
-        assert len(forked) == 2  # forked by start, not at the first task
+        # this pool's workers only: those of a pool an earlier test in this process closed may still be ending
+        root = pool.zygote_pid or os.getpid()
+        before = set() if pool.zygote_pid else _children_named("monitor-worker")
+        forked = _children_named("monitor-worker", at_least=len(before) + 2, root=root) - before
+        assert len(forked) == 2, _parents(forked)  # forked by start, not at the first task
         ran = {await pool.run(os.getpid, timeout=30) for _ in range(6)}
         assert ran <= forked
-        assert _children_named("monitor-worker") - before == forked  # no other fork for the tasks
+        assert _children_named("monitor-worker", root=root) - before == forked  # no other fork for the tasks
     finally:
         pool.close()
 
