@@ -318,8 +318,9 @@ class Pipeline:
         return new
 
     async def close(self) -> None:
-        """Stop the workers and close the HTTP sessions (Redis is the caller's)."""
+        """Stop the workers and the send processes, close the HTTP sessions (Redis is the caller's)."""
         self.pool.close()
+        self.deliverer.close()
         await self.fetcher.close()
 
     def all_polls_failed(self) -> bool:

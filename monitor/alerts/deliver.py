@@ -86,6 +86,11 @@ class Deliverer:
     async def send_due(self, channel: str, *, limit: int = SEND_SLOTS) -> int:
         return await self.sender.send_due(channel, limit=limit)
 
+    def close(self) -> None:
+        """Stop the send processes: `run` does when it ends; whoever sends through `send_due` closes (again is
+        harmless; a later send forks new ones)."""
+        self.sender.close()
+
     async def flush_due_digests(self, now: float | None = None) -> int:
         """Turn every channel's due held alerts into one digest each and queue it. Returns digests queued.
         The scheduler calls this every minute; it is safe to call from several instances at once."""
@@ -118,7 +123,7 @@ class Deliverer:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self.sender.close()
+            self.close()
 
     async def _outbox_loop(self, stop: asyncio.Event) -> None:
         """Route outbox messages; a Redis outage pauses this loop only (it must not cancel a channel loop that is
@@ -141,7 +146,7 @@ class Deliverer:
         try:
             await self._burst(stop)
         finally:
-            self.sender.close()
+            self.close()
 
     async def _burst(self, stop: asyncio.Event) -> None:
         """In stream order, one message at a time (run --once, tests): throttles keep the first alert."""
@@ -166,11 +171,8 @@ class Deliverer:
         redis_down = False
         wake = self._wake.setdefault(channel, asyncio.Event())
         running: set[asyncio.Task[None]] = set()
-        me = asyncio.current_task()
-        # `me.cancelling()`, not only CancelledError: a cancel that lands in redis-py's send is lost there (Python
-        # 3.11's wait_for returns the finished send instead of raising), and is still a cancel
         try:
-            while not stop.is_set() and not (me is not None and me.cancelling()):
+            while not stop.is_set():
                 wake.clear()
                 try:
                     ids = await self.sender.claim(channel, limit=SEND_SLOTS - len(running))
@@ -188,12 +190,13 @@ class Deliverer:
                         log.warning("channel %s: redis unavailable (%s); trying again", channel, exc)
                     redis_down = True
                 await _first_of(stop, wake, timeout=self.settings.poll_interval, tasks=running)
+        except asyncio.CancelledError:
+            # cancelled, not stopped (the daemon's shutdown grace ran out): the sends in flight are abandoned now,
+            # their processes killed, and sent again (same alert id) when their claim leases end
+            for task in list(running):
+                task.cancel()
+            raise
         finally:
-            if me is not None and me.cancelling():
-                # cancelled, not only stopped (the daemon's shutdown grace ran out): the sends in flight are
-                # abandoned now, their processes killed, and sent again (same alert id) when their claims run out
-                for task in list(running):
-                    task.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
 

@@ -1,7 +1,8 @@
 """The Redis connection: a configured URL (plain, TLS, unix socket or Cluster) or an embedded redis-server.
 
 `connect` returns a client whose every command, pipeline and script maps redis-py's errors into monitor's tree
-(store/errors.py), so no caller sees a bare `redis.exceptions.ResponseError`.
+(store/errors.py), so no caller sees a bare `redis.exceptions.ResponseError`, and keeps every cancel that comes
+during one (`_command`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
@@ -114,7 +115,7 @@ class EmbeddedRedis:
         log.info("embedded redis stopped")
 
 
-def _raise_mapped(exc: BaseException) -> None:
+def _raise_mapped(exc: BaseException) -> NoReturn:
     mapped = map_error(exc)
     if mapped is exc:
         raise exc
@@ -126,31 +127,43 @@ def _map_results(results: list[Any]) -> list[Any]:
     return [map_error(r) if isinstance(r, Exception) else r for r in results]
 
 
+async def _command(call: Any) -> Any:
+    """Await one command, pipeline or script call: redis-py's errors mapped (store/errors.py), and a cancel that came
+    during it raised even when redis-py lost it. On Python 3.11, `asyncio.wait_for`, in which redis-py sends every
+    command (socket_timeout), returns a send that has just finished instead of raising a cancel that came meanwhile
+    (CPython gh-86296, fixed in 3.12): about 4 in 10 cancels of a task looping over PING were lost, the task went on.
+    The task's cancel count tells: it went up during the call and no CancelledError came out."""
+    task = asyncio.current_task()
+    before = task.cancelling() if task is not None else 0
+    try:
+        result = await call
+    except Exception as exc:  # also a cancel lost before an error (redis-py may catch it: NoScriptError, retries)
+        _raise_lost_cancel(task, before, exc)
+        _raise_mapped(exc)
+    _raise_lost_cancel(task, before)
+    return result
+
+
+def _raise_lost_cancel(task: asyncio.Task[Any] | None, before: int, cause: Exception | None = None) -> None:
+    if task is not None and task.cancelling() > before:
+        raise asyncio.CancelledError from cause
+
+
 class StorePipeline(Pipeline):
     """A pipeline (or MULTI transaction) whose errors are mapped, including the immediate commands under WATCH."""
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        try:
-            return _map_results(await super().execute(raise_on_error))
-        except Exception as exc:
-            _raise_mapped(exc)
-            raise  # not reached: for type checkers
+        return _map_results(await _command(super().execute(raise_on_error)))
 
     async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
-        try:
-            return await super().immediate_execute_command(*args, **options)
-        except Exception as exc:
-            _raise_mapped(exc)
+        return await _command(super().immediate_execute_command(*args, **options))
 
 
 class StoreRedis(aioredis.Redis):
     """redis.asyncio.Redis whose commands raise monitor's Store* errors (store/errors.py)."""
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        try:
-            return await super().execute_command(*args, **options)
-        except Exception as exc:
-            _raise_mapped(exc)
+        return await _command(super().execute_command(*args, **options))
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> StorePipeline:
         return StorePipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
@@ -158,21 +171,14 @@ class StoreRedis(aioredis.Redis):
 
 class StoreClusterPipeline(ClusterPipeline):
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
-        try:
-            return _map_results(await super().execute(raise_on_error, allow_redirections))
-        except Exception as exc:
-            _raise_mapped(exc)
-            raise  # not reached
+        return _map_results(await _command(super().execute(raise_on_error, allow_redirections)))
 
 
 class StoreCluster(RedisCluster):
     """RedisCluster whose commands raise monitor's Store* errors (store/errors.py)."""
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await super().execute_command(*args, **kwargs)
-        except Exception as exc:
-            _raise_mapped(exc)
+        return await _command(super().execute_command(*args, **kwargs))
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> StoreClusterPipeline:
         if shard_hint:

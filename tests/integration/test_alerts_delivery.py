@@ -212,7 +212,10 @@ async def test_restart_between_send_and_ack_sends_no_duplicate(redis, keys):
         messages = await first.stream.read(count=10, block_ms=0)
         for message in messages:
             await first.handle(message)
-        assert await first.send_due("hook") == 1
+        try:
+            assert await first.send_due("hook") == 1
+        finally:
+            first.close()
         assert len(hook.bodies) == 1
         assert await first.stream.pending_count() == 1
         await asyncio.sleep(0.15)  # longer than claim_idle: the message is now up for reclaiming

@@ -62,7 +62,6 @@ async def test_crash_mid_send_resends_only_the_url_that_was_sending(redis, keys,
                 break
             await asyncio.sleep(0.05)
         crashed.cancel()  # the process dies: no outcome written
-        stop.set()  # (as the daemon's shutdown: a cancel lost inside redis-py on Python 3.11 still ends the loops)
         await asyncio.gather(crashed, return_exceptions=True)
 
         later = Deliverer(redis, keys, settings=cfg, channels=channels, consumer="d2",
@@ -146,15 +145,14 @@ async def test_stop_lets_a_send_in_flight_finish_and_a_cancel_abandons_it(redis,
         assert (await history.delivery(finished.id, "team"))["status"] == "sent"
 
         abandoned = await outbox.submit(arms_match(15), wire_copy(1), story_id="s1", sources=[])
-        stop = asyncio.Event()
-        running = asyncio.create_task(Deliverer(redis, keys, settings=cfg, channels=channels, consumer="d2").run(stop))
+        running = asyncio.create_task(Deliverer(redis, keys, settings=cfg, channels=channels,
+                                                consumer="d2").run(asyncio.Event()))
         for _ in range(500):
             if drip.requests == 2:
                 break
             await asyncio.sleep(0.02)
         [loop] = [t for t in asyncio.all_tasks() if t.get_name() == "alerts-team"]  # the channel's loop
         loop.cancel()
-        stop.set()  # as the daemon: once cancelled, a loop does not wait for the sends in flight even on stop
         await asyncio.wait_for(asyncio.gather(running, return_exceptions=True), timeout=30)
         await drip.wait_closed(timeout=5)
         assert (drip.requests, drip.completed, drip.hung_up) == (2, 1, 1)  # cut off, not left to drip

@@ -195,7 +195,10 @@ async def test_a_send_accepted_while_redis_is_down_is_recorded_when_it_returns_n
         article = wire_copy(0)
         alert = await outbox.submit(arms_match(14), article, story_id="s1", sources=[(article.source, article.url)])
         await deliverer.stream.consume(deliverer.handle, stop=asyncio.Event(), burst=True)
-        assert await deliverer.send_due("hook") == 1  # Redis dies during the send and is back 2 s later
+        try:
+            assert await deliverer.send_due("hook") == 1  # Redis dies during the send and is back 2 s later
+        finally:
+            deliverer.close()
     state = await deliverer.history.delivery(alert.id, "hook")
     assert state["status"] == "sent"
     assert await deliverer.due_count("hook") == 0  # nothing left to send again after the lease

@@ -12,10 +12,10 @@ from monitor.alerts.sending import SEND_SLOTS, SendProcesses
 from monitor.settings import ChannelSettings
 
 try:
-    from tests.integration.test_workers import _children_named
+    from tests.integration.test_workers import _children_named, _parents
     from tests.receivers import WebhookReceiver
 except ModuleNotFoundError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from integration.test_workers import _children_named
+    from integration.test_workers import _children_named, _parents
     from receivers import WebhookReceiver
 
 pytestmark = pytest.mark.skipif(platform.system() != "Linux", reason="process names and /proc are Linux's")
@@ -31,7 +31,7 @@ async def test_start_forks_the_send_processes_of_remote_channels_and_the_sends_u
         try:
             processes.start()
             forked = _children_named("monitor-send", at_least=len(before) + SEND_SLOTS) - before
-            assert len(forked) == SEND_SLOTS  # the webhook channel's; none for the local jsonl:// one
+            assert len(forked) == SEND_SLOTS, _parents(forked)  # the webhook channel's; none for the local jsonl:// one
             target = channels["hook"].targets[0]
             for n in range(3):
                 answer = await processes.send("hook", target.apprise, alert_id=f"a{n}", timeout=30, body="b",

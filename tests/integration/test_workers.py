@@ -215,12 +215,12 @@ def _children_named(name: str, *, at_least: int = 0, root: int | None = None) ->
 
 
 def _parents(pids: set[int]) -> dict[int, str]:
-    """pid -> its parent's pid and name, for a failure message."""
+    """pid -> its state and its parent's pid and name, for a failure message."""
     out = {}
     for pid in pids:
         try:
-            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            out[pid] = f"{ppid} {Path(f'/proc/{ppid}/comm').read_text().strip()}"
+            state, ppid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:2]
+            out[pid] = f"state {state}, parent {ppid} {Path(f'/proc/{ppid}/comm').read_text().strip()}"
         except (OSError, IndexError, ValueError):
             out[pid] = "ended"
     return out
