@@ -7,7 +7,7 @@ below, and give hits like any entity, so every rule can use them. Pure functions
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from datetime import date, timedelta
 from typing import Any
 
@@ -92,8 +92,14 @@ def speakers(ctx: Any) -> list[EHit]:
 def named_before(ctx: Any, pos: int) -> str | None:
     """The state of the first official named in the paragraph before `pos` (readouts name the subject first)."""
     a, _b = ctx.nz.paragraph_at(pos)
-    before = [(s, state) for s, e, state in ctx.entity_hits(OFFICIAL_KIND) if a <= s < pos]
-    return min(before)[1] if before else None
+    officials = ctx.entity_hits(OFFICIAL_KIND)  # sorted: the first at or after `a` is the first named
+    k = bisect_left(officials, (a,))
+    if k == len(officials) or officials[k][0] >= pos:
+        return None
+    first, best, k = officials[k][0], officials[k][2], k + 1
+    while k < len(officials) and officials[k][0] == first:  # two officials at one place: the least state, as min()
+        best, k = min(best, officials[k][2]), k + 1
+    return best
 
 
 def document_speaker(ctx: Any) -> str | None:
@@ -130,7 +136,14 @@ def _dateline_state(ctx: Any) -> str | None:
 def attributed(ctx: Any, pos: int) -> str | None:
     """The state of the official named in the sentence around `pos` (the nearest one), if any."""
     a, b = ctx.nz.sentence_at(pos)
-    near = [(abs(s - pos), state) for s, e, state in ctx.entity_hits(OFFICIAL_KIND) if a <= s and e <= b]
+    officials = ctx.entity_hits(OFFICIAL_KIND)  # sorted: only those starting in the sentence are looked at
+    near = []
+    for k in range(bisect_left(officials, (a,)), len(officials)):
+        s, e, state = officials[k]
+        if s >= b:
+            break
+        if e <= b:
+            near.append((abs(s - pos), state))
     return min(near)[1] if near else None
 
 

@@ -176,7 +176,7 @@ class Normalised:
     def _segments(self) -> tuple[list[int], list[int]]:
         """Normalised starts of paragraphs and sentences (segment.py on the original text), computed once."""
         if self._sents is None:
-            segs = segment(self.original, self.language)
+            segs = segment(self.original, self.language, self._wrap())
             end = len(self.original)
             starts = [0]
             for b in segs.sentences:

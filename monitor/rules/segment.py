@@ -58,11 +58,14 @@ class Segments:
     sentences: tuple[int, ...]
 
 
-def segment(text: str, language: str = "") -> Segments:
-    """Paragraph and sentence starts of `text`. Every paragraph start is also a sentence start."""
+def segment(text: str, language: str = "", width: int | None | bool = False) -> Segments:
+    """Paragraph and sentence starts of `text`. Every paragraph start is also a sentence start. `width` is
+    wrap_width(text), measured here unless the caller has it."""
     paragraphs: list[int] = []
     sentences: list[int] = []
-    for kind, at in _breaks(text, 0, len(text), _abbreviations(language), wrap_width(text)):
+    if width is False:
+        width = wrap_width(text)
+    for kind, at in _breaks(text, 0, len(text), _abbreviations(language), width):
         if kind == "paragraph" and (not paragraphs or paragraphs[-1] != at):
             paragraphs.append(at)
         if not sentences or sentences[-1] != at:

@@ -106,3 +106,31 @@ def test_speaker_labels_tried_at_line_starts_are_those_finditer_finds():
         assert [(m.span(), m.group(1)) for m in document.label_lines(text)] == expect, text[:80]
         found += len(expect)
     assert found >= 6
+
+
+def test_officials_found_by_bisection_are_those_a_scan_of_every_official_finds(shipped_rules):
+    """attributed and named_before look only at the officials from the sentence's or paragraph's start on; the scan
+    over every official of the article they replace gives the same state for every first- and third-person word."""
+    from monitor.models import Article
+    from monitor.rules import document
+
+    def scanned_attributed(ctx, pos):
+        a, b = ctx.nz.sentence_at(pos)
+        near = [(abs(s - pos), st) for s, e, st in ctx.entity_hits(document.OFFICIAL_KIND) if a <= s and e <= b]
+        return min(near)[1] if near else None
+
+    def scanned_named_before(ctx, pos):
+        a, _b = ctx.nz.paragraph_at(pos)
+        before = [(s, st) for s, e, st in ctx.entity_hits(document.OFFICIAL_KIND) if a <= s < pos]
+        return min(before)[1] if before else None
+
+    resolved = 0
+    for text in texts():
+        ctx = shipped_rules.context(Article(url="test:", text=text))
+        for kind, fast, plain in ((document.SELF_KIND, document.attributed, scanned_attributed),
+                                  (document.THIRD_KIND, document.named_before, scanned_named_before)):
+            for s, _e, _v in ctx.entity_hits(kind):
+                state = fast(ctx, s)
+                assert state == plain(ctx, s), (text[:80], kind, s)
+                resolved += state is not None
+    assert resolved >= 500
