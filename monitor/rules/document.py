@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from .entities import BUILTIN_KINDS  # noqa: F401  (re-exported for the matcher)
+from .evidence import hits_within
 
 # Gazetteer kinds the built-ins read (a pack without them simply gets no such hits).
 SELF_KIND = "self_reference"  # I, we, our, ich, wir, nous ... : canonical is ignored
@@ -136,14 +137,7 @@ def _dateline_state(ctx: Any) -> str | None:
 def attributed(ctx: Any, pos: int) -> str | None:
     """The state of the official named in the sentence around `pos` (the nearest one), if any."""
     a, b = ctx.nz.sentence_at(pos)
-    officials = ctx.entity_hits(OFFICIAL_KIND)  # sorted: only those starting in the sentence are looked at
-    near = []
-    for k in range(bisect_left(officials, (a,)), len(officials)):
-        s, e, state = officials[k]
-        if s >= b:
-            break
-        if e <= b:
-            near.append((abs(s - pos), state))
+    near = [(abs(s - pos), state) for s, _e, state in hits_within(ctx.entity_hits(OFFICIAL_KIND), a, b)]
     return min(near)[1] if near else None
 
 

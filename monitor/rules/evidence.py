@@ -198,7 +198,7 @@ def _window_entities(ctx: Any, window: tuple[int, int]) -> list[tuple[str, list[
         a, b = window
         found = []
         for kind, hits in kinds:
-            values = [v for _s, _e, v in _within(hits, a, b)]
+            values = [v for _s, _e, v in hits_within(hits, a, b)]
             if values:
                 found.append((kind, values))
         memo[("window", a, b)] = found
@@ -222,12 +222,12 @@ def _ranked(ctx: Any, starts: list[int], windows: list) -> list:
     said = memo.get(key)
     if said is None:
         dates = ctx.entity_hits("date")
-        said = memo[key] = [not any(v == "today" for _s, _e, v in _within(dates, a, b)) for a, b in windows]
+        said = memo[key] = [not any(v == "today" for _s, _e, v in hits_within(dates, a, b)) for a, b in windows]
     ranks = list(zip(said, [bisect_left(starts, a) - bisect_left(starts, b) for a, b in windows]))
     return [windows[i] for i in sorted(range(len(windows)), key=ranks.__getitem__)]
 
 
-def _within(hits: list, a: int, b: int) -> list:
+def hits_within(hits: list, a: int, b: int) -> list:
     """The hits (sorted by start) that lie inside [a, b); `(a,)` sorts before every hit that starts at a."""
     out = []
     for k in range(bisect_left(hits, (a,)), len(hits)):
