@@ -113,23 +113,42 @@ def _abbreviations(language: str) -> frozenset[str]:
 
 
 def _breaks(text: str, lo: int, hi: int, abbrev: frozenset[str], width: int | None):
-    """(kind, where the next sentence starts) of every break whose candidate starts in [lo, hi)."""
+    """(kind, where the next sentence starts) of every break whose candidate starts in [lo, hi).
+
+    The decisions are _line_break's and _sentence_break's; their commonest outcomes are taken here without the call
+    (tests/unit/test_rules_fast_paths.py compares this with calling them for every candidate)."""
     n = len(text)
     for m in _CANDIDATE.finditer(text, lo, hi):
-        end = m.end()
+        at, end = m.span()
         if end >= n:
             return
-        token = m.group()
-        if token[0] == "\n":
-            kind = "paragraph" if token.count("\n") > 1 else _line_break(text, m.start(), end, width)
+        following = text[end]
+        if text[at] == "\n":
+            if end - at > 1 and text.count("\n", at, end) > 1:
+                kind = "paragraph"
+            elif following.islower() and at and text[at - 1] not in " \t\u00a0\n":
+                continue  # the sentence goes on below (no block starts with a small letter)
+            elif width is None and not following.islower():
+                kind = "paragraph"  # unwrapped text: a line break ends a paragraph unless the sentence goes on below
+            else:
+                kind = _line_break(text, at, end, width)
+                if kind is None:
+                    continue
+        elif following in _OPENERS:
+            if not _sentence_break(text, at, end, abbrev):
+                continue
+            kind = "sentence"
+        elif following.isdigit() or (following.isalpha() and not following.islower()):
+            if text[at] == "." and not _dot_ends(text, at, abbrev):
+                continue
+            kind = "sentence"
         else:
-            kind = "sentence" if _sentence_break(text, m.start(), end, abbrev) else None
-        if kind is None:
-            continue
-        while end < n and text[end] in " \t\u00a0\n":
-            end += 1
-        if end >= n:
-            return
+            continue  # no capital or digit follows
+        if following in " \t\u00a0\n":
+            while end < n and text[end] in " \t\u00a0\n":
+                end += 1
+            if end >= n:
+                return
         yield kind, end
 
 
@@ -181,8 +200,12 @@ def _sentence_break(text: str, at: int, nxt: int, abbrev: frozenset[str]) -> boo
     first = text[i : i + 1]
     if not (first.isdigit() or (first.isalpha() and not first.islower())):
         return False
-    if text[at] != ".":
-        return True
+    return text[at] != "." or _dot_ends(text, at, abbrev)
+
+
+def _dot_ends(text: str, at: int, abbrev: frozenset[str]) -> bool:
+    """The dot at `at` (a capital or digit follows) ends a sentence: it is not an abbreviation's, an initial's or an
+    acronym's."""
     before = text[max(0, at - 16) : at].rsplit(None, 1)
     token = before[-1].lower().lstrip(_OPENERS) if before else ""
     if token in abbrev:

@@ -4,9 +4,11 @@ and sums found by RE2's search in a loop on UTF-8 bytes, the prefilter of sums w
 
 from __future__ import annotations
 
+import collections
 import json
 import random
 import re
+import textwrap
 from pathlib import Path
 
 import re2
@@ -37,6 +39,49 @@ def test_the_candidate_regex_finds_what_the_three_alternatives_find():
     plain = re.compile(r"\n[ \t\u00a0]*(?:\n[ \t\u00a0]*)+|\n|[.!?…]+[\"'”’»)\]*_]*[ \t\u00a0]+")
     for text in texts():
         assert [m.span() for m in segment._CANDIDATE.finditer(text)] == [m.span() for m in plain.finditer(text)], text
+
+
+def plain_breaks(text, lo, hi, abbrev, width):
+    """segment._breaks as it was: _line_break or _sentence_break called for every candidate."""
+    n = len(text)
+    for m in segment._CANDIDATE.finditer(text, lo, hi):
+        end = m.end()
+        if end >= n:
+            return
+        token = m.group()
+        if token[0] == "\n":
+            kind = "paragraph" if token.count("\n") > 1 else segment._line_break(text, m.start(), end, width)
+        else:
+            kind = "sentence" if segment._sentence_break(text, m.start(), end, abbrev) else None
+        if kind is None:
+            continue
+        while end < n and text[end] in " \t\u00a0\n":
+            end += 1
+        if end >= n:
+            return
+        yield kind, end
+
+
+def test_breaks_decided_without_the_call_are_those_the_decisions_give():
+    """_breaks takes the commonest outcomes of _line_break and _sentence_break inline (a hard wrap before a small
+    letter, a line break in unwrapped text, "!" or "?" before a capital): the same breaks as calling them for every
+    candidate, in wrapped and unwrapped texts, whole and from any word on."""
+    rnd = random.Random(9)
+    pieces = ["a", "b", "Z", "É", "ß", "1", " ", "  ", "\t", "\u00a0", "\n", "\n\n", " \n", ".", "!", "?", "…", "\"",
+              "“", "(", "*", "- ", "Q ", "MR. SMITH: ", "U.S.", "Mr.", "e.g.", "R.", "etc.", "z.B.", "word", "Word"]
+    samples = texts() + ["".join(rnd.choice(pieces) for _ in range(rnd.randrange(40))) for _ in range(4000)]
+    samples += ["\n".join(textwrap.wrap(t, 72)) for t in texts()[:200]]  # hard-wrapped prose
+    kinds = collections.Counter()
+    for text in samples:
+        for language in ("", "de"):
+            abbrev = segment._abbreviations(language)
+            for width in {None, segment.wrap_width(text), 60}:
+                lo = segment._word_start(text, rnd.randrange(len(text) + 1))
+                for start, stop in ((0, len(text)), (lo, len(text))):
+                    fast = list(segment._breaks(text, start, stop, abbrev, width))
+                    assert fast == list(plain_breaks(text, start, stop, abbrev, width)), (repr(text[:80]), width)
+                    kinds.update(kind for kind, _at in fast)
+    assert kinds["sentence"] > 10_000 and kinds["paragraph"] > 10_000
 
 
 def test_counts_found_on_bytes_sit_where_the_str_interface_puts_them():
