@@ -56,17 +56,27 @@ _MONEY_WORDS = re.compile(
     r"|(?:drei|zwei|vier|fünf|sechs|sieben|acht|neun)stellige[nr]? (?:Millionen|Milliarden)(?:betrag|summe))",
     re.IGNORECASE,
 )
-# Each of _MONEY_WORDS's forms holds one of these, in lower case ("digit million", "of billions of"): searched for
-# first, since the pattern itself (case-insensitive, a word boundary first) is tried at every character.
-_MONEY_WORDS_HOLD = ("digit million", "digit billion", "of millions of", "of billions of", "stellige")
-_ODD_CASE = re.compile("[\u017f\u0131\u0130\u212a]")  # ſ ı İ K: match ASCII letters case-insensitively, not in lower()
+# Each of _MONEY_WORDS's forms holds one of these parts, at most 16 characters after the form starts and 32 before
+# it ends: found first (RE2 on the UTF-8 bytes, case-insensitive), so the pattern itself (case-insensitive, a word
+# boundary first, tried at every character) runs only around them. Python's re also matches ſ, ı, İ and K (Kelvin)
+# to ASCII letters case-insensitively, RE2 not: a text holding one is searched whole.
+_MONEY_WORDS_PARTS = re2.compile(b"(?i)digit (?:million|billion)|of (?:millions|billions) of|stellige")
+_PART_BEFORE, _PART_AFTER = 16, 32
+_ODD_CASE = "\u017f\u0131\u0130\u212a"
 
 
-def _may_have_money_words(text: str) -> bool:
-    if _ODD_CASE.search(text):
-        return True
-    low = text.lower()
-    return any(h in low for h in _MONEY_WORDS_HOLD)
+def _money_words(text: str) -> list[re.Match]:
+    """_MONEY_WORDS.finditer(text), as a list: the pattern searched only in the windows around its fixed parts."""
+    if any(c in text for c in _ODD_CASE):
+        return list(_MONEY_WORDS.finditer(text))
+    windows: list[list[int]] = []
+    for start, end in _spans(_MONEY_WORDS_PARTS, text):
+        lo, hi = max(0, start - _PART_BEFORE), end + _PART_AFTER
+        if windows and lo <= windows[-1][1]:
+            windows[-1][1] = hi  # overlapping windows are searched as one: finditer's matches never overlap
+        else:
+            windows.append([lo, hi])
+    return [m for lo, hi in windows for m in _MONEY_WORDS.finditer(text, lo, hi)]
 
 
 _QUALIFIED = re.compile(rf"(?:^|(?<=\s))(?:{_QUALIFIER})$", re.IGNORECASE)
@@ -146,9 +156,8 @@ def find_money(text: str) -> list[tuple[int, int, str]]:
             start = q.start()
         value = " ".join(text[start:end].split()).rstrip(".,")
         out.append((start, start + len(value), value))
-    if ("digit" in text or "stellig" in text or "illions of" in text) and _may_have_money_words(text):  # rare
-        for m in _MONEY_WORDS.finditer(text):
-            out.append((m.start(), m.end(), " ".join(m.group(0).split())))
+    for m in _money_words(text):
+        out.append((m.start(), m.end(), " ".join(m.group(0).split())))
     return sorted(out)
 
 
