@@ -77,11 +77,14 @@ class SharedHosts:
             delay = min(delay * 2, POLL_MAX)
 
     async def _wait_release(self, host: str, timeout: float) -> None:
-        """Sleep `timeout`, or less if a request of this instance to `host` ends meanwhile."""
+        """Sleep `timeout`, or less if a request of this instance to `host` ends meanwhile. (asyncio.timeout, not
+        wait_for: on Python 3.11 wait_for returns instead of raising when the cancel comes as the event is set, and
+        a fetch cancelled at shutdown would go on to take the slot; see docs/decisions.md.)"""
         event = self._released.setdefault(host, asyncio.Event())
         event.clear()
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await event.wait()
         except TimeoutError:
             pass
 

@@ -63,6 +63,24 @@ async def test_a_slot_of_a_dead_instance_is_free_again_when_its_lease_ends(serve
     assert waited >= 0.5  # it had to wait for the leases (1 s) to run out; it did not wait forever either
 
 
+async def test_a_waiter_cancelled_as_a_slot_comes_free_is_cancelled(redis, keys):
+    """The cancel comes between the release waking the waiter and the waiter running (on Python 3.11 wait_for
+    returned then, and the cancelled waiter took the slot); every time, the waiter stops and takes nothing."""
+    host = "cancel.example:80"
+    hosts = SharedHosts(redis, keys, per_host=1, lease=15.0)
+    for _ in range(20):
+        token, _held = await hosts.acquire(host)
+        waiter = asyncio.create_task(hosts.acquire(host))
+        await wait_until(lambda: host in hosts._released, timeout=5, every=0.005)  # it found the host full, waits
+        release = asyncio.create_task(hosts.release(host, token))
+        await asyncio.sleep(0)  # the release's first step: the waiter is woken, has not run yet
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        await release
+        assert not await redis.zcard(keys.host_slots(host))  # the cancelled waiter holds no slot
+
+
 @pytest.mark.parametrize("status, retry_after, held", [(503, "120", 120), (429, "120", 120), (429, None, 60)])
 async def test_retry_after_on_a_page_holds_back_every_request_to_the_host_on_every_instance(
         server, redis, keys, status, retry_after, held):
