@@ -25,6 +25,7 @@ WEEKDAY_KIND = "weekday"  # canonical 1..7, Monday = 1
 
 # A transcript speaker label at the start of a line: "THE PRESIDENT:", "MS. JEAN-PIERRE:", "Q:" or "Q  Why".
 LABEL_LINE = re.compile(r"(?m)^[ \t\u00a0]*((?:Q|[A-Z][A-Z.'’ -]{1,48}[A-Z.])(?=:[ \t\u00a0])|Q(?=[ \t\u00a0]{1,4}[A-Z\"“—-]))")
+_AFTER_BREAK = re.compile("\n" + LABEL_LINE.pattern.removeprefix("(?m)^"))  # a label, from its line break on
 # A dateline: "WASHINGTON —", "BERLIN (Reuters) -", "Kyiv, Ukraine (AP) —" at the start of the text.
 DATELINE = re.compile(r"\s*([A-Z][A-Za-z'’.]+(?: [A-Z][A-Za-z'’.]+){0,2})(?:, [A-Z][A-Za-z .]+)?"
                       r"(?: \([^)]{1,30}\))?\s*[—–-]{1,2}\s")
@@ -166,16 +167,12 @@ def turn_label(ctx: Any, pos: int) -> str | None:
 
 
 def label_lines(text: str) -> list[re.Match]:
-    """LABEL_LINE's matches, as finditer gives them, tried at each line start only: a label opens its line and no
-    match runs over a line break, where finditer tries the pattern at every character."""
-    out, at = [], 0
-    while True:
-        m = LABEL_LINE.match(text, at)
-        if m is not None:
-            out.append(m)
-        at = text.find("\n", at) + 1
-        if not at:
-            return out
+    """Matches whose group 1 is each label LABEL_LINE.finditer finds (the same labels at the same places): the first
+    line's tried at the text's start, every other's found from its line break by one search (a pattern opening with
+    a "\n" skips to the next one; LABEL_LINE's "^" makes finditer try every character). No label runs over a line
+    break, so the matches never overlap."""
+    first = LABEL_LINE.match(text)
+    return [first, *_AFTER_BREAK.finditer(text)] if first is not None else list(_AFTER_BREAK.finditer(text))
 
 
 def _labels(ctx: Any) -> tuple[list[int], list[str]]:

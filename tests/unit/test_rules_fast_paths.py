@@ -145,17 +145,20 @@ def test_whitespace_squeezed_by_split_is_what_the_regex_squeezes():
         assert " ".join(text.split()) == re.sub(r"\s+", " ", text).strip(), repr(text)
 
 
-def test_speaker_labels_tried_at_line_starts_are_those_finditer_finds():
+def test_speaker_labels_found_from_line_breaks_are_those_finditer_finds():
     from monitor.rules import document
 
+    rnd = random.Random(8)
+    pieces = ["\n", "\r\n", "\n\n", " ", "\t", "\u00a0", "Q", "Q  Why", "THE PRESIDENT", "MR. SMITH", ":", ": ", "a", "W"]
     samples = texts() + ["Q  Why now?\nTHE PRESIDENT: Because.\n  MR. SMITH:\u00a0yes\nQ:\n\nQ\u00a0\u00a0\u00a0\u00a0\"No\"\nQ ",
-                         "PM: a\nb MR. X: c\n\u00a0A.B.: d\nQ\n"]
+                         "PM: a\nb MR. X: c\n\u00a0A.B.: d\nQ\n", "\nQ: first line empty", "\n\n  THE PRESIDENT: x"]
+    samples += ["".join(rnd.choice(pieces) for _ in range(rnd.randrange(30))) for _ in range(3000)]
     found = 0
     for text in samples:
-        expect = [(m.span(), m.group(1)) for m in document.LABEL_LINE.finditer(text)]
-        assert [(m.span(), m.group(1)) for m in document.label_lines(text)] == expect, text[:80]
+        expect = [(m.span(1), m.group(1)) for m in document.LABEL_LINE.finditer(text)]
+        assert [(m.span(1), m.group(1)) for m in document.label_lines(text)] == expect, text[:80]
         found += len(expect)
-    assert found >= 6
+    assert found >= 3000
 
 
 def test_officials_found_by_bisection_are_those_a_scan_of_every_official_finds(shipped_rules):
