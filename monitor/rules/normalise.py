@@ -41,19 +41,39 @@ def normalise_phrase(phrase: str) -> str:
     return " ".join("".join(fold_char(c) for c in phrase).split())
 
 
-_BYTES = bytes((ord(chr(i).lower()) if chr(i).isalnum() else 32) if i < 128 else 32 for i in range(256))
+_BYTES = bytes((ord(chr(i).lower()) if chr(i).isalnum() else 32) if i < 128 else i for i in range(256))
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+MANY_LETTERS = 24  # a text with more distinct non-ASCII characters than this is folded in one pass of a table
+
+
+class _FoldTable(dict):
+    """fold_char of each code point str.translate asks for, kept once folded (ASCII filled in)."""
+
+    def __missing__(self, code: int) -> str:
+        folded = self[code] = fold_char(chr(code))
+        return folded
+
+
+_FOLD = _FoldTable(_ASCII)
 
 
 def fold_text(text: str) -> str:
-    """Every character folded to exactly one (same length as `text`), breaks as spaces."""
-    if not text.isascii():
-        text = _NON_ASCII.sub(lambda m: fold_char(m.group()), text)
-        if not text.isascii():  # letters of other scripts remain: they are already folded
-            return text.translate(_ASCII)
-    return text.encode("ascii").translate(_BYTES).decode("ascii")
+    """Every character folded to exactly one (same length as `text`), breaks as spaces: fold_char of each.
 
-
+    A text with a few distinct non-ASCII characters (curly quotes, dashes, accents) gets each replaced throughout
+    (fold_char is idempotent, so the order does not matter), then its ASCII folded on the UTF-8 bytes, whose other
+    bytes the table keeps; a text mostly in another script, or with many distinct letters, goes through the
+    translate table, one pass."""
+    if text.isascii():
+        return text.encode("ascii").translate(_BYTES).decode("ascii")
+    if (len(text.encode("utf-8", "surrogatepass")) - len(text)) * 4 > len(text):
+        return text.translate(_FOLD)  # mostly another script: not worth listing its letters first
+    distinct = set(_NON_ASCII.findall(text))
+    if len(distinct) > MANY_LETTERS:
+        return text.translate(_FOLD)
+    for ch in distinct:
+        text = text.replace(ch, fold_char(ch))
+    return text.encode().translate(_BYTES).decode()
 
 
 def _without_urls(folded: str, original: str) -> str:

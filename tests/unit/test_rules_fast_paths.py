@@ -112,6 +112,26 @@ def test_sums_in_words_searched_around_their_fixed_parts_are_those_a_search_of_t
     assert found >= 1000 and odd >= 50
 
 
+def test_folding_a_whole_text_gives_fold_char_of_each_character():
+    """fold_text replaces each of a few distinct non-ASCII characters throughout and folds ASCII on the bytes, or
+    translates a text of another script through a table: fold_char of every character either way."""
+    from monitor.rules.normalise import MANY_LETTERS, fold_char, fold_text
+
+    rnd = random.Random(6)
+    alphabet = ("aZ9 .,-\n\t’“”—…éÉäÄßẞİıſKﬁ\u0301\u00a0\u200b\udcff" + "абвгдежзийклмнопрстуфхцчшщъыьэюяАБВҐЇЄІ"
+                + "αβγΣ中文한글ğş")
+    prose = "The tanks, the guns and the drones were sent today. " * 3
+    samples = texts() + ["".join(rnd.choice(alphabet) for _ in range(rnd.randrange(60))) for _ in range(3000)]
+    samples += [prose + "".join(rnd.sample(alphabet, rnd.randrange(10, 60))) for _ in range(300)]  # many, in prose
+    paths = collections.Counter()
+    for text in samples:
+        assert fold_text(text) == "".join(map(fold_char, text)), repr(text[:80])
+        distinct = {c for c in text if ord(c) > 127}
+        many = len(text.encode("utf-8", "surrogatepass")) - len(text) > len(text) / 4 or len(distinct) > MANY_LETTERS
+        paths["ascii" if not distinct else "table" if many else "replace"] += 1
+    assert min(paths.values()) >= 100, paths
+
+
 def test_most_specific_keeps_what_the_pairwise_comparison_keeps():
     def pairwise(values):
         values = list(dict.fromkeys(values))
