@@ -112,6 +112,14 @@ def test_sums_in_words_searched_around_their_fixed_parts_are_those_a_search_of_t
     assert found >= 1000 and odd >= 50
 
 
+def test_fold_char_is_idempotent_on_every_code_point():
+    """fold_text replaces each distinct character by its fold in any order: a fold folded again must not change."""
+    from monitor.rules.normalise import fold_char
+
+    changed = [hex(c) for c in range(0x110000) if fold_char(fold_char(chr(c))) != fold_char(chr(c))]
+    assert not changed
+
+
 def test_folding_a_whole_text_gives_fold_char_of_each_character():
     """fold_text replaces each of a few distinct non-ASCII characters throughout and folds ASCII on the bytes, or
     translates a text of another script through a table: fold_char of every character either way."""
