@@ -9,6 +9,7 @@ import logging
 import time
 from bisect import bisect_left
 from collections import defaultdict
+from itertools import islice
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -428,8 +429,10 @@ class Context:
         self._secondary_done = True
         secondary = self.c.automata(self.language)[1]
         if len(secondary):
+            before = len(self._ends)
             secondary.scan(self.nz.norm, self._ends)
-        self._by_kind = None
+            if self._by_kind is not None:  # its keys come after the first pass's (each key is in one automaton)
+                self._group_by_kind(islice(self._ends, before, None))
 
     def term_hits(self, tid: int) -> list[Hit]:
         hits = self.terms.get(tid)
@@ -490,12 +493,15 @@ class Context:
         another language's block are left out when the article's language is known."""
         if self._by_kind is None:
             self._by_kind = defaultdict(list)
-            key_entities, language = self.c.key_entities, self.language
-            for kidx in self._ends:
-                for kind, canonical, exact, lang, tail in key_entities[kidx]:
-                    if not lang or not language or lang == language:
-                        self._by_kind[kind].append((kidx, canonical, exact, tail))
+            self._group_by_kind(self._ends)
         return self._by_kind
+
+    def _group_by_kind(self, kidxs) -> None:
+        by_kind, key_entities, language = self._by_kind, self.c.key_entities, self.language
+        for kidx in kidxs:
+            for kind, canonical, exact, lang, tail in key_entities[kidx]:
+                if not lang or not language or lang == language:
+                    by_kind[kind].append((kidx, canonical, exact, tail))  # type: ignore[index]
 
     def _split_tail(self, end: int, tail: str) -> int:
         """Where the particle of a split verb ends ("sagte ... zu": "zu" closing the clause within 15 words of

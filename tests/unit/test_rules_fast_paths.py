@@ -215,3 +215,22 @@ def test_officials_found_by_bisection_are_those_a_scan_of_every_official_finds(s
                 assert state == plain(ctx, s), (text[:80], kind, s)
                 resolved += state is not None
     assert resolved >= 500
+
+
+def test_kinds_grouped_again_after_the_second_pass_are_those_a_fresh_grouping_gives(shipped_rules):
+    """A context that grouped its hit keys by kind before the second automaton pass adds the second pass's keys to
+    the groups; a context that groups only after both passes has the same groups, in the same order."""
+    from monitor.models import Article
+
+    c = shipped_rules._compiled
+    compared = 0
+    for text in texts():
+        article = Article(url="test:", text=text, language="en")
+        early = shipped_rules.context(article)
+        early._keys_by_kind()  # grouped after the first pass
+        early._scan_secondary()
+        late = shipped_rules.context(article)
+        late._scan_secondary()
+        assert dict(early._keys_by_kind()) == dict(late._keys_by_kind()), text[:80]
+        compared += any(k not in c.primary_kinds for k in late._keys_by_kind())
+    assert compared >= 100  # texts where the second pass found keys of its own kinds
