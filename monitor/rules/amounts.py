@@ -180,10 +180,8 @@ def find_quantities(text: str) -> list[tuple[int, int, str]]:
             continue
         rest = text[start + len(number) : start + len(number) + 160]
         words = rest.split(None, 5)[:4]
-        if not words or not _plausible(text, start, number, words[0]):
-            continue
-        unit = next((k for k, w in enumerate(words) if _is_unit(w)), None)
-        if unit is None:
+        unit = next((k for k, w in enumerate(words) if _is_unit(w)), None)  # (most numbers count nothing: first)
+        if unit is None or not _plausible(text, start, number, words[0]):
             continue
         offset = start + len(number)
         for w in words[: unit + 1]:
