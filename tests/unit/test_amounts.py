@@ -22,6 +22,8 @@ from monitor.rules.amounts import amounts, find_money, find_quantities
     ("10 mln zł", "10 mln zł", {10e6}),
     ("пакет на 300 млн доларів", "300 млн доларів", {300e6}),
     ("a three-digit million euro sum", "three-digit million euro sum", set()),
+    ("PLEDGES OF HUNDREDS OF MILLIONS OF EUROS", "HUNDREDS OF MILLIONS OF EUROS", set()),  # a headline in capitals
+    ("eine dreistellige Millionensumme", "dreistellige Millionensumme", set()),
 ])
 def test_money_in_every_form(text, value, numbers):
     (found,) = [v for _s, _e, v in find_money(text)]
