@@ -120,7 +120,9 @@ class Normalised:
         self._width: int | None | bool = False  # the text's wrap width, once measured
         self._cuts: tuple[list[int], list[int], list[int]] | None = None
         self._translated = translated = _without_urls(fold_text(original), original)
-        self.norm = " " + " ".join(translated.split()) + " " if not translated.isspace() and translated else " "
+        # (folded text holds no whitespace but spaces: squeezing their runs is what str.split and a join would do)
+        squeezed = _SPACES.sub(" ", translated.strip(" "))
+        self.norm = f" {squeezed} " if squeezed else " "
 
     @property
     def _map(self) -> tuple[list[int], list[int], list[int]]:

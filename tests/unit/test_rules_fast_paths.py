@@ -112,6 +112,21 @@ def test_sums_in_words_searched_around_their_fixed_parts_are_those_a_search_of_t
     assert found >= 1000 and odd >= 50
 
 
+def test_folded_text_holds_no_whitespace_but_spaces():
+    """Normalised squeezes the folded text's runs of spaces with a regex: the same as split and join only because
+    folding leaves no other whitespace (line breaks, tabs, no-break and zero-width spaces all become spaces)."""
+    from monitor.rules.normalise import Normalised, _without_urls, fold_text
+
+    odd = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2007\u200a\u200b\u2028\u2029\u202f\u205f\u3000\ufeff"
+    rnd = random.Random(2)
+    samples = texts() + ["".join(rnd.choice("ab .:/" + odd) for _ in range(rnd.randrange(40))) for _ in range(3000)]
+    for text in samples:
+        folded = _without_urls(fold_text(text), text)
+        assert not any(c.isspace() and c != " " for c in folded), repr(text[:80])
+        squeezed = " ".join(folded.split())
+        assert Normalised(text).norm == (" " + squeezed + " " if squeezed else " "), repr(text[:80])
+
+
 def test_fold_char_is_idempotent_on_every_code_point():
     """fold_text replaces each distinct character by its fold in any order: a fold folded again must not change."""
     from monitor.rules.normalise import fold_char
@@ -177,7 +192,8 @@ def test_speaker_labels_found_from_line_breaks_are_those_finditer_finds():
     from monitor.rules import document
 
     rnd = random.Random(8)
-    pieces = ["\n", "\r\n", "\n\n", " ", "\t", "\u00a0", "Q", "Q  Why", "THE PRESIDENT", "MR. SMITH", ":", ": ", "a", "W"]
+    pieces = ["\n", "\r\n", "\n\n", " ", "\t", "\u00a0", "Q", "Q  Why", "THE PRESIDENT", "MR. SMITH", ":", ": ", "a",
+              "W"]
     samples = texts() + ["Q  Why now?\nTHE PRESIDENT: Because.\n  MR. SMITH:\u00a0yes\nQ:\n\nQ\u00a0\u00a0\u00a0\u00a0\"No\"\nQ ",
                          "PM: a\nb MR. X: c\n\u00a0A.B.: d\nQ\n", "\nQ: first line empty", "\n\n  THE PRESIDENT: x"]
     samples += ["".join(rnd.choice(pieces) for _ in range(rnd.randrange(30))) for _ in range(3000)]
