@@ -201,11 +201,12 @@ class Normalised:
             segs = segment(self.original, self.language, self._wrap())
             end = len(self.original)
             starts = [0]
+            at = {}  # segment() makes every paragraph start a sentence start: each is converted once
             for b in segs.sentences:
-                n = self.to_norm(b) if b < end else len(self.norm)
+                n = at[b] = self.to_norm(b) if b < end else len(self.norm)
                 if n > starts[-1]:
                     starts.append(n)
-            paras = [0, *(n for n in (self.to_norm(b) for b in segs.paragraphs if b < end) if n > 0)]
+            paras = [0, *(n for n in (at[b] for b in segs.paragraphs if b < end) if n > 0)]
             self._sents = list(zip(starts, [*starts[1:], len(self.norm)]))
             self._starts = starts
             self._paras = sorted(set(paras))
