@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import ctypes
-import ctypes.util
 import gc
 import heapq
 import itertools
@@ -56,9 +55,10 @@ PR_SET_NAME = 15  # prctl option: the process's name (/proc/PID/comm, ps, top), 
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's malloc_trim, or None (another C library)."""
+    """glibc's malloc_trim, or None (another C library). Looked up among the symbols this process has loaded:
+    ctypes.util.find_library would run `ldconfig -p` in a forked child, in every worker and send process started."""
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        return ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
         return None
 

@@ -22,7 +22,6 @@ from the single-threaded zygote.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import logging
 import multiprocessing.context
@@ -236,7 +235,7 @@ def _readable(fds: list[int], timeout: float | None) -> list[int]:
 
 def _libc() -> Any:
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return ctypes.CDLL(None)  # the C library's symbols are loaded already (find_library would run ldconfig)
     except OSError:
         return None
 

@@ -9,6 +9,8 @@ import operator
 import os
 import platform
 import signal
+import subprocess
+import sys
 import time
 import weakref
 from pathlib import Path
@@ -247,6 +249,27 @@ def _named_children(name: str, root: int) -> set[int]:
         except OSError:  # ended meanwhile
             pass
     return out
+
+
+STARTS_NOTHING = """
+import sys
+started = []
+sys.addaudithook(lambda event, args: event in ("subprocess.Popen", "os.fork", "os.posix_spawn") and started.append(args))
+from monitor import workers, zygote
+workers._worker_init(name="monitor-test")  # what every worker and send process runs first
+workers.release_free_heap()
+assert workers._malloc_trim() is not None and zygote._libc() is not None
+print(started)
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="glibc's malloc_trim and prctl")
+def test_a_new_worker_finds_the_c_library_without_starting_a_process():
+    """A worker or send process starting up found libc with ctypes.util.find_library, which runs `ldconfig -p` in a
+    forked child (named like its parent until it execs: the send processes' count below caught one)."""
+    out = subprocess.run([sys.executable, "-c", STARTS_NOTHING], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
 
 
 @pytest.mark.skipif(platform.system() != "Linux", reason="process names and /proc are Linux's")
