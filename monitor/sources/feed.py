@@ -337,6 +337,8 @@ def _make_entry(*, feed_id: str, link: str | None, guid: str, base: str, title: 
     absolute = _http_url(link or "", base) or (guid.strip() if _is_absolute_http(guid) else None)
     if absolute is None or len(absolute) > MAX_URL:
         return None
+    if _SURROGATE.search(absolute):  # (see _SURROGATE)
+        absolute = _SURROGATE.sub("\ufffd", absolute)
     try:
         url = canonical_url(absolute, tracking=tracking)
     except ValueError:  # e.g. a port number out of range
@@ -361,6 +363,19 @@ def _capped(entry: Entry) -> Entry:
         if isinstance(value, str) and len(value) > _cap(name):
             long[name] = value[:_cap(name)]
     return dataclasses.replace(entry, **long) if long else entry
+
+
+# A lone surrogate: json.loads makes one of a JSON Feed's "\ud800" (or of raw bytes ED A0 80: it decodes with
+# surrogatepass), and no store or encoder takes it (the entry would fail at every try). U+FFFD instead, in the text
+# fields (see _without_surrogates) and in URLs (_make_entry). XML feeds cannot hold one: their bytes are decoded with
+# errors="replace" and a reference to one is U+FFFD's (replace_charrefs_to_no_char).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(entry: Entry) -> Entry:
+    fixed = {name: _SURROGATE.sub("\ufffd", value) for name in _CAPPED_FIELDS
+             if isinstance(value := getattr(entry, name), str) and _SURROGATE.search(value)}
+    return dataclasses.replace(entry, **fixed) if fixed else entry
 
 
 def _unique(entries: list[Entry]) -> tuple[Entry, ...]:
@@ -416,7 +431,7 @@ def parse_json_feed(body: bytes, *, feed_id: str, url: str, source: str = "",
         raise _not_a_feed(url, "JSON document without an 'items' list, not a JSON Feed")
     version = str(data.get("version") or "")
     version = "json11" if version.endswith("/1.1") else "json1" if version.endswith("/1") else "json"
-    title = _text(data.get("title"), FEED_TITLE_MAX)
+    title = _SURROGATE.sub("\ufffd", _text(data.get("title"), FEED_TITLE_MAX))
     base = _http_url(str(data.get("feed_url") or ""), url) or url
     entries, skipped = [], 0
     for item in data["items"]:
@@ -431,7 +446,7 @@ def parse_json_feed(body: bytes, *, feed_id: str, url: str, source: str = "",
         if entry is None:
             skipped += 1
         else:
-            entries.append(entry)
+            entries.append(_without_surrogates(entry))
     return ParsedFeed(title=title, entries=_unique(entries), bozo=False, bozo_reason="", version=version,
                       skipped=skipped)
 
@@ -509,6 +524,26 @@ def _run_feedparser(body: bytes, url: str, content_type: str) -> Any:
         raise _not_a_feed(url, f"parser failed ({type(exc).__name__}: {exc})") from exc
 
 
+# A numeric character reference to no character: a surrogate, a number beyond U+10FFFF, or NUL. feedparser's loose
+# parser raises on one (UnicodeEncodeError, ValueError, OverflowError) and the whole feed was "not a feed"; as HTML
+# reads them (and lxml does in pages), each becomes U+FFFD. Only the references that may be one are looked at: four
+# hex digits from D800, six or more, or zero; five decimal digits from 55, seven or more, or zero.
+_SUSPECT_CHARREF = re.compile(rb"&#(?:[xX]0*([dD][89a-fA-F][0-9a-fA-F]{2}(?![0-9a-fA-F])|[0-9a-fA-F]{6,}|"
+                              rb"(?<=0)(?![0-9a-fA-F]))|0*(5[5-7][0-9]{3}(?![0-9])|[0-9]{7,}|(?<=0)(?![0-9])))")
+
+
+def _no_char(m: re.Match) -> bytes:
+    hex_digits, decimal = m.group(1), m.group(2)
+    digits = hex_digits if hex_digits is not None else decimal
+    code = int(digits or b"0", 16 if hex_digits is not None else 10)
+    return b"&#xFFFD" if code == 0 or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF else m.group()
+
+
+def replace_charrefs_to_no_char(body: bytes) -> bytes:
+    """`body` with every numeric character reference to no character written as U+FFFD's."""
+    return _SUSPECT_CHARREF.sub(_no_char, body) if b"&#" in body else body
+
+
 def _prepare_xml(body: bytes, url: str, content_type: str) -> tuple[bytes, str, int, Any]:
     """UTF-8 bytes whose DOCTYPE declares only safe entities (if any), the content type that says so, the lines
     added before the root element, and feedparser's note on the original encoding."""
@@ -522,7 +557,7 @@ def _prepare_xml(body: bytes, url: str, content_type: str) -> tuple[bytes, str, 
         raise _not_a_feed(url, str(exc)) from exc
     except (UnicodeError, ValueError) as exc:
         raise _not_a_feed(url, f"cannot decode the document ({type(exc).__name__}: {exc})") from exc
-    prepared, doctype_lines = safe_doctype(utf8)
+    prepared, doctype_lines = safe_doctype(replace_charrefs_to_no_char(utf8))
     return prepared, content_type.split(";", 1)[0] + "; charset=utf-8", int(added_line) + doctype_lines, note
 
 

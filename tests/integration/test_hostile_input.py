@@ -14,6 +14,7 @@ from servers import LoopbackServer, flat_html_page
 from monitor.archive import ArticleArchive
 from monitor.config import load_config
 from monitor.dedup import shingles
+from monitor.models import Entry
 from monitor.settings import ArchiveSettings, StorySettings
 from monitor.net import Fetcher
 from monitor.pipeline import Pipeline
@@ -86,6 +87,36 @@ async def test_an_ebcdic_feed_with_nested_entities_is_polled_without_expanding_t
     assert len(json.dumps(entry)) < 1000
     state = await pipeline.feed_store.state(feed.id)
     assert state.error_streak == 0
+
+
+# --- characters that are none: a reference to a surrogate in XML, a lone surrogate in a JSON Feed ---------------------
+
+async def test_feeds_with_references_to_no_character_or_lone_surrogates_lose_no_entry(tmp_path, redis, keys,
+                                                                                      redis_url):
+    """One `&#xD800;` made feedparser raise and the whole feed "not a feed"; a JSON Feed's "\\ud800" reached the
+    stores and the matcher as a lone surrogate, which no encoder takes. Every entry is polled, read from the feed's
+    text (its page is not there) and matched; the character that was none is U+FFFD."""
+    async with LoopbackServer() as srv:
+        items = "".join(f"<item><title>Zebra &#xD800; {n}</title><link>{srv.url(f'/x/{n}')}</link>"
+                        f"<description>a zebra &#99999999999; herd {n}</description></item>" for n in (1, 2))
+        srv.route("/refs.xml", f'<?xml version="1.0"?><rss version="2.0"><channel><title>Refs</title>{items}'
+                               "</channel></rss>".encode(), content_type="application/rss+xml")
+        item = {"id": "j1", "url": srv.url("/j/1"), "title": "Zebra \\ud800 news",
+                "content_text": "A zebra \\udcff crossed the road."}
+        feed = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "Lone", "items": [item]})
+        srv.route("/lone.json", feed.replace("\\\\u", "\\u").encode(), content_type="application/feed+json")
+        pipeline = build_pipeline(tmp_path, redis, keys, redis_url, feeds=[srv.url("/refs.xml"),
+                                                                            srv.url("/lone.json")])
+        try:
+            assert [await pipeline.poll_source(f) for f in pipeline.feeds.values()] == [2, 1]
+            payloads = await stream_payloads(redis, keys)
+            assert sorted(p["title"] for p in payloads) == ["Zebra \ufffd 1", "Zebra \ufffd 2", "Zebra \ufffd news"]
+            for payload in payloads:
+                article = await pipeline.article_for(Entry.from_dict(payload), last_try=True)
+                assert "\ufffd" in article.text
+                assert [m.rule_id for m in await pipeline.match_article(article)] == ["zebra"]
+        finally:
+            await close(pipeline)
 
 
 # --- item 3: a 9.5 MB page: the text handed on is capped, the main process stays small, the worker is bounded ---------

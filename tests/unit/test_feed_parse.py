@@ -384,3 +384,30 @@ def test_json_feed_content_html_and_content_text_are_the_entry_content(corpus):
 def test_an_item_without_content_has_none_and_the_summary_stays_the_summary(corpus):
     parsed = _corpus_feed(corpus, "real/feedreader__Rss20Reuters.xml")
     assert all(e.content == "" and len(e.summary) > 100 for e in parsed.entries)
+
+
+@pytest.mark.parametrize("ref", ["&#xD800;", "&#57343;", "&#x110000;", "&#99999999999;", "&#xFFFFFFFF;", "&#0;",
+                                 "&#x00dc00;"])
+def test_a_reference_to_no_character_is_the_replacement_character_and_the_feed_keeps_every_entry(ref):
+    """feedparser's loose parser raised on one (UnicodeEncodeError, ValueError, OverflowError): the whole feed was
+    "not a feed". As in HTML (and in pages, through lxml), such a reference is U+FFFD."""
+    body = rss(f"<item><title>Tanks {ref} for Kyiv</title><link>http://example.org/1</link>"
+               f"<description>a{ref}b &#8217; &#x10FFFF; &#55295;</description></item>"
+               "<item><title>Second</title><link>http://example.org/2</link></item>")
+    parsed = parse(body)
+    assert [e.title for e in parsed.entries] == ["Tanks \ufffd for Kyiv", "Second"]
+    assert parsed.entries[0].summary == "a\ufffdb \u2019 \U0010ffff \ud7ff"  # references to characters stay
+
+
+def test_lone_surrogates_of_a_json_feed_become_the_replacement_character_in_every_field():
+    """json.loads turns "\\ud800" into a lone surrogate, which no store or encoder takes (the article would fail at
+    every try): every text field and the URL get U+FFFD instead; a pair stays the character it encodes."""
+    item = {"id": "a\\ud800", "url": "http://example.org/1\\udfff", "title": "Tanks \\ud800 for Kyiv",
+            "content_text": "Germany sends \\udcff tanks \\ud83d\\ude00"}
+    raw = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "T\\ud800", "items": [item]})
+    parsed = parse(raw.replace("\\\\u", "\\u").encode())
+    (entry,) = parsed.entries
+    assert parsed.title == "T\ufffd" and entry.source == "T\ufffd"
+    assert (entry.entry_id, entry.title) == ("a\ufffd", "Tanks \ufffd for Kyiv")
+    assert entry.content == entry.summary == "Germany sends \ufffd tanks \U0001f600"
+    assert "\ufffd" in entry.url and entry.url.encode() and entry.link.encode()
