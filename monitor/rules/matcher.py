@@ -9,8 +9,8 @@ import logging
 import time
 from bisect import bisect_left
 from collections import defaultdict
-from itertools import islice
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import ahocorasick_rs

@@ -46,10 +46,17 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 MANY_LETTERS = 24  # a text with more distinct non-ASCII characters than this is folded in one pass of a table
 
 
+FOLD_TABLE_MAX = 65_536  # code points kept folded, as fold_char's cache: a text of every code point stays cheap
+
+
 class _FoldTable(dict):
-    """fold_char of each code point str.translate asks for, kept once folded (ASCII filled in)."""
+    """fold_char of each code point str.translate asks for, kept once folded (ASCII filled in); emptied back to
+    ASCII when it holds FOLD_TABLE_MAX, so no text makes it grow without bound."""
 
     def __missing__(self, code: int) -> str:
+        if len(self) >= FOLD_TABLE_MAX:
+            self.clear()
+            self.update(_ASCII)
         folded = self[code] = fold_char(chr(code))
         return folded
 

@@ -127,6 +127,14 @@ def test_folded_text_holds_no_whitespace_but_spaces():
         assert Normalised(text).norm == (" " + squeezed + " " if squeezed else " "), repr(text[:80])
 
 
+def test_the_fold_table_stays_bounded_by_a_text_of_every_code_point():
+    from monitor.rules import normalise
+
+    text = "".join(chr(c) for c in range(0x400, 0x400 + 3 * normalise.FOLD_TABLE_MAX) if not 0xD800 <= c < 0xE000)
+    assert normalise.fold_text(text) == "".join(map(normalise.fold_char, text))
+    assert len(normalise._FOLD) <= normalise.FOLD_TABLE_MAX
+
+
 def test_fold_char_is_idempotent_on_every_code_point():
     """fold_text replaces each distinct character by its fold in any order: a fold folded again must not change."""
     from monitor.rules.normalise import fold_char
