@@ -1,6 +1,7 @@
-"""The matcher's fast paths give what the plain forms they replace give: the segmenter's candidate regex, counts
-and sums found by RE2's search in a loop on UTF-8 bytes, the prefilter of sums written in words, most_specific
-(pledge-dev texts, seeds, edge texts)."""
+"""The matcher's fast paths give what the plain forms they replace give: the segmenter's candidate regex and its
+decisions taken inline, counts and sums found by RE2's search in a loop on UTF-8 bytes, sums in words searched around
+their fixed parts, folding and the squeezing of spaces, speaker labels, officials found by bisection, kind groups
+after the second automaton pass, most_specific (pledge-dev texts, seeds, slices, edge and random texts)."""
 
 from __future__ import annotations
 
