@@ -476,6 +476,8 @@ def describe_bozo(exc: Any, *, line_offset: int = 0) -> str:
     if callable(get_line):  # xml.sax.SAXParseException
         line = max(1, (get_line() or 1) - line_offset)
         return f"XML syntax error at line {line}, column {exc.getColumnNumber()}: {exc.getMessage()}"
+    if isinstance(exc, _Repaired):
+        return str(exc)
     name = type(exc).__name__
     if name == "CharacterEncodingOverride":
         return f"encoding: {exc}"
@@ -515,13 +517,45 @@ def _feedparser() -> Any:
 
 
 def _run_feedparser(body: bytes, url: str, content_type: str) -> Any:
+    """feedparser's result; when feedparser itself fails on the document (its loose parser raises on some broken
+    nesting: KeyError 'media_player' for a </media:player> it did not see open), once more on the document as
+    lxml's recovering parser rebuilds it, flagged bozo with the first failure. The feed keeps its other items."""
     feedparser = _feedparser()
     headers = {"content-location": url, "content-type": content_type}
     try:
         # bytes only: given a str, feedparser would open a URL or a local file
         return feedparser.parse(body, response_headers=headers)
     except Exception as exc:  # noqa: BLE001 - hostile input must end as "not a feed", never crash the poller
-        raise _not_a_feed(url, f"parser failed ({type(exc).__name__}: {exc})") from exc
+        first = exc
+    repaired = _rebuilt(body)
+    if repaired is not None:
+        try:
+            result = feedparser.parse(repaired, response_headers=headers)
+        except Exception:  # noqa: BLE001 - (the first failure is the one reported)
+            pass
+        else:
+            if result.get("version") or result.get("entries"):
+                result["bozo"], result["bozo_exception"] = True, _Repaired(f"rebuilt after the parser failed "
+                                                                           f"({type(first).__name__}: {first})")
+                return result
+    raise _not_a_feed(url, f"parser failed ({type(first).__name__}: {first})") from first
+
+
+class _Repaired(Exception):
+    """The bozo note of a document parsed as lxml's recovering parser rebuilt it."""
+
+
+def _rebuilt(body: bytes) -> bytes | None:
+    """`body` (UTF-8, its DOCTYPE already made safe) as lxml's recovering parser reads it, written out again; None if
+    it finds no element. No entities resolved, nothing loaded from the network."""
+    from lxml import etree
+
+    parser = etree.XMLParser(recover=True, resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        root = etree.fromstring(body, parser)
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    return None if root is None else etree.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
 # A numeric character reference to no character: a surrogate, a number beyond U+10FFFF, or NUL. feedparser's loose

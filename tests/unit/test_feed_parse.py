@@ -411,3 +411,17 @@ def test_lone_surrogates_of_a_json_feed_become_the_replacement_character_in_ever
     assert (entry.entry_id, entry.title) == ("a\ufffd", "Tanks \ufffd for Kyiv")
     assert entry.content == entry.summary == "Germany sends \ufffd tanks \U0001f600"
     assert "\ufffd" in entry.url and entry.url.encode() and entry.link.encode()
+
+
+@pytest.mark.parametrize("stray, failure", [("</width>", "TypeError"), ("</media:player>", "KeyError: 'media_player'")])
+def test_a_feed_feedparser_fails_on_is_read_as_lxml_rebuilds_it_and_keeps_its_items(stray, failure):
+    """A stray end tag made feedparser's loose parser raise inside its handlers (int(None) for a </width> it had
+    not seen open, a missing key for </media:player>), and the whole feed was "not a feed"."""
+    body = (b'<?xml version="1.0"?><rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel>'
+            b"<title>T</title><image><url>http://example.org/i.png</url></image>" + stray.encode() +
+            b"<item><title>One</title><link>http://example.org/1</link></item>"
+            b"<item><title>Two</title><link>http://example.org/2</link></item></channel></rss>")
+    parsed = parse(body)
+    assert [e.title for e in parsed.entries] == ["One", "Two"]
+    assert parsed.bozo and parsed.bozo_reason.startswith("rebuilt after the parser failed") and failure in \
+        parsed.bozo_reason
