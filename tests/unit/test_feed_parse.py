@@ -425,3 +425,43 @@ def test_a_feed_feedparser_fails_on_is_read_as_lxml_rebuilds_it_and_keeps_its_it
     assert [e.title for e in parsed.entries] == ["One", "Two"]
     assert parsed.bozo and parsed.bozo_reason.startswith("rebuilt after the parser failed") and failure in \
         parsed.bozo_reason
+
+
+HOSTILE_PIECES = [b"&#x;", b"&#;", b"&#x110000", b"&#1114112", b"&#xFFFFFFFFFFFFFFFFFFFF;", b"\x00", b"\xff\xfe",
+                  b"<![CDATA[", b"]]>", b"&nbsp;", b"&undefined;", b"<!ENTITY x 'y'>", b"<item>", b"</item>",
+                  b"<entry>", b"</width>", b"</media:player>", b"</link>", b"<link>http://[::1</link>",
+                  b"<pubDate>Mon, 99 Foo 99999 99:99:99 +9999</pubDate>", b"<updated>99999-99-99T99:99:99Z</updated>",
+                  b"<?xml version='1.0' encoding='bogus'?>", b"\xed\xa0\x80", b"&#55296;&#56320;",
+                  b"<content type='text/html' mode='base64'>!!!</content>", b"<link href='http://example.org:99999/x'/>",
+                  b"<enclosure url='http://e.org/x' length='99999999999999999999'/>", b"<a href='"]
+
+
+def test_hostile_pieces_in_real_feeds_end_as_entries_or_one_not_a_feed_error():
+    """Real feeds of tests/data/corpus with 1-3 hostile pieces inserted anywhere (a seeded sample of the sweep in
+    docs/decisions.md): every document gives entries whose every field is encodable text, or a PermanentError;
+    none raises anything else, and feedparser failing is rare."""
+    import random
+    from pathlib import Path
+
+    files = sorted(p for p in (Path(__file__).resolve().parents[1] / "data" / "corpus" / "feeds").rglob("*")
+                   if p.is_file() and p.stat().st_size < 200_000)
+    rnd = random.Random(11)
+    parsed_ok, parser_failed = 0, []
+    for _ in range(150):
+        body = rnd.choice(files).read_bytes()
+        for _ in range(rnd.randrange(1, 4)):
+            at = rnd.randrange(len(body) + 1)
+            body = body[:at] + rnd.choice(HOSTILE_PIECES) + body[at:]
+        try:
+            result = parse(body)
+        except PermanentError as exc:
+            if "parser failed" in str(exc):  # feedparser raised, even on the rebuilt document
+                parser_failed.append(str(exc))
+            continue
+        for entry in result.entries:
+            for value in (entry.title, entry.summary, entry.content, entry.url, entry.link, entry.entry_id):
+                value.encode("utf-8")
+        parsed_ok += 1
+    # pinned (raise them when parsing improves): before references to no character became U+FFFD and failed
+    # documents were rebuilt, 125 of these 150 parsed and feedparser failed on 18; the 2 left have a mangled prolog
+    assert parsed_ok >= 141 and len(parser_failed) <= 2, parser_failed
