@@ -337,8 +337,6 @@ def _make_entry(*, feed_id: str, link: str | None, guid: str, base: str, title: 
     absolute = _http_url(link or "", base) or (guid.strip() if _is_absolute_http(guid) else None)
     if absolute is None or len(absolute) > MAX_URL:
         return None
-    if _SURROGATE.search(absolute):  # (see _SURROGATE)
-        absolute = _SURROGATE.sub("\ufffd", absolute)
     try:
         url = canonical_url(absolute, tracking=tracking)
     except ValueError:  # e.g. a port number out of range
@@ -366,16 +364,15 @@ def _capped(entry: Entry) -> Entry:
 
 
 # A lone surrogate: json.loads makes one of a JSON Feed's "\ud800" (or of raw bytes ED A0 80: it decodes with
-# surrogatepass), and no store or encoder takes it (the entry would fail at every try). U+FFFD instead, in the text
-# fields (see _without_surrogates) and in URLs (_make_entry). XML feeds cannot hold one: their bytes are decoded with
-# errors="replace" and a reference to one is U+FFFD's (replace_charrefs_to_no_char).
+# surrogatepass), and no store or encoder takes it (the entry would fail at every try). XML feeds cannot hold one:
+# their bytes are decoded with errors="replace" and a reference to one is U+FFFD's (replace_charrefs_to_no_char).
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _without_surrogates(entry: Entry) -> Entry:
-    fixed = {name: _SURROGATE.sub("\ufffd", value) for name in _CAPPED_FIELDS
-             if isinstance(value := getattr(entry, name), str) and _SURROGATE.search(value)}
-    return dataclasses.replace(entry, **fixed) if fixed else entry
+def _no_surrogates(fields: dict[str, Any]) -> dict[str, Any]:
+    """A JSON object's string values with every lone surrogate as U+FFFD (the values an entry is made of)."""
+    return {key: _SURROGATE.sub("\ufffd", value) if isinstance(value, str) and _SURROGATE.search(value) else value
+            for key, value in fields.items()}
 
 
 def _unique(entries: list[Entry]) -> tuple[Entry, ...]:
@@ -431,13 +428,15 @@ def parse_json_feed(body: bytes, *, feed_id: str, url: str, source: str = "",
         raise _not_a_feed(url, "JSON document without an 'items' list, not a JSON Feed")
     version = str(data.get("version") or "")
     version = "json11" if version.endswith("/1.1") else "json1" if version.endswith("/1") else "json"
-    title = _SURROGATE.sub("\ufffd", _text(data.get("title"), FEED_TITLE_MAX))
+    data = _no_surrogates(data)
+    title = _text(data.get("title"), FEED_TITLE_MAX)
     base = _http_url(str(data.get("feed_url") or ""), url) or url
     entries, skipped = [], 0
     for item in data["items"]:
         if not isinstance(item, dict):
             skipped += 1
             continue
+        item = _no_surrogates(item)
         entry = _make_entry(
             feed_id=feed_id, link=item.get("url") or item.get("external_url"), guid=str(item.get("id") or ""),
             base=base, title=_text(item.get("title"), _cap("title")), summary=_json_summary(item),
@@ -446,7 +445,7 @@ def parse_json_feed(body: bytes, *, feed_id: str, url: str, source: str = "",
         if entry is None:
             skipped += 1
         else:
-            entries.append(_without_surrogates(entry))
+            entries.append(entry)
     return ParsedFeed(title=title, entries=_unique(entries), bozo=False, bozo_reason="", version=version,
                       skipped=skipped)
 
