@@ -73,14 +73,10 @@ def extracted_articles() -> list[Article]:
 
 
 def dev_articles() -> list[Article]:
-    """The pledge-dev texts as articles, dated as labelled (the pack reads dates to tell today's news)."""
-    out = []
-    for line in DEV.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            r = json.loads(line)
-            out.append(Article(url=f"dev:{r['id']}", title=r.get("title") or "", text=r["text"],
-                               language=r.get("language") or "en", published=r.get("date")))
-    return out
+    """The pledge-dev texts as `monitor rules eval` hands them to the rules (dated as labelled, language detected)."""
+    from monitor.rules.evaluate import article_of, read_labelled
+
+    return [article_of(record) for record in read_labelled(DEV)]
 
 
 def vocabulary(articles: list[Article]) -> list[str]:

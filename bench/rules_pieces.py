@@ -24,6 +24,7 @@ DEV = ROOT / "tests" / "data" / "pledge-dev" / "dev.jsonl"
 def pieces(corpus_json: str) -> dict:
     """In a worker: every piece timed over both sets of texts (the `monitor` first on the path is the one timed)."""
     from monitor.rules import amounts, document, segment
+    from monitor.rules.evaluate import read_labelled
     from monitor.rules.normalise import Normalised, fold_text
 
     def with_sentences(text: str) -> None:
@@ -40,7 +41,7 @@ def pieces(corpus_json: str) -> dict:
         "`Normalised` + offset map + `sentences()`": with_sentences,
     }
     corpus = [f"{a['title']}\n\n{a['text']}" if a["title"] else a["text"] for a in json.loads(Path(corpus_json).read_text())]
-    dev = [f"{r['title']}\n\n{r['text']}" for r in map(json.loads, DEV.read_text(encoding="utf-8").splitlines())]
+    dev = [f"{r.title}\n\n{r.text}" for r in read_labelled(DEV)]
     out = {}
     for name, texts in (("corpus", corpus), ("pledge-dev", dev)):
         for piece, fn in timed.items():
