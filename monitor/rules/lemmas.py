@@ -22,7 +22,7 @@ from .normalise import fold_text
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 SEED = Path(__file__).with_name("inflections.json.gz")  # the shipped pack's words, so a first start is quick
 TIMEOUT = 120.0  # seconds for one language's dictionary (Polish, the largest, takes ~5 s here)
 
@@ -153,12 +153,30 @@ def _candidates(lemma: str, language: str) -> set[str]:
 INSEPARABLE = ("be", "emp", "ent", "er", "ge", "miss", "ver", "zer")
 
 
+# Regular past participles of Spanish and Italian verbs, by the infinitive's ending: each in its four forms
+# (masculine, feminine, plural). Italian -ere verbs are left out: theirs are mostly irregular (chiesto, promesso),
+# and the dictionary lists those as forms of the verb.
+ROMANCE_PARTICIPLES: dict[str, dict[str, tuple[str, ...]]] = {
+    "es": {"ar": ("ado", "ada", "ados", "adas"), "er": ("ido", "ida", "idos", "idas"),
+           "ir": ("ido", "ida", "idos", "idas")},
+    "it": {"are": ("ato", "ata", "ati", "ate"), "ire": ("ito", "ita", "iti", "ite")},
+}
+
+
 def participles(lemma: str, language: str) -> set[str]:
-    """The regular past participle of a German verb ("bedanken" -> "bedankt", "danken" -> "gedankt"). simplemma's
-    dictionary lists many participles as words of their own (an adjective "bedankt" with lemma "bedankt"), so the
-    lemma check of `_candidates` cannot find them; only the participle the regular rule builds from the verb's own
-    stem is taken, and only when the dictionary knows that word."""
-    if language != "de" or " " in lemma or not lemma.islower() or not lemma.endswith(("en", "ern", "eln")):
+    """The regular past participle of a German, Spanish or Italian verb ("bedanken" -> "bedankt", "danken" ->
+    "gedankt", "enviar" -> "enviado", "enviada", ...). simplemma's dictionary lists many participles as words of
+    their own (an adjective "bedankt" with lemma "bedankt", the noun "enviado", envoy), so the lemma check of
+    `_candidates` cannot find them; only the participle the regular rule builds from the verb's own stem is taken,
+    and only when the dictionary knows that word (see `_known_participles`)."""
+    if " " in lemma or not lemma.islower():
+        return set()
+    if language in ROMANCE_PARTICIPLES:
+        for ending, forms in ROMANCE_PARTICIPLES[language].items():
+            if lemma.endswith(ending) and len(lemma) > len(ending) + 2:
+                return {lemma[: -len(ending)] + form for form in forms}
+        return set()
+    if language != "de" or not lemma.endswith(("en", "ern", "eln")):
         return set()
     stem = lemma[:-2] if lemma.endswith("en") and not lemma.endswith(("ern", "eln")) else lemma[:-1]
     ending = "et" if stem.endswith(("d", "t")) else "t"
@@ -167,15 +185,26 @@ def participles(lemma: str, language: str) -> set[str]:
     return {"ge" + stem + ending}
 
 
-def _own_entry(dictionary: Any, word: str) -> bool:
-    """Whether the dictionary lists `word` as its own lemma (a participle kept as an adjective)."""
+def _known_participles(dictionary: Any, lemma: str, language: str) -> set[str]:
+    """The regular participles of `lemma` that the dictionary holds: a German one as a word of its own; a Spanish or
+    Italian one under any lemma (the feminine and plural come under the masculine adjective: "enviada" ->
+    "enviado", "inviati" -> "inviato")."""
+    if language in ROMANCE_PARTICIPLES:
+        return {p for p in participles(lemma, language) if _lemma_of(dictionary, p) is not None}
+    return {p for p in participles(lemma, language) if _own_entry(dictionary, p)}
+
+
+def _lemma_of(dictionary: Any, word: str) -> str | None:
     try:
         lemma = dictionary.get(word)
     except (TypeError, AttributeError):
-        return False
-    if isinstance(lemma, bytes):
-        lemma = lemma.decode()
-    return lemma == word
+        return None
+    return lemma.decode() if isinstance(lemma, bytes) else lemma
+
+
+def _own_entry(dictionary: Any, word: str) -> bool:
+    """Whether the dictionary lists `word` as its own lemma (a participle kept as an adjective)."""
+    return _lemma_of(dictionary, word) == word
 
 
 def scan(language: str, words: list[str]) -> dict[str, list[str]]:
@@ -210,7 +239,7 @@ def scan(language: str, words: list[str]) -> dict[str, list[str]]:
         for candidate in _candidates(lemma, language):
             if len(candidate) > 2 and _folded(lemmatizer.lemmatize(candidate, lang=language)) in (lemma, own):
                 found.add(_folded(candidate))
-        found |= {_folded(p) for p in participles(lemma, language) if _own_entry(dictionary, p)}
+        found |= {_folded(p) for p in _known_participles(dictionary, lemma, language)}
         out[w] = sorted(found | {own})
     return out
 
