@@ -24,6 +24,12 @@ from monitor.rules.amounts import amounts, find_money, find_quantities
     ("a three-digit million euro sum", "three-digit million euro sum", set()),
     ("PLEDGES OF HUNDREDS OF MILLIONS OF EUROS", "HUNDREDS OF MILLIONS OF EUROS", set()),  # a headline in capitals
     ("eine dreistellige Millionensumme", "dreistellige Millionensumme", set()),
+    ("un paquete de 2.500 millones de dólares", "2.500 millones de dólares", {2.5e9}),
+    ("ayuda por 5 mil millones de euros", "5 mil millones de euros", {5e9}),  # Spanish "mil millones": a billion
+    ("hasta 300 millones de euros", "hasta 300 millones de euros", {300e6}),
+    ("1 millón de euros", "1 millón de euros", {1e6}),
+    ("aiuti per 1,5 miliardi di euro", "1,5 miliardi di euro", {1.5e9}),
+    ("oltre 500 milioni di euro", "oltre 500 milioni di euro", {500e6}),
 ])
 def test_money_in_every_form(text, value, numbers):
     (found,) = [v for _s, _e, v in find_money(text)]
@@ -45,6 +51,12 @@ def test_two_sums_side_by_side_are_two_values():
     ("155 mm shells", []),  # a calibre
     ("in 2023 tanks", []),  # a year
     ("to send Leopard tanks", []),  # "to" is Danish for two, not an English number
+    ("six canons Caesar", ["six canons"]),
+    ("seis tanques y diez vehículos blindados", ["seis tanques", "diez vehículos"]),
+    ("cientos de drones", ["cientos de drones"]),
+    ("altri 14 carri armati e cinque sistemi", ["14 carri", "cinque sistemi"]),
+    ("a entrega dos tanques Leopard", []),  # Portuguese "dos" is "of the", not Spanish "two"
+    ("due to Russian missiles", []),  # nor is English "due" Italian "two"
 ])
 def test_quantities(text, found):
     assert [v for _s, _e, v in find_quantities(text)] == found
