@@ -29,6 +29,10 @@ ABBREVIATIONS: dict[str, frozenset[str]] = {
                      "ul", "nr", "r", "wg"}),
     "ru": frozenset({"г", "гг", "т.е", "т.д", "т.п", "млн", "млрд", "тыс", "см", "им", "ул", "т", "руб", "долл"}),
     "uk": frozenset({"р", "рр", "т.д", "млн", "млрд", "тис", "грн", "дол", "див", "ім", "вул", "т"}),
+    "es": frozenset({"sr", "sra", "srta", "dña", "ud", "uds", "núm", "pág", "p.ej", "aprox", "excmo", "avda",
+                     "mill", "dcha", "izq"}),
+    "it": frozenset({"sig", "sigg", "sig.ra", "dott", "dott.ssa", "ing", "avv", "ecc", "pag", "cfr", "tel", "mln",
+                     "mld"}),
 }
 
 # Candidate boundaries: a blank line, a single line break, or sentence-final punctuation and the space after it.
