@@ -83,6 +83,20 @@ def test_a_german_participle_the_dictionary_keeps_as_an_adjective_is_still_a_for
     assert participles("Werk", "de") == set() and "wert" not in forms["Werk"]  # nouns: no participles, no "Wert"
     assert participles("liefern", "de") == {"geliefert"} and participles("stationieren", "de") == {"stationiert"}
 
+
+def test_a_spanish_or_italian_participle_filed_under_a_noun_is_still_a_form_of_its_verb():
+    # simplemma files "enviado" (also "envoy") as a lemma of its own and "enviada" under it, "inviati" under "inviato"
+    forms = scan("es", ["enviar", "prometer"])
+    assert {"enviado", "enviada", "enviados", "enviadas"} <= set(forms["enviar"])
+    assert {"prometido", "prometida"} <= set(forms["prometer"])
+    assert scan("es", ["zorpar"])["zorpar"] == ["zorpar"]  # a participle the dictionary does not hold is not made
+    forms = scan("it", ["inviare", "fornire"])
+    assert {"inviato", "inviata", "inviati", "inviate"} <= set(forms["inviare"])
+    assert {"fornito", "forniti"} <= set(forms["fornire"])
+    assert participles("enviar", "es") == {"enviado", "enviada", "enviados", "enviadas"}
+    assert participles("chiedere", "it") == set()  # Italian -ere participles are irregular (chiesto)
+
+
 def test_the_shipped_pack_recognises_german_pledge_phrasing(shipped_rules):
     pack = shipped_rules
     rule = next(r for r in pack.rules if r.id == "arms-pledge")
@@ -97,6 +111,52 @@ def test_the_shipped_pack_recognises_german_pledge_phrasing(shipped_rules):
                  "Selenskyj fordert von Deutschland mehr Luftverteidigungssysteme.",
                  "Kanzler Scholz lehnt die Lieferung von Taurus-Raketen an die Ukraine ab."):
         assert pack.match_rule(rule, Article(url="t:", text=text, language="de")) is None, text
+
+
+@pytest.mark.parametrize("language, pledges, others", [
+    ("es", [
+        ("España enviará a Ucrania seis tanques Leopard 2A4 adicionales, anunció la ministra de Defensa.",
+         ["Spain"], "Leopard 2"),
+        ("Dinamarca y Países Bajos financiarán 14 carros de combate Leopard 2 para Ucrania.",
+         ["Denmark", "Netherlands"], "Leopard 2"),
+        ("Estados Unidos anunció un nuevo paquete de ayuda militar de 2.500 millones de dólares para Ucrania.",
+         ["United States"], None),
+        ("Alemania entregará a Ucrania un nuevo sistema de defensa aérea IRIS-T.", ["Germany"], "IRIS-T"),
+    ], [
+        "El Gobierno estudia enviar más carros de combate Leopard a Ucrania, según fuentes de Defensa.",  # talks
+        "España podría enviar misiles Patriot a Ucrania en las próximas semanas.",  # speculation
+        "Zelenski pide a los aliados más sistemas de defensa aérea para Ucrania.",  # an appeal
+        "Desde el inicio de la guerra, España ha entregado a Ucrania armamento por 1.000 millones de euros.",
+        "Hungría no enviará armas a Ucrania, dijo Orbán.",  # a refusal
+        "Las fuerzas rusas destruyeron un tanque Leopard 2 cerca de Avdiivka.",  # combat
+        "Zelenski agradeció a España el envío de los tanques Leopard.",  # a reaction
+        "Los aliados de la OTAN seguirán apoyando a Ucrania con armamento el tiempo que sea necesario.",  # summit
+    ]),
+    ("it", [
+        ("L'Italia invierà all'Ucraina un secondo sistema di difesa aerea SAMP/T, ha annunciato il ministro.",
+         ["Italy"], "SAMP/T"),
+        ("La Germania invierà a Kiev altri 14 carri armati Leopard 2, ha annunciato il governo di Berlino.",
+         ["Germany"], "Leopard 2"),
+        ("L'Italia fornirà all'Ucraina un nuovo pacchetto di aiuti militari con munizioni.", ["Italy"], "ammunition"),
+    ], [
+        "Il governo italiano valuta l'invio di nuovi sistemi SAMP/T all'Ucraina.",  # considering
+        "L'Italia potrebbe fornire caccia all'Ucraina, secondo fonti della Difesa.",  # speculation
+        "Zelensky chiede agli alleati più sistemi di difesa aerea.",  # an appeal
+        "Finora l'Italia ha inviato all'Ucraina otto pacchetti di aiuti militari.",  # background
+        "L'Ungheria non invierà armi all'Ucraina, ha detto Orbán.",  # a refusal
+        "Le forze russe hanno distrutto un carro armato Leopard 2 vicino ad Avdiivka.",  # combat
+        "Zelensky ha ringraziato l'Italia per l'invio dei sistemi di difesa aerea.",  # a reaction
+    ]),
+])
+def test_the_shipped_pack_judges_spanish_and_italian_news(shipped_rules, language, pledges, others):
+    rule = next(r for r in shipped_rules.rules if r.id == "arms-pledge")
+    for text, donors, system in pledges:
+        m = shipped_rules.match_rule(rule, Article(url="t:", text=text, language=language))
+        assert m is not None, text
+        assert m.fields["recipient"] == "Ukraine" and m.fields["donors"] == donors, (text, m.fields)
+        assert system is None or system in m.fields["systems"], (text, m.fields)
+    for text in others:
+        assert shipped_rules.match_rule(rule, Article(url="t:", text=text, language=language)) is None, text
 
 
 def test_the_shipped_seed_holds_every_word_the_shipped_pack_inflects():
