@@ -267,11 +267,13 @@ def _window_fields(specs: dict, ctx: Any, window: tuple[int, int]) -> dict[str, 
 
 
 def _fallback(spec: Any, ctx: Any, best: list, taken: set) -> Any:
-    """A value next to the given words in the paragraph or the title; else, in the window, a value that is not the
+    """A value next to the given words in the window's paragraph (only the sentence before the window and the one
+    after it: a long paragraph's later sentences are often background, "nach den USA der zweitgrößte Unterstützer")
+    or in the title; else, in the window, a value that is not the
     subject (followed within four words by one of `subject_before`: "UK to send ...", or else the window's first:
     "Norwegen liefert der Ukraine ..."); else, of the values in the title and the paragraph, the one the article
     names most often (what it is about)."""
-    paragraphs = [ctx.nz.paragraph_at(a) for a, _b in best]
+    paragraphs = [_around(ctx, a, b) for a, b in best]
     title = [(0, ctx.title_end)]
     for reach in (paragraphs, title):
         found = _field(spec, ctx, reach, taken, filtered=True)
@@ -294,6 +296,15 @@ def _fallback(spec: Any, ctx: Any, best: list, taken: set) -> Any:
     if not values:
         return None if spec.single else []
     return values[0] if spec.single else values
+
+
+def _around(ctx: Any, a: int, b: int) -> tuple[int, int]:
+    """The window's paragraph, cut to the sentence before the window and the one after it."""
+    p, q = ctx.nz.paragraph_at(a)
+    sents = ctx.nz.sentences()
+    first, last = ctx.nz.sentence_index(a), ctx.nz.sentence_index(max(a, b - 1))
+    lo, hi = sents[max(0, first - 1)][0], sents[min(len(sents) - 1, last + 1)][1]
+    return max(p, lo), min(q, hi)
 
 
 def _subjects(spec: Any, ctx: Any, windows: list) -> set[str]:

@@ -159,6 +159,21 @@ def test_the_shipped_pack_judges_spanish_and_italian_news(shipped_rules, languag
         assert shipped_rules.match_rule(rule, Article(url="t:", text=text, language=language)) is None, text
 
 
+def test_the_recipient_comes_from_the_pledge_not_from_a_background_sentence_further_on(shipped_rules):
+    # one paragraph, as news feeds often give it: "nach den USA" in the last sentence is "after the USA", not a
+    # recipient; the pledge sentence's own state is (before: recipient United States, donors Germany and Ukraine)
+    rule = next(r for r in shipped_rules.rules if r.id == "arms-pledge")
+    text = ("Berlin (dpa) - Die Bundesregierung hat der Ukraine weitere Militärhilfe zugesagt. Verteidigungsminister "
+            "Boris Pistorius kündigte am Mittwoch in Kiew ein neues Paket im Wert von 500 Millionen Euro an. Es umfasst "
+            "unter anderem Munition und Flugabwehrsysteme vom Typ IRIS-T. Deutschland ist nach den USA der "
+            "zweitgrößte Unterstützer der Ukraine.")
+    m = shipped_rules.match_rule(rule, Article(url="t:", title="Pistorius sagt Kiew weitere Flugabwehr zu", text=text,
+                                               language="de"))
+    assert m is not None
+    assert m.fields["recipient"] == "Ukraine" and m.fields["donors"] == ["Germany"], m.fields
+    assert m.fields["systems"] == ["IRIS-T"] and m.fields["value"] == "500 Millionen Euro", m.fields
+
+
 def test_the_shipped_seed_holds_every_word_the_shipped_pack_inflects():
     from monitor.rules import lemmas
     from monitor.rules.entities import inflecting_words
