@@ -260,7 +260,7 @@ def _window_fields(specs: dict, ctx: Any, window: tuple[int, int]) -> dict[str, 
         taken = {v for other in spec.exclude for v in _as_list(out.get(other))}
         out[name] = _field(spec, ctx, [window], taken, filtered=True)
         if out[name] in (None, []) and spec.within:
-            out[name] = _field(spec, ctx, _reach(ctx, [window], spec.within), taken, filtered=True)
+            out[name] = _field(spec, ctx, _reach(ctx, [window], spec.within, spec.within_not), taken, filtered=True)
         if spec.fallback_any and out[name] in (None, []):
             out[name] = _fallback(spec, ctx, [window], taken)
     return {name: out[name] for name in specs}
@@ -343,16 +343,32 @@ def _field(spec: Any, ctx: Any, windows: list, taken: set, *, filtered: bool) ->
     return (values[0] if values else None) if spec.single else values
 
 
-def _reach(ctx: Any, windows: list, within: int) -> list:
-    """The windows, each extended by the `within` sentences that follow it."""
+def _reach(ctx: Any, windows: list, within: int, skip: list[str] = ()) -> list:  # type: ignore[assignment]
+    """The windows, each extended by the `within` sentences that follow it; with `skip` ("@kind", "@kind:value"),
+    those sentences are their own windows, after the window, and the ones holding a hit of `skip` are left out."""
     if not within:
         return windows
     sents = ctx.nz.sentences()
     out = []
     for a, b in windows:
-        last = min(len(sents) - 1, ctx.nz.sentence_index(max(a, b - 1)) + within)
-        out.append((a, max(b, sents[last][1])))
+        after = ctx.nz.sentence_index(max(a, b - 1))
+        last = min(len(sents) - 1, after + within)
+        if not skip:
+            out.append((a, max(b, sents[last][1])))
+            continue
+        out.append((a, b))
+        out.extend(s for s in sents[after + 1 : last + 1] if not _holds(ctx, s, skip))
     return out
+
+
+def _holds(ctx: Any, span: tuple[int, int], refs: list[str]) -> bool:
+    """Does the span hold a hit of one of `refs` ("@kind" or "@kind:value")?"""
+    a, b = span
+    for ref in refs:
+        kind, _, value = ref.lstrip("@").partition(":")
+        if any(a <= s and e <= b and (not value or v == value) for s, e, v in ctx.entity_hits(kind)):
+            return True
+    return False
 
 
 # An article between a cue word and the entity does not break "next to": "to the United States", "an die Ukraine".

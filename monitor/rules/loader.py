@@ -174,6 +174,11 @@ def _rule(doc: Doc, i: int, spec: RuleSpec, gaz: Gazetteer, channels: set[str], 
         for kind in (*fs.kinds(), *fs.fallback_kinds()):
             if not known(kind):
                 problems.append(f"{doc.where(base + ('fields', name))}: rule {spec.id}: unknown entity kind {kind!r}")
+        for j, ref in enumerate(fs.within_not):
+            kind = ref.removeprefix("@").partition(":")[0]
+            if not ref.startswith("@") or not known(kind):
+                problems.append(f"{doc.where(base + ('fields', name, 'within_not', j))}: rule {spec.id}: within_not "
+                                f"takes entity references (\"@background\", \"@date:past\"), got {ref!r}")
         for other in fs.exclude:
             if other not in spec.fields or other == name:
                 problems.append(f"{doc.where(base + ('fields', name, 'exclude'))}: rule {spec.id}: "

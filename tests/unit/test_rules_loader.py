@@ -203,3 +203,25 @@ def test_re2_error_is_one_line_with_the_pattern_and_says_there_is_no_look_around
     assert "a.yaml:6:22: rule tanks: invalid regex for re2: invalid perl operator: (?<!" in p
     assert "no look-around" in p and "(at '/(?<!no )pledge/')" in p
     assert capfd.readouterr().err == ""  # no C++ log line from RE2 on standard error
+
+
+def test_within_not_takes_entity_references_and_names_the_line(tmp_path):
+    write(tmp_path, "a.yaml", GOOD + '    fields:\n      v: {entity: money, within: 1, within_not: ["@backgrund", past]}\n')
+    found = problems(tmp_path)
+    assert [p.split("a.yaml:", 1)[1].split(":", 2)[:2] for p in found] == [["10", "50"], ["10", "64"]], found
+    assert "within_not takes entity references" in found[0] and "'@backgrund'" in found[0] and "'past'" in found[1]
+
+
+def test_within_not_skips_the_following_sentences_that_look_back(tmp_path):
+    import shutil
+
+    shutil.copytree(Path(__file__).resolve().parents[2] / "rules" / "entities", tmp_path / "entities")
+    field = "{entity: money, single: true, within: 2%s}"
+    write(tmp_path, "r.yaml", "rules:\n" + "".join(
+        f"  - id: {rid}\n    query: sentence:(@state AND @materiel)\n    fields:\n      value: {field % extra}\n"
+        for rid, extra in (("plain", ""), ("skipping", ', within_not: ["@background"]'))))
+    text = ("Norway will donate two air defence systems to Ukraine. They arrive in May. Norway has so far given "
+            "Ukraine aid worth 20 billion crowns. The next package is worth 5 billion crowns.")
+    matches = {m.rule_id: m for m in load_rules(tmp_path).match(Article(url="t:", text=text, language="en"))}
+    assert matches["plain"].fields["value"] == "20 billion crowns"  # the total of the third sentence
+    assert matches["skipping"].fields["value"] is None  # the total is skipped, the fourth sentence out of reach

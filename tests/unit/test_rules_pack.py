@@ -110,3 +110,13 @@ def test_readme_explain_example_is_what_the_command_prints(pack):
     printed = [version.sub("Rules version <v>", line) for line in printed]
     missing = [line for line in (version.sub("Rules version <v>", x) for x in shown) if line not in printed]
     assert not missing, "README's explain example differs from `monitor rules explain`:\n" + "\n".join(missing)
+
+
+def test_a_total_so_far_after_the_pledge_is_not_its_value(pack):
+    text = ("OSLO, March 14 (Reuters) - Norway will donate two NASAMS air defence systems to Ukraine, the defence "
+            "ministry said on Thursday. \"Ukraine needs air defence more than ever,\" Defence Minister Bjorn Arild Gram "
+            "said in a statement. Norway has so far given Ukraine military aid worth 20 billion crowns since Russia's "
+            "invasion in February 2022.")
+    (m,) = [m for m in pack.match(Article(url="u", text=text, language="en")) if m.rule_id == "arms-pledge"]
+    assert m.fields["donors"] == ["Norway"] and m.fields["recipient"] == "Ukraine"
+    assert m.fields["systems"] == ["NASAMS"] and m.fields["value"] is None, m.fields
