@@ -174,6 +174,15 @@ def test_the_recipient_comes_from_the_pledge_not_from_a_background_sentence_furt
     assert m.fields["systems"] == ["IRIS-T"] and m.fields["value"] == "500 Millionen Euro", m.fields
 
 
+def test_a_german_dative_after_the_finite_verb_is_the_recipient(shipped_rules):
+    # the verb comes last ("... überlassen"), so the state just before it looked like its subject
+    rule = next(r for r in shipped_rules.rules if r.id == "arms-pledge")
+    for text, donor in (("Dänemark wird der Ukraine seine gesamte Artillerie überlassen.", "Denmark"),
+                        ("Schweden hat der Ukraine zehn Kampfpanzer vom Typ Stridsvagn 122 zugesagt.", "Sweden")):
+        m = shipped_rules.match_rule(rule, Article(url="t:", text=text, language="de"))
+        assert m is not None and m.fields["recipient"] == "Ukraine" and m.fields["donors"] == [donor], text
+
+
 def test_the_shipped_seed_holds_every_word_the_shipped_pack_inflects():
     from monitor.rules import lemmas
     from monitor.rules.entities import inflecting_words
