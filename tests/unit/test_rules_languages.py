@@ -183,6 +183,18 @@ def test_a_german_dative_after_the_finite_verb_is_the_recipient(shipped_rules):
         assert m is not None and m.fields["recipient"] == "Ukraine" and m.fields["donors"] == [donor], text
 
 
+def test_a_head_of_state_named_by_title_alone_is_the_donor(shipped_rules):
+    # official statements name the office, not the state: "le Président de la République" is France's
+    rule = next(r for r in shipped_rules.rules if r.id == "arms-pledge")
+    for text, language, donor in (
+            ("Le Président de la République a annoncé ce jour la livraison à l'Ukraine de missiles SCALP "
+             "supplémentaires.", "fr", "France"),
+            ("Il Presidente del Consiglio ha annunciato oggi l'invio all'Ucraina di un secondo sistema SAMP/T.", "it",
+             "Italy")):
+        m = shipped_rules.match_rule(rule, Article(url="t:", text=text, language=language))
+        assert m is not None and m.fields["donors"] == [donor] and m.fields["recipient"] == "Ukraine", text
+
+
 def test_the_shipped_seed_holds_every_word_the_shipped_pack_inflects():
     from monitor.rules import lemmas
     from monitor.rules.entities import inflecting_words
