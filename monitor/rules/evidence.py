@@ -12,7 +12,7 @@ from typing import Any
 
 from ..models import Match
 from .entities import PATTERN_KINDS
-from .normalise import normalise_phrase
+from .normalise import fold_char, normalise_phrase
 from .query import And, EntityRef, Node, Not, Or, Proximity, Regex, Scope, Term
 
 SNIPPET_MAX = 420
@@ -435,13 +435,24 @@ def _preceded(ctx: Any, s: int, phrases: list[str]) -> bool:
             ends = {e for _s, e, _v in ctx.entity_hits(p.strip()[1:])}
             if any(at - 1 in ends for at in starts):
                 return True
+        elif len(p) == 3 and not p.isascii():  # a one-letter word kept as written (see _cue): "à", not "a"
+            folded = " " + fold_char(p[1]) + " "
+            if any(norm.endswith(folded, 0, at) and ctx.nz.span_text(at - 2, at - 1).lower() == p[1] for at in starts):
+                return True
         elif any(norm.endswith(p, 0, at) for at in starts):
             return True
     return False
 
 
 def _phrases(phrases: list[str]) -> list[str]:
-    return [" " + (p.strip() if p.strip().startswith("@") else normalise_phrase(p)) + " " for p in phrases]
+    return [" " + (p.strip() if p.strip().startswith("@") else _cue(p)) + " " for p in phrases]
+
+
+def _cue(phrase: str) -> str:
+    """A neighbour phrase as matched: folded, except a one-letter word that its accent tells apart ("à", to, from
+    "a", an article in Portuguese and Spanish or English "a"), kept as written and matched on the original text."""
+    folded, word = normalise_phrase(phrase), phrase.strip().lower()
+    return word if len(word) == 1 and folded != word and not word.isascii() else folded
 
 
 def _as_list(value: Any) -> list:
