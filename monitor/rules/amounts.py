@@ -22,10 +22,10 @@ _N = r"\d{1,3}(?:[,.\u00a0\u202f ]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
 _RANGE = rf"(?:{_N})(?:\s?(?:-|–|—|to|or|bis|à|tot|til|do|до)\s?(?:\$|€|£)?(?:{_N}))?"
 _SCALE_WORDS = {
     1e12: r"trillions?|tn|billionen",
-    1e9: r"billions?|bn|bln|b|milliard(?:s|en|e|er|ów|y|a)?|miljard(?:en)?|miliard(?:i|o)|mil\smillones|mia\.?|mrd\.?"
+    1e9: r"billions?|bn|bln|b|milliard(?:s|en|e|er|ów|y|a)?|miljard(?:en)?|miliard(?:i|o)|mil\smillones|mil\smilhões|bilhões|bilhão|mia\.?|mrd\.?"
          r"|mds?\.?|md|mld\.?"
          r"|мільярд(?:ів|и|а)?|миллиард(?:ов|а|ы)?|млрд\.?",
-    1e6: r"millions?|mn|mln\.?|m|mio\.?|million(?:en|er)|miljoen(?:en)?|milion(?:ów|y|a|i|e)?|millones|millón"
+    1e6: r"millions?|mn|mln\.?|m|mio\.?|million(?:en|er)|miljoen(?:en)?|milion(?:ów|y|a|i|e)?|millones|millón|milhões|milhão"
          r"|мільйон(?:ів|и|а)?|миллион(?:ов|а|ы)?|млн\.?",
     1e3: r"thousands?|k|tausend|tys\.?|тис\.?|тыс\.?|mille",
 }
@@ -35,13 +35,14 @@ _CURRENCY = (
     r"(?:us\s)?dollars?|euros?|pounds?(?:\ssterling)?|(?:swiss\s)?francs?|franken|pfund|kronor|kroner|kronen|crowns|"
     r"kr\.?|kroon|yen|zlotys?|złotych|złote|zł|hryvnias?|hryvnia|гривень|гривні|гривня|грн\.?|рублей|рублів|руб\.?|"
     r"долларов|доларів|долара|дол\.?|євро|евро|d['’]euros|de\sdollars|de\scouronnes|couronnes|dollar|dolarów|dolary|"
-    r"de\seuros|de\sdólares|de\sdolares|dólares|di\seuro|di\sdollari|dollari|euro"
+    r"de\seuros|de\sdólares|de\sdolares|dólares|di\seuro|di\sdollari|dollari|de\sreais|reais|euro"
 )
 _QUALIFIER = (
     r"(?:up\sto|more\sthan|over|nearly|almost|about|around|roughly|some|at\sleast|approximately|an\sadditional|"
     r"bis\szu|mehr\sals|über|rund|knapp|fast|etwa|jusqu['’]à|plus\sde|près\sde|environ|tot|meer\sdan|ruim|bijna|"
     r"op\still|mere\send|over|næsten|omkring|do|ponad|prawie|około|понад|майже|близько|до|более|почти|около|"
-    r"hasta|más\sde|casi|unos|unas|cerca\sde|alrededor\sde|fino\sa|più\sdi|oltre|quasi|circa|almeno)\s"
+    r"hasta|más\sde|casi|unos|unas|cerca\sde|alrededor\sde|fino\sa|più\sdi|oltre|quasi|circa|almeno|"
+    r"até|mais\sde|quase)\s"
 )
 # The core of a sum starts with a currency sign or a digit, so the engine skips other positions quickly; a qualifier
 # before it ("up to", "rund") is found by looking back, and the sums written in words have a pattern of their own.
@@ -93,7 +94,8 @@ _NUMWORD = (
     r"tre|fem|seks|syv|otte|tolv|tyve|tredive|halvtreds|hundrede|"
     r"cuatro|cinco|seis|siete|ocho|nueve|diez|doce|quince|veinte|treinta|cincuenta|cien|decenas de|"
     r"cientos de|centenares de|varios|varias|"
-    r"quattro|cinque|sette|nove|dieci|dodici|quindici|trenta|cinquanta|cento|decine di|centinaia di"
+    r"quattro|cinque|sette|nove|dieci|dodici|quindici|trenta|cinquanta|cento|decine di|centinaia di|"
+    r"dois|duas|três|oito|dez|doze|vinte|cem|dezenas de|centenas de"
 )
 # (left out, being common words of other languages before a noun: Spanish "dos" is Portuguese "of the" ("dos
 # tanques"); Italian "due", "sei", "otto" are English "due", German "sei" and the name Otto)
@@ -109,6 +111,8 @@ _UNIT = re.compile(
     r"helicopteros|obuses|cañones|canones|proyectiles|baterías|baterias|municiones|"
     r"carri|missili|razzi|sistemi|veicoli|mezzi|aerei|caccia|elicotteri|obici|cannoni|droni|proiettili|batterie|"
     r"munizioni|"
+    r"mísseis|misseis|foguetes|veículos|veiculos|aviões|avioes|caças|cacas|helicópteros|canhões|canhoes|projéteis|"
+    r"projeteis|munições|municoes|"
     r"czołg(?:i|ów)|pocisk(?:i|ów)|haubic(?:e|y)|dron(?:y|ów)|танк(?:и|ів|ов)|ракет(?:и|а)?|снаряд(?:и|ів|ов)|"
     r"дрон(?:и|ів|ов)|гаубиц(?:і|ь|ы)|систем(?:и|ы)?",
     re.IGNORECASE,

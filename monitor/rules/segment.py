@@ -33,6 +33,7 @@ ABBREVIATIONS: dict[str, frozenset[str]] = {
                      "mill", "dcha", "izq"}),
     "it": frozenset({"sig", "sigg", "sig.ra", "dott", "dott.ssa", "ing", "avv", "ecc", "pag", "cfr", "tel", "mln",
                      "mld"}),
+    "pt": frozenset({"sr", "sra", "srs", "dra", "eng", "p.ex", "pág", "nº", "av", "aprox"}),
 }
 
 # Candidate boundaries: a blank line, a single line break, or sentence-final punctuation and the space after it.

@@ -30,6 +30,9 @@ from monitor.rules.amounts import amounts, find_money, find_quantities
     ("1 millón de euros", "1 millón de euros", {1e6}),
     ("aiuti per 1,5 miliardi di euro", "1,5 miliardi di euro", {1.5e9}),
     ("oltre 500 milioni di euro", "oltre 500 milioni di euro", {500e6}),
+    ("um pacote de 500 milhões de euros", "500 milhões de euros", {500e6}),
+    ("ajuda de 2 bilhões de dólares", "2 bilhões de dólares", {2e9}),  # Brazilian: a billion
+    ("cerca de 1,5 mil milhões de euros", "cerca de 1,5 mil milhões de euros", {1.5e9}),  # European Portuguese
 ])
 def test_money_in_every_form(text, value, numbers):
     (found,) = [v for _s, _e, v in find_money(text)]
@@ -55,6 +58,7 @@ def test_two_sums_side_by_side_are_two_values():
     ("seis tanques y diez vehículos blindados", ["seis tanques", "diez vehículos"]),
     ("cientos de drones", ["cientos de drones"]),
     ("altri 14 carri armati e cinque sistemi", ["14 carri", "cinque sistemi"]),
+    ("três tanques Leopard e dez veículos blindados", ["três tanques", "dez veículos"]),
     ("a entrega dos tanques Leopard", []),  # Portuguese "dos" is "of the", not Spanish "two"
     ("due to Russian missiles", []),  # nor is English "due" Italian "two"
 ])

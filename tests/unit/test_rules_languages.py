@@ -122,6 +122,8 @@ def test_the_shipped_pack_recognises_german_pledge_phrasing(shipped_rules):
         ("Estados Unidos anunció un nuevo paquete de ayuda militar de 2.500 millones de dólares para Ucrania.",
          ["United States"], None),
         ("Alemania entregará a Ucrania un nuevo sistema de defensa aérea IRIS-T.", ["Germany"], "IRIS-T"),
+        # "debido a" (owing to) is a form of "deber", but not "debe" (must): not an appeal
+        ("Alemania entregará a Ucrania un sistema IRIS-T debido a los ataques rusos.", ["Germany"], "IRIS-T"),
     ], [
         "El Gobierno estudia enviar más carros de combate Leopard a Ucrania, según fuentes de Defensa.",  # talks
         "España podría enviar misiles Patriot a Ucrania en las próximas semanas.",  # speculation
@@ -138,6 +140,7 @@ def test_the_shipped_pack_recognises_german_pledge_phrasing(shipped_rules):
         ("La Germania invierà a Kiev altri 14 carri armati Leopard 2, ha annunciato il governo di Berlino.",
          ["Germany"], "Leopard 2"),
         ("L'Italia fornirà all'Ucraina un nuovo pacchetto di aiuti militari con munizioni.", ["Italy"], "ammunition"),
+        ("L'Italia invierà a Kiev, dove si trova il ministro, un secondo sistema SAMP/T.", ["Italy"], "SAMP/T"),  # dove
     ], [
         "Il governo italiano valuta l'invio di nuovi sistemi SAMP/T all'Ucraina.",  # considering
         "L'Italia potrebbe fornire caccia all'Ucraina, secondo fonti della Difesa.",  # speculation
@@ -147,8 +150,27 @@ def test_the_shipped_pack_recognises_german_pledge_phrasing(shipped_rules):
         "Le forze russe hanno distrutto un carro armato Leopard 2 vicino ad Avdiivka.",  # combat
         "Zelensky ha ringraziato l'Italia per l'invio dei sistemi di difesa aerea.",  # a reaction
     ]),
+    ("pt", [
+        ("Portugal vai enviar três tanques Leopard 2A6 para a Ucrânia, anunciou o primeiro-ministro.", ["Portugal"],
+         "Leopard 2"),
+        # "A Alemanha": "a" is the article, not "à" (to the), which folds to the same letter
+        ("A Alemanha vai entregar à Ucrânia um novo sistema de defesa aérea IRIS-T.", ["Germany"], "IRIS-T"),
+        ("Portugal vai enviar à Ucrânia seis peças de artilharia.", ["Portugal"], "artillery"),  # peça is not pedir
+        ("A Dinamarca e os Países Baixos vão financiar 14 tanques Leopard 2 para a Ucrânia.",
+         ["Denmark", "Netherlands"], "Leopard 2"),
+        ("Os Estados Unidos anunciaram um novo pacote de ajuda militar de 2 bilhões de dólares para a Ucrânia.",
+         ["United States"], None),
+    ], [
+        "O governo estuda enviar mais tanques Leopard para a Ucrânia, segundo fontes da Defesa.",  # talks
+        "Portugal poderá enviar mísseis para a Ucrânia nas próximas semanas.",  # speculation
+        "Zelensky pede aos aliados mais sistemas de defesa aérea.",  # an appeal
+        "Desde o início da guerra, Portugal já entregou à Ucrânia material militar no valor de 250 milhões de euros.",
+        "A Hungria não vai enviar armas para a Ucrânia, disse Orbán.",  # a refusal
+        "As forças russas destruíram um tanque Leopard 2 perto de Avdiivka.",  # combat
+        "Zelensky agradeceu a Portugal o envio dos tanques Leopard.",  # a reaction
+    ]),
 ])
-def test_the_shipped_pack_judges_spanish_and_italian_news(shipped_rules, language, pledges, others):
+def test_the_shipped_pack_judges_spanish_italian_and_portuguese_news(shipped_rules, language, pledges, others):
     rule = next(r for r in shipped_rules.rules if r.id == "arms-pledge")
     for text, donors, system in pledges:
         m = shipped_rules.match_rule(rule, Article(url="t:", text=text, language=language))
@@ -181,6 +203,13 @@ def test_a_german_dative_after_the_finite_verb_is_the_recipient(shipped_rules):
                         ("Schweden hat der Ukraine zehn Kampfpanzer vom Typ Stridsvagn 122 zugesagt.", "Sweden")):
         m = shipped_rules.match_rule(rule, Article(url="t:", text=text, language="de"))
         assert m is not None and m.fields["recipient"] == "Ukraine" and m.fields["donors"] == [donor], text
+
+
+def test_portuguese_forms_of_ir_are_not_iran(shipped_rules):
+    # simplemma reads "Irão" as a form of "ir" (to go): listed as an inflecting name, "vai" and "irá" were Iran
+    ctx = shipped_rules.context(Article(url="t:", text="Portugal vai enviar e irá entregar; o Irão e o Irã não.", language="pt"))
+    assert [(ctx.nz.span_text(s, e), v) for s, e, v in ctx.entity_hits("state")] == [
+        ("Portugal", "Portugal"), ("Irão", "Iran"), ("Irã", "Iran")]
 
 
 def test_a_head_of_state_named_by_title_alone_is_the_donor(shipped_rules):
