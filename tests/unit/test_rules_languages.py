@@ -212,6 +212,13 @@ def test_portuguese_forms_of_ir_are_not_iran(shipped_rules):
         ("Portugal", "Portugal"), ("Irão", "Iran"), ("Irã", "Iran")]
 
 
+def test_words_simplemma_files_under_a_materiel_noun_are_not_materiel(shipped_rules):
+    # its Russian dictionary gives "управляемый" (guided) as a form of "снаряд", "гвардейский" of "миномет"
+    ctx = shipped_rules.context(Article(url="t:", text="Управляемый снаряд и гвардейский миномет.", language="ru"))
+    assert [(ctx.nz.span_text(s, e), v) for s, e, v in ctx.entity_hits("materiel")] == [
+        ("снаряд", "ammunition"), ("миномет", "small arms")]
+
+
 def test_a_head_of_state_named_by_title_alone_is_the_donor(shipped_rules):
     # official statements name the office, not the state: "le Président de la République" is France's
     rule = next(r for r in shipped_rules.rules if r.id == "arms-pledge")
