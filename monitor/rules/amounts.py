@@ -22,10 +22,11 @@ _N = r"\d{1,3}(?:[,.\u00a0\u202f ]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
 _RANGE = rf"(?:{_N})(?:\s?(?:-|–|—|to|or|bis|à|tot|til|do|до)\s?(?:\$|€|£)?(?:{_N}))?"
 _SCALE_WORDS = {
     1e12: r"trillions?|tn|billionen",
-    1e9: r"billions?|bn|bln|b|milliard(?:s|en|e|er|ów|y|a)?|miljard(?:en)?|miliard(?:i|o)|mil\smillones|mil\smilhões|bilhões|bilhão|mia\.?|mrd\.?"
-         r"|mds?\.?|md|mld\.?"
+    1e9: r"billions?|bn|bln|b|milliard(?:s|en|e|er|ów|y|a)?|miljard(?:en)?|miliard(?:i|o)|mil\smillones"
+         r"|mil\smilhões|bilhões|bilhão|mia\.?|mrd\.?|mds?\.?|md|mld\.?"
          r"|мільярд(?:ів|и|а)?|миллиард(?:ов|а|ы)?|млрд\.?",
-    1e6: r"millions?|mn|mln\.?|m|mio\.?|million(?:en|er)|miljoen(?:en)?|milion(?:ów|y|a|i|e)?|millones|millón|milhões|milhão"
+    1e6: r"millions?|mn|mln\.?|m|mio\.?|million(?:en|er)|miljoen(?:en)?|milion(?:ów|y|a|i|e)?|millones|millón"
+         r"|milhões|milhão"
          r"|мільйон(?:ів|и|а)?|миллион(?:ов|а|ы)?|млн\.?",
     1e3: r"thousands?|k|tausend|tys\.?|тис\.?|тыс\.?|mille",
 }

@@ -269,10 +269,9 @@ def _window_fields(specs: dict, ctx: Any, window: tuple[int, int]) -> dict[str, 
 def _fallback(spec: Any, ctx: Any, best: list, taken: set) -> Any:
     """A value next to the given words in the window's paragraph (only the sentence before the window and the one
     after it: a long paragraph's later sentences are often background, "nach den USA der zweitgrößte Unterstützer")
-    or in the title; else, in the window, a value that is not the
-    subject (followed within four words by one of `subject_before`: "UK to send ...", or else the window's first:
-    "Norwegen liefert der Ukraine ..."); else, of the values in the title and the paragraph, the one the article
-    names most often (what it is about)."""
+    or in the title; else, in the window, a value that is not the subject (followed within four words by one of
+    `subject_before`: "UK to send ...", or else the window's first: "Norwegen liefert der Ukraine ..."); else, of the
+    values in the title and those sentences, the one the article names most often (what it is about)."""
     paragraphs = [_around(ctx, a, b) for a, b in best]
     title = [(0, ctx.title_end)]
     for reach in (paragraphs, title):
@@ -343,7 +342,7 @@ def _field(spec: Any, ctx: Any, windows: list, taken: set, *, filtered: bool) ->
     return (values[0] if values else None) if spec.single else values
 
 
-def _reach(ctx: Any, windows: list, within: int, skip: list[str] = ()) -> list:  # type: ignore[assignment]
+def _reach(ctx: Any, windows: list, within: int, skip: list[str] | tuple[str, ...] = ()) -> list:
     """The windows, each extended by the `within` sentences that follow it; with `skip` ("@kind", "@kind:value"),
     those sentences are their own windows, after the window, and the ones holding a hit of `skip` are left out."""
     if not within:
@@ -361,11 +360,11 @@ def _reach(ctx: Any, windows: list, within: int, skip: list[str] = ()) -> list: 
     return out
 
 
-def _holds(ctx: Any, span: tuple[int, int], refs: list[str]) -> bool:
+def _holds(ctx: Any, span: tuple[int, int], refs: list[str] | tuple[str, ...]) -> bool:
     """Does the span hold a hit of one of `refs` ("@kind" or "@kind:value")?"""
     a, b = span
     for ref in refs:
-        kind, _, value = ref.lstrip("@").partition(":")
+        kind, _, value = ref.removeprefix("@").partition(":")
         if any(a <= s and e <= b and (not value or v == value) for s, e, v in ctx.entity_hits(kind)):
             return True
     return False

@@ -153,19 +153,21 @@ def _candidates(lemma: str, language: str) -> set[str]:
 INSEPARABLE = ("be", "emp", "ent", "er", "ge", "miss", "ver", "zer")
 
 
-# Regular past participles of Spanish and Italian verbs, by the infinitive's ending: each in its four forms
-# (masculine, feminine, plural). Italian -ere verbs are left out: theirs are mostly irregular (chiesto, promesso),
-# and the dictionary lists those as forms of the verb.
+# Regular past participles of Spanish, Portuguese and Italian verbs, by the infinitive's ending: each in its four
+# forms (masculine, feminine, plural). Italian -ere verbs are left out: theirs are mostly irregular (chiesto,
+# promesso), and the dictionary lists those as forms of the verb.
+_IBERIAN = {"ar": ("ado", "ada", "ados", "adas"), "er": ("ido", "ida", "idos", "idas"),
+            "ir": ("ido", "ida", "idos", "idas")}
 ROMANCE_PARTICIPLES: dict[str, dict[str, tuple[str, ...]]] = {
-    "es": {"ar": ("ado", "ada", "ados", "adas"), "er": ("ido", "ida", "idos", "idas"),
-           "ir": ("ido", "ida", "idos", "idas")},
+    "es": _IBERIAN,
+    "pt": _IBERIAN,
     "it": {"are": ("ato", "ata", "ati", "ate"), "ire": ("ito", "ita", "iti", "ite")},
 }
 
 
 def participles(lemma: str, language: str) -> set[str]:
-    """The regular past participle of a German, Spanish or Italian verb ("bedanken" -> "bedankt", "danken" ->
-    "gedankt", "enviar" -> "enviado", "enviada", ...). simplemma's dictionary lists many participles as words of
+    """The regular past participle of a German, Spanish, Portuguese or Italian verb ("bedanken" -> "bedankt",
+    "danken" -> "gedankt", "enviar" -> "enviado", "enviada", ...). simplemma's dictionary lists many participles as words of
     their own (an adjective "bedankt" with lemma "bedankt", the noun "enviado", envoy), so the lemma check of
     `_candidates` cannot find them; only the participle the regular rule builds from the verb's own stem is taken,
     and only when the dictionary knows that word (see `_known_participles`)."""
@@ -186,8 +188,8 @@ def participles(lemma: str, language: str) -> set[str]:
 
 
 def _known_participles(dictionary: Any, lemma: str, language: str) -> set[str]:
-    """The regular participles of `lemma` that the dictionary holds: a German one as a word of its own; a Spanish or
-    Italian one under any lemma (the feminine and plural come under the masculine adjective: "enviada" ->
+    """The regular participles of `lemma` that the dictionary holds: a German one as a word of its own; a Romance
+    one under any lemma (the feminine and plural come under the masculine adjective: "enviada" ->
     "enviado", "inviati" -> "inviato")."""
     if language in ROMANCE_PARTICIPLES:
         return {p for p in participles(lemma, language) if _lemma_of(dictionary, p) is not None}

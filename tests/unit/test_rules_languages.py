@@ -95,6 +95,8 @@ def test_a_spanish_or_italian_participle_filed_under_a_noun_is_still_a_form_of_i
     assert {"fornito", "forniti"} <= set(forms["fornire"])
     assert participles("enviar", "es") == {"enviado", "enviada", "enviados", "enviadas"}
     assert participles("chiedere", "it") == set()  # Italian -ere participles are irregular (chiesto)
+    forms = scan("pt", ["prometer", "fornecer"])  # Portuguese files them the same way
+    assert "prometida" in forms["prometer"] and "fornecidos" in forms["fornecer"]
 
 
 def test_the_shipped_pack_recognises_german_pledge_phrasing(shipped_rules):
