@@ -69,11 +69,13 @@ def test_german_abbreviations_do_not_end_sentences():
                                      "Das sagte z.B. der Minister."]
 
 
-def test_spanish_and_italian_abbreviations_do_not_end_sentences():
+def test_spanish_italian_and_portuguese_abbreviations_do_not_end_sentences():
     assert sentences("La Sra. Robles lo anunció. Ucrania recibirá p.ej. Tanques.", "es") == [
         "La Sra. Robles lo anunció.", "Ucrania recibirá p.ej. Tanques."]
     assert sentences("Il dott. Rossi e il Sig. Bianchi lo hanno detto. Poi è partito.", "it") == [
         "Il dott. Rossi e il Sig. Bianchi lo hanno detto.", "Poi è partito."]
+    assert sentences("A Sra. Ministra e a Dra. Silva falaram. Depois saíram.", "pt") == [
+        "A Sra. Ministra e a Dra. Silva falaram.", "Depois saíram."]
 
 
 def test_quoted_sentences_end_at_the_closing_quote():
