@@ -21,6 +21,13 @@ DEV = ROOT / "tests" / "data" / "pledge-dev" / "dev.jsonl"
 GATE = {"tp": 25, "fp": 2, "slots": {"donors": 25, "recipient": 24, "systems": 24, "value": 21}}
 
 
+MULTI = ROOT / "tests" / "data" / "pledge-multi" / "constructed.jsonl"
+# The pack's figures on the constructed sentences in eleven languages (a development set, not real articles; see
+# its README): `monitor rules eval tests/data/pledge-multi/constructed.jsonl --rule arms-pledge`. The one false
+# positive: "The European Union has promised to deliver one million shells" closing an article about an appeal.
+MULTI_GATE = {"tp": 47, "fp": 1, "slots": {"donors": 47, "recipient": 47, "systems": 47, "value": 47}}
+
+
 @pytest.fixture(scope="module")
 def dev_report(shipped_rules):
     return evaluate(shipped_rules, "arms-pledge", read_labelled(DEV))
@@ -36,6 +43,16 @@ def test_eval_gate_the_pledge_pack_keeps_its_figures_on_the_dev_set(dev_report):
         right, judged = slots[slot]
         assert right >= pinned, f"{slot}: {right}/{judged} right, pinned at {pinned}\n" + render(r)
         assert right / judged >= 0.80
+
+
+def test_eval_gate_the_pledge_pack_keeps_its_figures_in_eleven_languages(shipped_rules):
+    records = read_labelled(MULTI)
+    r = evaluate(shipped_rules, "arms-pledge", records)
+    assert (r.tp + r.fn, r.skipped) == (47, 1) and len({x.language for x in records}) == 11
+    assert r.tp >= MULTI_GATE["tp"] and r.fp <= MULTI_GATE["fp"], render(r)
+    slots = r.slot_accuracy()
+    for slot, pinned in MULTI_GATE["slots"].items():
+        assert slots[slot][0] >= pinned, f"{slot}: {slots[slot]}, pinned at {pinned}\n" + render(r)
 
 
 def test_the_report_names_each_miss_with_the_sentence_that_decided_it(dev_report):
