@@ -22,10 +22,10 @@ _N = r"\d{1,3}(?:[,.\u00a0\u202f ]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
 _RANGE = rf"(?:{_N})(?:\s?(?:-|–|—|to|or|bis|à|tot|til|do|до)\s?(?:\$|€|£)?(?:{_N}))?"
 _SCALE_WORDS = {
     1e12: r"trillions?|tn|billionen",
-    1e9: r"billions?|bn|bln|b|milliard(?:s|en|e|er|ów|y|a)?|miljard(?:en)?|miliard(?:i|o)|mil\smillones"
+    1e9: r"billions?|bn|bln|b|milliard(?:s|en|e|er|ów|y|a)?|miljard(?:en|er)?|miliard(?:i|o)|mil\smillones"
          r"|mil\smilhões|bilhões|bilhão|mia\.?|mrd\.?|mds?\.?|md|mld\.?"
          r"|мільярд(?:ів|и|а)?|миллиард(?:ов|а|ы)?|млрд\.?",
-    1e6: r"millions?|mn|mln\.?|m|mio\.?|million(?:en|er)|miljoen(?:en)?|milion(?:ów|y|a|i|e)?|millones|millón"
+    1e6: r"millions?|mn|mln\.?|m|mio\.?|million(?:en|er)|miljoen(?:en)?|miljon(?:er)?|milion(?:ów|y|a|i|e)?|millones|millón"
          r"|milhões|milhão"
          r"|мільйон(?:ів|и|а)?|миллион(?:ов|а|ы)?|млн\.?",
     1e3: r"thousands?|k|tausend|tys\.?|тис\.?|тыс\.?|mille",
@@ -96,17 +96,19 @@ _NUMWORD = (
     r"cuatro|cinco|seis|siete|ocho|nueve|diez|doce|quince|veinte|treinta|cincuenta|cien|decenas de|"
     r"cientos de|centenares de|varios|varias|"
     r"quattro|cinque|sette|nove|dieci|dodici|quindici|trenta|cinquanta|cento|decine di|centinaia di|"
-    r"dois|duas|três|oito|dez|doze|vinte|cem|dezenas de|centenas de"
+    r"dois|duas|três|oito|dez|doze|vinte|cem|dezenas de|centenas de|"
+    r"två|fyra|sju|nio|tio|tjugo|trettio|femtio|hundra|flera|dussintals"  # (not "åtta": RE2's \\b is ASCII)
 )
 # (left out, being common words of other languages before a noun: Spanish "dos" is Portuguese "of the" ("dos
-# tanques"); Italian "due", "sei", "otto" are English "due", German "sei" and the name Otto)
+# tanques"); Italian "due", "sei", "otto" are English "due", German "sei" and the name Otto; Swedish "sex")
 # What can be counted: whole words, and word ends for the compounds of German, Dutch and Danish ("Kampfpanzer").
 _UNIT = re.compile(
     r"(?:battle )?tanks?|shells?|rounds?|missiles?|rockets?|launchers?|systems?|vehicles?|jets?|aircraft|"
     r"fighters?|helicopters?|howitzers?|guns?|drones?|batter(?:y|ies)|units?|carriers?|interceptors?|warplanes?|"
     r"ships?|boats?|munitions|grenades?|mines?|rifles?|bombs?|projectiles?|"
     r"\w*(?:panzern?|haubitzen?|raketen?|geschosse?|granaten|drohnen?|systeme?|flugzeuge?|fahrzeuge?|kampfjets?|"
-    r"hubschraubern?|tanks|voertuigen|raketten|houwitsers?|kampvliegtuigen|kampvogne|fly|granater)|"
+    r"hubschraubern?|tanks|voertuigen|raketten|houwitsers?|kampvliegtuigen|kampvogne|fly|granater|vagnar|haubitsar|"
+    r"robotar|drönare|flygplan|pjäser)|"
     r"chars?|obus|obusiers?|canons?|avions|blindés|véhicules|systèmes|hélicoptères|"
     r"tanques|carros|misiles|cohetes|lanzacohetes|sistemas|vehículos|vehiculos|aviones|cazas|helicópteros|"
     r"helicopteros|obuses|cañones|canones|proyectiles|baterías|baterias|municiones|"

@@ -207,6 +207,16 @@ def test_a_german_dative_after_the_finite_verb_is_the_recipient(shipped_rules):
         assert m is not None and m.fields["recipient"] == "Ukraine" and m.fields["donors"] == [donor], text
 
 
+def test_a_government_word_shared_by_two_languages_is_each_ones_own(shipped_rules):
+    # "regeringen" is the government in Danish and in Swedish: Denmark's only in a Danish text
+    rule = next(r for r in shipped_rules.rules if r.id == "arms-pledge")
+    text = "Regeringen har beslutat att skänka 50 stridsfordon CV90 till Ukraina, säger försvarsminister Pål Jonson."
+    m = shipped_rules.match_rule(rule, Article(url="t:", text=text, language="sv"))
+    assert m is not None and m.fields["donors"] == ["Sweden"] and m.fields["recipient"] == "Ukraine", m and m.fields
+    ctx = shipped_rules.context(Article(url="t:", text="Regeringen donerer kampfly.", language="da"))
+    assert [v for _s, _e, v in ctx.entity_hits("official")] == ["Denmark"]
+
+
 def test_portuguese_forms_of_ir_are_not_iran(shipped_rules):
     # simplemma reads "Irão" as a form of "ir" (to go): listed as an inflecting name, "vai" and "irá" were Iran
     ctx = shipped_rules.context(Article(url="t:", text="Portugal vai enviar e irá entregar; o Irão e o Irã não.", language="pt"))
