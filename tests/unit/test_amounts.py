@@ -33,6 +33,8 @@ from monitor.rules.amounts import amounts, find_money, find_quantities
     ("um pacote de 500 milhões de euros", "500 milhões de euros", {500e6}),
     ("ajuda de 2 bilhões de dólares", "2 bilhões de dólares", {2e9}),  # Brazilian: a billion
     ("cerca de 1,5 mil milhões de euros", "cerca de 1,5 mil milhões de euros", {1.5e9}),  # European Portuguese
+    ("ett stödpaket värt 6,5 miljarder kronor", "6,5 miljarder kronor", {6.5e9}),
+    ("för 300 miljoner kronor", "300 miljoner kronor", {300e6}),
 ])
 def test_money_in_every_form(text, value, numbers):
     (found,) = [v for _s, _e, v in find_money(text)]
@@ -59,6 +61,7 @@ def test_two_sums_side_by_side_are_two_values():
     ("cientos de drones", ["cientos de drones"]),
     ("altri 14 carri armati e cinque sistemi", ["14 carri", "cinque sistemi"]),
     ("três tanques Leopard e dez veículos blindados", ["três tanques", "dez veículos"]),
+    ("tio stridsvagnar och fyra haubitsar", ["tio stridsvagnar", "fyra haubitsar"]),
     ("a entrega dos tanques Leopard", []),  # Portuguese "dos" is "of the", not Spanish "two"
     ("due to Russian missiles", []),  # nor is English "due" Italian "two"
 ])
