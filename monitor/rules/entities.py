@@ -16,6 +16,9 @@ from .normalise import normalise_phrase
 PATTERN_KINDS = ("money", "quantity")
 BUILTIN_KINDS = ("speaker", "date", "question")  # document-level, computed by document.py
 UNREPORTED_BUILTINS = ("date", "question")
+# A detected language whose blocks are written under another code: py3langid says "no" for Norwegian, whose blocks
+# (and simplemma's dictionary) are "nb", Bokmål.
+BLOCK_LANGUAGE = {"no": "nb"}
 # Language blocks of a gazetteer kind: the languages monitor has cue lists for, and others simplemma knows.
 LANGUAGES = frozenset({
     "en", "de", "fr", "nl", "da", "pl", "uk", "ru", "es", "it", "pt", "sv", "nb", "nn", "fi", "cs", "sk", "sl", "hr",

@@ -19,7 +19,7 @@ from ..errors import PermanentError
 from ..models import Article, Match
 from . import document
 from .document import BUILTIN_KINDS
-from .entities import PATTERN_FINDERS, PATTERN_KINDS, Gazetteer
+from .entities import BLOCK_LANGUAGE, PATTERN_FINDERS, PATTERN_KINDS, Gazetteer
 from .evidence import Explanation, build_match, hits_in_context, most_specific, why_not
 from .normalise import Normalised, fold_text, normalise_phrase
 from .query import And, EntityRef, Node, Not, Or, Proximity, Regex, Scope, Term
@@ -376,7 +376,7 @@ class Context:
 
     def __init__(self, compiled: Compiled, article: Article) -> None:
         self.c = compiled
-        self.language = article.language or ""
+        self.language = BLOCK_LANGUAGE.get(article.language or "", article.language or "")
         self.published = article.published
         self.country = article.country
         self.nz = Normalised(article_text(article), self.language)

@@ -22,10 +22,10 @@ GATE = {"tp": 25, "fp": 2, "slots": {"donors": 25, "recipient": 24, "systems": 2
 
 
 MULTI = ROOT / "tests" / "data" / "pledge-multi" / "constructed.jsonl"
-# The pack's figures on the constructed sentences in twelve languages (a development set, not real articles; see
+# The pack's figures on the constructed sentences in thirteen languages (a development set, not real articles; see
 # its README): `monitor rules eval tests/data/pledge-multi/constructed.jsonl --rule arms-pledge`. The one false
 # positive: "The European Union has promised to deliver one million shells" closing an article about an appeal.
-MULTI_GATE = {"tp": 51, "fp": 1, "slots": {"donors": 51, "recipient": 51, "systems": 51, "value": 51}}
+MULTI_GATE = {"tp": 58, "fp": 1, "slots": {"donors": 58, "recipient": 58, "systems": 58, "value": 58}}
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +45,10 @@ def test_eval_gate_the_pledge_pack_keeps_its_figures_on_the_dev_set(dev_report):
         assert right / judged >= 0.80
 
 
-def test_eval_gate_the_pledge_pack_keeps_its_figures_in_twelve_languages(shipped_rules):
+def test_eval_gate_the_pledge_pack_keeps_its_figures_in_thirteen_languages(shipped_rules):
     records = read_labelled(MULTI)
     r = evaluate(shipped_rules, "arms-pledge", records)
-    assert (r.tp + r.fn, r.skipped) == (51, 1) and len({x.language for x in records}) == 12
+    assert (r.tp + r.fn, r.skipped) == (58, 1) and len({x.language for x in records}) == 13
     assert r.tp >= MULTI_GATE["tp"] and r.fp <= MULTI_GATE["fp"], render(r)
     slots = r.slot_accuracy()
     for slot, pinned in MULTI_GATE["slots"].items():

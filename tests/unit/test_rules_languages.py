@@ -217,6 +217,29 @@ def test_a_government_word_shared_by_two_languages_is_each_ones_own(shipped_rule
     assert [v for _s, _e, v in ctx.entity_hits("official")] == ["Denmark"]
 
 
+def test_an_article_detected_as_norwegian_uses_the_bokmal_blocks(shipped_rules):
+    from monitor.language import detect_language
+
+    rule = next(r for r in shipped_rules.rules if r.id == "arms-pledge")
+    text = "Norge vil donere to NASAMS-systemer til Ukraina, opplyser Forsvarsdepartementet i en pressemelding i dag."
+    assert detect_language(text) == "no"  # py3langid's code; the blocks (and simplemma) say "nb"
+    m = shipped_rules.match_rule(rule, Article(url="t:", text=text, language="no"))
+    assert m is not None and m.fields["donors"] == ["Norway"] and m.fields["recipient"] == "Ukraine"
+    assert shipped_rules.match_rule(rule, Article(url="t:", text="Regjeringen vurderer å sende flere stridsvogner "
+                                                  "til Ukraina.", language="no")) is None  # considering
+
+
+@pytest.mark.parametrize("language, text", [
+    ("nl", "Nederland levert 18 F-16's aan Oekraïne, bevestigt het ministerie van Defensie."),
+    ("da", "Danmark sender 19 F-16-fly til Ukraine, bekræfter Forsvarsministeriet."),
+    ("sv", "Sverige skickar stridsfordon CV90 till Ukraina, bekräftar försvarsministern."),
+    ("no", "Norge sender F-16-kampfly til Ukraina, bekrefter statsminister Jonas Gahr Støre."),
+])
+def test_confirms_as_attribution_is_not_summit_language(shipped_rules, language, text):
+    rule = next(r for r in shipped_rules.rules if r.id == "arms-pledge")
+    assert shipped_rules.match_rule(rule, Article(url="t:", text=text, language=language)) is not None, text
+
+
 def test_portuguese_forms_of_ir_are_not_iran(shipped_rules):
     # simplemma reads "Irão" as a form of "ir" (to go): listed as an inflecting name, "vai" and "irá" were Iran
     ctx = shipped_rules.context(Article(url="t:", text="Portugal vai enviar e irá entregar; o Irão e o Irã não.", language="pt"))
