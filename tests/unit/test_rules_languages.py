@@ -234,6 +234,9 @@ def test_an_article_detected_as_norwegian_uses_the_bokmal_blocks(shipped_rules):
     ("da", "Danmark sender 19 F-16-fly til Ukraine, bekræfter Forsvarsministeriet."),
     ("sv", "Sverige skickar stridsfordon CV90 till Ukraina, bekräftar försvarsministern."),
     ("no", "Norge sender F-16-kampfly til Ukraina, bekrefter statsminister Jonas Gahr Støre."),
+    ("pl", "Polska przekaże Ukrainie 60 czołgów PT-91, potwierdził minister obrony."),
+    ("uk", "Німеччина передасть Україні ще одну систему ППО Patriot, підтвердив міністр оборони."),
+    ("ru", "Германия передаст Украине ещё одну систему ПВО Patriot, подтвердил министр обороны."),
 ])
 def test_confirms_as_attribution_is_not_summit_language(shipped_rules, language, text):
     rule = next(r for r in shipped_rules.rules if r.id == "arms-pledge")
