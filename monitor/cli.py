@@ -158,6 +158,24 @@ def rules_test(path: Optional[Path] = typer.Argument(None, help="rules folder or
     raise typer.Exit(0 if ok else 1)
 
 
+@rules_app.command("forms")
+def rules_forms(path: Optional[Path] = typer.Argument(None, help="rules folder (default: from config)"),
+                language: Optional[str] = typer.Option(None, help="one language block, e.g. pt"),
+                kind: Optional[str] = typer.Option(None, help="one entity kind, e.g. state"),
+                unlike: bool = typer.Option(False, "--unlike", help="only words with forms unlike the word"),
+                config: Optional[Path] = ConfigOpt) -> None:
+    """The inflected forms each word of the language blocks matches; forms unlike the word are shown apart."""
+    from .rules.tools import inflection_report
+
+    cfg = _config(config)
+    try:
+        _flagged, report = inflection_report(path or Path(cfg.rules.path), language=language, kind=kind,
+                                             unlike_only=unlike)
+    except RuleError as exc:
+        fail(exc, 1)
+    typer.echo(report)
+
+
 @rules_app.command("explain")
 def rules_explain(source: str = typer.Argument(..., help="a file, an http(s) URL, or - for standard input"),
                   config: Optional[Path] = ConfigOpt,

@@ -184,14 +184,20 @@ def inflect_gazetteer(gazetteer: Gazetteer) -> Gazetteer:
 def inflecting_words(gazetteer: Gazetteer) -> dict[str, set[str]]:
     """language -> the words of its blocks' aliases whose inflected forms are needed."""
     wanted: dict[str, set[str]] = {}
+    for _kind, ent, _alias, word in inflecting_aliases(gazetteer):
+        wanted.setdefault(ent.language, set()).add(word)
+    return wanted
+
+
+def inflecting_aliases(gazetteer: Gazetteer):
+    """(kind name, entity, alias, word) for every word of an alias that matches in its inflected forms."""
     for kind in gazetteer.kinds.values():
         for ent in kind.entities:
             if ent.inflect:
                 for alias in ent.aliases:
                     words = alias.split()
-                    wanted.setdefault(ent.language, set()).update(
-                        words[i].lstrip("*") for i in _inflecting(words, ent.language))
-    return wanted
+                    for i in _inflecting(words, ent.language):
+                        yield kind.name, ent, alias, words[i].lstrip("*")
 
 
 def _head(words: list[str], language: str) -> int:

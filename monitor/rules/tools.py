@@ -53,6 +53,40 @@ def run_rule_tests(path: str | Path, *, known_channels: Iterable[str] | None = N
     return failures == 0, "\n".join(lines)
 
 
+def inflection_report(path: str | Path, *, language: str | None = None, kind: str | None = None,
+                      unlike_only: bool = False) -> tuple[int, str]:
+    """The forms each inflecting word of a rules folder's language blocks matches (from simplemma, see lemmas.py),
+    by kind and block, for an analyst to check. A form that does not begin as the word does is shown apart: an
+    irregular verb's ("senden": "sandte"), or a sign that simplemma took the word for another lemma (Portuguese
+    "Irão", Iran, as a form of "ir", to go: "vai", "irá"); such an entry wants `literal: true`, `exact_case` or
+    `except`. With `unlike_only`, only the words with such forms. Returns (how many words have them, the report)."""
+    from .entities import inflecting_aliases, inflecting_words
+    from .lemmas import inflections
+    from .loader import load_gazetteer
+    from .normalise import normalise_phrase
+
+    gazetteer = load_gazetteer(path)
+    forms = inflections({lang: words for lang, words in inflecting_words(gazetteer).items()
+                         if language is None or lang == language})
+    lines, flagged, seen = [], 0, set()
+    for kind_name, ent, alias, word in inflecting_aliases(gazetteer):
+        if (language and ent.language != language) or (kind and kind_name != kind) or \
+                (kind_name, ent.language, word) in seen:
+            continue
+        seen.add((kind_name, ent.language, word))
+        found = forms.get(ent.language, {}).get(word, ())
+        start = normalise_phrase(word).split()[-1][:2]  # ("d'aide" is "d aide": its forms are "aide", "aides")
+        unlike = [f for f in found if not f.split()[-1].startswith(start)]
+        flagged += bool(unlike)
+        if unlike_only and not unlike:
+            continue
+        like = [f for f in found if f not in unlike]
+        line = f"{kind_name} {ent.language} {ent.canonical}: {word!r} -> {len(found)} forms: {', '.join(like)}"
+        lines.append(line + (f"; UNLIKE THE WORD: {', '.join(unlike)}" if unlike else ""))
+    lines.append(f"{len(seen)} words, {flagged} with forms unlike the word")
+    return flagged, "\n".join(lines)
+
+
 def example_article(ex) -> Article:
     """An example as the daemon would see it: its language detected, as extraction does."""
     from ..language import detect_language

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -267,6 +269,35 @@ def test_a_head_of_state_named_by_title_alone_is_the_donor(shipped_rules):
              "Italy")):
         m = shipped_rules.match_rule(rule, Article(url="t:", text=text, language=language))
         assert m is not None and m.fields["donors"] == [donor] and m.fields["recipient"] == "Ukraine", text
+
+
+def test_rules_forms_shows_what_each_word_matches_and_the_forms_unlike_it(tmp_path):
+    from monitor.rules.tools import inflection_report
+
+    (tmp_path / "entities").mkdir()
+    (tmp_path / "entities" / "states.yaml").write_text(
+        "state:\n  entries:\n    - Iran\n  pt:\n    - {value: Iran, aliases: [Irão]}\n"
+        "    - {value: Ukraine, aliases: [Ucrânia, ucraniano]}\n  es:\n    - {value: Spain, aliases: [español]}\n",
+        encoding="utf-8")
+    (tmp_path / "rules.yaml").write_text("rules:\n  - id: t\n    query: '@state'\n", encoding="utf-8")
+    flagged, report = inflection_report(tmp_path, language="pt")
+    lines = report.splitlines()
+    iran = next(line for line in lines if "'Irão'" in line)
+    assert "UNLIKE THE WORD:" in iran and "vai" in iran.split("UNLIKE THE WORD:")[1]  # forms of "ir", to go
+    ukrainian = next(line for line in lines if "'ucraniano'" in line)
+    assert "ucraniana" in ukrainian and "UNLIKE" not in ukrainian
+    assert flagged == 1 and not any("español" in line for line in lines)  # the language asked for only
+    flagged, report = inflection_report(tmp_path, unlike_only=True)
+    assert [line.split(":")[0] for line in report.splitlines()[:-1]] == ["state pt Iran"], report
+    cli = subprocess.run([sys.executable, "-m", "monitor.cli", "rules", "forms", str(tmp_path), "--unlike"],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0 and cli.stdout.startswith("state pt Iran: 'Irão'"), cli.stdout + cli.stderr
+    broken = tmp_path / "broken"
+    (broken / "entities").mkdir(parents=True)
+    (broken / "entities" / "x.yaml").write_text("state: [oops\n", encoding="utf-8")
+    cli = subprocess.run([sys.executable, "-m", "monitor.cli", "rules", "forms", str(broken)], capture_output=True,
+                         text=True, timeout=120)
+    assert cli.returncode == 1 and "x.yaml:" in cli.stderr + cli.stdout and "Traceback" not in cli.stderr
 
 
 def test_the_shipped_seed_holds_every_word_the_shipped_pack_inflects():
