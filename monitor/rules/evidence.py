@@ -8,12 +8,13 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ..models import Match
 from .entities import PATTERN_KINDS
 from .normalise import fold_char, normalise_phrase
-from .query import And, EntityRef, Node, Not, Or, Proximity, Regex, Scope, Term
+from .query import And, EntityRef, Node, Not, Or, Proximity, Regex, Scope, Term, parse_query
 
 SNIPPET_MAX = 420
 MAX_TERMS = 25
@@ -342,9 +343,9 @@ def _field(spec: Any, ctx: Any, windows: list, taken: set, *, filtered: bool) ->
     return (values[0] if values else None) if spec.single else values
 
 
-def _reach(ctx: Any, windows: list, within: int, skip: list[str] | tuple[str, ...] = ()) -> list:
-    """The windows, each extended by the `within` sentences that follow it; with `skip` ("@kind", "@kind:value"),
-    those sentences are their own windows, after the window, and the ones holding a hit of `skip` are left out."""
+def _reach(ctx: Any, windows: list, within: int, skip: str | None = None) -> list:
+    """The windows, each extended by the `within` sentences that follow it; with `skip` (a query: "@background"),
+    those sentences are their own windows, after the window, and the ones where the query holds are left out."""
     if not within:
         return windows
     sents = ctx.nz.sentences()
@@ -355,19 +356,16 @@ def _reach(ctx: Any, windows: list, within: int, skip: list[str] | tuple[str, ..
         if not skip:
             out.append((a, max(b, sents[last][1])))
             continue
+        node = _query(skip)
         out.append((a, b))
-        out.extend(s for s in sents[after + 1 : last + 1] if not _holds(ctx, s, skip))
+        out.extend((sa, sb) for sa, sb in sents[after + 1 : last + 1] if not ctx.ev(node, sa, sb, None))
     return out
 
 
-def _holds(ctx: Any, span: tuple[int, int], refs: list[str] | tuple[str, ...]) -> bool:
-    """Does the span hold a hit of one of `refs` ("@kind" or "@kind:value")?"""
-    a, b = span
-    for ref in refs:
-        kind, _, value = ref.removeprefix("@").partition(":")
-        if any(a <= s and e <= b and (not value or v == value) for s, e, v in ctx.entity_hits(kind)):
-            return True
-    return False
+@lru_cache(maxsize=256)
+def _query(text: str) -> Node:
+    """A field's query (`within_not`), parsed once; the loader has checked its kinds."""
+    return parse_query(text, lambda _kind: True)
 
 
 # An article between a cue word and the entity does not break "next to": "to the United States", "an die Ukraine".
@@ -412,7 +410,7 @@ def _followed(ctx: Any, e: int, phrases: list[str]) -> bool:
         if p.startswith(" @"):
             if any(s == e + 1 for s, _e, _v in ctx.entity_hits(p.strip()[1:])):
                 return True
-        elif norm.startswith(p, e):
+        elif _phrase_at(ctx, p, e):
             return True
     return False
 
@@ -434,13 +432,18 @@ def _preceded(ctx: Any, s: int, phrases: list[str]) -> bool:
             ends = {e for _s, e, _v in ctx.entity_hits(p.strip()[1:])}
             if any(at - 1 in ends for at in starts):
                 return True
-        elif len(p) == 3 and not p.isascii():  # a one-letter word kept as written (see _cue): "à", not "a"
-            folded = " " + fold_char(p[1]) + " "
-            if any(norm.endswith(folded, 0, at) and ctx.nz.span_text(at - 2, at - 1).lower() == p[1] for at in starts):
-                return True
-        elif any(norm.endswith(p, 0, at) for at in starts):
+        elif any(_phrase_at(ctx, p, at - len(p)) for at in starts):
             return True
     return False
+
+
+def _phrase_at(ctx: Any, p: str, pos: int) -> bool:
+    """Does phrase `p` (from _phrases: spaces around it) stand at normalised `pos`? A one-letter word kept as written
+    (see _cue) must also be spelt so in the original text: "à", not "a"."""
+    if len(p) == 3 and not p.isascii():
+        return pos >= 0 and ctx.nz.norm.startswith(f" {fold_char(p[1])} ", pos) and \
+            ctx.nz.span_text(pos + 1, pos + 2).lower() == p[1]
+    return pos >= 0 and ctx.nz.norm.startswith(p, pos)
 
 
 def _phrases(phrases: list[str]) -> list[str]:

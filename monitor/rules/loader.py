@@ -174,11 +174,13 @@ def _rule(doc: Doc, i: int, spec: RuleSpec, gaz: Gazetteer, channels: set[str], 
         for kind in (*fs.kinds(), *fs.fallback_kinds()):
             if not known(kind):
                 problems.append(f"{doc.where(base + ('fields', name))}: rule {spec.id}: unknown entity kind {kind!r}")
-        for j, ref in enumerate(fs.within_not):
-            kind = ref.removeprefix("@").partition(":")[0]
-            if not ref.startswith("@") or not known(kind):
-                problems.append(f"{doc.where(base + ('fields', name, 'within_not', j))}: rule {spec.id}: within_not "
-                                f"takes entity references (\"@background\", \"@date:past\"), got {ref!r}")
+        if fs.within_not is not None:
+            try:
+                parse_query(fs.within_not, known)
+            except QueryError as exc:
+                at = doc.where_in_value(base + ("fields", name, "within_not"), exc.token, exc.pos, fs.within_not)
+                token = f" (at {exc.token!r})" if exc.token else ""
+                problems.append(f"{at}: rule {spec.id}: fields.{name}.within_not: {exc}{token}")
         for other in fs.exclude:
             if other not in spec.fields or other == name:
                 problems.append(f"{doc.where(base + ('fields', name, 'exclude'))}: rule {spec.id}: "

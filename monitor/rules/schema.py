@@ -55,9 +55,8 @@ class FieldSpec(BaseModel):
     single: bool = False  # one value (or null) instead of a list
     required: bool = False  # the rule fires only when this field has a value
     within: int = Field(default=0, ge=0, le=10)  # also look in this many sentences after the evidence sentence
-    # of those sentences, skip the ones holding one of these ("@background", "@date:past"): a total so far is not
-    # the package's value
-    within_not: list[str] = Field(default_factory=list)
+    # a query: of those sentences, skip the ones where it holds ("@background": a total so far is not the package's)
+    within_not: str | None = None
     fallback_any: bool = False  # nothing next to the given phrases: take any value (not taken by `exclude`)
     subject_before: list[str] = Field(default_factory=list)  # in that fallback, a value these follow is the subject
 

@@ -245,6 +245,15 @@ def test_confirms_as_attribution_is_not_summit_language(shipped_rules, language,
     assert shipped_rules.match_rule(rule, Article(url="t:", text=text, language=language)) is not None, text
 
 
+def test_a_one_letter_cue_with_an_accent_still_marks_the_recipient(shipped_rules):
+    # "à" is matched as written: it must still work where it is written ("à l'Ukraine"), here against the state
+    # named first, which the fallback would take
+    rule = next(r for r in shipped_rules.rules if r.id == "arms-pledge")
+    text = "Après un entretien avec la Pologne, la France a annoncé qu'elle livrera des canons Caesar à l'Ukraine."
+    m = shipped_rules.match_rule(rule, Article(url="t:", text=text, language="fr"))
+    assert m is not None and m.fields["recipient"] == "Ukraine", m and m.fields
+
+
 def test_portuguese_forms_of_ir_are_not_iran(shipped_rules):
     # simplemma reads "Irão" as a form of "ir" (to go): listed as an inflecting name, "vai" and "irá" were Iran
     ctx = shipped_rules.context(Article(url="t:", text="Portugal vai enviar e irá entregar; o Irão e o Irã não.", language="pt"))

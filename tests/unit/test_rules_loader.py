@@ -205,11 +205,12 @@ def test_re2_error_is_one_line_with_the_pattern_and_says_there_is_no_look_around
     assert capfd.readouterr().err == ""  # no C++ log line from RE2 on standard error
 
 
-def test_within_not_takes_entity_references_and_names_the_line(tmp_path):
-    write(tmp_path, "a.yaml", GOOD + '    fields:\n      v: {entity: money, within: 1, within_not: ["@backgrund", past]}\n')
-    found = problems(tmp_path)
-    assert [p.split("a.yaml:", 1)[1].split(":", 2)[:2] for p in found] == [["10", "50"], ["10", "64"]], found
-    assert "within_not takes entity references" in found[0] and "'@backgrund'" in found[0] and "'past'" in found[1]
+def test_within_not_is_a_query_and_its_errors_name_the_line_and_column(tmp_path):
+    line = '      v: {entity: money, within: 1, within_not: "@money OR @backgrund"}'
+    write(tmp_path, "a.yaml", GOOD + "    fields:\n" + line + "\n")
+    (p,) = problems(tmp_path)
+    assert p.split("a.yaml:", 1)[1].split(":", 2)[:2] == ["10", str(line.index("@backgrund") + 1)], p
+    assert "rule tanks: fields.v.within_not:" in p and "unknown entity kind" in p and "'@backgrund'" in p
 
 
 def test_within_not_skips_the_following_sentences_that_look_back(tmp_path):
@@ -219,7 +220,7 @@ def test_within_not_skips_the_following_sentences_that_look_back(tmp_path):
     field = "{entity: money, single: true, within: 2%s}"
     write(tmp_path, "r.yaml", "rules:\n" + "".join(
         f"  - id: {rid}\n    query: sentence:(@state AND @materiel)\n    fields:\n      value: {field % extra}\n"
-        for rid, extra in (("plain", ""), ("skipping", ', within_not: ["@background"]'))))
+        for rid, extra in (("plain", ""), ("skipping", ', within_not: "@background"'))))
     text = ("Norway will donate two air defence systems to Ukraine. They arrive in May. Norway has so far given "
             "Ukraine aid worth 20 billion crowns. The next package is worth 5 billion crowns.")
     matches = {m.rule_id: m for m in load_rules(tmp_path).match(Article(url="t:", text=text, language="en"))}
