@@ -43,6 +43,7 @@ ABBREVIATIONS: dict[str, frozenset[str]] = {
 _CANDIDATE = re.compile(r"[\n.!?…](?:(?<=\n)[ \t\u00a0]*(?:\n[ \t\u00a0]*)+|(?<=\n)"
                         r"|(?<=[.!?…])[.!?…]*[\"'”’»)\]*_]*[ \t\u00a0]+)")
 _OPENERS = "\"'“‘„«([*_\\"  # may stand before the first letter of a sentence
+_DASHES = "-–—"  # a dash and a space may open one too: a quote in Polish, Russian or Italian ("... Leopard. - Polska")
 # A line that starts a paragraph of its own: a bullet, a numbered item, a markdown heading, a speaker label.
 _BLOCK_START = re.compile(
     r"[ \t]*(?:[-*•·▪–—][ \t]|\\?#{1,6}[ \t]|\(?\d{1,2}[.)][ \t]|\([a-z]\)[ \t]|>[ \t]?"
@@ -139,7 +140,7 @@ def _breaks(text: str, lo: int, hi: int, abbrev: frozenset[str], width: int | No
                 kind = _line_break(text, at, end, width)
                 if kind is None:
                     continue
-        elif following in _OPENERS:
+        elif following in _OPENERS or following in _DASHES:
             if not _sentence_break(text, at, end, abbrev):
                 continue
             kind = "sentence"
@@ -202,6 +203,8 @@ def _sentence_break(text: str, at: int, nxt: int, abbrev: frozenset[str]) -> boo
     i, n = nxt, min(len(text), nxt + 4)
     while i < n and text[i] in _OPENERS:
         i += 1
+    if text[i : i + 1] in _DASHES and text[i + 1 : i + 2] == " ":
+        i += 2
     first = text[i : i + 1]
     if not (first.isdigit() or (first.isalpha() and not first.islower())):
         return False
