@@ -36,7 +36,10 @@ _CURRENCY = (
     r"(?:us\s)?dollars?|euros?|pounds?(?:\ssterling)?|(?:swiss\s)?francs?|franken|pfund|kronor|kroner|kronen|crowns|"
     r"kr\.?|kroon|yen|zlotys?|złotych|złote|zł|hryvnias?|hryvnia|гривень|гривні|гривня|грн\.?|рублей|рублів|руб\.?|"
     r"долларов|доларів|долара|дол\.?|євро|евро|d['’]euros|de\sdollars|de\scouronnes|couronnes|dollar|dolarów|dolary|"
-    r"de\seuros|de\sdólares|de\sdolares|dólares|di\seuro|di\sdollari|dollari|de\sreais|reais|euro"
+    r"de\seuros|de\sdólares|de\sdolares|dólares|di\seuro|di\sdollari|dollari|de\sreais|reais|euro|"
+    # pounds sterling in the other languages, and the Polish "dol."
+    r"de\slibras(?:\sesterlinas)?|libras(?:\sesterlinas)?|di\ssterline|sterline|de\slivres(?:\ssterling)?|"
+    r"livres\ssterling|pond|pund|funtów|funtow|фунтів|фунтов(?:\sстерлингов)?|dol\.?"
 )
 _QUALIFIER = (
     r"(?:up\sto|more\sthan|over|nearly|almost|about|around|roughly|some|at\sleast|approximately|an\sadditional|"
