@@ -272,8 +272,7 @@ def _fallback(spec: Any, ctx: Any, best: list, taken: set) -> Any:
     after it: a long paragraph's later sentences are often background, "nach den USA der zweitgrößte Unterstützer")
     or in the title; else, in the window, a value that is not the subject (followed within four words by one of
     `subject_before`: "UK to send ...", or else the window's first: "Norwegen liefert der Ukraine ..."); else, of the
-    values in the title and those sentences (or, when they hold none, in the whole article), the one the article
-    names most often (what it is about)."""
+    values in the title and those sentences, the one the article names most often (what it is about)."""
     paragraphs = [_around(ctx, a, b) for a, b in best]
     title = [(0, ctx.title_end)]
     for reach in (paragraphs, title):
@@ -288,8 +287,6 @@ def _fallback(spec: Any, ctx: Any, best: list, taken: set) -> Any:
         values = values[1:]
     if not values:
         near = _field_values(spec.kinds(), spec, ctx, title + paragraphs, taken, False)
-        if not near:  # the lead named it, paragraphs before ("... to Ukraine." / "Britain announced a package ...")
-            near = _field_values(spec.kinds(), spec, ctx, [(0, len(ctx.nz.norm))], taken, False)
         counts = {v: 0 for v in near}
         for kind in spec.kinds():
             for _s, _e, v in ctx.entity_hits(kind):

@@ -35,6 +35,13 @@ from monitor.rules.amounts import amounts, find_money, find_quantities
     ("cerca de 1,5 mil milhões de euros", "cerca de 1,5 mil milhões de euros", {1.5e9}),  # European Portuguese
     ("ett stödpaket värt 6,5 miljarder kronor", "6,5 miljarder kronor", {6.5e9}),
     ("för 300 miljoner kronor", "300 miljoner kronor", {300e6}),
+    ("un paquete de 500 millones de libras", "500 millones de libras", {500e6}),  # pounds sterling ...
+    ("aiuti per 500 milioni di sterline", "500 milioni di sterline", {500e6}),
+    ("un paquet de 2 milliards de livres sterling", "2 milliards de livres sterling", {2e9}),
+    ("een pakket van 300 miljoen pond", "300 miljoen pond", {300e6}),
+    ("pakiet o wartości 2,3 mld funtów", "2,3 mld funtów", {2.3e9}),
+    ("пакет на 100 млн фунтов", "100 млн фунтов", {100e6}),
+    ("pakiet wart 250 mln dol. dla Ukrainy", "250 mln dol", {250e6}),  # ... and the Polish dollar
 ])
 def test_money_in_every_form(text, value, numbers):
     (found,) = [v for _s, _e, v in find_money(text)]

@@ -83,6 +83,15 @@ def test_quoted_sentences_end_at_the_closing_quote():
     assert sentences(text) == ['"We will send more tanks."', "The minister said it twice."]
 
 
+def test_a_dialogue_dash_opens_a_sentence():
+    # Polish, Russian and Italian papers open a quote with a dash: the sentence before ends at its full stop (it had
+    # run on into the quote, whose "jeżeli chodzi o", as regards, read as a hedge "if")
+    text = "Prezydent zapowiedział, że Polska przekaże Ukrainie czołgi Leopard. - Polska jest w awangardzie. — Tak."
+    assert sentences(text, "pl") == ["Prezydent zapowiedział, że Polska przekaże Ukrainie czołgi Leopard.",
+                                     "- Polska jest w awangardzie.", "— Tak."]
+    assert sentences("Talks in the U.S. - China row went on.") == ["Talks in the U.S. - China row went on."]
+
+
 def test_a_dateline_stays_with_its_sentence():
     text = "KYIV, Ukraine (AP) — Germany will send tanks, officials said. Another sentence."
     assert sentences(text)[0] == "KYIV, Ukraine (AP) — Germany will send tanks, officials said."
