@@ -368,9 +368,10 @@ def _query(text: str) -> Node:
     return parse_query(text, lambda _kind: True)
 
 
-# An article between a cue word and the entity does not break "next to": "to the United States", "an die Ukraine".
+# An article between a cue word and the entity does not break "next to": "to the United States", "an die Ukraine",
+# and the Italian and Portuguese "of the" ("l'invasione della Russia", "a invasão da Rússia").
 ARTICLES = frozenset("the a an der die das den dem des ein eine einem einen le la les l de du un une het een det "
-                     "den et en".split())
+                     "den et en del della dello dell degli delle dei da do das dos".split())
 
 
 def _field_values(kinds: list[str], spec: Any, ctx: Any, windows: list, taken: set, filtered: bool) -> list[str]:
