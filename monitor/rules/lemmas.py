@@ -22,7 +22,7 @@ from .normalise import fold_text
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 5
+CACHE_VERSION = 6
 SEED = Path(__file__).with_name("inflections.json.gz")  # the shipped pack's words, so a first start is quick
 TIMEOUT = 120.0  # seconds for one language's dictionary (Polish, the largest, takes ~5 s here)
 
@@ -224,6 +224,9 @@ def scan(language: str, words: list[str]) -> dict[str, list[str]]:
         return {w: [_folded(w)] for w in words}
     lemmatizer = Lemmatizer(lemmatization_strategy=DefaultStrategy(dictionary_factory=factory))
     guesses = {w: {w, w.lower(), w[:1].upper() + w[1:], lemmatizer.lemmatize(w, lang=language)} for w in words}
+    heads = {w: _heads(w, language) for w in words}  # a compound the dictionary lacks inflects as its last part
+    for w, hs in heads.items():
+        guesses[w] |= set(hs)
     # dictionary lemmas are compared as stored (bytes), so only the forms of wanted lemmas are ever folded
     wanted = {g.encode(): _folded(g) for gs in guesses.values() for g in gs}
     forms: dict[str, set[str]] = {folded: {folded} for folded in wanted.values()}
@@ -242,8 +245,27 @@ def scan(language: str, words: list[str]) -> dict[str, list[str]]:
             if len(candidate) > 2 and _folded(lemmatizer.lemmatize(candidate, lang=language)) in (lemma, own):
                 found.add(_folded(candidate))
         found |= {_folded(p) for p in _known_participles(dictionary, lemma, language)}
+        if found <= {own}:
+            for head in heads[w]:  # the longest last part with forms of its own: "Flugabwehr|system" -> "...systeme"
+                head_forms = forms.get(_folded(head), set())
+                if len(head_forms) > 1:
+                    prefix = own[: len(own) - len(_folded(head))]
+                    found |= {prefix + f for f in head_forms if f.startswith(_folded(head)[:2])}
+                    break
         out[w] = sorted(found | {own})
     return out
+
+
+COMPOUNDING = ("de", "nl", "da", "sv", "nb")
+
+
+def _heads(word: str, language: str) -> list[str]:
+    """The last parts a compound of a compounding language may end in, longest first, as the dictionary writes them
+    (German nouns capitalised): "Flugabwehrsystem" -> "Abwehrsystem", "System" ...; none for other words."""
+    if language not in COMPOUNDING or not word.isalpha() or len(word) < 8:
+        return []
+    cut = range(3, len(word) - 3)
+    return [word[i].upper() + word[i + 1:] if language == "de" else word[i:].lower() for i in cut]
 
 
 def main() -> None:

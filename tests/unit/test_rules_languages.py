@@ -86,6 +86,16 @@ def test_a_german_participle_the_dictionary_keeps_as_an_adjective_is_still_a_for
     assert participles("liefern", "de") == {"geliefert"} and participles("stationieren", "de") == {"stationiert"}
 
 
+def test_a_compound_the_dictionary_lacks_inflects_as_its_last_part():
+    # "Flugabwehrsystem" has no entry, so "Flugabwehrsysteme" (the plural) was not air defence; "System" has forms
+    forms = scan("de", ["Flugabwehrsystem", "Bundesregierung", "Pistorius"])
+    assert {"flugabwehrsysteme", "flugabwehrsystemen"} <= set(forms["Flugabwehrsystem"])
+    assert forms["Bundesregierung"] == ["bundesregierung", "bundesregierungen"]  # its own entry: as before
+    assert forms["Pistorius"] == ["pistorius"]  # a name with no known last part stays as written
+    assert "pantserhouwitsers" in scan("nl", ["pantserhouwitser"])["pantserhouwitser"]
+    assert scan("es", ["supercañón"])["supercañón"] == ["supercanon"]  # only compounding languages
+
+
 def test_a_spanish_or_italian_participle_filed_under_a_noun_is_still_a_form_of_its_verb():
     # simplemma files "enviado" (also "envoy") as a lemma of its own and "enviada" under it, "inviati" under "inviato"
     forms = scan("es", ["enviar", "prometer"])
