@@ -227,6 +227,11 @@ def test_a_government_word_shared_by_two_languages_is_each_ones_own(shipped_rule
     assert m is not None and m.fields["donors"] == ["Sweden"] and m.fields["recipient"] == "Ukraine", m and m.fields
     ctx = shipped_rules.context(Article(url="t:", text="Regeringen donerer kampfly.", language="da"))
     assert [v for _s, _e, v in ctx.entity_hits("official")] == ["Denmark"]
+    # and Sweden's in a Swedish text, Norway's "regjeringen" in a Norwegian one, with no minister named
+    for text, language, donor in (("Regeringen har beslutat att skänka 50 stridsfordon CV90 till Ukraina.", "sv", "Sweden"),
+                                  ("Regjeringen vil donere åtte stridsvogner til Ukraina.", "nb", "Norway")):
+        m = shipped_rules.match_rule(rule, Article(url="t:", text=text, language=language))
+        assert m is not None and m.fields["donors"] == [donor], (text, m and m.fields)
 
 
 def test_an_article_detected_as_norwegian_uses_the_bokmal_blocks(shipped_rules):
