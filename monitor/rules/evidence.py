@@ -447,8 +447,14 @@ def _phrase_at(ctx: Any, p: str, pos: int) -> bool:
     return pos >= 0 and ctx.nz.norm.startswith(p, pos)
 
 
-def _phrases(phrases: list[str]) -> list[str]:
-    return [" " + (p.strip() if p.strip().startswith("@") else _cue(p)) + " " for p in phrases]
+def _phrases(phrases: list[str]) -> tuple[str, ...]:
+    return _phrases_of(tuple(phrases))
+
+
+@lru_cache(maxsize=1024)
+def _phrases_of(phrases: tuple[str, ...]) -> tuple[str, ...]:
+    """A field's neighbour phrases as matched, normalised once per list (a recipient's list holds ~90)."""
+    return tuple(" " + (p.strip() if p.strip().startswith("@") else _cue(p)) + " " for p in phrases)
 
 
 def _cue(phrase: str) -> str:
