@@ -244,15 +244,18 @@ def extract_fields(specs: dict, ctx: Any, windows: list) -> dict[str, Any]:
     a value, all taken from that one window, so donor, recipient, systems and value describe one event; if no window
     fills them, the best window's (the rule then does not fire)."""
     first = None
-    for window in windows:
-        fields = _window_fields(specs, ctx, window)
-        if all(fields[n] not in (None, []) for n, spec in specs.items() if spec.required):
-            return fields
-        first = first or fields
+    for wide in (False, True):  # a field's fallback looks across paragraphs only if no window fills it without
+        for window in windows:
+            fields = _window_fields(specs, ctx, window, wide)
+            if all(fields[n] not in (None, []) for n, spec in specs.items() if spec.required):
+                return fields
+            first = first or fields
+        if not any(spec.fallback_any for spec in specs.values()):
+            break
     return first if first is not None else _window_fields(specs, ctx, (0, 0))
 
 
-def _window_fields(specs: dict, ctx: Any, window: tuple[int, int]) -> dict[str, Any]:
+def _window_fields(specs: dict, ctx: Any, window: tuple[int, int], wide: bool = False) -> dict[str, Any]:
     """Each field's values inside the window, or else in the `within` sentences after it, filtered by neighbouring
     words; a field with `fallback_any` left empty looks further (see _fallback)."""
     out: dict[str, Any] = {}
@@ -263,16 +266,19 @@ def _window_fields(specs: dict, ctx: Any, window: tuple[int, int]) -> dict[str, 
         if out[name] in (None, []) and spec.within:
             out[name] = _field(spec, ctx, _reach(ctx, [window], spec.within, spec.within_not), taken, filtered=True)
         if spec.fallback_any and out[name] in (None, []):
-            out[name] = _fallback(spec, ctx, [window], taken)
+            out[name] = _fallback(spec, ctx, [window], taken, wide)
     return {name: out[name] for name in specs}
 
 
-def _fallback(spec: Any, ctx: Any, best: list, taken: set) -> Any:
+def _fallback(spec: Any, ctx: Any, best: list, taken: set, wide: bool = False) -> Any:
     """A value next to the given words in the window's paragraph (only the sentence before the window and the one
     after it: a long paragraph's later sentences are often background, "nach den USA der zweitgrößte Unterstützer")
     or in the title; else, in the window, a value that is not the subject (followed within four words by one of
     `subject_before`: "UK to send ...", or else the window's first: "Norwegen liefert der Ukraine ..."); else, of the
-    values in the title and those sentences, the one the article names most often (what it is about)."""
+    values in the title and those sentences, the one the article names most often (what it is about). `wide`: only
+    a value next to the given words in the sentences around the window, in other paragraphs too (see _around)."""
+    if wide:
+        return _field(spec, ctx, [_around(ctx, a, b, True) for a, b in best], taken, filtered=True)
     paragraphs = [_around(ctx, a, b) for a, b in best]
     title = [(0, ctx.title_end)]
     for reach in (paragraphs, title):
@@ -298,12 +304,17 @@ def _fallback(spec: Any, ctx: Any, best: list, taken: set) -> Any:
     return values[0] if spec.single else values
 
 
-def _around(ctx: Any, a: int, b: int) -> tuple[int, int]:
-    """The window's paragraph, cut to the sentence before the window and the one after it."""
-    p, q = ctx.nz.paragraph_at(a)
+def _around(ctx: Any, a: int, b: int, wide: bool = False) -> tuple[int, int]:
+    """The window with the sentence before it and the one after it, in its paragraph (not further: a long
+    paragraph's later sentences are often background, "nach den USA der zweitgrößte Unterstützer"); `wide`: in the
+    paragraphs around too (news copy gives most sentences a paragraph of their own: "Germany has pledged a package
+    ..." / "The announcement was made in Kyiv after talks with his Ukrainian counterpart")."""
     sents = ctx.nz.sentences()
     first, last = ctx.nz.sentence_index(a), ctx.nz.sentence_index(max(a, b - 1))
     lo, hi = sents[max(0, first - 1)][0], sents[min(len(sents) - 1, last + 1)][1]
+    if wide:
+        return lo, hi
+    p, q = ctx.nz.paragraph_at(a)
     return max(p, lo), min(q, hi)
 
 
@@ -379,17 +390,45 @@ def _field_values(kinds: list[str], spec: Any, ctx: Any, windows: list, taken: s
     before, after = (_phrases(spec.preceded_by), _phrases(spec.followed_by)) if filtered else ([], [])
     not_before, not_after = _phrases(spec.not_preceded_by), _phrases(spec.not_followed_by)
     values: list[str] = []
+    pairs = filtered and ctx.language in spec.second_of_two
     for a, b in windows:
+        firsts, seconds = _pairs(ctx, kinds, a, b, before) if pairs else ((), ())
         for kind in kinds:
             for s, e, value in ctx.entity_hits(kind):
-                if s < a or e > b or value in taken:
+                if s < a or e > b or value in taken or s in firsts:
                     continue
-                if (before or after) and not (_preceded(ctx, s, before) or _followed(ctx, e, after)):
+                if (before or after) and s not in seconds and not (_preceded(ctx, s, before)
+                                                                   or _followed(ctx, e, after)):
                     continue
                 if _preceded(ctx, s, not_before) or _followed(ctx, e, not_after):
                     continue
                 values.append(value)
     return most_specific(values)
+
+
+def _pairs(ctx: Any, kinds: list[str], a: int, b: int, before: tuple[str, ...]) -> tuple[set[int], set[int]]:
+    """Starts of values in [a, b) followed by another with no punctuation and at most an article or one of the
+    `before` words between ("Deutschland der Ukraine", "Sverige Ukraina", "Nederland aan Oekraïne"; not "Nederland
+    en België": "en" is also the Danish article), and starts of those others."""
+    hits = sorted((s, e) for kind in kinds for s, e, _v in ctx.entity_hits(kind) if a <= s and e <= b)
+    firsts, seconds = set(), set()
+    nz = ctx.nz
+    norm = nz.norm
+    for (s1, e1), (s2, _e2) in zip(hits, hits[1:]):
+        between = norm[e1 + 1 : s2 - 1] if s2 > e1 + 1 else ""
+        if s2 <= e1 or " " in between or between in CONJUNCTIONS:
+            continue
+        if between and not (between in ARTICLES or f" {between} " in before):
+            continue
+        gap = nz.original[nz.to_orig(e1 - 1) + 1 : nz.to_orig(s2)]  # only spaces: not "Ukraine-Russland-Krieg"
+        if gap.split() == between.split() and not gap[:1].isalnum():
+            firsts.add(s1)
+            seconds.add(s2)
+    return firsts, seconds
+
+
+# "and" in the languages that put the subject after the verb; "en" is Dutch "and" and the Danish article both
+CONJUNCTIONS = frozenset("and und en og och i a и і та oraz".split())
 
 
 def _clean_gap(ctx: Any, end: int) -> bool:

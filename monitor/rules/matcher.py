@@ -371,6 +371,11 @@ def _terms(node: Node):
         yield from _terms(node.child)
 
 
+# A recipient's preposition may follow a split verb's particle: "stelt zes F-16's beschikbaar aan Oekraïne",
+# "trekt 200 miljoen euro uit voor munitie"
+EXTRAPOSED = tuple(f" {w} " for w in "aan voor naar an für til".split())
+
+
 class Context:
     """One article's hits, shared by every rule evaluated on it, and the evaluation of rule trees on them."""
 
@@ -504,10 +509,10 @@ class Context:
                     by_kind[kind].append((kidx, canonical, exact, tail))  # type: ignore[index]
 
     def _split_tail(self, end: int, tail: str) -> int:
-        """Where the particle of a split verb ends ("sagte ... zu": "zu" closing the clause within 15 words of
+        """Where the particle of a split verb ends ("sagte ... zu": "zu" closing the clause within 25 words of
         "sagte"), or -1. German and Dutch put it last in the clause, before a comma or the full stop."""
         norm, original, nz = self.nz.norm, self.nz.original, self.nz
-        limit = nz.word_reach(end, 15)  # (`end` is the key's closing space)
+        limit = nz.word_reach(end, 25)  # (`end` is the key's closing space)
         at = norm.find(" " + tail + " ", end - 1, limit + 1)
         if at < 0:
             return -1  # most hits have no particle in reach: their sentence need not be found
@@ -516,7 +521,7 @@ class Context:
         while at >= 0:
             after = nz.to_orig(at + len(tail)) + 1
             rest = original[after : after + 3].lstrip(" \"'”’»)")
-            if not rest or rest[0] in ",.;:!?\n":
+            if not rest or rest[0] in ",.;:!?\n" or norm.startswith(EXTRAPOSED, at + 1 + len(tail)):
                 return at + 1 + len(tail)
             at = norm.find(" " + tail + " ", at + 1, limit + 1)
         return -1

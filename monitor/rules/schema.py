@@ -59,6 +59,10 @@ class FieldSpec(BaseModel):
     within_not: str | None = None
     fallback_any: bool = False  # nothing next to the given phrases: take any value (not taken by `exclude`)
     subject_before: list[str] = Field(default_factory=list)  # in that fallback, a value these follow is the subject
+    # languages in which, of two values next to each other (at most an article or a preposition between:
+    # "schickt Deutschland der Ukraine", "skickar Sverige Ukraina"), the second is this field's: the first is the
+    # subject its verb stands before
+    second_of_two: list[str] = Field(default_factory=list)
 
     def kinds(self) -> list[str]:
         return [self.entity] if isinstance(self.entity, str) else list(self.entity)

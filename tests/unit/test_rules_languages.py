@@ -47,6 +47,41 @@ def test_a_split_verb_needs_its_particle_at_the_end_of_the_clause(tmp_path):
     assert not fires(pack, "Scholz sagte, er werde zu Gesprächen reisen.", "de")
 
 
+def test_a_split_verb_reaches_25_words_and_a_dutch_preposition_may_follow_its_particle(tmp_path):
+    pack = load_rules(write_pack(tmp_path, 'give:\n  de: ["kündigen ... an"]\n  nl: ["stellen ... beschikbaar"]\n',
+                                 "@give"))
+    far = ("Die Bundesregierung kündigte am Mittwoch nach langen Beratungen in Berlin ein weiteres militärisches "
+           "Hilfspaket im Umfang von 500 Millionen Euro für die Ukraine an.")  # "an" is the 22nd word after the verb
+    assert fires(pack, far, "de")
+    assert fires(pack, "Nederland stelt zes F-16's beschikbaar aan Oekraïne.", "nl")
+    assert not fires(pack, "Nederland stelt zes F-16's beschikbaar, zegt de minister.", "de")  # (a Dutch cue)
+    assert not fires(pack, "Nederland stelt een vraag over de beschikbaar gestelde middelen.", "nl")
+
+
+def test_second_of_two_takes_the_state_after_the_subject_in_the_languages_named(tmp_path):
+    (tmp_path / "entities").mkdir()
+    (tmp_path / "entities" / "e.yaml").write_text(
+        "give:\n  sv: [skicka]\n  nl: [leveren]\n  en: [send]\n"
+        "state:\n  sv: [Sverige, Ukraina, Norge]\n  nl: [Nederland, België, Oekraïne]\n  en: [Sweden, Ukraine]\n",
+        encoding="utf-8")
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n  - id: r\n    query: '@give AND @state'\n    fields:\n      recipient:\n        entity: state\n"
+        "        single: true\n        preceded_by: ['@give', till, aan]\n        second_of_two: [sv, nl]\n", encoding="utf-8")
+    pack = load_rules(tmp_path)
+
+    def recipient(text: str, language: str):
+        (m,) = pack.match(Article(url="t:", text=text, language=language))
+        return m.fields["recipient"]
+
+    assert recipient("Nu skickar Sverige Ukraina tio stridsvagnar.", "sv") == "Ukraina"
+    assert recipient("Sverige skickar Ukraina tio stridsvagnar.", "sv") == "Ukraina"  # no pair: the verb's object
+    assert recipient("Sverige och Norge skickar stridsvagnar till Ukraina.", "sv") == "Ukraina"  # "och": no pair
+    # Dutch "en" is "and" (and the Danish article): no pair, or België would be taken for the one that receives
+    assert recipient("Nederland en België leveren F-16's aan Oekraïne.", "nl") == "Oekraïne"
+    assert recipient("Nu skickar Sverige, Norge stridsvagnar.", "sv") == "Sverige"  # punctuation: no pair
+    assert recipient("Now send Sweden Ukraine tanks.", "en") == "Sweden"  # not a language named
+
+
 def test_a_verb_particle_inflects_the_verb(tmp_path):
     pack = load_rules(write_pack(tmp_path, "give:\n  en: [hand over, rule out]\n", "@give"))
     assert fires(pack, "Poland handed over four tanks.", "en")
