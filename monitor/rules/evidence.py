@@ -391,18 +391,24 @@ def _field_values(kinds: list[str], spec: Any, ctx: Any, windows: list, taken: s
     not_before, not_after = _phrases(spec.not_preceded_by), _phrases(spec.not_followed_by)
     values: list[str] = []
     pairs = filtered and ctx.language in spec.second_of_two
+    weak = _phrases(spec.second_choice) if filtered else ()
+    strong = tuple(p for p in before if p not in weak)
     for a, b in windows:
         firsts, seconds = _pairs(ctx, kinds, a, b, before) if pairs else ((), ())
+        later: list[str] = []  # values next to a second-choice phrase only
         for kind in kinds:
             for s, e, value in ctx.entity_hits(kind):
                 if s < a or e > b or value in taken or s in firsts:
                     continue
-                if (before or after) and s not in seconds and not (_preceded(ctx, s, before)
-                                                                   or _followed(ctx, e, after)):
-                    continue
                 if _preceded(ctx, s, not_before) or _followed(ctx, e, not_after):
                     continue
+                if (before or after) and s not in seconds and not (_preceded(ctx, s, strong)
+                                                                   or _followed(ctx, e, after)):
+                    if weak and _preceded(ctx, s, weak):
+                        later.append(value)
+                    continue
                 values.append(value)
+        values.extend(later)
     return most_specific(values)
 
 

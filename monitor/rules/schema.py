@@ -63,6 +63,9 @@ class FieldSpec(BaseModel):
     # "schickt Deutschland der Ukraine", "skickar Sverige Ukraina"), the second is this field's: the first is the
     # subject its verb stands before
     second_of_two: list[str] = Field(default_factory=list)
+    # of the `preceded_by` phrases, those whose values count only after the values next to the others in a window
+    # (a state right after a giving verb may be its subject: "kündigten die USA ... für die Ukraine an")
+    second_choice: list[str] = Field(default_factory=list)
 
     def kinds(self) -> list[str]:
         return [self.entity] if isinstance(self.entity, str) else list(self.entity)

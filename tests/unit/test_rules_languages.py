@@ -82,6 +82,26 @@ def test_second_of_two_takes_the_state_after_the_subject_in_the_languages_named(
     assert recipient("Now send Sweden Ukraine tanks.", "en") == "Sweden"  # not a language named
 
 
+def test_second_choice_neighbours_count_after_the_others_in_a_window(tmp_path):
+    (tmp_path / "entities").mkdir()
+    (tmp_path / "entities" / "e.yaml").write_text(
+        "give:\n  de: [\"kündigen ... an\", liefern]\nstate:\n  de: [USA, Ukraine, Polen]\n", encoding="utf-8")
+    rule = ("rules:\n  - id: r\n    query: '@give AND @state'\n    fields:\n      recipient:\n        entity: state\n"
+            "        single: true\n        preceded_by: ['@give', für]\n")
+    (tmp_path / "r.yaml").write_text(rule + "        second_choice: ['@give']\n", encoding="utf-8")
+    pack = load_rules(tmp_path)
+
+    def recipient(text: str):
+        (m,) = pack.match(Article(url="t:", text=text, language="de"))
+        return m.fields["recipient"]
+
+    assert recipient("Nun kündigten die USA ein Hilfspaket für die Ukraine an.") == "Ukraine"
+    assert recipient("Deutschland liefert der Ukraine Panzer.") == "Ukraine"  # only the verb: still counts
+    (tmp_path / "r.yaml").write_text(rule, encoding="utf-8")  # without it, the window's first
+    assert load_rules(tmp_path).match(Article(url="t:", text="Nun kündigten die USA ein Hilfspaket für die Ukraine an.",
+                                              language="de"))[0].fields["recipient"] == "USA"
+
+
 def test_a_verb_particle_inflects_the_verb(tmp_path):
     pack = load_rules(write_pack(tmp_path, "give:\n  en: [hand over, rule out]\n", "@give"))
     assert fires(pack, "Poland handed over four tanks.", "en")
