@@ -58,16 +58,21 @@ def test_a_split_verb_reaches_25_words_and_a_dutch_preposition_may_follow_its_pa
     assert not fires(pack, "Nederland stelt een vraag over de beschikbaar gestelde middelen.", "nl")
 
 
-def test_second_of_two_takes_the_state_after_the_subject_in_the_languages_named(tmp_path):
-    (tmp_path / "entities").mkdir()
-    (tmp_path / "entities" / "e.yaml").write_text(
-        "give:\n  sv: [skicka]\n  nl: [leveren]\n  en: [send]\n"
-        "state:\n  sv: [Sverige, Ukraina, Norge]\n  nl: [Nederland, België, Oekraïne]\n  en: [Sweden, Ukraine]\n",
-        encoding="utf-8")
+def recipient_pack(tmp_path: Path, entities: str, spec: str):
+    """A rule '@give AND @state' whose recipient field is a state with `spec`'s options (YAML lines)."""
+    (tmp_path / "entities").mkdir(exist_ok=True)
+    (tmp_path / "entities" / "e.yaml").write_text(entities, encoding="utf-8")
     (tmp_path / "r.yaml").write_text(
         "rules:\n  - id: r\n    query: '@give AND @state'\n    fields:\n      recipient:\n        entity: state\n"
-        "        single: true\n        preceded_by: ['@give', till, aan]\n        second_of_two: [sv, nl]\n", encoding="utf-8")
-    pack = load_rules(tmp_path)
+        "        single: true\n" + "".join(f"        {line}\n" for line in spec.splitlines()), encoding="utf-8")
+    return load_rules(tmp_path)
+
+
+def test_second_of_two_takes_the_state_after_the_subject_in_the_languages_named(tmp_path):
+    pack = recipient_pack(
+        tmp_path, "give:\n  sv: [skicka]\n  nl: [leveren]\n  en: [send]\n"
+        "state:\n  sv: [Sverige, Ukraina, Norge]\n  nl: [Nederland, België, Oekraïne]\n  en: [Sweden, Ukraine]\n",
+        "preceded_by: ['@give', till, aan]\nsecond_of_two: [sv, nl]")
 
     def recipient(text: str, language: str):
         (m,) = pack.match(Article(url="t:", text=text, language=language))
@@ -83,23 +88,17 @@ def test_second_of_two_takes_the_state_after_the_subject_in_the_languages_named(
 
 
 def test_second_choice_neighbours_count_after_the_others_in_a_window(tmp_path):
-    (tmp_path / "entities").mkdir()
-    (tmp_path / "entities" / "e.yaml").write_text(
-        "give:\n  de: [\"kündigen ... an\", liefern]\nstate:\n  de: [USA, Ukraine, Polen]\n", encoding="utf-8")
-    rule = ("rules:\n  - id: r\n    query: '@give AND @state'\n    fields:\n      recipient:\n        entity: state\n"
-            "        single: true\n        preceded_by: ['@give', für]\n")
-    (tmp_path / "r.yaml").write_text(rule + "        second_choice: ['@give']\n", encoding="utf-8")
-    pack = load_rules(tmp_path)
+    entities = 'give:\n  de: ["kündigen ... an", liefern]\nstate:\n  de: [USA, Ukraine, Polen]\n'
+    inverted = "Nun kündigten die USA ein Hilfspaket für die Ukraine an."
 
-    def recipient(text: str):
+    def recipient(pack, text: str):
         (m,) = pack.match(Article(url="t:", text=text, language="de"))
         return m.fields["recipient"]
 
-    assert recipient("Nun kündigten die USA ein Hilfspaket für die Ukraine an.") == "Ukraine"
-    assert recipient("Deutschland liefert der Ukraine Panzer.") == "Ukraine"  # only the verb: still counts
-    (tmp_path / "r.yaml").write_text(rule, encoding="utf-8")  # without it, the window's first
-    assert load_rules(tmp_path).match(Article(url="t:", text="Nun kündigten die USA ein Hilfspaket für die Ukraine an.",
-                                              language="de"))[0].fields["recipient"] == "USA"
+    pack = recipient_pack(tmp_path, entities, "preceded_by: ['@give', für]\nsecond_choice: ['@give']")
+    assert recipient(pack, inverted) == "Ukraine"
+    assert recipient(pack, "Deutschland liefert der Ukraine Panzer.") == "Ukraine"  # only the verb: still counts
+    assert recipient(recipient_pack(tmp_path, entities, "preceded_by: ['@give', für]"), inverted) == "USA"  # without
 
 
 def test_a_verb_particle_inflects_the_verb(tmp_path):
