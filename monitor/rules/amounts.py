@@ -39,7 +39,12 @@ _CURRENCY = (
     r"de\seuros|de\sdólares|de\sdolares|dólares|di\seuro|di\sdollari|dollari|de\sreais|reais|euro|"
     # pounds sterling in the other languages, and the Polish "dol."
     r"de\slibras(?:\sesterlinas)?|libras(?:\sesterlinas)?|di\ssterline|sterline|de\slivres(?:\ssterling)?|"
-    r"livres\ssterling|pond|pund|funtów|funtow|фунтів|фунтов(?:\sстерлингов)?|dol\.?"
+    r"livres\ssterling|pond|pund|funtów|funtow|фунтів|фунтов(?:\sстерлингов)?|dol\.?|"
+    # crowns and zlotys in Polish, Ukrainian and Russian ("3 007 800 000 koron"), crowns named by their country
+    # ("13,5 млрд шведських крон", "13.5 billion Swedish kronor")
+    r"(?:swedish|norwegian|danish|schwedische[n]?|norwegische[n]?|dänische[n]?|szwedzkich|norweskich|duńskich|"
+    r"шведських|норвезьких|данських|шведских|норвежских|датских)\s(?:kronor|kroner|kronen|crowns|koron|крон|кроны)|"
+    r"koron|korony|крон|крони|кроны|злотих|злотых"
 )
 _QUALIFIER = (
     r"(?:up\sto|more\sthan|over|nearly|almost|about|around|roughly|some|at\sleast|approximately|an\sadditional|"

@@ -42,6 +42,10 @@ from monitor.rules.amounts import amounts, find_money, find_quantities
     ("pakiet o wartości 2,3 mld funtów", "2,3 mld funtów", {2.3e9}),
     ("пакет на 100 млн фунтов", "100 млн фунтов", {100e6}),
     ("pakiet wart 250 mln dol. dla Ukrainy", "250 mln dol", {250e6}),  # ... and the Polish dollar
+    ("o wartości 3 007 800 000 koron", "3 007 800 000 koron", {3_007_800_000}),  # crowns in Polish ...
+    ("на 13,5 млрд. шведських крон, передає", "13,5 млрд. шведських крон", {13.5e9}),  # ... named by their country
+    ("worth 13.5 billion Swedish kronor", "13.5 billion Swedish kronor", {13.5e9}),
+    ("на 2 млрд злотих", "2 млрд злотих", {2e9}),
 ])
 def test_money_in_every_form(text, value, numbers):
     (found,) = [v for _s, _e, v in find_money(text)]
