@@ -448,13 +448,15 @@ def _clean_gap(ctx: Any, end: int) -> bool:
 
 
 def _followed(ctx: Any, e: int, phrases: list[str]) -> bool:
-    """Does one of `phrases` (or a hit of an "@kind" among them) start right after position `e`?"""
+    """Does one of `phrases` (or a hit of an "@kind" among them, after a possessive "'s" too: "Russia's invasion")
+    start right after position `e`?"""
     norm = ctx.nz.norm
     if phrases and not _clean_gap(ctx, e):
         return False
+    after = (e + 1, e + 3) if norm.startswith(" s ", e) else (e + 1,)
     for p in phrases:
         if p.startswith(" @"):
-            if any(s == e + 1 for s, _e, _v in ctx.entity_hits(p.strip()[1:])):
+            if any(s in after for s, _e, _v in ctx.entity_hits(p.strip()[1:])):
                 return True
         elif _phrase_at(ctx, p, e):
             return True

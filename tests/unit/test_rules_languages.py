@@ -101,6 +101,24 @@ def test_second_choice_neighbours_count_after_the_others_in_a_window(tmp_path):
     assert recipient(recipient_pack(tmp_path, entities, "preceded_by: ['@give', für]"), inverted) == "USA"  # without
 
 
+def test_a_kind_after_a_possessive_counts_as_next_to_the_value(tmp_path):
+    (tmp_path / "entities").mkdir()
+    (tmp_path / "entities" / "e.yaml").write_text(
+        "give:\n  en: [send]\nwar:\n  en: [invasion]\nstate:\n  en: [Russia, Australia]\n", encoding="utf-8")
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n  - id: r\n    query: '@give AND @state'\n    fields:\n      donors:\n        entity: state\n"
+        "        not_followed_by: ['@war']\n", encoding="utf-8")
+    pack = load_rules(tmp_path)
+
+    def donors(text: str):
+        (m,) = pack.match(Article(url="t:", text=text, language="en"))
+        return m.fields["donors"]
+
+    assert donors("After Russia's invasion, Australia will send tanks.") == ["Australia"]
+    assert donors("After Russia invasion talk, Australia will send tanks.") == ["Australia"]
+    assert donors("After Russia's long invasion, Australia will send tanks.") == ["Russia", "Australia"]  # one word on
+
+
 def test_a_verb_particle_inflects_the_verb(tmp_path):
     pack = load_rules(write_pack(tmp_path, "give:\n  en: [hand over, rule out]\n", "@give"))
     assert fires(pack, "Poland handed over four tanks.", "en")
