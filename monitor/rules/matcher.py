@@ -371,8 +371,8 @@ def _terms(node: Node):
         yield from _terms(node.child)
 
 
-# A recipient's preposition may follow a split verb's particle: "stelt zes F-16's beschikbaar aan Oekraïne",
-# "trekt 200 miljoen euro uit voor munitie"
+# A recipient's preposition may follow a split verb's particle (Dutch, German, Danish): "stelt zes F-16's
+# beschikbaar aan Oekraïne", "trekt 200 miljoen euro uit voor munitie"
 EXTRAPOSED = tuple(f" {w} " for w in "aan voor naar an für til".split())
 
 

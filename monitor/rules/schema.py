@@ -67,6 +67,13 @@ class FieldSpec(BaseModel):
     # (a state right after a giving verb may be its subject: "kündigten die USA ... für die Ukraine an")
     second_choice: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _second_choice_is_preceded_by(self) -> "FieldSpec":
+        missing = [p for p in self.second_choice if p not in self.preceded_by]
+        if missing:
+            raise ValueError(f"second_choice names {', '.join(map(repr, missing))}, which preceded_by does not list")
+        return self
+
     def kinds(self) -> list[str]:
         return [self.entity] if isinstance(self.entity, str) else list(self.entity)
 

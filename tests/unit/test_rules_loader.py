@@ -205,6 +205,12 @@ def test_re2_error_is_one_line_with_the_pattern_and_says_there_is_no_look_around
     assert capfd.readouterr().err == ""  # no C++ log line from RE2 on standard error
 
 
+def test_second_choice_must_be_one_of_the_preceded_by_phrases(tmp_path):
+    write(tmp_path, "a.yaml", GOOD + "    fields:\n      r: {entity: state, preceded_by: [to], second_choice: [from]}\n")
+    (p,) = problems(tmp_path)
+    assert "a.yaml:10:" in p and "rule tanks: fields.r" in p and "second_choice names 'from'" in p, p
+
+
 def test_within_not_is_a_query_and_its_errors_name_the_line_and_column(tmp_path):
     line = '      v: {entity: money, within: 1, within_not: "@money OR @backgrund"}'
     write(tmp_path, "a.yaml", GOOD + "    fields:\n" + line + "\n")
