@@ -22,7 +22,7 @@ from .normalise import fold_text
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 6
+CACHE_VERSION = 7
 SEED = Path(__file__).with_name("inflections.json.gz")  # the shipped pack's words, so a first start is quick
 TIMEOUT = 120.0  # seconds for one language's dictionary (Polish, the largest, takes ~5 s here)
 
@@ -239,9 +239,16 @@ def scan(language: str, words: list[str]) -> dict[str, list[str]]:
     out = {}
     for w in words:
         own = _folded(w)
-        lemma = own if len(forms[own]) > 1 else _folded(lemmatizer.lemmatize(w, lang=language))
+        guess = lemmatizer.lemmatize(w, lang=language)
+        raw = w if len(forms[own]) > 1 else guess
+        lemma = _folded(raw)
         found = set(forms.get(lemma, {lemma}))
-        for candidate in _candidates(lemma, language):
+        if raw == w and own == _folded(guess) + "e":
+            # an adjective's -e form that the dictionary also lists as a lemma ("militärische", whose lemma is
+            # "militärisch"): the forms of the shorter lemma too ("militärischer", "militärischem")
+            found |= forms.get(_folded(guess), set())
+        # (the endings go on the lemma as written: folded, "militarisch" + "er" is no word the dictionary knows)
+        for candidate in _candidates(raw, language):
             if len(candidate) > 2 and _folded(lemmatizer.lemmatize(candidate, lang=language)) in (lemma, own):
                 found.add(_folded(candidate))
         found |= {_folded(p) for p in _known_participles(dictionary, lemma, language)}

@@ -119,6 +119,14 @@ def test_a_kind_after_a_possessive_counts_as_next_to_the_value(tmp_path):
     assert donors("After Russia's long invasion, Australia will send tanks.") == ["Russia", "Australia"]  # one word on
 
 
+def test_an_adjective_the_dictionary_lists_as_a_lemma_keeps_its_other_endings():
+    # simplemma lists "militärische" as a lemma of its own (with "militärischen") besides "militärisch"
+    forms = scan("de", ["militärische", "schicken"])
+    wanted = {"militarischer", "militarischem", "militarisches", "militarische", "militarischen"}
+    assert wanted <= set(forms["militärische"])
+    assert "schicker" not in forms["schicken"]  # "schick" (chic) is not the verb's lemma: only an -e form gains
+
+
 def test_a_verb_particle_inflects_the_verb(tmp_path):
     pack = load_rules(write_pack(tmp_path, "give:\n  en: [hand over, rule out]\n", "@give"))
     assert fires(pack, "Poland handed over four tanks.", "en")
