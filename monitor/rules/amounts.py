@@ -40,10 +40,13 @@ _CURRENCY = (
     # pounds sterling in the other languages, and the Polish "dol."
     r"de\slibras(?:\sesterlinas)?|libras(?:\sesterlinas)?|di\ssterline|sterline|de\slivres(?:\ssterling)?|"
     r"livres\ssterling|pond|pund|funtów|funtow|фунтів|фунтов(?:\sстерлингов)?|dol\.?|"
-    # crowns and zlotys in Polish, Ukrainian and Russian ("3 007 800 000 koron"), crowns named by their country
-    # ("13,5 млрд шведських крон", "13.5 billion Swedish kronor")
+    # crowns and zlotys in Polish, Ukrainian and Russian ("3 007 800 000 koron"), crowns and dollars named by their
+    # country where the adjective comes first ("13,5 млрд шведських крон", "300 Millionen kanadische Dollar")
     r"(?:swedish|norwegian|danish|schwedische[n]?|norwegische[n]?|dänische[n]?|szwedzkich|norweskich|duńskich|"
     r"шведських|норвезьких|данських|шведских|норвежских|датских)\s(?:kronor|kroner|kronen|crowns|koron|крон|кроны)|"
+    r"(?:canadian|australian|kanadische[n]?|australische[n]?|canadese|australische|kanadensiska|australiska|"
+    r"kanadiske|australske|канадських|австралійських|канадских|австралийских)\s"
+    r"(?:dollars?|dollar|dollari|доларів|долларов)|"
     r"koron|korony|крон|крони|кроны|злотих|злотых"
 )
 _QUALIFIER = (

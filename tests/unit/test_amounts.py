@@ -46,6 +46,8 @@ from monitor.rules.amounts import amounts, find_money, find_quantities
     ("на 13,5 млрд. шведських крон, передає", "13,5 млрд. шведських крон", {13.5e9}),  # ... named by their country
     ("worth 13.5 billion Swedish kronor", "13.5 billion Swedish kronor", {13.5e9}),
     ("на 2 млрд злотих", "2 млрд злотих", {2e9}),
+    ("300 Millionen kanadische Dollar an neuer Hilfe", "300 Millionen kanadische Dollar", {300e6}),  # dollars too
+    ("на 47 млн канадських доларів", "47 млн канадських доларів", {47e6}),
 ])
 def test_money_in_every_form(text, value, numbers):
     (found,) = [v for _s, _e, v in find_money(text)]

@@ -25,7 +25,7 @@ MULTI = ROOT / "tests" / "data" / "pledge-multi" / "constructed.jsonl"
 # The pack's figures on the constructed sentences in thirteen languages (a development set, not real articles; see
 # its README): `monitor rules eval tests/data/pledge-multi/constructed.jsonl --rule arms-pledge`. The one false
 # positive: "The European Union has promised to deliver one million shells" closing an article about an appeal.
-MULTI_GATE = {"tp": 112, "fp": 1, "slots": {"donors": 112, "recipient": 112, "systems": 112, "value": 112}}
+MULTI_GATE = {"tp": 115, "fp": 1, "slots": {"donors": 115, "recipient": 115, "systems": 115, "value": 115}}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_eval_gate_the_pledge_pack_keeps_its_figures_on_the_dev_set(dev_report):
 def test_eval_gate_the_pledge_pack_keeps_its_figures_in_thirteen_languages(shipped_rules):
     records = read_labelled(MULTI)
     r = evaluate(shipped_rules, "arms-pledge", records)
-    assert (r.tp + r.fn, r.skipped) == (112, 1) and len({x.language for x in records}) == 13
+    assert (r.tp + r.fn, r.skipped) == (115, 1) and len({x.language for x in records}) == 13
     assert r.tp >= MULTI_GATE["tp"] and r.fp <= MULTI_GATE["fp"], render(r)
     slots = r.slot_accuracy()
     for slot, pinned in MULTI_GATE["slots"].items():
