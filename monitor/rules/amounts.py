@@ -42,11 +42,10 @@ _CURRENCY = (
     r"livres\ssterling|pond|pund|funtów|funtow|фунтів|фунтов(?:\sстерлингов)?|dol\.?|"
     # crowns and zlotys in Polish, Ukrainian and Russian ("3 007 800 000 koron"), crowns and dollars named by their
     # country where the adjective comes first ("13,5 млрд шведських крон", "300 Millionen kanadische Dollar")
-    r"(?:swedish|norwegian|danish|schwedische[n]?|norwegische[n]?|dänische[n]?|szwedzkich|norweskich|duńskich|"
-    r"шведських|норвезьких|данських|шведских|норвежских|датских)\s(?:kronor|kroner|kronen|crowns|koron|крон|кроны)|"
-    r"(?:canadian|australian|kanadische[n]?|australische[n]?|canadese|australische|kanadensiska|australiska|"
-    r"kanadiske|australske|канадських|австралійських|канадских|австралийских)\s"
-    r"(?:dollars?|dollar|dollari|доларів|долларов)|"
+    r"(?:swedish|norwegian|danish|canadian|australian|schwedische[n]?|norwegische[n]?|dänische[n]?|kanadische[n]?|"
+    r"australische[n]?|canadese|kanadensiska|australiska|kanadiske|australske|szwedzkich|norweskich|duńskich|"
+    r"шведських|норвезьких|данських|канадських|австралійських|шведских|норвежских|датских|канадских|австралийских)\s"
+    r"(?:kronor|kroner|kronen|crowns|koron|крон|кроны|dollars?|доларів|долларов)|"
     r"koron|korony|крон|крони|кроны|злотих|злотых"
 )
 _QUALIFIER = (

@@ -244,14 +244,14 @@ def extract_fields(specs: dict, ctx: Any, windows: list) -> dict[str, Any]:
     a value, all taken from that one window, so donor, recipient, systems and value describe one event; if no window
     fills them, the best window's (the rule then does not fire)."""
     first = None
-    for wide in (False, True):  # a field's fallback looks across paragraphs only if no window fills it without
+    # then once more with the fallback looking across paragraphs (its value may differ, and so may those of the
+    # fields that exclude it); only for specs with a fallback
+    for wide in (False, True) if any(spec.fallback_any for spec in specs.values()) else (False,):
         for window in windows:
             fields = _window_fields(specs, ctx, window, wide)
             if all(fields[n] not in (None, []) for n, spec in specs.items() if spec.required):
                 return fields
             first = first or fields
-        if not any(spec.fallback_any for spec in specs.values()):
-            break
     return first if first is not None else _window_fields(specs, ctx, (0, 0))
 
 
@@ -392,7 +392,7 @@ def _field_values(kinds: list[str], spec: Any, ctx: Any, windows: list, taken: s
     values: list[str] = []
     pairs = filtered and ctx.language in spec.second_of_two
     weak = _phrases(spec.second_choice) if filtered else ()
-    strong = tuple(p for p in before if p not in weak)
+    strong = _without(before, weak) if weak else before
     for a, b in windows:
         firsts, seconds = _pairs(ctx, kinds, a, b, before) if pairs else ((), ())
         later: list[str] = []  # values next to a second-choice phrase only
@@ -448,17 +448,17 @@ def _clean_gap(ctx: Any, end: int) -> bool:
 
 
 def _followed(ctx: Any, e: int, phrases: list[str]) -> bool:
-    """Does one of `phrases` (or a hit of an "@kind" among them, after a possessive "'s" too: "Russia's invasion")
-    start right after position `e`?"""
+    """Does one of `phrases` (or a hit of an "@kind" among them) start right after position `e`, or after a possessive
+    "'s" there ("Russia's invasion")?"""
     norm = ctx.nz.norm
     if phrases and not _clean_gap(ctx, e):
         return False
-    after = (e + 1, e + 3) if norm.startswith(" s ", e) else (e + 1,)
+    at = (e, e + 2) if norm.startswith(" s ", e) else (e,)  # where the phrase's leading space stands
     for p in phrases:
         if p.startswith(" @"):
-            if any(s in after for s, _e, _v in ctx.entity_hits(p.strip()[1:])):
+            if any(s - 1 in at for s, _e, _v in ctx.entity_hits(p.strip()[1:])):
                 return True
-        elif _phrase_at(ctx, p, e):
+        elif any(_phrase_at(ctx, p, a) for a in at):
             return True
     return False
 
@@ -492,6 +492,11 @@ def _phrase_at(ctx: Any, p: str, pos: int) -> bool:
         return pos >= 0 and ctx.nz.norm.startswith(f" {fold_char(p[1])} ", pos) and \
             ctx.nz.span_text(pos + 1, pos + 2).lower() == p[1]
     return pos >= 0 and ctx.nz.norm.startswith(p, pos)
+
+
+@lru_cache(maxsize=256)
+def _without(phrases: tuple[str, ...], left_out: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(p for p in phrases if p not in left_out)
 
 
 def _phrases(phrases: list[str]) -> tuple[str, ...]:

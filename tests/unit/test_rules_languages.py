@@ -107,7 +107,7 @@ def test_a_kind_after_a_possessive_counts_as_next_to_the_value(tmp_path):
         "give:\n  en: [send]\nwar:\n  en: [invasion]\nstate:\n  en: [Russia, Australia]\n", encoding="utf-8")
     (tmp_path / "r.yaml").write_text(
         "rules:\n  - id: r\n    query: '@give AND @state'\n    fields:\n      donors:\n        entity: state\n"
-        "        not_followed_by: ['@war']\n", encoding="utf-8")
+        "        not_followed_by: ['@war', officials]\n", encoding="utf-8")
     pack = load_rules(tmp_path)
 
     def donors(text: str):
@@ -117,6 +117,7 @@ def test_a_kind_after_a_possessive_counts_as_next_to_the_value(tmp_path):
     assert donors("After Russia's invasion, Australia will send tanks.") == ["Australia"]
     assert donors("After Russia invasion talk, Australia will send tanks.") == ["Australia"]
     assert donors("After Russia's long invasion, Australia will send tanks.") == ["Russia", "Australia"]  # one word on
+    assert donors("Russia's officials said Australia will send tanks.") == ["Australia"]  # a phrase as well as a kind
 
 
 def test_an_adjective_the_dictionary_lists_as_a_lemma_keeps_its_other_endings():
